@@ -1,0 +1,16 @@
+//! ecs-operator: engineers commit desired-state documents (ClusterSpec, ServiceSpec) to a store;
+//! this crate validates them, keeps them in the store, and drives AWS toward them.
+//!
+//! Module map (see DESIGN.md): `spec` (documents, validation, schemas), `store` (where specs and
+//! status live), `cli` (one file per subcommand).
+
+pub mod cli;
+pub mod spec;
+pub mod store;
+
+/// Annotation that lets a spec take over existing resources that carry no ownership tags.
+pub const ADOPT_ANNOTATION: &str = "ecs-operator.io/adopt";
+/// Tag naming the operator instance that manages a resource.
+pub const MANAGED_BY_TAG: &str = "ecs-operator.io/managed-by";
+/// Tag naming the spec (`Kind/name`) that owns a resource.
+pub const OWNER_TAG: &str = "ecs-operator.io/owner";

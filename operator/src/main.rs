@@ -1,0 +1,3 @@
+fn main() {
+    ecs_operator::cli::main()
+}

@@ -1,0 +1,392 @@
+//! Files -> located, validated spec documents.
+//!
+//! Invariants: a broken document never hides another (each document carries its own result, and
+//! a broken file never hides other files); every error is a [`Diagnostic`] naming file, document
+//! index, field path and, where the text allows, line:column.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::yaml::{self, Limits, Positions};
+use super::{schema, validate, Diagnostic, Kind, Spec, SpecKey};
+
+/// Files larger than this are refused whole: no spec needs more, and it bounds what a bad input
+/// can cost.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Where a document came from: a file (or store object/item) label and the document's index in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    pub file: String,
+    pub document: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} document {}", self.file, self.document)
+    }
+}
+
+/// One document of a file, valid or not. `kind` and `name` are filled in whenever the document
+/// says them, even when it is invalid, so an invalid spec can still be reported under its key.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub origin: Origin,
+    pub kind: Option<Kind>,
+    pub name: Option<String>,
+    pub result: Result<Spec, Vec<Diagnostic>>,
+    /// The document as written (before defaults), for stores that keep one item per document.
+    pub raw: Value,
+    positions: Positions,
+}
+
+impl Document {
+    /// `Kind/name`, when the document names both.
+    pub fn key(&self) -> Option<SpecKey> {
+        Some(SpecKey::new(self.kind?, self.name.clone()?))
+    }
+
+    pub fn spec(&self) -> Option<&Spec> {
+        self.result.as_ref().ok()
+    }
+
+    /// The digest of the document as it is now: the spec's digest when valid, else the sha256 of
+    /// the canonical JSON of what was written.
+    pub fn generation(&self) -> String {
+        match &self.result {
+            Ok(spec) => spec.digest(),
+            Err(_) => crate::store::sha256_hex(super::canonical_json(&self.raw).as_bytes()),
+        }
+    }
+
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match &self.result {
+            Ok(_) => &[],
+            Err(d) => d,
+        }
+    }
+
+    /// Mark the document invalid with one more problem at `pointer`.
+    pub fn add_problem(&mut self, pointer: String, message: String) {
+        let diag = Diagnostic::at(
+            &self.origin.file,
+            self.origin.document,
+            &pointer,
+            self.positions.lookup(&pointer),
+            message,
+        );
+        match &mut self.result {
+            Ok(_) => self.result = Err(vec![diag]),
+            Err(list) => list.push(diag),
+        }
+    }
+}
+
+/// Everything read from one file: its documents, and errors that belong to no document (the file
+/// is unreadable, too large, not UTF-8, or a document could not even be parsed).
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    pub file: String,
+    pub documents: Vec<Document>,
+    pub errors: Vec<Diagnostic>,
+}
+
+impl ParsedFile {
+    /// Every diagnostic of the file, file-level ones first, then per document in order.
+    pub fn all_diagnostics(&self) -> Vec<Diagnostic> {
+        let mut all = self.errors.clone();
+        for d in &self.documents {
+            all.extend(d.diagnostics().iter().cloned());
+        }
+        all
+    }
+}
+
+fn is_json_name(file: &str) -> bool {
+    file.to_ascii_lowercase().ends_with(".json")
+}
+
+/// Parse one file's bytes. `file` is the label used in diagnostics (a path, an S3 key...).
+pub fn parse_file(file: &str, bytes: &[u8]) -> ParsedFile {
+    let mut out = ParsedFile {
+        file: file.to_string(),
+        documents: Vec::new(),
+        errors: Vec::new(),
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        out.errors.push(Diagnostic::file_level(
+            file,
+            format!(
+                "file too large: {} bytes, the limit is {} bytes",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
+        ));
+        return out;
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            out.errors.push(Diagnostic::file_level(
+                file,
+                format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
+            ));
+            return out;
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let raw: Vec<(usize, Value, Positions)> = if is_json_name(file) {
+        match serde_json::from_str::<Value>(text) {
+            Err(e) => {
+                out.errors.push(Diagnostic {
+                    file: file.to_string(),
+                    document: Some(0),
+                    path: String::new(),
+                    line: Some(e.line()),
+                    column: Some(e.column()),
+                    message: format!("invalid JSON: {e}"),
+                });
+                return out;
+            }
+            Ok(value) => {
+                // JSON is YAML: parse again for positions, best effort.
+                let positions = yaml::load(text, Limits::default())
+                    .documents
+                    .into_iter()
+                    .next()
+                    .map(|(_, d)| d.positions)
+                    .unwrap_or_default();
+                match value {
+                    // A JSON array holds several documents.
+                    Value::Array(items) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (i, v, sub_positions(&positions, &format!("/{i}"))))
+                        .collect(),
+                    v => vec![(0, v, positions)],
+                }
+            }
+        }
+    } else {
+        let loaded = yaml::load(text, Limits::default());
+        for e in loaded.errors {
+            out.errors.push(Diagnostic {
+                file: file.to_string(),
+                document: Some(e.document),
+                path: String::new(),
+                line: e.pos.map(|p| p.line),
+                column: e.pos.map(|p| p.column),
+                message: e.message,
+            });
+        }
+        loaded
+            .documents
+            .into_iter()
+            .map(|(i, d)| (i, d.value, d.positions))
+            .collect()
+    };
+    for (index, value, positions) in raw {
+        out.documents.push(parse_document(
+            Origin {
+                file: file.to_string(),
+                document: index,
+            },
+            value,
+            positions,
+        ));
+    }
+    out
+}
+
+/// Positions re-rooted below `prefix` (for documents that are items of a JSON array).
+fn sub_positions(all: &Positions, prefix: &str) -> Positions {
+    let mut p = Positions::default();
+    for (pointer, pos) in all.iter() {
+        if let Some(rest) = pointer.strip_prefix(prefix) {
+            if rest.is_empty() || rest.starts_with('/') {
+                p.insert(rest.to_string(), pos);
+            }
+        }
+    }
+    p
+}
+
+/// Validate one document value: kind, schema, typed decode, semantic checks.
+pub fn parse_document(origin: Origin, value: Value, positions: Positions) -> Document {
+    let mut doc = Document {
+        origin,
+        kind: None,
+        name: None,
+        result: Err(Vec::new()),
+        raw: value.clone(),
+        positions,
+    };
+    let Some(obj) = value.as_object() else {
+        doc.add_problem(
+            String::new(),
+            "a spec document must be a mapping with apiVersion, kind, metadata and spec".into(),
+        );
+        return doc;
+    };
+    doc.name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let kind = match obj.get("kind") {
+        None => {
+            doc.add_problem(
+                "/kind".into(),
+                "missing required field `kind` (ClusterSpec or ServiceSpec)".into(),
+            );
+            return doc;
+        }
+        Some(Value::String(k)) => match Kind::parse(k) {
+            Some(kind) => kind,
+            None => {
+                doc.add_problem(
+                    "/kind".into(),
+                    format!("unknown kind `{k}`; expected ClusterSpec or ServiceSpec"),
+                );
+                return doc;
+            }
+        },
+        Some(other) => {
+            doc.add_problem(
+                "/kind".into(),
+                format!("must be a string (ClusterSpec or ServiceSpec), not {other}"),
+            );
+            return doc;
+        }
+    };
+    doc.kind = Some(kind);
+    let structural = schema::check(kind, &value);
+    if !structural.is_empty() {
+        for e in structural {
+            doc.add_problem(e.pointer, e.message);
+        }
+        return doc;
+    }
+    let decoded = match kind {
+        Kind::ClusterSpec => decode(&value).map(Spec::Cluster),
+        Kind::ServiceSpec => decode(&value).map(Spec::Service),
+    };
+    let spec = match decoded {
+        Ok(s) => s,
+        Err((pointer, message)) => {
+            doc.add_problem(pointer, message);
+            return doc;
+        }
+    };
+    let problems = match &spec {
+        Spec::Cluster(c) => validate::cluster(c),
+        Spec::Service(s) => validate::service(s),
+    };
+    if problems.is_empty() {
+        doc.result = Ok(spec);
+    } else {
+        for (p, m) in problems {
+            doc.add_problem(p, m);
+        }
+    }
+    doc
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut pointer = String::new();
+        for seg in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match seg {
+                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    pointer.push('/');
+                    pointer.push_str(&yaml::escape_pointer(key));
+                }
+                Segment::Unknown => {}
+            }
+        }
+        (pointer, e.inner().to_string())
+    })
+}
+
+/// Whether a path is a spec file by name: `.yaml`, `.yml` or `.json`.
+pub fn is_spec_file_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+}
+
+/// Every spec file under `dir`, recursively, in sorted order; hidden files and folders skipped.
+pub fn spec_files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() && is_spec_file_name(&name) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Load files and folders as `validate` and `sync` see them: a folder contributes every spec file
+/// under it, a file is read whatever its name. Cross-document checks run over the whole set.
+pub fn load_paths(paths: &[PathBuf]) -> Vec<ParsedFile> {
+    let mut files = Vec::new();
+    for p in paths {
+        let label = p.display().to_string();
+        match std::fs::metadata(p) {
+            Err(e) => files.push(unreadable(&label, &e)),
+            Ok(m) if m.is_dir() => match spec_files_under(p) {
+                Ok(list) => files.extend(list.iter().map(|f| read_one(f))),
+                Err(e) => files.push(unreadable(&label, &e)),
+            },
+            Ok(_) => files.push(read_one(p)),
+        }
+    }
+    validate_files(&mut files);
+    files
+}
+
+/// Run the cross-document checks over every document of `files`.
+pub fn validate_files(files: &mut [ParsedFile]) {
+    let mut docs: Vec<Document> = files
+        .iter_mut()
+        .flat_map(|f| std::mem::take(&mut f.documents))
+        .collect();
+    validate::validate_set(&mut docs);
+    let mut it = docs.into_iter().peekable();
+    for f in files.iter_mut() {
+        while let Some(d) = it.next_if(|d| d.origin.file == f.file) {
+            f.documents.push(d);
+        }
+    }
+}
+
+fn read_one(path: &Path) -> ParsedFile {
+    let label = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => parse_file(&label, &bytes),
+        Err(e) => unreadable(&label, &e),
+    }
+}
+
+fn unreadable(label: &str, e: &std::io::Error) -> ParsedFile {
+    ParsedFile {
+        file: label.to_string(),
+        documents: Vec::new(),
+        errors: vec![Diagnostic::file_level(label, format!("cannot read: {e}"))],
+    }
+}

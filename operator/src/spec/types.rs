@@ -1,0 +1,636 @@
+//! The spec documents of CONTRACT.md §1 as serde types.
+//!
+//! Invariants:
+//! - every struct denies unknown fields, so a typo is an error with its path, never silently ignored;
+//! - every default lives here (a `default = ...` function per field), so the JSON Schema, the
+//!   validator and the reconcilers all see one set of defaults;
+//! - ranges that AWS enforces are declared on the field (`#[schemars(range(...))]`), so the schema
+//!   checks them and the error names the field.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only API version this operator understands.
+pub const API_VERSION: &str = "ecs-operator.io/v1alpha1";
+
+/// The API version; always `ecs-operator.io/v1alpha1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "ecs-operator.io/v1alpha1")]
+    V1alpha1,
+}
+
+/// Always `ClusterSpec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ClusterSpecKind {
+    ClusterSpec,
+}
+
+/// Always `ServiceSpec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceSpecKind {
+    ServiceSpec,
+}
+
+/// `metadata` of every spec document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// DNS label (lowercase letters, digits and `-`, at most 63), unique per kind in a store.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `ecs-operator.io/adopt: "true"` lets the spec take over existing unowned resources.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What happens to AWS resources when their spec leaves the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the resources; mark their ownership tags released.
+    Retain,
+    /// Delete what the spec owns.
+    Delete,
+}
+
+/// Whether the operator writes to AWS for this spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Read, plan and apply (the default).
+    #[default]
+    Enforce,
+    /// Read and report drift, never write.
+    Observe,
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClusterSpec
+// ---------------------------------------------------------------------------------------------
+
+/// Shared infrastructure of one ECS cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "ClusterSpec")]
+pub struct ClusterSpec {
+    pub api_version: ApiVersion,
+    pub kind: ClusterSpecKind,
+    pub metadata: Metadata,
+    pub spec: ClusterSpecFields,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSpecFields {
+    /// AWS region; default: the operator's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// ECS cluster name; default: `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// CloudWatch Container Insights; absent means the account default is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_insights: Option<bool>,
+    /// ASG-backed capacity providers; the Auto Scaling groups exist already.
+    #[serde(default)]
+    pub capacity_providers: Vec<CapacityProvider>,
+    /// The cluster's default strategy; may also name FARGATE / FARGATE_SPOT.
+    #[serde(default)]
+    pub default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    /// Application Load Balancers shared by the cluster's services.
+    #[serde(default)]
+    pub load_balancers: Vec<LoadBalancer>,
+    #[serde(default = "default_cluster_deletion_policy")]
+    pub deletion_policy: DeletionPolicy,
+    /// Neither read nor write this spec's resources.
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn default_cluster_deletion_policy() -> DeletionPolicy {
+    DeletionPolicy::Retain
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityProvider {
+    /// Capacity provider name (1-255 letters, digits, `-`, `_`; not prefixed `aws`, `ecs` or `fargate`).
+    pub name: String,
+    /// Name or ARN of the existing Auto Scaling group.
+    pub auto_scaling_group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_scaling: Option<ManagedScaling>,
+    /// Requires managedScaling (and scale-in protection on the ASG).
+    #[serde(default)]
+    pub managed_termination_protection: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManagedScaling {
+    /// Target utilisation of the ASG's instances, in percent.
+    #[schemars(range(min = 1, max = 100))]
+    pub target_capacity: u32,
+    #[serde(default = "default_min_step")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub minimum_scaling_step_size: u32,
+    #[serde(default = "default_max_step")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub maximum_scaling_step_size: u32,
+    /// Seconds a new instance needs before it counts; AWS default 300.
+    #[serde(default = "default_instance_warmup")]
+    #[schemars(range(max = 10000))]
+    pub instance_warmup_period: u32,
+}
+
+fn default_min_step() -> u32 {
+    1
+}
+fn default_max_step() -> u32 {
+    10000
+}
+fn default_instance_warmup() -> u32 {
+    300
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityProviderStrategyItem {
+    /// A capacity provider the cluster declares, or FARGATE / FARGATE_SPOT.
+    pub capacity_provider: String,
+    #[serde(default = "default_weight")]
+    #[schemars(range(max = 1000))]
+    pub weight: u32,
+    #[serde(default)]
+    #[schemars(range(max = 100000))]
+    pub base: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    #[default]
+    InternetFacing,
+    Internal,
+}
+
+impl Scheme {
+    /// The ELBv2 API's spelling.
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            Scheme::InternetFacing => "internet-facing",
+            Scheme::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// ALB name: 1-32 letters, digits and `-`, not starting or ending with `-`.
+    pub name: String,
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// At least two subnets in different availability zones.
+    #[schemars(length(min = 2))]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub deletion_protection: bool,
+    #[serde(default = "default_idle_timeout")]
+    #[schemars(range(min = 1, max = 4000))]
+    pub idle_timeout_seconds: u32,
+    #[serde(default = "default_ssl_policy")]
+    pub ssl_policy: String,
+    /// HTTP :80 answers 301 to https :443, keeping host, path and query.
+    #[serde(default = "default_true")]
+    pub https_redirect: bool,
+    /// The HTTPS listener's default certificate, requested from ACM and validated through DNS.
+    pub certificate: CertificateSpec,
+}
+
+fn default_idle_timeout() -> u32 {
+    60
+}
+/// The SSL policy used when a load balancer does not name one.
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+fn default_ssl_policy() -> String {
+    DEFAULT_SSL_POLICY.to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateSpec {
+    /// The first is the certificate's domain name, the rest its alternative names.
+    #[schemars(length(min = 1, max = 10))]
+    pub domains: Vec<String>,
+    /// Route53 hosted zone (name or id) that holds the DNS validation records.
+    pub hosted_zone: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServiceSpec
+// ---------------------------------------------------------------------------------------------
+
+/// One ECS service and everything in front of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "ServiceSpec")]
+pub struct ServiceSpec {
+    pub api_version: ApiVersion,
+    pub kind: ServiceSpecKind,
+    pub metadata: Metadata,
+    pub spec: ServiceSpecFields,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpecFields {
+    /// `metadata.name` of a ClusterSpec.
+    pub cluster: String,
+    /// Ignored while autoscaling owns the count.
+    #[serde(default = "default_desired_count")]
+    #[schemars(range(max = 5000))]
+    pub desired_count: u32,
+    /// An ECR repository this spec owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<Repository>,
+    pub container: Container,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    pub network: Network,
+    /// Empty: the cluster's default strategy.
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub deployment: Deployment,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+    #[serde(default = "default_service_deletion_policy")]
+    pub deletion_policy: DeletionPolicy,
+    /// Neither read nor write this spec's resources.
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn default_desired_count() -> u32 {
+    1
+}
+fn default_service_deletion_policy() -> DeletionPolicy {
+    DeletionPolicy::Delete
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TagMutability {
+    #[default]
+    Mutable,
+    Immutable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Repository {
+    /// ECR repository name: 2-256 of lowercase letters, digits, `.`, `_`, `-` and `/`.
+    pub name: String,
+    #[serde(default)]
+    pub image_tag_mutability: TagMutability,
+    #[serde(default)]
+    pub scan_on_push: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// Rendered to ECR lifecycle rules, the untagged rule first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lifecycle {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub expire_untagged_after_days: Option<u32>,
+    #[serde(default)]
+    pub keep_tagged: Vec<KeepTagged>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeepTagged {
+    #[schemars(length(min = 1))]
+    pub tag_prefixes: Vec<String>,
+    /// The newest `count` images with these prefixes are kept.
+    #[schemars(range(min = 1))]
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    pub name: String,
+    /// `repository-name:tag` of `repository`, or a full image URI.
+    pub image: String,
+    /// Container port; required with `ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u32>,
+    /// CPU units (1024 = one vCPU).
+    #[schemars(range(min = 128, max = 196608))]
+    pub cpu: u32,
+    /// Memory in MiB.
+    #[schemars(range(min = 128, max = 983040))]
+    pub memory: u32,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Name -> ARN of an SSM parameter or Secrets Manager secret.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ContainerHealthCheck>,
+    /// CloudWatch Logs group for the awslogs driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerHealthCheck {
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    #[serde(default = "default_container_hc_interval")]
+    #[schemars(range(min = 5, max = 300))]
+    pub interval_seconds: u32,
+    #[serde(default = "default_container_hc_timeout")]
+    #[schemars(range(min = 2, max = 60))]
+    pub timeout_seconds: u32,
+    #[serde(default = "default_container_hc_retries")]
+    #[schemars(range(min = 1, max = 10))]
+    pub retries: u32,
+    #[serde(default)]
+    #[schemars(range(max = 300))]
+    pub start_period_seconds: u32,
+}
+
+fn default_container_hc_interval() -> u32 {
+    30
+}
+fn default_container_hc_timeout() -> u32 {
+    5
+}
+fn default_container_hc_retries() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Network {
+    #[schemars(length(min = 1, max = 16))]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    pub strategy: Vec<PlacementStrategy>,
+    #[serde(default)]
+    #[schemars(length(max = 10))]
+    pub constraints: Vec<PlacementConstraint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementStrategyType {
+    Spread,
+    Binpack,
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementStrategy {
+    #[serde(rename = "type")]
+    pub strategy_type: PlacementStrategyType,
+    /// spread: `instanceId` or `attribute:...`; binpack: `cpu` or `memory`; random: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PlacementConstraintType {
+    #[serde(rename = "distinctInstance")]
+    DistinctInstance,
+    #[serde(rename = "memberOf")]
+    MemberOf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementConstraint {
+    #[serde(rename = "type")]
+    pub constraint_type: PlacementConstraintType,
+    /// Cluster query language expression; required for memberOf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Deployment {
+    #[serde(default = "default_min_healthy")]
+    #[schemars(range(max = 100))]
+    pub minimum_healthy_percent: u32,
+    #[serde(default = "default_max_percent")]
+    #[schemars(range(min = 100, max = 400))]
+    pub maximum_percent: u32,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+impl Default for Deployment {
+    fn default() -> Self {
+        Deployment {
+            minimum_healthy_percent: default_min_healthy(),
+            maximum_percent: default_max_percent(),
+            circuit_breaker: CircuitBreaker::default(),
+        }
+    }
+}
+
+fn default_min_healthy() -> u32 {
+    100
+}
+fn default_max_percent() -> u32 {
+    200
+}
+
+/// The deployment circuit breaker; on with rollback unless the spec says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreaker {
+    #[serde(default = "default_true")]
+    pub enable: bool,
+    #[serde(default = "default_true")]
+    pub rollback: bool,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            enable: true,
+            rollback: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Autoscaling {
+    #[schemars(range(max = 5000))]
+    pub min_capacity: u32,
+    #[schemars(range(max = 5000))]
+    pub max_capacity: u32,
+    /// Target average CPU utilisation, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization: Option<u32>,
+    /// Target average memory utilisation, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_memory_utilization: Option<u32>,
+    /// Target ALB requests per target per minute (needs `ingress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub target_requests_per_target: Option<u32>,
+    #[serde(default = "default_scale_in_cooldown")]
+    #[schemars(range(max = 3600))]
+    pub scale_in_cooldown_seconds: u32,
+    #[serde(default = "default_scale_out_cooldown")]
+    #[schemars(range(max = 3600))]
+    pub scale_out_cooldown_seconds: u32,
+}
+
+fn default_scale_in_cooldown() -> u32 {
+    300
+}
+fn default_scale_out_cooldown() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ingress {
+    /// A `loadBalancers[].name` of the cluster.
+    pub load_balancer: String,
+    #[schemars(length(min = 1))]
+    pub hosts: Vec<String>,
+    #[serde(default = "default_paths")]
+    #[schemars(length(min = 1))]
+    pub paths: Vec<String>,
+    /// Listener rule priority; absent: the lowest free one, reported in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 50000))]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub health_check: TargetHealthCheck,
+    #[serde(default = "default_deregistration_delay")]
+    #[schemars(range(max = 3600))]
+    pub deregistration_delay_seconds: u32,
+    /// Route53 alias A records for every host, pointing at the ALB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+}
+
+fn default_paths() -> Vec<String> {
+    vec!["/*".to_string()]
+}
+fn default_deregistration_delay() -> u32 {
+    300
+}
+
+/// The target group's health check; defaults are the ELBv2 defaults for HTTP target groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetHealthCheck {
+    #[serde(default = "default_hc_path")]
+    pub path: String,
+    #[serde(default = "default_hc_interval")]
+    #[schemars(range(min = 5, max = 300))]
+    pub interval_seconds: u32,
+    #[serde(default = "default_hc_timeout")]
+    #[schemars(range(min = 2, max = 120))]
+    pub timeout_seconds: u32,
+    #[serde(default = "default_hc_healthy")]
+    #[schemars(range(min = 2, max = 10))]
+    pub healthy_threshold: u32,
+    #[serde(default = "default_hc_unhealthy")]
+    #[schemars(range(min = 2, max = 10))]
+    pub unhealthy_threshold: u32,
+    /// HTTP codes, e.g. `200`, `200,204` or `200-299`.
+    #[serde(default = "default_hc_matcher")]
+    pub matcher: String,
+}
+
+impl Default for TargetHealthCheck {
+    fn default() -> Self {
+        TargetHealthCheck {
+            path: default_hc_path(),
+            interval_seconds: default_hc_interval(),
+            timeout_seconds: default_hc_timeout(),
+            healthy_threshold: default_hc_healthy(),
+            unhealthy_threshold: default_hc_unhealthy(),
+            matcher: default_hc_matcher(),
+        }
+    }
+}
+
+fn default_hc_path() -> String {
+    "/".to_string()
+}
+fn default_hc_interval() -> u32 {
+    30
+}
+fn default_hc_timeout() -> u32 {
+    5
+}
+fn default_hc_healthy() -> u32 {
+    5
+}
+fn default_hc_unhealthy() -> u32 {
+    2
+}
+fn default_hc_matcher() -> String {
+    "200".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dns {
+    /// Route53 hosted zone (name or id).
+    pub hosted_zone: String,
+}

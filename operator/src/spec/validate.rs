@@ -1,0 +1,750 @@
+//! Checks beyond the schema: what AWS will refuse, and references between documents.
+//!
+//! Pure functions. Each returns every problem it finds as `(JSON Pointer, message)`; the loader
+//! turns them into located [`Diagnostic`](super::Diagnostic)s.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::types::*;
+use super::{Document, Kind, Spec};
+
+/// A problem at a JSON Pointer inside one document.
+pub type Problem = (String, String);
+
+const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
+
+/// A DNS label: 1-63 lowercase letters, digits and `-`, starting and ending alphanumeric.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A host name: dot-separated labels (letters, digits, `-`; case-insensitive), at most 253
+/// characters; `*.` is allowed as the first label when `wildcard` is true. A trailing dot is not.
+pub fn is_dns_name(s: &str, wildcard: bool) -> bool {
+    let rest = match s.strip_prefix("*.") {
+        Some(r) if wildcard => r,
+        Some(_) => return false,
+        None => s,
+    };
+    if rest.is_empty() || s.len() > 253 {
+        return false;
+    }
+    let labels: Vec<&str> = rest.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+/// Task-level cpu/memory pairs that Fargate accepts.
+pub fn fargate_accepts(cpu: u32, memory: u32) -> bool {
+    let (lo, hi, step) = match cpu {
+        256 => return [512, 1024, 2048].contains(&memory),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122880, 8192),
+        _ => return false,
+    };
+    memory >= lo && memory <= hi && (memory - lo) % step == 0
+}
+
+fn check_name(out: &mut Vec<Problem>, metadata: &Metadata) {
+    if !is_dns_label(&metadata.name) {
+        out.push((
+            "/metadata/name".into(),
+            format!(
+                "`{}` is not a DNS label (1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit)",
+                metadata.name
+            ),
+        ));
+    }
+    if let Some(v) = metadata.annotations.get(crate::ADOPT_ANNOTATION) {
+        if v != "true" && v != "false" {
+            out.push((
+                format!(
+                    "/metadata/annotations/{}",
+                    super::yaml::escape_pointer(crate::ADOPT_ANNOTATION)
+                ),
+                format!("must be \"true\" or \"false\", not `{v}`"),
+            ));
+        }
+    }
+}
+
+fn check_strategy(out: &mut Vec<Problem>, base: &str, strategy: &[CapacityProviderStrategyItem]) {
+    if strategy.iter().filter(|i| i.base > 0).count() > 1 {
+        out.push((
+            base.into(),
+            "only one capacity provider in a strategy may have a base".into(),
+        ));
+    }
+    let fargate = strategy
+        .iter()
+        .any(|i| FARGATE_PROVIDERS.contains(&i.capacity_provider.as_str()));
+    let other = strategy
+        .iter()
+        .any(|i| !FARGATE_PROVIDERS.contains(&i.capacity_provider.as_str()));
+    if fargate && other {
+        out.push((
+            base.into(),
+            "a strategy cannot mix FARGATE/FARGATE_SPOT with Auto Scaling group providers".into(),
+        ));
+    }
+    if !strategy.is_empty() && strategy.iter().all(|i| i.weight == 0) {
+        out.push((
+            base.into(),
+            "at least one capacity provider in a strategy needs a weight above 0".into(),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, item) in strategy.iter().enumerate() {
+        if !seen.insert(item.capacity_provider.as_str()) {
+            out.push((
+                format!("{base}/{i}/capacityProvider"),
+                format!("`{}` appears twice in the strategy", item.capacity_provider),
+            ));
+        }
+    }
+}
+
+fn is_alb_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+        && !s.starts_with("internal-")
+}
+
+fn is_capacity_provider_name(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        && !lower.starts_with("aws")
+        && !lower.starts_with("ecs")
+        && !lower.starts_with("fargate")
+}
+
+/// Problems of one ClusterSpec on its own.
+pub fn cluster(spec: &ClusterSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    check_name(&mut out, &spec.metadata);
+    let s = &spec.spec;
+    if let Some(name) = &s.cluster_name {
+        if name.is_empty()
+            || name.len() > 255
+            || !name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            out.push((
+                "/spec/clusterName".into(),
+                "must be 1-255 letters, digits, `-` and `_`".into(),
+            ));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, cp) in s.capacity_providers.iter().enumerate() {
+        let p = format!("/spec/capacityProviders/{i}");
+        if !is_capacity_provider_name(&cp.name) {
+            out.push((
+                format!("{p}/name"),
+                "must be 1-255 letters, digits, `-` and `_`, and not start with `aws`, `ecs` or `fargate`".into(),
+            ));
+        }
+        if !names.insert(cp.name.as_str()) {
+            out.push((
+                format!("{p}/name"),
+                format!("capacity provider `{}` is declared twice", cp.name),
+            ));
+        }
+        if cp.auto_scaling_group.is_empty() {
+            out.push((
+                format!("{p}/autoScalingGroup"),
+                "must name an Auto Scaling group or give its ARN".into(),
+            ));
+        }
+        if let Some(ms) = &cp.managed_scaling {
+            if ms.minimum_scaling_step_size > ms.maximum_scaling_step_size {
+                out.push((
+                    format!("{p}/managedScaling/minimumScalingStepSize"),
+                    format!(
+                        "must not exceed maximumScalingStepSize ({} > {})",
+                        ms.minimum_scaling_step_size, ms.maximum_scaling_step_size
+                    ),
+                ));
+            }
+        } else if cp.managed_termination_protection {
+            out.push((
+                format!("{p}/managedTerminationProtection"),
+                "needs managedScaling: ECS only protects instances of a managed-scaling provider"
+                    .into(),
+            ));
+        }
+    }
+    check_strategy(
+        &mut out,
+        "/spec/defaultCapacityProviderStrategy",
+        &s.default_capacity_provider_strategy,
+    );
+    for (i, item) in s.default_capacity_provider_strategy.iter().enumerate() {
+        let cp = item.capacity_provider.as_str();
+        if !FARGATE_PROVIDERS.contains(&cp) && !names.contains(cp) {
+            out.push((
+                format!("/spec/defaultCapacityProviderStrategy/{i}/capacityProvider"),
+                format!(
+                    "`{cp}` is not a capacity provider of this cluster (declared: {})",
+                    list(&names)
+                ),
+            ));
+        }
+    }
+    let mut lbs = BTreeSet::new();
+    for (i, lb) in s.load_balancers.iter().enumerate() {
+        let p = format!("/spec/loadBalancers/{i}");
+        if !is_alb_name(&lb.name) {
+            out.push((
+                format!("{p}/name"),
+                "must be 1-32 letters, digits and `-`, not starting or ending with `-` nor starting with `internal-`".into(),
+            ));
+        }
+        if !lbs.insert(lb.name.as_str()) {
+            out.push((
+                format!("{p}/name"),
+                format!("load balancer `{}` is declared twice", lb.name),
+            ));
+        }
+        let distinct: BTreeSet<&String> = lb.subnets.iter().collect();
+        if distinct.len() != lb.subnets.len() {
+            out.push((format!("{p}/subnets"), "lists a subnet twice".into()));
+        }
+        if lb.https_redirect && lb.certificate.domains.is_empty() {
+            out.push((
+                format!("{p}/certificate/domains"),
+                "httpsRedirect needs a certificate domain".into(),
+            ));
+        }
+        for (j, d) in lb.certificate.domains.iter().enumerate() {
+            if !is_dns_name(d, true) {
+                out.push((
+                    format!("{p}/certificate/domains/{j}"),
+                    format!("`{d}` is not a valid DNS name"),
+                ));
+            }
+        }
+        if lb.certificate.hosted_zone.is_empty() {
+            out.push((
+                format!("{p}/certificate/hostedZone"),
+                "must name a Route53 hosted zone".into(),
+            ));
+        }
+    }
+    out
+}
+
+/// Problems of one ServiceSpec on its own (without knowing its cluster).
+pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    check_name(&mut out, &spec.metadata);
+    let s = &spec.spec;
+    if !is_dns_label(&s.cluster) {
+        out.push((
+            "/spec/cluster".into(),
+            format!("`{}` is not a ClusterSpec name (a DNS label)", s.cluster),
+        ));
+    }
+    if let Some(repo) = &s.repository {
+        let ok = repo.name.len() >= 2
+            && repo.name.len() <= 256
+            && repo
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-/".contains(&c))
+            && repo.name.as_bytes()[0].is_ascii_alphanumeric();
+        if !ok {
+            out.push((
+                "/spec/repository/name".into(),
+                "must be 2-256 lowercase letters, digits, `.`, `_`, `-` and `/`, starting with a letter or digit".into(),
+            ));
+        }
+        if let Some(lc) = &repo.lifecycle {
+            for (i, k) in lc.keep_tagged.iter().enumerate() {
+                for (j, prefix) in k.tag_prefixes.iter().enumerate() {
+                    if prefix.is_empty() {
+                        out.push((
+                            format!("/spec/repository/lifecycle/keepTagged/{i}/tagPrefixes/{j}"),
+                            "must not be empty".into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let c = &s.container;
+    if c.name.is_empty()
+        || c.name.len() > 255
+        || !c
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        out.push((
+            "/spec/container/name".into(),
+            "must be 1-255 letters, digits, `-` and `_`".into(),
+        ));
+    }
+    check_image(&mut out, s);
+    if c.memory < 6 {
+        out.push((
+            "/spec/container/memory".into(),
+            "must be at least 6 MiB".into(),
+        ));
+    }
+    for key in c.environment.keys().chain(c.secrets.keys()) {
+        if key.is_empty() || key.contains('=') {
+            out.push((
+                "/spec/container/environment".into(),
+                format!("`{key}` is not a valid variable name"),
+            ));
+        }
+    }
+    for dup in c.environment.keys().filter(|k| c.secrets.contains_key(*k)) {
+        out.push((
+            format!(
+                "/spec/container/secrets/{}",
+                super::yaml::escape_pointer(dup)
+            ),
+            format!("`{dup}` is set both in environment and in secrets"),
+        ));
+    }
+    for (k, v) in &c.secrets {
+        if v.is_empty() {
+            out.push((
+                format!("/spec/container/secrets/{}", super::yaml::escape_pointer(k)),
+                "must be a parameter or secret ARN".into(),
+            ));
+        }
+    }
+    if let Some(hc) = &c.health_check {
+        if hc.timeout_seconds >= hc.interval_seconds {
+            out.push((
+                "/spec/container/healthCheck/timeoutSeconds".into(),
+                format!(
+                    "must be less than intervalSeconds ({} >= {})",
+                    hc.timeout_seconds, hc.interval_seconds
+                ),
+            ));
+        }
+    }
+    for (role, p) in [
+        (&s.execution_role_arn, "executionRoleArn"),
+        (&s.task_role_arn, "taskRoleArn"),
+    ] {
+        if let Some(arn) = role {
+            if !arn.starts_with("arn:") || !arn.contains(":iam::") || !arn.contains(":role/") {
+                out.push((
+                    format!("/spec/{p}"),
+                    format!("`{arn}` is not an IAM role ARN"),
+                ));
+            }
+        }
+    }
+    if !c.secrets.is_empty() && s.execution_role_arn.is_none() {
+        out.push((
+            "/spec/executionRoleArn".into(),
+            "is required when the container has secrets".into(),
+        ));
+    }
+    check_strategy(
+        &mut out,
+        "/spec/capacityProviderStrategy",
+        &s.capacity_provider_strategy,
+    );
+    if uses_fargate(&s.capacity_provider_strategy) && !fargate_accepts(c.cpu, c.memory) {
+        out.push((
+            "/spec/container/memory".into(),
+            format!(
+                "Fargate does not accept cpu {} with memory {} (see the Fargate task size table)",
+                c.cpu, c.memory
+            ),
+        ));
+    }
+    for (i, st) in s.placement.strategy.iter().enumerate() {
+        let p = format!("/spec/placement/strategy/{i}/field");
+        match (st.strategy_type, st.field.as_deref()) {
+            (PlacementStrategyType::Random, Some(_)) => {
+                out.push((p, "random placement takes no field".into()))
+            }
+            (PlacementStrategyType::Binpack, f) if !matches!(f, Some("cpu" | "memory")) => {
+                out.push((p, "binpack needs field `cpu` or `memory`".into()))
+            }
+            (PlacementStrategyType::Spread, None) => out.push((
+                p,
+                "spread needs a field (`instanceId` or `attribute:...`)".into(),
+            )),
+            _ => {}
+        }
+    }
+    if (!s.placement.strategy.is_empty() || !s.placement.constraints.is_empty())
+        && uses_fargate(&s.capacity_provider_strategy)
+    {
+        out.push((
+            "/spec/placement".into(),
+            "Fargate tasks take no placement strategy or constraints".into(),
+        ));
+    }
+    for (i, pc) in s.placement.constraints.iter().enumerate() {
+        if pc.constraint_type == PlacementConstraintType::MemberOf
+            && pc.expression.as_deref().unwrap_or("").is_empty()
+        {
+            out.push((
+                format!("/spec/placement/constraints/{i}/expression"),
+                "memberOf needs an expression".into(),
+            ));
+        }
+    }
+    let d = &s.deployment;
+    if d.minimum_healthy_percent > d.maximum_percent {
+        out.push((
+            "/spec/deployment/minimumHealthyPercent".into(),
+            format!(
+                "must not exceed maximumPercent ({} > {})",
+                d.minimum_healthy_percent, d.maximum_percent
+            ),
+        ));
+    }
+    if d.circuit_breaker.rollback && !d.circuit_breaker.enable {
+        out.push((
+            "/spec/deployment/circuitBreaker/rollback".into(),
+            "needs the circuit breaker enabled".into(),
+        ));
+    }
+    if let Some(a) = &s.autoscaling {
+        if a.min_capacity > a.max_capacity {
+            out.push((
+                "/spec/autoscaling/minCapacity".into(),
+                format!(
+                    "must not exceed maxCapacity ({} > {})",
+                    a.min_capacity, a.max_capacity
+                ),
+            ));
+        }
+        if a.target_cpu_utilization.is_none()
+            && a.target_memory_utilization.is_none()
+            && a.target_requests_per_target.is_none()
+        {
+            out.push((
+                "/spec/autoscaling".into(),
+                "needs at least one of targetCpuUtilization, targetMemoryUtilization, targetRequestsPerTarget".into(),
+            ));
+        }
+        if a.target_requests_per_target.is_some() && s.ingress.is_none() {
+            out.push((
+                "/spec/autoscaling/targetRequestsPerTarget".into(),
+                "needs ingress (a target group to count requests on)".into(),
+            ));
+        }
+    }
+    if let Some(ing) = &s.ingress {
+        if c.port.is_none() {
+            out.push((
+                "/spec/container/port".into(),
+                "is required when the service has ingress".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, h) in ing.hosts.iter().enumerate() {
+            if !is_dns_name(h, true) {
+                out.push((
+                    format!("/spec/ingress/hosts/{i}"),
+                    format!("`{h}` is not a valid host name"),
+                ));
+            }
+            if !seen.insert(h.to_ascii_lowercase()) {
+                out.push((
+                    format!("/spec/ingress/hosts/{i}"),
+                    format!("`{h}` is listed twice"),
+                ));
+            }
+        }
+        for (i, p) in ing.paths.iter().enumerate() {
+            if !p.starts_with('/') || p.len() > 128 {
+                out.push((
+                    format!("/spec/ingress/paths/{i}"),
+                    format!("`{p}` must start with `/` and be at most 128 characters"),
+                ));
+            }
+        }
+        if ing.hosts.len() + ing.paths.len() > 5 {
+            out.push((
+                "/spec/ingress".into(),
+                format!(
+                    "a listener rule takes at most 5 condition values: {} hosts + {} paths",
+                    ing.hosts.len(),
+                    ing.paths.len()
+                ),
+            ));
+        }
+        let hc = &ing.health_check;
+        if !hc.path.starts_with('/') || hc.path.len() > 1024 {
+            out.push((
+                "/spec/ingress/healthCheck/path".into(),
+                "must start with `/` and be at most 1024 characters".into(),
+            ));
+        }
+        if hc.timeout_seconds >= hc.interval_seconds {
+            out.push((
+                "/spec/ingress/healthCheck/timeoutSeconds".into(),
+                format!(
+                    "must be less than intervalSeconds ({} >= {})",
+                    hc.timeout_seconds, hc.interval_seconds
+                ),
+            ));
+        }
+        if !is_matcher(&hc.matcher) {
+            out.push((
+                "/spec/ingress/healthCheck/matcher".into(),
+                format!(
+                    "`{}` is not an HTTP code list (`200`, `200,204` or `200-299`, codes 200-499)",
+                    hc.matcher
+                ),
+            ));
+        }
+        if let Some(dns) = &ing.dns {
+            if dns.hosted_zone.is_empty() {
+                out.push((
+                    "/spec/ingress/dns/hostedZone".into(),
+                    "must name a Route53 hosted zone".into(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn check_image(out: &mut Vec<Problem>, s: &ServiceSpecFields) {
+    let image = &s.container.image;
+    if image.is_empty() || image.chars().any(char::is_whitespace) {
+        out.push((
+            "/spec/container/image".into(),
+            "must be `repository:tag` or a full image URI".into(),
+        ));
+        return;
+    }
+    // A bare `name:tag` names the spec's own repository when it has one.
+    if let Some(repo) = &s.repository {
+        if !image.contains('/') || !image.contains('.') {
+            let name = image.split(['@', ':']).next().unwrap_or_default();
+            if name != repo.name {
+                out.push((
+                    "/spec/container/image".into(),
+                    format!("`{image}` is neither `{}:TAG` (the spec's repository) nor a full image URI", repo.name),
+                ));
+            }
+        }
+    }
+}
+
+fn is_matcher(m: &str) -> bool {
+    let code = |s: &str| {
+        s.parse::<u16>()
+            .map(|c| (200..=499).contains(&c))
+            .unwrap_or(false)
+    };
+    !m.is_empty()
+        && m.split(',').all(|part| match part.split_once('-') {
+            Some((a, b)) => code(a) && code(b) && a.parse::<u16>().ok() <= b.parse::<u16>().ok(),
+            None => code(part),
+        })
+}
+
+fn uses_fargate(strategy: &[CapacityProviderStrategyItem]) -> bool {
+    strategy
+        .iter()
+        .any(|i| FARGATE_PROVIDERS.contains(&i.capacity_provider.as_str()))
+}
+
+fn list(names: &BTreeSet<&str>) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Problems of a service given the cluster it names (when that cluster is a valid spec).
+pub fn service_against_cluster(service: &ServiceSpec, cluster: &ClusterSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let declared: BTreeSet<&str> = cluster
+        .spec
+        .capacity_providers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    for (i, item) in service.spec.capacity_provider_strategy.iter().enumerate() {
+        let cp = item.capacity_provider.as_str();
+        if !FARGATE_PROVIDERS.contains(&cp) && !declared.contains(cp) {
+            out.push((
+                format!("/spec/capacityProviderStrategy/{i}/capacityProvider"),
+                format!(
+                    "`{cp}` is not a capacity provider of cluster `{}` (declared: {})",
+                    cluster.metadata.name,
+                    list(&declared)
+                ),
+            ));
+        }
+    }
+    let effective = if service.spec.capacity_provider_strategy.is_empty() {
+        &cluster.spec.default_capacity_provider_strategy
+    } else {
+        &service.spec.capacity_provider_strategy
+    };
+    let c = &service.spec.container;
+    if service.spec.capacity_provider_strategy.is_empty()
+        && uses_fargate(effective)
+        && !fargate_accepts(c.cpu, c.memory)
+    {
+        out.push((
+            "/spec/container/memory".into(),
+            format!(
+                "cluster `{}` runs this service on Fargate, which does not accept cpu {} with memory {}",
+                cluster.metadata.name, c.cpu, c.memory
+            ),
+        ));
+    }
+    if let Some(ing) = &service.spec.ingress {
+        if !cluster
+            .spec
+            .load_balancers
+            .iter()
+            .any(|lb| lb.name == ing.load_balancer)
+        {
+            let names: BTreeSet<&str> = cluster
+                .spec
+                .load_balancers
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect();
+            out.push((
+                "/spec/ingress/loadBalancer".into(),
+                format!(
+                    "`{}` is not a load balancer of cluster `{}` (declared: {})",
+                    ing.load_balancer,
+                    cluster.metadata.name,
+                    list(&names)
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Checks across documents: a name defined twice for one kind makes every such document invalid
+/// (the operator cannot know which one is meant); a service is checked against its cluster when
+/// that cluster is among the valid documents. Problems are added to the documents they concern.
+pub fn validate_set(documents: &mut [Document]) {
+    let mut by_key: BTreeMap<(Kind, String), Vec<usize>> = BTreeMap::new();
+    for (i, d) in documents.iter().enumerate() {
+        if let (Some(kind), Some(name)) = (d.kind, d.name.clone()) {
+            by_key.entry((kind, name)).or_default().push(i);
+        }
+    }
+    for ((kind, name), idx) in &by_key {
+        if idx.len() < 2 {
+            continue;
+        }
+        let places: Vec<String> = idx
+            .iter()
+            .map(|&i| documents[i].origin.to_string())
+            .collect();
+        for &i in idx {
+            documents[i].add_problem(
+                "/metadata/name".into(),
+                format!(
+                    "{kind} `{name}` is defined more than once: {}",
+                    places.join(", ")
+                ),
+            );
+        }
+    }
+    let clusters: BTreeMap<String, ClusterSpec> = documents
+        .iter()
+        .filter_map(|d| match &d.result {
+            Ok(Spec::Cluster(c)) => Some((c.metadata.name.clone(), c.clone())),
+            _ => None,
+        })
+        .collect();
+    for d in documents.iter_mut() {
+        let problems = match &d.result {
+            Ok(Spec::Service(s)) => match clusters.get(&s.spec.cluster) {
+                Some(c) => service_against_cluster(s, c),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        for (p, m) in problems {
+            d.add_problem(p, m);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels_and_names() {
+        assert!(is_dns_label("trust-estate-api"));
+        assert!(!is_dns_label("Trust"));
+        assert!(!is_dns_label("-a"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_name("www.example.com", false));
+        assert!(is_dns_name("*.example.com", true));
+        assert!(!is_dns_name("*.example.com", false));
+        assert!(!is_dns_name("example", false));
+        assert!(!is_dns_name("exa_mple.com", false));
+        assert!(!is_dns_name("example.com.", false));
+    }
+
+    #[test]
+    fn fargate_task_sizes_follow_the_aws_table() {
+        assert!(fargate_accepts(256, 512));
+        assert!(!fargate_accepts(256, 4096));
+        assert!(fargate_accepts(1024, 3072));
+        assert!(!fargate_accepts(1024, 1024));
+        assert!(fargate_accepts(8192, 20480));
+        assert!(!fargate_accepts(8192, 18432));
+        assert!(!fargate_accepts(300, 512));
+    }
+
+    #[test]
+    fn matchers_accept_codes_lists_and_ranges() {
+        assert!(is_matcher("200"));
+        assert!(is_matcher("200,204"));
+        assert!(is_matcher("200-299"));
+        assert!(!is_matcher("ok"));
+        assert!(!is_matcher("600"));
+        assert!(!is_matcher("299-200"));
+    }
+}
