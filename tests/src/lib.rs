@@ -1,1 +1,220 @@
+//! Test support: one moto server per test on a free loopback port, SDK configurations pointed at
+//! it, and ways to run the operator's command line in-process or as a process.
+//!
+//! moto comes from the project's virtualenv (`.venv`, created by `scripts/test` with the pinned
+//! version in `scripts/requirements-test.txt`), or from `$MOTO_SERVER`. A missing moto is a test
+//! failure with instructions, never a skip.
 
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// The workspace root (holds `.venv`, `manifests/`, `crds/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The moto server executable: `$MOTO_SERVER`, else `.venv/bin/moto_server`. Panics with
+/// instructions when absent.
+pub fn moto_server_path() -> PathBuf {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let p = workspace_root().join(".venv/bin/moto_server");
+    assert!(
+        p.exists(),
+        "moto is not installed: {} is missing. Run `scripts/test` (it creates .venv with the pinned moto[server]) \
+         or set MOTO_SERVER to a moto_server executable.",
+        p.display()
+    );
+    p
+}
+
+/// A moto server on 127.0.0.1 that lives as long as this value.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+/// The region every test uses.
+pub const REGION: &str = "eu-west-1";
+
+impl Moto {
+    /// Start a server with default settings.
+    pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// Start a server with extra environment (e.g. `MOTO_ECS_SERVICE_RUNNING=2`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        let exe = moto_server_path();
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(&exe);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Moto { child, port };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_err = format!("moto_server exited with {status} (port {port} taken?)");
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("moto_server did not listen on port {port} within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("could not start moto: {last_err}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An SDK configuration pointed at this server, with fixed test credentials.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+
+    /// Environment for a child process so the standard SDK settings reach this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    }
+
+    /// An S3 client for checking what the operator did.
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        ecs_operator::store::s3::client(&self.sdk_config().await)
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// What a command printed and returned.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `ecs-operator ARGS...` in-process with `sdk` as its AWS configuration.
+pub async fn cli(args: &[&str], sdk: Option<SdkConfig>) -> Output {
+    let mut out: Vec<u8> = Vec::new();
+    let mut err: Vec<u8> = Vec::new();
+    let mut argv = vec!["ecs-operator"];
+    argv.extend_from_slice(args);
+    let code = ecs_operator::cli::run(
+        argv,
+        ecs_operator::cli::Context {
+            out: &mut out,
+            err: &mut err,
+            sdk,
+        },
+    )
+    .await;
+    Output {
+        code,
+        stdout: String::from_utf8_lossy(&out).into(),
+        stderr: String::from_utf8_lossy(&err).into(),
+    }
+}
+
+/// The operator binary built from this package (cargo builds it before the integration tests,
+/// beside the `deps/` folder that holds the test executables).
+pub fn bin_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = dir.join(format!(
+        "ecs-operator-under-test{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        bin.exists(),
+        "{} missing: build with `cargo nextest run --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Run the operator binary as a process, in `cwd`, with extra environment.
+pub fn bin(args: &[&str], cwd: &Path, env: &[(String, String)]) -> Output {
+    let out = Command::new(bin_path())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("AWS_PROFILE")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("the operator binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// A copy of `manifests/examples` in a fresh temporary folder.
+pub fn copy_examples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let src = workspace_root().join("manifests/examples");
+    for entry in std::fs::read_dir(&src).expect("manifests/examples exists") {
+        let entry = entry.expect("a folder entry");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy an example");
+    }
+    dir
+}

@@ -4,12 +4,12 @@
 //! [`run`] takes its output streams and, optionally, an AWS configuration, so tests can drive
 //! every command in-process; the binary calls [`main`].
 
-mod init;
-mod output;
-mod schema;
-mod status;
-mod sync;
-mod validate;
+pub mod init;
+pub mod output;
+pub mod schema;
+pub mod status;
+pub mod sync;
+pub mod validate;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -270,8 +270,8 @@ pub fn parse_document(origin: Origin, value: Value, positions: Positions) -> Doc
         return doc;
     }
     let decoded = match kind {
-        Kind::ClusterSpec => decode(&value).map(Spec::Cluster),
-        Kind::ServiceSpec => decode(&value).map(Spec::Service),
+        Kind::ClusterSpec => decode(&value).map(|c| Spec::Cluster(Box::new(c))),
+        Kind::ServiceSpec => decode(&value).map(|s| Spec::Service(Box::new(s))),
     };
     let spec = match decoded {
         Ok(s) => s,
@@ -388,5 +388,98 @@ fn unreadable(label: &str, e: &std::io::Error) -> ParsedFile {
         file: label.to_string(),
         documents: Vec::new(),
         errors: vec![Diagnostic::file_level(label, format!("cannot read: {e}"))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVICE: &str = "apiVersion: ecs-operator.io/v1alpha1\nkind: ServiceSpec\nmetadata: {name: api}\nspec:\n  cluster: prod\n  container: {name: app, image: 'nginx:1', cpu: 256, memory: 512}\n  network: {subnets: [subnet-a]}\n";
+
+    #[test]
+    fn a_valid_document_gets_defaults_and_a_stable_digest() {
+        let f = parse_file("a.yaml", SERVICE.as_bytes());
+        assert!(f.all_diagnostics().is_empty(), "{:?}", f.all_diagnostics());
+        let Some(Spec::Service(s)) = f.documents[0].spec() else {
+            panic!("not a service")
+        };
+        assert_eq!(s.spec.desired_count, 1);
+        assert_eq!(s.spec.deployment.maximum_percent, 200);
+        assert!(s.spec.deployment.circuit_breaker.rollback);
+        // Formatting, comments and explicit defaults do not change the digest.
+        let reformatted = format!(
+            "# comment\n{}  desiredCount: 1\n",
+            SERVICE.replace("{name: api}", "\n  name: api")
+        );
+        let g = parse_file("b.yaml", reformatted.as_bytes());
+        assert_eq!(f.documents[0].generation(), g.documents[0].generation());
+        let changed = parse_file("c.yaml", format!("{SERVICE}  desiredCount: 3\n").as_bytes());
+        assert_ne!(
+            f.documents[0].generation(),
+            changed.documents[0].generation()
+        );
+    }
+
+    #[test]
+    fn non_utf8_and_oversized_files_are_refused_whole_with_a_reason() {
+        let f = parse_file("bin.yaml", &[b'a', b':', b' ', 0xff, 0xfe]);
+        assert!(f.errors[0].message.contains("not UTF-8"), "{:?}", f.errors);
+        let big = vec![b'#'; MAX_FILE_BYTES + 1];
+        let f = parse_file("big.yaml", &big);
+        assert!(
+            f.errors[0].message.contains("file too large"),
+            "{:?}",
+            f.errors
+        );
+    }
+
+    #[test]
+    fn json_errors_carry_line_and_column_and_json_fields_are_located() {
+        let f = parse_file("a.json", b"{\n  \"kind\": \"ServiceSpec\",\n  oops\n}");
+        assert_eq!(f.errors[0].line, Some(3), "{:?}", f.errors);
+        let f = parse_file("b.json", b"{\n  \"apiVersion\": \"ecs-operator.io/v1alpha1\",\n  \"kind\": \"ClusterSpec\",\n  \"metadata\": {\"name\": \"x\"},\n  \"spec\": {\"colour\": 1}\n}\n");
+        let d = &f.documents[0].diagnostics()[0];
+        assert_eq!((d.path.as_str(), d.line), ("spec.colour", Some(5)), "{d:?}");
+    }
+
+    #[test]
+    fn documents_without_kind_or_with_an_unknown_kind_are_errors_at_kind() {
+        let f = parse_file(
+            "a.yaml",
+            b"metadata: {name: a}\n---\nkind: Deployment\nmetadata: {name: b}\n---\n- a list\n",
+        );
+        let msgs: Vec<String> = f.all_diagnostics().iter().map(|d| d.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].contains("document 0: kind: missing required field `kind`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].contains("a.yaml:3:1: document 1: kind: unknown kind `Deployment`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].contains("document 2: a spec document must be a mapping"),
+            "{msgs:?}"
+        );
+        assert_eq!(f.documents[1].name.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_name_defined_twice_invalidates_both_documents() {
+        let mut files = vec![
+            parse_file("a.yaml", SERVICE.as_bytes()),
+            parse_file("b.yaml", SERVICE.as_bytes()),
+        ];
+        validate_files(&mut files);
+        for f in &files {
+            let d = &f.documents[0].diagnostics()[0];
+            assert!(
+                d.message
+                    .contains("defined more than once: a.yaml document 0, b.yaml document 0"),
+                "{d}"
+            );
+        }
     }
 }

@@ -82,8 +82,8 @@ impl fmt::Display for SpecKey {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Spec {
-    Cluster(ClusterSpec),
-    Service(ServiceSpec),
+    Cluster(Box<ClusterSpec>),
+    Service(Box<ServiceSpec>),
 }
 
 impl Spec {

@@ -691,7 +691,7 @@ pub fn validate_set(documents: &mut [Document]) {
     let clusters: BTreeMap<String, ClusterSpec> = documents
         .iter()
         .filter_map(|d| match &d.result {
-            Ok(Spec::Cluster(c)) => Some((c.metadata.name.clone(), c.clone())),
+            Ok(Spec::Cluster(c)) => Some((c.metadata.name.clone(), (**c).clone())),
             _ => None,
         })
         .collect();

@@ -548,10 +548,18 @@ impl StreamFeed {
     }
 
     /// Read every shard once. Keys of `spec#` items only; status and sync items are ignored.
+    ///
+    /// Cancel-safe: each shard's iterator is replaced only after its records were read, so a
+    /// poll dropped half-way re-reads some records next time (harmless) and loses none.
     pub async fn poll(&mut self) -> Result<FeedPoll, StoreError> {
         let mut result = FeedPoll::default();
         let mut closed = false;
-        for (shard, iterator) in std::mem::take(&mut self.iterators) {
+        let shards: Vec<(String, String)> = self
+            .iterators
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (shard, iterator) in shards {
             match self
                 .streams
                 .get_records()
@@ -576,7 +584,10 @@ impl StreamFeed {
                         Some(next) => {
                             self.iterators.insert(shard, next.to_string());
                         }
-                        None => closed = true,
+                        None => {
+                            self.iterators.remove(&shard);
+                            closed = true;
+                        }
                     }
                 }
                 Err(e) => {
@@ -588,10 +599,10 @@ impl StreamFeed {
                         })
                         .unwrap_or(false);
                     if !lost {
-                        self.iterators.insert(shard, iterator);
                         return Err(self.err("get records", e));
                     }
                     result.resync = true;
+                    self.iterators.remove(&shard);
                     self.seen.remove(&shard);
                 }
             }

@@ -75,6 +75,11 @@ pub struct Watcher {
     last_full: Instant,
     wake: Option<mpsc::Receiver<()>>,
     _notifier: Option<notify::RecommendedWatcher>,
+    polls: u64,
+    /// Keys the feed reported that are not fetched yet (kept across a cancelled step).
+    pending: BTreeSet<String>,
+    /// The feed lost continuity and a full listing is owed (kept across a cancelled step).
+    resync_owed: bool,
 }
 
 /// Filesystem notifications for `dir`, as a wake-up channel. `None` when the platform cannot
@@ -106,7 +111,15 @@ impl Watcher {
             last_full: Instant::now(),
             wake,
             _notifier: notifier,
+            polls: 0,
+            pending: BTreeSet::new(),
+            resync_owed: false,
         }
+    }
+
+    /// How many change-detection steps have run since the initial listing.
+    pub fn polls(&self) -> u64 {
+        self.polls
     }
 
     /// The last complete listing, if any.
@@ -175,18 +188,25 @@ impl Watcher {
         }
     }
 
-    /// One detection step: the new listing when something changed.
+    /// One detection step: the new listing when something changed. Cancel-safe: what the feed
+    /// reported is kept in `pending` / `resync_owed` until it has been read.
     async fn step(&mut self) -> Result<Option<WatchEvent>, StoreError> {
+        self.polls += 1;
         let previous = self.current.clone().unwrap_or_default();
         let full_due = self.last_full.elapsed() >= self.opts.full_scan_interval;
         let next = match &mut self.feed {
             Some(feed) => {
                 let poll = feed.poll().await?;
-                if poll.resync || full_due {
-                    self.store.list().await?
+                self.pending.extend(poll.changed);
+                self.resync_owed |= poll.resync;
+                if self.resync_owed || full_due {
+                    let listing = self.store.list().await?;
+                    self.resync_owed = false;
+                    self.pending.clear();
+                    listing
                 } else {
                     let mut next = previous.clone();
-                    for key in &poll.changed {
+                    for key in &self.pending {
                         match self.store.fetch_source(key).await? {
                             Some(source) => {
                                 next.sources.insert(key.clone(), Arc::new(source));
@@ -196,6 +216,7 @@ impl Watcher {
                             }
                         }
                     }
+                    self.pending.clear();
                     next
                 }
             }
