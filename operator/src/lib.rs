@@ -5,6 +5,7 @@
 //! status live), `cli` (one file per subcommand).
 
 pub mod cli;
+pub mod runtime;
 pub mod spec;
 pub mod store;
 

@@ -1,0 +1,13 @@
+//! The reconcile runtime, free of AWS: a scheduler of per-key deadlines, a runner that executes
+//! reconciles with bounded concurrency and per-key backoff, and periodic resync.
+//! `src/resources/*` never see how they are scheduled; this module never sees AWS.
+
+pub mod backoff;
+pub mod runner;
+pub mod scheduler;
+
+pub use backoff::BackoffPolicy;
+pub use runner::{runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics};
+
+#[cfg(test)]
+mod tests;

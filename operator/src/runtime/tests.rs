@@ -1,0 +1,413 @@
+//! The runtime invariants of DESIGN.md, each proven on paused tokio time.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::{sleep, Instant};
+
+use super::runner::{runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics};
+use super::BackoffPolicy;
+
+/// Records every reconcile: when each key started, and how many ran at once.
+#[derive(Default)]
+struct Probe {
+    starts: Mutex<Vec<(u32, Instant)>>,
+    per_key: Mutex<HashMap<u32, usize>>,
+    max_per_key: AtomicUsize,
+    now: AtomicUsize,
+    max_now: AtomicUsize,
+}
+
+impl Probe {
+    fn enter(&self, k: u32) {
+        self.starts.lock().unwrap().push((k, Instant::now()));
+        let mut m = self.per_key.lock().unwrap();
+        let c = m.entry(k).or_default();
+        *c += 1;
+        self.max_per_key.fetch_max(*c, Ordering::SeqCst);
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_now.fetch_max(n, Ordering::SeqCst);
+    }
+    fn exit(&self, k: u32) {
+        *self.per_key.lock().unwrap().get_mut(&k).unwrap() -= 1;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn runs(&self, k: u32) -> Vec<Instant> {
+        self.starts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| *key == k)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+    fn total(&self) -> usize {
+        self.starts.lock().unwrap().len()
+    }
+}
+
+type Behaviour =
+    Arc<dyn Fn(u32, usize) -> (Duration, Result<Action, ReconcileError>) + Send + Sync>;
+
+/// Start a runner whose reconcile of key `k`, on its `n`th run (0-based), takes and returns
+/// what `behaviour(k, n)` says. The gate is opened at once unless `gated`.
+fn start(
+    cfg: RunnerConfig,
+    gated: bool,
+    behaviour: Behaviour,
+) -> (
+    Handle<u32>,
+    Arc<Probe>,
+    Arc<RunnerMetrics>,
+    tokio::task::JoinHandle<()>,
+) {
+    let probe = Arc::new(Probe::default());
+    let metrics = Arc::new(RunnerMetrics::default());
+    let p = probe.clone();
+    let (handle, fut) = runner(cfg, metrics.clone(), move |k: u32| {
+        let p = p.clone();
+        let b = behaviour.clone();
+        async move {
+            let n = p.runs(k).len();
+            p.enter(k);
+            let (took, result) = b(k, n);
+            sleep(took).await;
+            p.exit(k);
+            result
+        }
+    });
+    let task = tokio::spawn(fut);
+    if !gated {
+        handle.ready();
+    }
+    (handle, probe, metrics, task)
+}
+
+fn cfg() -> RunnerConfig {
+    RunnerConfig {
+        concurrency: 16,
+        resync_interval: Duration::from_secs(3600),
+        resync_jitter: 0.1,
+        backoff: BackoffPolicy {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            jitter: false,
+        },
+        shutdown_grace: Duration::from_secs(30),
+    }
+}
+
+fn ok_after(d: Duration) -> Behaviour {
+    Arc::new(move |_, _| (d, Ok(Action::AwaitChange)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn runner_never_runs_two_reconciles_of_one_key_at_once() {
+    let (h, probe, _, _) = start(cfg(), false, ok_after(Duration::from_secs(10)));
+    for _ in 0..20 {
+        h.trigger(1, Reason::Change);
+        h.trigger(2, Reason::Change);
+        sleep(Duration::from_secs(3)).await;
+    }
+    sleep(Duration::from_secs(30)).await;
+    assert_eq!(probe.max_per_key.load(Ordering::SeqCst), 1);
+    assert!(
+        probe.runs(1).len() >= 5,
+        "key 1 ran {} times",
+        probe.runs(1).len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_triggers_during_one_running_reconcile_give_exactly_two_runs() {
+    let (h, probe, _, _) = start(cfg(), false, ok_after(Duration::from_secs(10)));
+    h.trigger(7, Reason::Change);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(probe.runs(7).len(), 1);
+    for _ in 0..10 {
+        h.trigger(7, Reason::Change);
+        sleep(Duration::from_millis(500)).await;
+    }
+    sleep(Duration::from_secs(60)).await;
+    let runs = probe.runs(7);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    // The follow-up starts as soon as the first run ends.
+    assert_eq!(runs[1] - runs[0], Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_scheduled_for_two_deadlines_runs_once_at_the_earliest() {
+    let (h, probe, _, _) = start(cfg(), false, ok_after(Duration::from_millis(1)));
+    let t0 = Instant::now();
+    h.trigger_at(3, Reason::Change, t0 + Duration::from_secs(10));
+    h.trigger_at(3, Reason::Change, t0 + Duration::from_secs(5));
+    h.trigger_at(3, Reason::Resync, t0 + Duration::from_secs(20));
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(probe.runs(3), vec![t0 + Duration::from_secs(5)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_reconciles_never_exceed_the_concurrency() {
+    let (h, probe, metrics, _) = start(
+        RunnerConfig {
+            concurrency: 4,
+            ..cfg()
+        },
+        false,
+        ok_after(Duration::from_secs(1)),
+    );
+    for k in 0..100 {
+        h.trigger(k, Reason::Change);
+    }
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(probe.total(), 100);
+    assert_eq!(probe.max_now.load(Ordering::SeqCst), 4);
+    assert_eq!(metrics.reconciles_succeeded.load(Ordering::SeqCst), 100);
+    assert_eq!(metrics.running.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_thousand_keys_that_all_requeue_immediately_do_not_deadlock() {
+    // Every key asks to run again at once, three times, then converges.
+    let behaviour: Behaviour = Arc::new(|_, n| {
+        let action = if n < 3 {
+            Action::RequeueAfter(Duration::ZERO)
+        } else {
+            Action::AwaitChange
+        };
+        (Duration::ZERO, Ok(action))
+    });
+    let (h, probe, metrics, _) = start(cfg(), false, behaviour);
+    for k in 0..5000 {
+        h.trigger(k, Reason::Change);
+    }
+    tokio::time::timeout(Duration::from_secs(600), async {
+        while metrics.finished() < 20_000 {
+            sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the runner stalled");
+    assert_eq!(probe.total(), 20_000);
+    assert_eq!(probe.max_per_key.load(Ordering::SeqCst), 1);
+    assert!(probe.max_now.load(Ordering::SeqCst) <= 16);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_keys_delays_grow_and_reset_on_success() {
+    // Fails 5 times, succeeds once (asking to requeue in 1 s), then fails again.
+    let behaviour: Behaviour = Arc::new(|_, n| match n {
+        0..=4 => (
+            Duration::ZERO,
+            Err(ReconcileError::Retryable("throttled".into())),
+        ),
+        5 => (
+            Duration::ZERO,
+            Ok(Action::RequeueAfter(Duration::from_secs(1))),
+        ),
+        _ => (
+            Duration::ZERO,
+            Err(ReconcileError::Retryable("again".into())),
+        ),
+    });
+    let (h, probe, metrics, _) = start(cfg(), false, behaviour);
+    h.trigger(9, Reason::Change);
+    sleep(Duration::from_secs(100)).await;
+    let runs = probe.runs(9);
+    let gaps: Vec<u64> = runs.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    // 1, 2, 4, 8, 16 after the failures; 1 after the success (its requeue); then back to 1, 2, 4...
+    assert_eq!(&gaps[..8], &[1, 2, 4, 8, 16, 1, 1, 2], "{gaps:?}");
+    assert!(metrics.backoffs.load(Ordering::SeqCst) >= 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn triggers_do_not_bypass_a_keys_backoff() {
+    let behaviour: Behaviour = Arc::new(|_, n| match n {
+        0..=3 => (
+            Duration::ZERO,
+            Err(ReconcileError::Retryable("down".into())),
+        ),
+        _ => (Duration::ZERO, Ok(Action::AwaitChange)),
+    });
+    let (h, probe, _, _) = start(cfg(), false, behaviour);
+    let t0 = Instant::now();
+    h.trigger(4, Reason::Change);
+    // Failures at 0, 1, 3, 7: the next retry is due at 15.
+    sleep(Duration::from_secs(8)).await;
+    assert_eq!(probe.runs(4).len(), 4);
+    for _ in 0..5 {
+        h.trigger(4, Reason::Change);
+        h.trigger(4, Reason::Resync);
+        sleep(Duration::from_secs(1)).await;
+    }
+    sleep(Duration::from_secs(20)).await;
+    let runs = probe.runs(4);
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    assert_eq!(runs[4] - t0, Duration::from_secs(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminal_errors_wait_for_a_change_and_resyncs_do_not_retry_them() {
+    let behaviour: Behaviour = Arc::new(|_, n| match n {
+        0 => (
+            Duration::ZERO,
+            Err(ReconcileError::Terminal("invalid spec".into())),
+        ),
+        _ => (Duration::ZERO, Ok(Action::AwaitChange)),
+    });
+    let (h, probe, metrics, _) = start(
+        RunnerConfig {
+            resync_interval: Duration::from_secs(60),
+            ..cfg()
+        },
+        false,
+        behaviour,
+    );
+    h.trigger(5, Reason::Change);
+    sleep(Duration::from_secs(600)).await;
+    h.trigger(5, Reason::Resync);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(probe.runs(5).len(), 1);
+    assert_eq!(metrics.reconciles_terminal.load(Ordering::SeqCst), 1);
+    h.trigger(5, Reason::Change);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(probe.runs(5).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_key_is_resynced_within_the_interval_and_resyncs_spread_out() {
+    let interval = Duration::from_secs(300);
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            resync_interval: interval,
+            ..cfg()
+        },
+        false,
+        ok_after(Duration::ZERO),
+    );
+    let t0 = Instant::now();
+    for k in 0..100 {
+        h.trigger(k, Reason::Change);
+    }
+    sleep(interval.mul_f64(1.1) + Duration::from_secs(1)).await;
+    let mut second = Vec::new();
+    for k in 0..100 {
+        let runs = probe.runs(k);
+        assert_eq!(runs.len(), 2, "key {k} ran {} times", runs.len());
+        let gap = runs[1] - runs[0];
+        assert!(
+            gap >= interval.mul_f64(0.9) && gap <= interval.mul_f64(1.1),
+            "key {k}: resync after {gap:?}"
+        );
+        second.push(runs[1] - t0);
+    }
+    let spread = *second.iter().max().unwrap() - *second.iter().min().unwrap();
+    assert!(
+        spread >= interval.mul_f64(0.05),
+        "resyncs arrive together: spread {spread:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_runs_before_the_readiness_gate_opens() {
+    let (h, probe, metrics, _) = start(cfg(), true, ok_after(Duration::ZERO));
+    for k in 0..10 {
+        h.trigger(k, Reason::Change);
+    }
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(probe.total(), 0);
+    assert_eq!(metrics.queue_depth.load(Ordering::SeqCst), 10);
+    h.ready();
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(probe.total(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_running_reconciles_finish_and_starts_no_new_ones() {
+    let (h, probe, metrics, task) = start(
+        RunnerConfig {
+            concurrency: 2,
+            ..cfg()
+        },
+        false,
+        ok_after(Duration::from_secs(10)),
+    );
+    for k in 0..6 {
+        h.trigger(k, Reason::Change);
+    }
+    sleep(Duration::from_secs(1)).await;
+    h.shutdown();
+    task.await.unwrap();
+    assert_eq!(probe.total(), 2);
+    assert_eq!(
+        probe.now.load(Ordering::SeqCst),
+        0,
+        "a reconcile was cut off"
+    );
+    assert_eq!(metrics.reconciles_succeeded.load(Ordering::SeqCst), 2);
+    assert_eq!(metrics.reconciles_aborted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciles_that_outlast_the_grace_period_or_a_second_shutdown_are_aborted() {
+    let (h, _, metrics, task) = start(
+        RunnerConfig {
+            shutdown_grace: Duration::from_secs(5),
+            ..cfg()
+        },
+        false,
+        ok_after(Duration::from_secs(3600)),
+    );
+    h.trigger(1, Reason::Change);
+    sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    h.shutdown();
+    task.await.unwrap();
+    assert_eq!(Instant::now() - t, Duration::from_secs(5));
+    assert_eq!(metrics.reconciles_aborted.load(Ordering::SeqCst), 1);
+
+    let (h, _, metrics, task) = start(cfg(), false, ok_after(Duration::from_secs(3600)));
+    h.trigger(1, Reason::Change);
+    sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    h.shutdown();
+    h.shutdown();
+    task.await.unwrap();
+    assert_eq!(Instant::now(), t);
+    assert_eq!(metrics.reconciles_aborted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_reconcile_backs_off_like_a_failure() {
+    let behaviour: Behaviour = Arc::new(|_, n| {
+        if n == 0 {
+            panic!("bug");
+        }
+        (Duration::ZERO, Ok(Action::AwaitChange))
+    });
+    let (h, probe, metrics, _) = start(cfg(), false, behaviour);
+    h.trigger(1, Reason::Change);
+    sleep(Duration::from_secs(5)).await;
+    // The panic happens inside the probe (after enter), so the first run is recorded.
+    assert_eq!(metrics.reconciles_panicked.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.runs(1).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forgotten_key_is_not_run_again() {
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            resync_interval: Duration::from_secs(10),
+            ..cfg()
+        },
+        false,
+        ok_after(Duration::from_secs(2)),
+    );
+    h.trigger(1, Reason::Change);
+    sleep(Duration::from_secs(1)).await;
+    h.forget(1);
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(probe.runs(1).len(), 1);
+}
