@@ -7,8 +7,9 @@
 //!    `concurrency`;
 //! 4. failures back off per key (exponential, jitter, capped); a success resets it; triggers do
 //!    not bypass a key's backoff; terminal errors (an invalid spec) wait for a change;
-//! 6. every key that succeeded is re-reconciled within `resync_interval` (± jitter);
-//! plus: nothing runs before the readiness gate opens; on shutdown no new reconcile starts and
+//! 6. every key that succeeded is re-reconciled within `resync_interval` (± jitter).
+//!
+//! Also: nothing runs before the readiness gate opens; on shutdown no new reconcile starts and
 //! running ones get `shutdown_grace` to finish (a second shutdown aborts them at once).
 //!
 //! The runner knows nothing of AWS or stores: a reconcile is any async function of a key.
