@@ -4,6 +4,7 @@
 //! Module map (see DESIGN.md): `spec` (documents, validation, schemas), `store` (where specs and
 //! status live), `cli` (one file per subcommand).
 
+pub mod aws;
 pub mod cli;
 pub mod runtime;
 pub mod spec;
