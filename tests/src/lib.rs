@@ -218,3 +218,22 @@ pub fn copy_examples() -> tempfile::TempDir {
     }
     dir
 }
+
+/// `init` then `sync` the folder `dir` into the store at `url` (both must succeed), and open that
+/// store for the test to use.
+pub async fn seeded_store(
+    sdk: &SdkConfig,
+    url: &str,
+    dir: &Path,
+) -> std::sync::Arc<dyn ecs_operator::store::Store> {
+    let init = cli(&["init", "--store", url], Some(sdk.clone())).await;
+    assert_eq!(init.code, 0, "{init:?}");
+    let sync = cli(
+        &["sync", dir.to_str().expect("a UTF-8 path"), "--store", url],
+        Some(sdk.clone()),
+    )
+    .await;
+    assert_eq!(sync.code, 0, "{sync:?}");
+    let parsed = ecs_operator::store::StoreUrl::parse(url).expect("a valid store URL");
+    ecs_operator::store::open(&parsed, sdk)
+}

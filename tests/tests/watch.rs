@@ -6,7 +6,7 @@ use std::time::Duration;
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::watch::{WatchEvent, WatchOptions, Watcher};
 use ecs_operator::store::{self, Phase, SpecStatus, Store, StoreUrl};
-use ecs_operator_tests::{cli, copy_examples, Moto};
+use ecs_operator_tests::{copy_examples, seeded_store, Moto};
 
 const POLL: Duration = Duration::from_millis(300);
 
@@ -106,20 +106,7 @@ async fn s3_watcher_delivers_a_change_within_two_polls_and_ignores_status_writes
     let sdk = moto.sdk_config().await;
     let url = "s3://watch-bucket/specs";
     let dir = copy_examples();
-    assert_eq!(
-        cli(&["init", "--store", url], Some(sdk.clone())).await.code,
-        0
-    );
-    assert_eq!(
-        cli(
-            &["sync", dir.path().to_str().unwrap(), "--store", url],
-            Some(sdk.clone())
-        )
-        .await
-        .code,
-        0
-    );
-    let store = store::open(&StoreUrl::parse(url).unwrap(), &sdk);
+    let store = seeded_store(&sdk, url, dir.path()).await;
     check(store, "service-admin.yaml", admin_with_five(dir.path())).await;
 }
 
@@ -129,20 +116,7 @@ async fn dynamodb_watcher_follows_the_stream_and_ignores_status_writes() {
     let sdk = moto.sdk_config().await;
     let url = "dynamodb://watch-specs";
     let dir = copy_examples();
-    assert_eq!(
-        cli(&["init", "--store", url], Some(sdk.clone())).await.code,
-        0
-    );
-    assert_eq!(
-        cli(
-            &["sync", dir.path().to_str().unwrap(), "--store", url],
-            Some(sdk.clone())
-        )
-        .await
-        .code,
-        0
-    );
-    let store = store::open(&StoreUrl::parse(url).unwrap(), &sdk);
+    let store = seeded_store(&sdk, url, dir.path()).await;
     // A DynamoDB item holds one document as JSON.
     let yaml = String::from_utf8(admin_with_five(dir.path())).unwrap();
     let parsed = ecs_operator::spec::parse_file("admin.yaml", yaml.as_bytes());
