@@ -237,3 +237,24 @@ pub async fn seeded_store(
     let parsed = ecs_operator::store::StoreUrl::parse(url).expect("a valid store URL");
     ecs_operator::store::open(&parsed, sdk)
 }
+
+/// Record `Ready` as the status of `key` (`Kind/name`), as the operator would.
+pub async fn write_ready_status(store: &dyn ecs_operator::store::Store, key: &str) {
+    use ecs_operator::store::{Phase, SpecStatus};
+    let key = ecs_operator::spec::SpecKey::parse(key).expect("a Kind/name key");
+    store
+        .write_status(&SpecStatus {
+            phase: Phase::Ready,
+            ..SpecStatus::pending(&key)
+        })
+        .await
+        .expect("the status write succeeds");
+}
+
+/// `ecs-operator status --store URL -o json` (must succeed), parsed.
+pub async fn status_json(url: &str, sdk: &SdkConfig) -> Vec<serde_json::Value> {
+    let out = cli(&["status", "--store", url, "-o", "json"], Some(sdk.clone())).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("status -o json is not a JSON array ({e}): {out:?}"))
+}

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ecs_operator::spec::SpecKey;
-use ecs_operator::store::{self, Phase, SpecStatus, StoreUrl};
-use ecs_operator_tests::{cli, copy_examples, Moto};
+use ecs_operator::store::{self, StoreUrl};
+use ecs_operator_tests::{cli, copy_examples, status_json, write_ready_status, Moto};
 
 const URL: &str = "dynamodb://ecs-specs";
 
@@ -97,15 +96,8 @@ async fn sync_status_second_sync_and_prune() {
         "{first:?}"
     );
 
-    let status = cli(&["status", "--store", URL, "-o", "json"], Some(sdk.clone())).await;
-    assert_eq!(status.code, 0, "{status:?}");
-    let list: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let list = status_json(URL, &sdk).await;
+    let names: Vec<&str> = list.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["prod", "admin", "trust-estate-api"]);
 
     let db = moto.dynamodb().await;
@@ -125,13 +117,7 @@ async fn sync_status_second_sync_and_prune() {
 
     // A status record and an unrelated item survive a prune; only the absent spec goes.
     let st = store::open(&StoreUrl::parse(URL).unwrap(), &sdk);
-    let admin = SpecKey::parse("ServiceSpec/admin").unwrap();
-    st.write_status(&SpecStatus {
-        phase: Phase::Ready,
-        ..SpecStatus::pending(&admin)
-    })
-    .await
-    .unwrap();
+    write_ready_status(st.as_ref(), "ServiceSpec/admin").await;
     std::fs::remove_file(dir.path().join("service-admin.yaml")).unwrap();
     let pruned = cli(&["sync", d, "--store", URL, "--prune"], Some(sdk.clone())).await;
     assert_eq!(pruned.code, 0, "{pruned:?}");
@@ -150,11 +136,8 @@ async fn sync_status_second_sync_and_prune() {
     );
 
     // The status command still shows the record of the removed spec, without a generation.
-    let status = cli(&["status", "--store", URL, "-o", "json"], Some(sdk)).await;
-    let list: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let list = status_json(URL, &sdk).await;
     let admin = list
-        .as_array()
-        .unwrap()
         .iter()
         .find(|s| s["name"] == "admin")
         .expect("admin's record");
@@ -183,8 +166,7 @@ async fn an_item_written_by_hand_that_is_invalid_shows_as_invalid_with_its_error
         .send()
         .await
         .unwrap();
-    let status = cli(&["status", "--store", URL, "-o", "json"], Some(sdk)).await;
-    let list: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let list = status_json(URL, &sdk).await;
     assert_eq!(list[0]["name"], "hand");
     assert_eq!(list[0]["phase"], "Invalid");
     let err = list[0]["lastError"].as_str().unwrap();

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use ecs_operator::spec::SpecKey;
-use ecs_operator::store::{self, Phase, SpecStatus, StoreUrl};
-use ecs_operator_tests::{cli, copy_examples, workspace_root, Moto};
+use ecs_operator::store::{self, SpecStatus, StoreUrl};
+use ecs_operator_tests::{
+    cli, copy_examples, status_json, workspace_root, write_ready_status, Moto,
+};
 
 const BUCKET: &str = "specs-bucket";
 
@@ -56,16 +58,8 @@ async fn sync_then_status_lists_every_spec_and_a_second_sync_writes_nothing() {
         "{first:?}"
     );
 
-    let status = cli(
-        &["status", "--store", &url, "-o", "json"],
-        Some(sdk.clone()),
-    )
-    .await;
-    assert_eq!(status.code, 0, "{status:?}");
-    let list: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let list = status_json(&url, &sdk).await;
     let keys: Vec<String> = list
-        .as_array()
-        .unwrap()
         .iter()
         .map(|s| {
             format!(
@@ -83,7 +77,7 @@ async fn sync_then_status_lists_every_spec_and_a_second_sync_writes_nothing() {
             "ServiceSpec/trust-estate-api"
         ]
     );
-    for s in list.as_array().unwrap() {
+    for s in &list {
         assert_eq!(s["phase"], "Pending");
         assert_eq!(s["generation"].as_str().unwrap().len(), 64);
         for field in ["observedGeneration", "conditions", "resources", "lastError"] {
@@ -139,13 +133,8 @@ async fn prune_removes_only_specs_absent_from_the_folder() {
             .unwrap();
     }
     let st = store::open(&StoreUrl::parse(&url).unwrap(), &sdk);
+    write_ready_status(st.as_ref(), "ServiceSpec/admin").await;
     let key = SpecKey::parse("ServiceSpec/admin").unwrap();
-    st.write_status(&SpecStatus {
-        phase: Phase::Ready,
-        ..SpecStatus::pending(&key)
-    })
-    .await
-    .unwrap();
 
     std::fs::remove_file(dir.path().join("service-admin.yaml")).unwrap();
     let dry = cli(

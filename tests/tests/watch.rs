@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ecs_operator::spec::SpecKey;
 use ecs_operator::store::watch::{WatchEvent, WatchOptions, Watcher};
-use ecs_operator::store::{self, Phase, SpecStatus, Store, StoreUrl};
-use ecs_operator_tests::{copy_examples, seeded_store, Moto};
+use ecs_operator::store::{self, Store, StoreUrl};
+use ecs_operator_tests::{copy_examples, seeded_store, write_ready_status, Moto};
 
 const POLL: Duration = Duration::from_millis(300);
 
@@ -58,14 +57,7 @@ async fn check(store: Arc<dyn Store>, changed_key: &str, new_bytes: Vec<u8>) {
     assert_eq!(first.sources.len(), 3);
 
     // A status write is not a spec change.
-    let key = SpecKey::parse("ServiceSpec/admin").unwrap();
-    store
-        .write_status(&SpecStatus {
-            phase: Phase::Ready,
-            ..SpecStatus::pending(&key)
-        })
-        .await
-        .unwrap();
+    write_ready_status(store.as_ref(), "ServiceSpec/admin").await;
     assert_quiet(&mut w, 3).await;
 
     // A changed spec arrives within two polls.

@@ -209,8 +209,16 @@ struct State<K> {
 }
 
 impl<K: Clone + Ord + Hash + Display> State<K> {
-    fn backoff_until(&self, key: &K) -> Option<Instant> {
-        self.backoffs.get(key).map(|(_, until)| *until)
+    /// `at`, or the end of the key's backoff if that is later: nothing bypasses a backoff.
+    fn not_before_backoff(&self, key: &K, at: Instant) -> Instant {
+        self.backoffs
+            .get(key)
+            .map_or(at, |(_, until)| at.max(*until))
+    }
+
+    /// Whether another reconcile may start now.
+    fn has_free_slot(&self) -> bool {
+        self.running.len() < self.cfg.concurrency.max(1)
     }
 
     fn resync_delay(&self) -> Duration {
@@ -227,7 +235,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         } else if self.terminal.contains(&key) {
             return;
         }
-        let at = self.backoff_until(&key).map_or(at, |until| at.max(until));
+        let at = self.not_before_backoff(&key, at);
         if self.running.contains(&key) {
             let entry = self.rerun.entry(key).or_insert((at, false));
             entry.0 = entry.0.min(at);
@@ -303,7 +311,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
                 self.terminal.remove(&key);
             }
             if !self.terminal.contains(&key) {
-                let at = self.backoff_until(&key).map_or(at, |until| at.max(until));
+                let at = self.not_before_backoff(&key, at);
                 self.sched.schedule(key, at);
             }
         }
@@ -347,7 +355,7 @@ async fn run<K, F, Fut>(
     loop {
         if st.gate_open && shutdown_at.is_none() {
             let now = Instant::now();
-            while st.running.len() < st.cfg.concurrency.max(1) {
+            while st.has_free_slot() {
                 let Some(key) = st.sched.pop_due(now) else {
                     break;
                 };
@@ -363,10 +371,7 @@ async fn run<K, F, Fut>(
         if shutdown_at.is_some() && tasks.is_empty() {
             break;
         }
-        let wake = if st.gate_open
-            && shutdown_at.is_none()
-            && st.running.len() < st.cfg.concurrency.max(1)
-        {
+        let wake = if st.gate_open && shutdown_at.is_none() && st.has_free_slot() {
             st.sched.next_deadline()
         } else {
             None

@@ -554,12 +554,7 @@ impl StreamFeed {
     pub async fn poll(&mut self) -> Result<FeedPoll, StoreError> {
         let mut result = FeedPoll::default();
         let mut closed = false;
-        let shards: Vec<(String, String)> = self
-            .iterators
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (shard, iterator) in shards {
+        for (shard, iterator) in self.iterators.clone() {
             match self
                 .streams
                 .get_records()

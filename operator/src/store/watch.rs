@@ -226,10 +226,11 @@ impl Watcher {
             self.last_full = Instant::now();
         }
         let (changed, removed) = diff(&previous, &next);
-        self.current = Some(next.clone());
         if changed.is_empty() && removed.is_empty() {
+            self.current = Some(next);
             return Ok(None);
         }
+        self.current = Some(next.clone());
         Ok(Some(WatchEvent::Changed {
             listing: next,
             changed,
