@@ -6,6 +6,10 @@
 
 pub mod aws;
 pub mod cli;
+pub mod controller;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod runtime;
 pub mod spec;
 pub mod store;

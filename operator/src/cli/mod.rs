@@ -6,6 +6,7 @@
 
 pub mod init;
 pub mod output;
+pub mod run;
 pub mod schema;
 pub mod status;
 pub mod sync;
@@ -36,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Create the store (folder, bucket, or table with its stream) and the lease table when absent.
     Init(init::Args),
+    /// The long-running controller: drive AWS toward the store's specs and keep it there.
+    Run(run::Args),
     /// Validate spec files and folders offline; print every error; exit 1 on any.
     Validate(validate::Args),
     /// Validate every spec under DIR, then write the changed ones to the store.
@@ -119,6 +122,7 @@ where
     };
     let result = match cli.command {
         Command::Init(a) => init::run(a, &mut ctx).await,
+        Command::Run(a) => run::run(a, &mut ctx).await,
         Command::Validate(a) => validate::run(a, &mut ctx).await,
         Command::Sync(a) => sync::run(a, &mut ctx).await,
         Command::Status(a) => status::run(a, &mut ctx).await,
@@ -133,15 +137,33 @@ where
     }
 }
 
-/// The binary's entry point: logs to stderr (`RUST_LOG`, default `warn`), runs the command, exits.
+/// The binary's entry point: logs to stderr, runs the command, exits.
+///
+/// `run` logs JSON lines at `info` (one span per reconcile carries the spec key); the other
+/// commands log plain text at `warn`. `RUST_LOG` overrides the level, `ECS_OPERATOR_LOG_FORMAT`
+/// (`json` or `text`) the format.
 pub fn main() -> ! {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let is_run = std::env::args_os().nth(1).is_some_and(|a| a == "run");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if is_run {
+            "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn"
+        } else {
+            "warn"
+        })
+    });
+    let json = match std::env::var("ECS_OPERATOR_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => is_run,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,6 +193,14 @@ pub fn main() -> ! {
 /// Parse a store URL, mapping a bad one to a usage error.
 pub(crate) fn parse_store(url: &str) -> Result<crate::store::StoreUrl, CliError> {
     crate::store::StoreUrl::parse(url).map_err(|e| CliError::Environment(e.to_string()))
+}
+
+/// Open a parsed store URL with AWS clients that count their calls.
+pub(crate) fn open_store_with(
+    url: &crate::store::StoreUrl,
+    sdk: &crate::aws::Sdk,
+) -> std::sync::Arc<dyn crate::store::Store> {
+    crate::store::open_with(url, sdk)
 }
 
 /// Open the store a URL names, loading AWS settings only when it needs them.

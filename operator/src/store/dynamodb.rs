@@ -39,10 +39,10 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(sdk: &aws_config::SdkConfig, table: &str) -> Self {
+    pub fn new(sdk: &crate::aws::Sdk, table: &str) -> Self {
         DynamoStore {
-            client: Client::new(sdk),
-            streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+            client: sdk.dynamodb(),
+            streams: sdk.dynamodb_streams(),
             table: table.to_string(),
         }
     }

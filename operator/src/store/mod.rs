@@ -276,6 +276,11 @@ pub trait Store: Send + Sync {
 
 /// Open the store a URL names, with AWS clients built from `sdk` (the standard SDK settings).
 pub fn open(url: &StoreUrl, sdk: &aws_config::SdkConfig) -> Arc<dyn Store> {
+    open_with(url, &crate::aws::Sdk::new(sdk.clone()))
+}
+
+/// Open the store a URL names, counting its AWS calls in `sdk.calls`.
+pub fn open_with(url: &StoreUrl, sdk: &crate::aws::Sdk) -> Arc<dyn Store> {
     match url {
         StoreUrl::File(dir) => Arc::new(file::FileStore::new(dir.clone())),
         StoreUrl::S3 { bucket, prefix } => Arc::new(s3::S3Store::new(sdk, bucket, prefix)),

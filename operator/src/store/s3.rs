@@ -30,22 +30,18 @@ pub struct S3Store {
     region: Option<String>,
 }
 
-/// S3 needs path-style addressing whenever the endpoint is not AWS's own (moto, MinIO...).
+/// An S3 client for standard SDK settings (path-style addressing with a custom endpoint).
 pub fn client(sdk: &aws_config::SdkConfig) -> Client {
-    let mut b = aws_sdk_s3::config::Builder::from(sdk);
-    if sdk.endpoint_url().is_some() {
-        b = b.force_path_style(true);
-    }
-    Client::from_conf(b.build())
+    crate::aws::Sdk::new(sdk.clone()).s3()
 }
 
 impl S3Store {
-    pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, prefix: &str) -> Self {
+    pub fn new(sdk: &crate::aws::Sdk, bucket: &str, prefix: &str) -> Self {
         S3Store {
-            client: client(sdk),
+            client: sdk.s3(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
-            region: sdk.region().map(|r| r.to_string()),
+            region: sdk.config.region().map(|r| r.to_string()),
         }
     }
 

@@ -1,0 +1,74 @@
+//! Client construction: every AWS client the operator uses is built here, with the SDK's standard
+//! retry mode and the call-counting interceptor, from one shared [`Sdk`].
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::SdkConfig;
+
+use super::calls::CallMetrics;
+
+/// Attempts per call (the first one included) unless `AWS_MAX_ATTEMPTS` says otherwise.
+/// Throttling and 5xx answers are retried with exponential backoff inside the SDK; only when
+/// all attempts fail does a reconcile see the error (and then back off per key).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// The SDK settings plus the process's call counters; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sdk {
+    pub config: SdkConfig,
+    pub calls: CallMetrics,
+}
+
+impl Sdk {
+    /// Wrap standard SDK settings with fresh call counters.
+    pub fn new(config: SdkConfig) -> Self {
+        Sdk {
+            config,
+            calls: CallMetrics::new(),
+        }
+    }
+
+    pub fn with_calls(config: SdkConfig, calls: CallMetrics) -> Self {
+        Sdk { config, calls }
+    }
+
+    /// The retry settings: `AWS_RETRY_MODE`/`AWS_MAX_ATTEMPTS` when set (the SDK's own
+    /// configuration already read them), else standard mode with [`DEFAULT_MAX_ATTEMPTS`].
+    pub fn retry_config(&self) -> RetryConfig {
+        let user_set = std::env::var_os("AWS_MAX_ATTEMPTS").is_some()
+            || std::env::var_os("AWS_RETRY_MODE").is_some();
+        match self.config.retry_config() {
+            Some(rc) if user_set => rc.clone(),
+            _ => RetryConfig::standard()
+                .with_max_attempts(DEFAULT_MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(20)),
+        }
+    }
+
+    /// S3, with path-style addressing whenever the endpoint is not AWS's own (moto, MinIO...).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let mut b = aws_sdk_s3::config::Builder::from(&self.config)
+            .retry_config(self.retry_config())
+            .interceptor(self.calls.interceptor());
+        if self.config.endpoint_url().is_some() {
+            b = b.force_path_style(true);
+        }
+        aws_sdk_s3::Client::from_conf(b.build())
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let b = aws_sdk_dynamodb::config::Builder::from(&self.config)
+            .retry_config(self.retry_config())
+            .interceptor(self.calls.interceptor());
+        aws_sdk_dynamodb::Client::from_conf(b.build())
+    }
+
+    pub fn dynamodb_streams(&self) -> aws_sdk_dynamodbstreams::Client {
+        let b = aws_sdk_dynamodbstreams::config::Builder::from(&self.config)
+            .retry_config(self.retry_config())
+            .interceptor(self.calls.interceptor());
+        aws_sdk_dynamodbstreams::Client::from_conf(b.build())
+    }
+}

@@ -1,0 +1,439 @@
+//! `ecs-operator run --store URL`: the long-running controller.
+//!
+//! The store's watcher feeds the desired cache; changed specs are triggered in the runtime;
+//! nothing is reconciled before the first complete listing (the readiness gate). With
+//! `--lease-table`, only the replica holding the lease reconciles; the others keep watching the
+//! store (their caches stay warm) and report `follower` on `/readyz`.
+//!
+//! Shutdown: the first SIGTERM/SIGINT stops new work and lets running reconciles finish (up to
+//! `--shutdown-grace`), then releases the lease; a second signal abandons running reconciles.
+//! A leader that loses its lease abandons its work at once and exits with code 1, so the
+//! platform restarts it as a follower.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{open_store_with, CliError, Context};
+use crate::aws::{CallMetrics, Sdk};
+use crate::controller::{Controller, Desired, Reconciler, Settled};
+use crate::metrics::{Health, Metrics};
+use crate::runtime::{self, Handle, Reason, RunnerConfig, RunnerMetrics};
+use crate::spec::{Kind, Spec, SpecKey};
+use crate::store::watch::{WatchEvent, WatchOptions, Watcher};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the specs live: file://DIR, s3://BUCKET/PREFIX or dynamodb://TABLE.
+    #[arg(long, env = "ECS_OPERATOR_STORE")]
+    pub store: String,
+    /// Reconcile every spec until each is Ready or has failed, then exit: 0 only if all are Ready.
+    #[arg(long)]
+    pub once: bool,
+    /// Stop after this long (with --once: exit 1 if some spec has not settled by then).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Re-check every spec for drift this often (each key jittered by ±10%).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, env = "ECS_OPERATOR_RESYNC_INTERVAL")]
+    pub resync_interval: Duration,
+    /// Reconciles that may run at once.
+    #[arg(long, default_value_t = 16, env = "ECS_OPERATOR_CONCURRENCY")]
+    pub concurrency: usize,
+    /// Serve /healthz, /readyz and /metrics on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, env = "ECS_OPERATOR_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// DynamoDB table for leader election; without it this replica assumes it is alone.
+    #[arg(long, env = "ECS_OPERATOR_LEASE_TABLE")]
+    pub lease_table: Option<String>,
+    /// The value of the managed-by tag, and the name of the lease.
+    #[arg(long, default_value = "ecs-operator", env = "ECS_OPERATOR_INSTANCE")]
+    pub instance: String,
+    /// This replica's identity in the lease table (default: host name and process id).
+    #[arg(long, env = "ECS_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+    /// How often to poll the store for changes (file stores are also watched by inotify).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "ECS_OPERATOR_POLL_INTERVAL")]
+    pub poll_interval: Duration,
+    /// How long running reconciles may take to finish after SIGTERM.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Parse `500ms`, `30s`, `5m`, `1h` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 500ms, 30s, 5m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The AWS reconciler for this build.
+fn reconciler(_sdk: &Sdk, _instance: &str) -> Arc<dyn Reconciler> {
+    Arc::new(crate::controller::Unimplemented)
+}
+
+/// Spec keys whose entry changed between two desired states, plus the ServiceSpecs of every
+/// ClusterSpec that changed (they read their cluster's load balancers and providers).
+pub fn changed_keys(old: &Desired, new: &Desired) -> (BTreeSet<SpecKey>, BTreeSet<SpecKey>) {
+    let mut changed = BTreeSet::new();
+    for (key, entry) in &new.entries {
+        let same = old.entries.get(key).is_some_and(|o| {
+            o.generation == entry.generation && o.spec.as_ref().err() == entry.spec.as_ref().err()
+        });
+        if !same {
+            changed.insert(key.clone());
+        }
+    }
+    let removed: BTreeSet<SpecKey> = old
+        .entries
+        .keys()
+        .filter(|k| !new.entries.contains_key(*k))
+        .cloned()
+        .collect();
+    let clusters: BTreeSet<String> = changed
+        .iter()
+        .chain(removed.iter())
+        .filter(|k| k.kind == Kind::ClusterSpec)
+        .map(|k| k.name.clone())
+        .collect();
+    if !clusters.is_empty() {
+        for (key, entry) in &new.entries {
+            if let Ok(spec) = &entry.spec {
+                if let Spec::Service(s) = spec.as_ref() {
+                    if clusters.contains(&s.spec.cluster) {
+                        changed.insert(key.clone());
+                    }
+                }
+            }
+        }
+    }
+    (changed, removed)
+}
+
+/// The runtime, while this replica is allowed to write.
+struct Active {
+    handle: Handle<SpecKey>,
+    task: JoinHandle<()>,
+}
+
+fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetrics>) -> Active {
+    let cfg = RunnerConfig {
+        concurrency: args.concurrency.max(1),
+        resync_interval: args.resync_interval,
+        shutdown_grace: args.shutdown_grace,
+        ..RunnerConfig::default()
+    };
+    let c = controller.clone();
+    let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey| {
+        let c = c.clone();
+        async move { c.reconcile(key).await }
+    });
+    Active {
+        handle,
+        task: tokio::spawn(fut),
+    }
+}
+
+fn trigger_all(handle: &Handle<SpecKey>, desired: &Desired) {
+    for key in desired.entries.keys() {
+        handle.trigger(key.clone(), Reason::Change);
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, CliError> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| CliError::Environment(format!("cannot handle SIGTERM: {e}")))?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Why the main loop ended.
+enum End {
+    Signal,
+    Settled(Vec<String>),
+    TimedOut,
+    LostLease,
+    RunnerEnded,
+}
+
+pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
+    let calls = CallMetrics::new();
+    let parsed = super::parse_store(&args.store)?;
+    let sdk = Sdk::with_calls(
+        if crate::store::needs_aws(&parsed) || args.lease_table.is_some() {
+            ctx.sdk().await?
+        } else {
+            aws_config::SdkConfig::builder().build()
+        },
+        calls.clone(),
+    );
+    let store = open_store_with(&parsed, &sdk);
+    let health = Arc::new(Health::default());
+    let rm = Arc::new(RunnerMetrics::default());
+    let metrics = Arc::new(Metrics::new(rm.clone(), calls.clone(), health.clone()));
+    let (stop_http_tx, mut stop_http_rx) = watch::channel(false);
+    let http = match &args.metrics_addr {
+        Some(addr) => {
+            let server = crate::http::Server::bind(addr, metrics.clone())
+                .await
+                .map_err(|e| CliError::Environment(e.to_string()))?;
+            tracing::info!(addr = %server.addr, "serving /healthz, /readyz and /metrics");
+            Some(tokio::spawn(server.serve(async move {
+                let _ = stop_http_rx.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
+
+    let controller = Arc::new(Controller::new(
+        store.clone(),
+        reconciler(&sdk, &args.instance),
+        metrics.clone(),
+    ));
+    let mut watcher = Watcher::new(
+        store.clone(),
+        WatchOptions {
+            poll_interval: args.poll_interval,
+            ..WatchOptions::default()
+        },
+    );
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let mut leader = crate::leader::start(
+        &sdk,
+        args.lease_table.as_deref(),
+        &args.instance,
+        &identity,
+        health.clone(),
+    )
+    .await
+    .map_err(|e| CliError::Environment(e.to_string()))?;
+    tracing::info!(
+        store = %store.url(),
+        instance = %args.instance,
+        identity = %identity,
+        lease_table = ?args.lease_table,
+        "starting"
+    );
+
+    let mut signals = Signals::new()?;
+    let mut progress = controller.progress();
+    let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut active: Option<Active> = None;
+    let mut listed = false;
+    let mut statuses_loaded = false;
+
+    let end = loop {
+        // Start reconciling once the store is listed and this replica may write.
+        if active.is_none() && listed && leader.state().writes() {
+            if !statuses_loaded {
+                if let Err(e) = controller.load_statuses().await {
+                    tracing::warn!(error = %e, "cannot read existing status records");
+                }
+                statuses_loaded = true;
+            }
+            let a = start_runner(&args, &controller, &rm);
+            trigger_all(&a.handle, &controller.desired());
+            a.handle.ready();
+            tracing::info!(specs = controller.desired().entries.len(), "reconciling");
+            active = Some(a);
+        }
+        let runner_task = async {
+            match active.as_mut() {
+                Some(a) => {
+                    let _ = (&mut a.task).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = watcher.next() => match event {
+                WatchEvent::Changed { listing, initial, .. } => {
+                    let desired = Desired::from_listing(&listing);
+                    let old = controller.desired();
+                    let (changed, removed) = changed_keys(&old, &desired);
+                    controller.set_desired(desired);
+                    health.store_listed();
+                    if initial {
+                        tracing::info!(specs = controller.desired().entries.len(), "store listed");
+                        listed = true;
+                    } else {
+                        tracing::info!(changed = changed.len(), removed = removed.len(), "store changed");
+                    }
+                    if let Some(a) = &active {
+                        for key in changed.into_iter().chain(removed) {
+                            a.handle.trigger(key, Reason::Change);
+                        }
+                    }
+                }
+                WatchEvent::Failed(e) => {
+                    // The last good listing stays in force: nothing is removed on a failed read.
+                    tracing::warn!(error = %e, "cannot read the store; keeping the last listing");
+                    health.store_failed(e.to_string());
+                }
+            },
+            signal = signals.recv() => {
+                tracing::info!(signal, "shutting down: no new reconciles, waiting for running ones");
+                break End::Signal;
+            }
+            _ = leader.changed() => {
+                let state = leader.state();
+                tracing::info!(state = state.as_str(), holder = ?health.leader_holder(), "leadership changed");
+                if active.is_some() && !state.writes() {
+                    break End::LostLease;
+                }
+            }
+            _ = progress.changed(), if args.once => {
+                if let Settled::Yes { failed } = controller.settled() {
+                    break End::Settled(failed);
+                }
+            }
+            _ = runner_task => break End::RunnerEnded,
+            _ = timeout => break End::TimedOut,
+        }
+        // With --once and nothing to do, stop as soon as the store is listed.
+        if args.once && listed && controller.desired().entries.is_empty() {
+            break End::Settled(Vec::new());
+        }
+    };
+
+    // Stop the runtime: finish (or, on a lost lease or a second signal, abandon) running work.
+    if let Some(a) = active.take() {
+        a.handle.shutdown();
+        if matches!(end, End::LostLease) {
+            a.handle.shutdown();
+        }
+        let mut task = a.task;
+        tokio::select! {
+            _ = &mut task => {}
+            signal = signals.recv() => {
+                tracing::warn!(signal, "second signal: abandoning running reconciles");
+                a.handle.shutdown();
+                let _ = task.await;
+            }
+        }
+    }
+    leader.stop().await;
+    let _ = stop_http_tx.send(true);
+    if let Some(h) = http {
+        let _ = h.await;
+    }
+
+    match end {
+        End::Signal | End::RunnerEnded => Ok(()),
+        End::Settled(failed) if failed.is_empty() => {
+            writeln!(
+                ctx.out,
+                "all {} specs are Ready",
+                controller.desired().entries.len()
+            )?;
+            Ok(())
+        }
+        End::Settled(failed) => Err(CliError::Failed(format!(
+            "{} spec(s) did not become Ready:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        ))),
+        End::TimedOut if args.once => {
+            let desired = controller.desired();
+            let pending: Vec<String> = desired
+                .entries
+                .keys()
+                .filter_map(|k| {
+                    let s = controller.status(k);
+                    match s.map(|s| s.phase) {
+                        Some(crate::store::status::Phase::Ready) => None,
+                        Some(p) => Some(format!("{k}: {p}")),
+                        None => Some(format!("{k}: not reconciled yet")),
+                    }
+                })
+                .collect();
+            Err(CliError::Failed(format!(
+                "timed out before every spec was Ready:\n  {}",
+                pending.join("\n  ")
+            )))
+        }
+        End::TimedOut => Ok(()),
+        End::LostLease => Err(CliError::Failed(
+            "lost the leader lease: stopped writing to AWS; restart to rejoin as a follower"
+                .to_string(),
+        )),
+    }
+}
+
+/// `hostname-pid`: unique per replica, readable in the lease table.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "replica".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

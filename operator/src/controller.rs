@@ -1,0 +1,623 @@
+//! Wiring: store listing -> desired cache -> runtime -> reconciler -> status.
+//!
+//! The controller owns the desired cache (the latest complete listing, parsed and validated) and
+//! the last status it wrote per spec. The runtime calls [`Controller::reconcile`] with a key; the
+//! controller looks the spec up, hands valid ones to the [`Reconciler`] (the AWS side), and
+//! writes the resulting status to the store when it differs from the last one written.
+//!
+//! Invariants:
+//! - an invalid spec is never handed to the reconciler; it reports `Invalid` with every
+//!   diagnostic and waits for a change (a terminal error for the runtime);
+//! - a paused spec is neither read nor written; it reports `Paused`;
+//! - a condition's `lastTransitionTime` changes only when its status changes;
+//! - status is written only when something other than `updatedAt` changed, so a converged
+//!   fleet does not rewrite its status every resync.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::runtime::{Action, ReconcileError};
+use crate::spec::{Spec, SpecKey};
+use crate::store::status::{Condition, Phase, ResourceRef, SpecStatus};
+use crate::store::{now_rfc3339, Listing, Store};
+
+/// One spec of the desired cache, valid or not.
+#[derive(Debug, Clone)]
+pub struct DesiredEntry {
+    pub key: SpecKey,
+    /// The digest of the spec as it is in the store now.
+    pub generation: String,
+    /// Where it came from (`file document N`).
+    pub origin: String,
+    /// The valid spec, or every diagnostic (one per line).
+    pub spec: Result<Arc<Spec>, String>,
+}
+
+/// The desired state: every spec of the latest complete listing.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub entries: BTreeMap<SpecKey, DesiredEntry>,
+    /// Problems that belong to no spec (a file that does not parse, a document without a name).
+    pub unattributed: Vec<String>,
+}
+
+impl Desired {
+    /// Parse and validate a listing (cross-document checks included).
+    pub fn from_listing(listing: &Listing) -> Desired {
+        let mut desired = Desired::default();
+        for file in listing.validated_files() {
+            desired
+                .unattributed
+                .extend(file.errors.iter().map(|e| e.to_string()));
+            for doc in &file.documents {
+                let Some(key) = doc.key() else {
+                    desired
+                        .unattributed
+                        .extend(doc.diagnostics().iter().map(|d| d.to_string()));
+                    continue;
+                };
+                let spec = match &doc.result {
+                    Ok(spec) => Ok(Arc::new(spec.clone())),
+                    Err(diags) => Err(diags
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")),
+                };
+                let entry = DesiredEntry {
+                    key: key.clone(),
+                    generation: doc.generation(),
+                    origin: doc.origin.to_string(),
+                    spec,
+                };
+                // A name defined twice is already invalid in both documents (validate_set);
+                // keep the first invalid one so the key reports it.
+                match desired.entries.get(&key) {
+                    Some(existing) if existing.spec.is_err() => {}
+                    _ => {
+                        desired.entries.insert(key, entry);
+                    }
+                }
+            }
+        }
+        desired
+    }
+
+    /// The valid specs, by key.
+    pub fn valid(&self) -> BTreeMap<SpecKey, Arc<Spec>> {
+        self.entries
+            .iter()
+            .filter_map(|(k, e)| e.spec.as_ref().ok().map(|s| (k.clone(), s.clone())))
+            .collect()
+    }
+}
+
+/// A condition as a reconciler reports it; the controller fills in `lastTransitionTime`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionReport {
+    pub condition_type: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ConditionReport {
+    pub fn new(
+        condition_type: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        ConditionReport {
+            condition_type: condition_type.to_string(),
+            status: if status { "True" } else { "False" }.to_string(),
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What one successful reconcile found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub phase: Phase,
+    pub conditions: Vec<ConditionReport>,
+    pub resources: Vec<ResourceRef>,
+    /// Come back after this long (a rollout or a certificate to follow); `None`: converged.
+    pub requeue_after: Option<Duration>,
+}
+
+/// Why a reconcile failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// Worth retrying with backoff (AWS unavailable, throttled past the SDK's retries, a
+    /// dependency not ready yet).
+    #[error("{0}")]
+    Retryable(String),
+    /// Retrying cannot help until the spec changes (a resource the spec does not own, a field
+    /// AWS cannot change in place).
+    #[error("{0}")]
+    Terminal(String),
+}
+
+/// Everything a reconcile may look at besides its own spec.
+#[derive(Debug, Clone)]
+pub struct ReconcileInput {
+    /// Every valid spec of the store (a ServiceSpec needs its ClusterSpec).
+    pub specs: Arc<BTreeMap<SpecKey, Arc<Spec>>>,
+}
+
+/// The AWS side: drives AWS toward one spec. Implementations never block waiting on AWS; they
+/// report `Progressing` with `requeue_after`.
+#[async_trait]
+pub trait Reconciler: Send + Sync + 'static {
+    async fn reconcile(&self, spec: Arc<Spec>, input: &ReconcileInput) -> Result<Report, Failure>;
+}
+
+/// How `--once` sees the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Some spec is still on its way.
+    No,
+    /// Every spec reached a final phase; `failed` lists the ones that are not Ready.
+    Yes { failed: Vec<String> },
+}
+
+/// The controller shared by the runtime's reconcile tasks.
+pub struct Controller {
+    store: Arc<dyn Store>,
+    reconciler: Arc<dyn Reconciler>,
+    metrics: Arc<Metrics>,
+    desired: RwLock<(Arc<Desired>, Arc<BTreeMap<SpecKey, Arc<Spec>>>)>,
+    /// The last status written (or read at start) per spec.
+    statuses: Mutex<HashMap<SpecKey, SpecStatus>>,
+    /// Bumped after every reconcile, for `--once`.
+    progress: watch::Sender<u64>,
+}
+
+impl Controller {
+    pub fn new(
+        store: Arc<dyn Store>,
+        reconciler: Arc<dyn Reconciler>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Controller {
+            store,
+            reconciler,
+            metrics,
+            desired: RwLock::new(Default::default()),
+            statuses: Mutex::new(HashMap::new()),
+            progress: watch::channel(0).0,
+        }
+    }
+
+    /// Load the status records already in the store, so conditions keep their transition times
+    /// across restarts and unchanged records are not rewritten.
+    pub async fn load_statuses(&self) -> Result<(), crate::store::StoreError> {
+        let records = self.store.list_status().await?;
+        let mut statuses = self.statuses.lock().expect("status lock");
+        for s in records {
+            statuses.entry(s.key()).or_insert(s);
+        }
+        Ok(())
+    }
+
+    /// Replace the desired cache.
+    pub fn set_desired(&self, desired: Desired) {
+        for p in &desired.unattributed {
+            tracing::warn!(problem = %p, "a store document names no spec");
+        }
+        let valid = Arc::new(desired.valid());
+        *self.desired.write().expect("desired lock") = (Arc::new(desired), valid);
+    }
+
+    pub fn desired(&self) -> Arc<Desired> {
+        self.desired.read().expect("desired lock").0.clone()
+    }
+
+    /// A receiver that changes after every reconcile.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    /// The last status of `key`.
+    pub fn status(&self, key: &SpecKey) -> Option<SpecStatus> {
+        self.statuses.lock().expect("status lock").get(key).cloned()
+    }
+
+    /// Whether every spec of the desired cache reached a final phase for its current generation
+    /// (Ready, Failed, Invalid, Degraded; Paused counts as final and not failed).
+    pub fn settled(&self) -> Settled {
+        let desired = self.desired();
+        let statuses = self.statuses.lock().expect("status lock");
+        let mut failed = Vec::new();
+        for (key, entry) in &desired.entries {
+            let Some(s) = statuses.get(key) else {
+                return Settled::No;
+            };
+            if s.observed_generation.as_deref() != Some(entry.generation.as_str()) {
+                return Settled::No;
+            }
+            match s.phase {
+                Phase::Ready | Phase::Paused => {}
+                Phase::Failed | Phase::Invalid | Phase::Degraded => {
+                    failed.push(format!("{key}: {} {}", s.phase, s.summary()));
+                }
+                Phase::Pending | Phase::Progressing | Phase::Deleting => return Settled::No,
+            }
+        }
+        Settled::Yes { failed }
+    }
+
+    /// Reconcile one key: the runtime's reconcile function.
+    pub async fn reconcile(&self, key: SpecKey) -> Result<Action, ReconcileError> {
+        let started = Instant::now();
+        let (entry, specs) = {
+            let d = self.desired.read().expect("desired lock");
+            (d.0.entries.get(&key).cloned(), d.1.clone())
+        };
+        let (result, label) = match entry {
+            // Gone from the store: deletion is the lifecycle issue's; nothing to do here.
+            None => {
+                self.metrics.health.set_phase(&key.to_string(), None);
+                (Ok(Action::AwaitChange), "absent")
+            }
+            Some(entry) => self.reconcile_entry(&key, entry, specs).await,
+        };
+        self.metrics
+            .reconciled(key.kind.as_str(), label, started.elapsed());
+        self.progress.send_modify(|n| *n += 1);
+        result
+    }
+
+    async fn reconcile_entry(
+        &self,
+        key: &SpecKey,
+        entry: DesiredEntry,
+        specs: Arc<BTreeMap<SpecKey, Arc<Spec>>>,
+    ) -> (Result<Action, ReconcileError>, &'static str) {
+        let spec = match &entry.spec {
+            Err(diagnostics) => {
+                let report = Report {
+                    phase: Phase::Invalid,
+                    conditions: vec![ConditionReport::new(
+                        "Valid",
+                        false,
+                        "InvalidSpec",
+                        diagnostics.clone(),
+                    )],
+                    resources: Vec::new(),
+                    requeue_after: None,
+                };
+                self.record(key, &entry, &report, Some(diagnostics.clone()))
+                    .await;
+                return (
+                    Err(ReconcileError::Terminal(format!(
+                        "invalid spec ({})",
+                        entry.origin
+                    ))),
+                    "invalid",
+                );
+            }
+            Ok(spec) => spec.clone(),
+        };
+        if is_paused(&spec) {
+            let report = Report {
+                phase: Phase::Paused,
+                conditions: vec![ConditionReport::new(
+                    "Paused",
+                    true,
+                    "SpecPaused",
+                    "spec.paused is true: its resources are neither read nor written",
+                )],
+                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                requeue_after: None,
+            };
+            self.record(key, &entry, &report, None).await;
+            return (Ok(Action::AwaitChange), "paused");
+        }
+        let input = ReconcileInput { specs };
+        match self.reconciler.reconcile(spec, &input).await {
+            Ok(report) => {
+                self.record(key, &entry, &report, None).await;
+                let label = phase_label(report.phase);
+                let action = match report.requeue_after {
+                    Some(d) => Action::RequeueAfter(d),
+                    None => Action::AwaitChange,
+                };
+                (Ok(action), label)
+            }
+            Err(failure) => {
+                let message = failure.to_string();
+                let previous = self.status(key);
+                let (phase, runtime_error) = match &failure {
+                    Failure::Terminal(m) => (Phase::Failed, ReconcileError::Terminal(m.clone())),
+                    Failure::Retryable(m) => (
+                        // A transient error does not undo what was reached: keep the phase
+                        // (a Ready spec becomes Degraded), report the error, retry with backoff.
+                        match previous.as_ref().map(|s| s.phase) {
+                            Some(Phase::Ready) | Some(Phase::Degraded) => Phase::Degraded,
+                            Some(Phase::Progressing) => Phase::Progressing,
+                            _ => Phase::Pending,
+                        },
+                        ReconcileError::Retryable(m.clone()),
+                    ),
+                };
+                let report = Report {
+                    phase,
+                    conditions: vec![ConditionReport::new(
+                        "Reconciled",
+                        false,
+                        match failure {
+                            Failure::Terminal(_) => "ReconcileFailed",
+                            Failure::Retryable(_) => "ReconcileError",
+                        },
+                        message.clone(),
+                    )],
+                    resources: previous.map(|s| s.resources).unwrap_or_default(),
+                    requeue_after: None,
+                };
+                self.record(key, &entry, &report, Some(message)).await;
+                (Err(runtime_error), "error")
+            }
+        }
+    }
+
+    /// Turn a report into a status record and write it when it changed.
+    async fn record(
+        &self,
+        key: &SpecKey,
+        entry: &DesiredEntry,
+        report: &Report,
+        last_error: Option<String>,
+    ) {
+        self.metrics
+            .health
+            .set_phase(&key.to_string(), Some(report.phase));
+        let previous = self.status(key);
+        let next = next_status(
+            key,
+            previous.as_ref(),
+            entry,
+            report,
+            last_error,
+            &now_rfc3339(),
+        );
+        if previous.as_ref().is_some_and(|p| same_status(p, &next)) {
+            return;
+        }
+        match self.store.write_status(&next).await {
+            Ok(()) => {
+                self.statuses
+                    .lock()
+                    .expect("status lock")
+                    .insert(key.clone(), next);
+            }
+            // The next reconcile tries again; the reconcile itself is not failed by this.
+            Err(e) => tracing::warn!(spec = %key, error = %e, "cannot write status"),
+        }
+    }
+}
+
+fn is_paused(spec: &Spec) -> bool {
+    match spec {
+        Spec::Cluster(c) => c.spec.paused,
+        Spec::Service(s) => s.spec.paused,
+    }
+}
+
+fn phase_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "pending",
+        Phase::Progressing => "progressing",
+        Phase::Ready => "ready",
+        Phase::Degraded => "degraded",
+        Phase::Failed => "failed",
+        Phase::Deleting => "deleting",
+        Phase::Paused => "paused",
+        Phase::Invalid => "invalid",
+    }
+}
+
+/// Two records say the same thing when they differ at most in `updatedAt`.
+fn same_status(a: &SpecStatus, b: &SpecStatus) -> bool {
+    let mut a = a.clone();
+    a.updated_at = b.updated_at.clone();
+    a.generation = b.generation.clone();
+    &a == b
+}
+
+/// The status record after a reconcile (pure: `now` is given). Conditions keep their
+/// `lastTransitionTime` unless their status changed; a `Ready` condition is always present.
+pub fn next_status(
+    key: &SpecKey,
+    previous: Option<&SpecStatus>,
+    entry: &DesiredEntry,
+    report: &Report,
+    last_error: Option<String>,
+    now: &str,
+) -> SpecStatus {
+    let mut reported = report.conditions.clone();
+    if !reported.iter().any(|c| c.condition_type == "Ready") {
+        let ready = report.phase == Phase::Ready;
+        let message = if ready {
+            "every resource matches the spec".to_string()
+        } else {
+            reported
+                .iter()
+                .find(|c| c.status != "True")
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| format!("phase {}", report.phase))
+        };
+        reported.insert(
+            0,
+            ConditionReport::new("Ready", ready, &report.phase.to_string(), message),
+        );
+    }
+    let conditions = reported
+        .into_iter()
+        .map(|c| {
+            let since = previous
+                .and_then(|p| {
+                    p.conditions
+                        .iter()
+                        .find(|o| o.condition_type == c.condition_type && o.status == c.status)
+                })
+                .map(|o| o.last_transition_time.clone())
+                .unwrap_or_else(|| now.to_string());
+            Condition {
+                condition_type: c.condition_type,
+                status: c.status,
+                reason: c.reason,
+                message: c.message,
+                last_transition_time: since,
+            }
+        })
+        .collect();
+    let mut resources = report.resources.clone();
+    resources.sort();
+    resources.dedup();
+    SpecStatus {
+        kind: key.kind,
+        name: key.name.clone(),
+        phase: report.phase,
+        observed_generation: Some(entry.generation.clone()),
+        generation: Some(entry.generation.clone()),
+        conditions,
+        resources,
+        last_error,
+        updated_at: Some(now.to_string()),
+    }
+}
+
+/// The reconciler used until AWS reconcilers exist for a kind: reports that nothing is done.
+#[derive(Debug, Default)]
+pub struct Unimplemented;
+
+#[async_trait]
+impl Reconciler for Unimplemented {
+    async fn reconcile(&self, spec: Arc<Spec>, _input: &ReconcileInput) -> Result<Report, Failure> {
+        Ok(Report {
+            phase: Phase::Pending,
+            conditions: vec![ConditionReport::new(
+                "Reconciled",
+                false,
+                "NoReconciler",
+                format!("this build has no AWS reconciler for {}", spec.kind()),
+            )],
+            resources: Vec::new(),
+            requeue_after: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Kind;
+
+    fn entry(generation: &str) -> DesiredEntry {
+        DesiredEntry {
+            key: SpecKey::new(Kind::ServiceSpec, "web"),
+            generation: generation.into(),
+            origin: "web.yaml document 1".into(),
+            spec: Err("x".into()),
+        }
+    }
+
+    fn report(phase: Phase, conds: Vec<ConditionReport>) -> Report {
+        Report {
+            phase,
+            conditions: conds,
+            resources: vec![],
+            requeue_after: None,
+        }
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+        let key = SpecKey::new(Kind::ServiceSpec, "web");
+        let c = |s| vec![ConditionReport::new("Rollout", s, "R", "m")];
+        let first = next_status(
+            &key,
+            None,
+            &entry("g1"),
+            &report(Phase::Progressing, c(false)),
+            None,
+            "T1",
+        );
+        let second = next_status(
+            &key,
+            Some(&first),
+            &entry("g1"),
+            &report(Phase::Progressing, c(false)),
+            None,
+            "T2",
+        );
+        let rollout = |s: &SpecStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.condition_type == "Rollout")
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(rollout(&second).last_transition_time, "T1");
+        let third = next_status(
+            &key,
+            Some(&second),
+            &entry("g1"),
+            &report(Phase::Ready, c(true)),
+            None,
+            "T3",
+        );
+        assert_eq!(rollout(&third).last_transition_time, "T3");
+        let ready = third
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time.as_str()),
+            ("True", "T3")
+        );
+        assert_eq!(third.observed_generation.as_deref(), Some("g1"));
+    }
+
+    #[test]
+    fn records_that_differ_only_in_update_time_are_the_same() {
+        let key = SpecKey::new(Kind::ServiceSpec, "web");
+        let a = next_status(
+            &key,
+            None,
+            &entry("g1"),
+            &report(Phase::Ready, vec![]),
+            None,
+            "T1",
+        );
+        let b = next_status(
+            &key,
+            Some(&a),
+            &entry("g1"),
+            &report(Phase::Ready, vec![]),
+            None,
+            "T2",
+        );
+        assert!(same_status(&a, &b));
+        let c = next_status(
+            &key,
+            Some(&a),
+            &entry("g2"),
+            &report(Phase::Ready, vec![]),
+            None,
+            "T2",
+        );
+        assert!(!same_status(&a, &c), "a new generation must be written");
+    }
+}
