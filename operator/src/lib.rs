@@ -10,6 +10,7 @@ pub mod controller;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod resources;
 pub mod runtime;
 pub mod spec;
 pub mod store;

@@ -58,17 +58,28 @@ impl Sdk {
         aws_sdk_s3::Client::from_conf(b.build())
     }
 
-    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        let b = aws_sdk_dynamodb::config::Builder::from(&self.config)
-            .retry_config(self.retry_config())
-            .interceptor(self.calls.interceptor());
-        aws_sdk_dynamodb::Client::from_conf(b.build())
-    }
-
-    pub fn dynamodb_streams(&self) -> aws_sdk_dynamodbstreams::Client {
-        let b = aws_sdk_dynamodbstreams::config::Builder::from(&self.config)
-            .retry_config(self.retry_config())
-            .interceptor(self.calls.interceptor());
-        aws_sdk_dynamodbstreams::Client::from_conf(b.build())
-    }
 }
+
+/// `Sdk::$name()`: a client of `$krate` with the retry settings and the call counter.
+macro_rules! client {
+    ($name:ident, $krate:ident) => {
+        impl Sdk {
+            pub fn $name(&self) -> $krate::Client {
+                let b = $krate::config::Builder::from(&self.config)
+                    .retry_config(self.retry_config())
+                    .interceptor(self.calls.interceptor());
+                $krate::Client::from_conf(b.build())
+            }
+        }
+    };
+}
+
+client!(dynamodb, aws_sdk_dynamodb);
+client!(dynamodb_streams, aws_sdk_dynamodbstreams);
+client!(ecs, aws_sdk_ecs);
+client!(ecr, aws_sdk_ecr);
+client!(elbv2, aws_sdk_elasticloadbalancingv2);
+client!(route53, aws_sdk_route53);
+client!(acm, aws_sdk_acm);
+client!(application_autoscaling, aws_sdk_applicationautoscaling);
+client!(autoscaling, aws_sdk_autoscaling);

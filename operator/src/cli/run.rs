@@ -85,9 +85,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// The AWS reconciler for this build.
-fn reconciler(_sdk: &Sdk, _instance: &str) -> Arc<dyn Reconciler> {
-    Arc::new(crate::controller::Unimplemented)
+/// The AWS reconciler, with the call budget shared by every reconcile.
+fn reconciler(sdk: &Sdk, instance: &str) -> Arc<dyn Reconciler> {
+    let aws = crate::resources::Aws::new(sdk, instance, crate::aws::Budget::default());
+    Arc::new(crate::resources::AwsReconciler::new(aws))
 }
 
 /// Spec keys whose entry changed between two desired states, plus the ServiceSpecs of every
@@ -201,14 +202,7 @@ enum End {
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let calls = CallMetrics::new();
     let parsed = super::parse_store(&args.store)?;
-    let sdk = Sdk::with_calls(
-        if crate::store::needs_aws(&parsed) || args.lease_table.is_some() {
-            ctx.sdk().await?
-        } else {
-            aws_config::SdkConfig::builder().build()
-        },
-        calls.clone(),
-    );
+    let sdk = Sdk::with_calls(ctx.sdk().await?, calls.clone());
     let store = open_store_with(&parsed, &sdk);
     let health = Arc::new(Health::default());
     let rm = Arc::new(RunnerMetrics::default());

@@ -1,0 +1,23 @@
+//! A ClusterSpec's resources in dependency order: capacity providers -> ECS cluster (with its
+//! provider list and default strategy) -> for each load balancer, what the edge modules manage.
+
+use super::run::SpecRun;
+use super::{capacity_provider, ecs_cluster, ResourceError};
+use crate::controller::ReconcileInput;
+use crate::spec::types::ClusterSpec;
+
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    spec: &ClusterSpec,
+    _input: &ReconcileInput,
+) -> Result<(), ResourceError> {
+    let providers: Vec<_> = spec
+        .spec
+        .capacity_providers
+        .iter()
+        .map(capacity_provider::desired)
+        .collect();
+    capacity_provider::reconcile(run, &providers).await?;
+    ecs_cluster::reconcile(run, &ecs_cluster::desired(spec)).await?;
+    Ok(())
+}

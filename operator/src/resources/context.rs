@@ -1,0 +1,68 @@
+//! The AWS clients, call budget and identity shared by every reconcile.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::error::ResourceError;
+use crate::aws::{Budget, CallClass, CallMetrics, Sdk, Service};
+
+/// Everything a resource module needs to talk to AWS. Cheap to share (`Arc<Aws>`).
+pub struct Aws {
+    /// The value of the managed-by tag.
+    pub instance: String,
+    pub region: String,
+    pub budget: Budget,
+    pub calls: CallMetrics,
+    pub ecs: aws_sdk_ecs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub scaling: aws_sdk_applicationautoscaling::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+}
+
+impl Aws {
+    pub fn new(sdk: &Sdk, instance: &str, budget: Budget) -> Arc<Aws> {
+        Arc::new(Aws {
+            instance: instance.to_string(),
+            region: sdk
+                .config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            budget,
+            calls: sdk.calls.clone(),
+            ecs: sdk.ecs(),
+            ecr: sdk.ecr(),
+            elbv2: sdk.elbv2(),
+            route53: sdk.route53(),
+            acm: sdk.acm(),
+            scaling: sdk.application_autoscaling(),
+            autoscaling: sdk.autoscaling(),
+        })
+    }
+
+    /// Make one AWS call: wait for the budget's tokens, send, and turn a failure (after the
+    /// SDK's retries) into a [`ResourceError`] naming the operation and resource.
+    pub async fn call<T, E, R, F>(
+        &self,
+        service: Service,
+        class: CallClass,
+        operation: &'static str,
+        resource: &str,
+        call: F,
+    ) -> Result<T, ResourceError>
+    where
+        F: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        self.budget.acquire(service, class).await;
+        call.await
+            .map_err(|e| ResourceError::aws(operation, resource, e))
+    }
+}

@@ -1,0 +1,118 @@
+//! Errors of the resource modules, and how they map onto the runtime's retry decisions.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::controller::Failure;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResourceError {
+    /// An AWS call failed after the SDK's own retries.
+    #[error("{operation} ({resource}): {code}: {message}")]
+    Aws {
+        operation: &'static str,
+        resource: String,
+        /// The AWS error code (`ClusterNotFoundException`), or `Transport` / `Timeout`.
+        code: String,
+        message: String,
+        /// Throttling, 5xx and transport errors are worth retrying; validation errors are not.
+        retryable: bool,
+    },
+    /// The resource exists but carries no ownership tags of ours, and the spec did not ask to
+    /// adopt it.
+    #[error("{resource} exists and is not owned by this operator (tags {managed_by}/{owner} missing or different); add the annotation ecs-operator.io/adopt: \"true\" to take it over")]
+    NotOwned {
+        resource: String,
+        managed_by: &'static str,
+        owner: &'static str,
+    },
+    /// The spec asks for something AWS cannot change in place.
+    #[error("{resource}: {field} cannot be changed in place ({observed} -> {desired}); the resource is left as it is")]
+    Immutable {
+        resource: String,
+        field: String,
+        observed: String,
+        desired: String,
+    },
+    /// Something this spec needs is not there (yet): its ClusterSpec, a load balancer...
+    #[error("{0}")]
+    Dependency(String),
+    /// The spec is valid but cannot be satisfied (a hosted zone that does not exist...).
+    #[error("{0}")]
+    Unsatisfiable(String),
+}
+
+impl ResourceError {
+    /// Wrap an SDK error with the operation and resource it was about.
+    pub fn aws<E, R>(operation: &'static str, resource: &str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message, retryable) = match &err {
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                let code = e.code().unwrap_or("Unknown").to_string();
+                let retryable = is_retryable_code(&code);
+                (code, e.message().unwrap_or_default().to_string(), retryable)
+            }
+            SdkError::TimeoutError(_) => ("Timeout".into(), "the call timed out".into(), true),
+            SdkError::DispatchFailure(d) => ("Transport".into(), format!("{d:?}"), true),
+            SdkError::ResponseError(r) => ("Response".into(), format!("{r:?}"), true),
+            other => (
+                "Client".into(),
+                aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+                false,
+            ),
+        };
+        ResourceError::Aws {
+            operation,
+            resource: resource.to_string(),
+            code,
+            message,
+            retryable,
+        }
+    }
+
+    /// The AWS error code, when this is an AWS error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ResourceError::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ResourceError::Aws { retryable, .. } => *retryable,
+            ResourceError::Dependency(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn is_retryable_code(code: &str) -> bool {
+    code.contains("Throttl")
+        || code.contains("TooManyRequests")
+        || code.contains("RequestLimitExceeded")
+        || code.contains("ServiceUnavailable")
+        || code.contains("InternalFailure")
+        || code.contains("InternalError")
+        || code.contains("ServerException")
+        || code == "PriorRequestNotComplete"
+        || code == "ResourceInUse"
+        || code == "ResourceInUseException"
+        || code == "ConcurrentModificationException"
+        || code == "ServiceException"
+        || code == "Unknown"
+}
+
+impl From<ResourceError> for Failure {
+    fn from(e: ResourceError) -> Self {
+        if e.is_retryable() {
+            Failure::Retryable(e.to_string())
+        } else {
+            Failure::Terminal(e.to_string())
+        }
+    }
+}

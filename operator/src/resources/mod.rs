@@ -1,0 +1,30 @@
+//! The AWS side of the operator: one module per resource kind, each split into
+//! - **observe**: read what exists (through [`Aws::call`], which spends the call budget and
+//!   classifies errors),
+//! - **plan**: a pure function of (desired, observed) returning the steps to take, each of which
+//!   describes itself as a [`Change`] (what `ecs-operator diff` prints),
+//! - **apply**: execute the steps; every create is idempotent (deterministic names or client
+//!   tokens, plus ownership tags), so a crash between two calls is harmless.
+//!
+//! A [`SpecRun`] carries one reconcile of one spec through its resources in dependency order,
+//! collecting changes, resource references, conditions and the requeue time. With
+//! `apply == false` (diff, `mode: observe`) it plans and records, and never writes.
+//!
+//! Invariants: nothing here knows how reconciles are scheduled; a resource without both
+//! ownership tags (or, for Route53, its ownership TXT record) is never changed or deleted unless
+//! the spec carries the adopt annotation.
+
+pub mod capacity_provider;
+pub mod cluster;
+pub mod context;
+pub mod ecs_cluster;
+pub mod error;
+pub mod reconciler;
+pub mod run;
+pub mod service;
+pub mod tags;
+
+pub use context::Aws;
+pub use error::ResourceError;
+pub use reconciler::AwsReconciler;
+pub use run::{Change, Op, SpecRun};

@@ -1,0 +1,67 @@
+//! The AWS reconciler: one spec's resources in dependency order (DESIGN.md "Resources per spec").
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::context::Aws;
+use super::run::{Change, SpecRun};
+use super::ResourceError;
+use crate::controller::{Failure, ReconcileInput, Reconciler, Report};
+use crate::spec::types::Mode;
+use crate::spec::Spec;
+
+pub struct AwsReconciler {
+    pub aws: Arc<Aws>,
+}
+
+impl AwsReconciler {
+    pub fn new(aws: Arc<Aws>) -> Self {
+        AwsReconciler { aws }
+    }
+
+    /// Walk the spec's resources; with `apply == false`, plan only.
+    pub async fn walk<'a>(
+        &'a self,
+        spec: &Spec,
+        input: &ReconcileInput,
+        apply: bool,
+    ) -> Result<SpecRun<'a>, ResourceError> {
+        let adopt = spec
+            .metadata()
+            .annotations
+            .get(crate::ADOPT_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt);
+        match spec {
+            Spec::Cluster(c) => super::cluster::reconcile(&mut run, c, input).await?,
+            Spec::Service(s) => super::service::reconcile(&mut run, s, input).await?,
+        }
+        Ok(run)
+    }
+
+    /// The changes a reconcile would make now (`ecs-operator diff`).
+    pub async fn diff(
+        &self,
+        spec: &Spec,
+        input: &ReconcileInput,
+    ) -> Result<Vec<Change>, ResourceError> {
+        Ok(self.walk(spec, input, false).await?.changes)
+    }
+}
+
+fn mode(spec: &Spec) -> Mode {
+    match spec {
+        Spec::Cluster(c) => c.spec.mode,
+        Spec::Service(s) => s.spec.mode,
+    }
+}
+
+#[async_trait]
+impl Reconciler for AwsReconciler {
+    async fn reconcile(&self, spec: Arc<Spec>, input: &ReconcileInput) -> Result<Report, Failure> {
+        let apply = mode(&spec) == Mode::Enforce;
+        let run = self.walk(&spec, input, apply).await?;
+        Ok(run.into_report())
+    }
+}

@@ -1,0 +1,234 @@
+//! One reconcile of one spec: the record of what was planned and done, and what it adds up to.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::context::Aws;
+use super::tags::{missing_owner_tags, owner_tags, ownership, Ownership};
+use super::ResourceError;
+use crate::controller::{ConditionReport, Report};
+use crate::spec::SpecKey;
+use crate::store::status::{Phase, ResourceRef};
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One planned change, in plain words: `~ listener :80 default action: redirect 302 -> 301`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub op: Op,
+    /// The resource, as a person would name it (`target group web`, `listener :80`).
+    pub resource: String,
+    /// What changes (`health check path: / -> /health`); may be empty for creates and deletes.
+    pub detail: String,
+}
+
+impl Change {
+    pub fn create(resource: impl Into<String>, detail: impl Into<String>) -> Self {
+        Change {
+            op: Op::Create,
+            resource: resource.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn update(resource: impl Into<String>, detail: impl Into<String>) -> Self {
+        Change {
+            op: Op::Update,
+            resource: resource.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn delete(resource: impl Into<String>, detail: impl Into<String>) -> Self {
+        Change {
+            op: Op::Delete,
+            resource: resource.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// `field: old -> new`, the usual update detail.
+    pub fn field(resource: impl Into<String>, field: &str, old: impl fmt::Display, new: impl fmt::Display) -> Self {
+        Change::update(resource, format!("{field}: {old} -> {new}"))
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = match self.op {
+            Op::Create => '+',
+            Op::Update => '~',
+            Op::Delete => '-',
+        };
+        if self.detail.is_empty() {
+            write!(f, "{sign} {}", self.resource)
+        } else if self.op == Op::Update {
+            write!(f, "{sign} {} {}", self.resource, self.detail)
+        } else {
+            write!(f, "{sign} {} ({})", self.resource, self.detail)
+        }
+    }
+}
+
+/// The state of one reconcile of one spec as it moves through its resources.
+pub struct SpecRun<'a> {
+    pub aws: &'a Aws,
+    pub key: SpecKey,
+    /// False for `diff` and `mode: observe`: plan and record, never write.
+    pub apply: bool,
+    /// The spec carries the adopt annotation.
+    pub adopt: bool,
+    pub changes: Vec<Change>,
+    pub resources: Vec<ResourceRef>,
+    pub conditions: Vec<ConditionReport>,
+    /// Why the spec is not Ready yet (a certificate pending validation, a rollout in progress).
+    pub waiting: Vec<String>,
+    /// Why the spec is Degraded (a rollout rolled back, a field that cannot change in place).
+    pub degraded: Vec<String>,
+    pub requeue_after: Option<Duration>,
+}
+
+impl<'a> SpecRun<'a> {
+    pub fn new(aws: &'a Aws, key: SpecKey, apply: bool, adopt: bool) -> Self {
+        SpecRun {
+            aws,
+            key,
+            apply,
+            adopt,
+            changes: Vec::new(),
+            resources: Vec::new(),
+            conditions: Vec::new(),
+            waiting: Vec::new(),
+            degraded: Vec::new(),
+            requeue_after: None,
+        }
+    }
+
+    /// Record a planned change. Returns whether to carry it out (false when only planning).
+    pub fn plan(&mut self, change: Change) -> bool {
+        tracing::info!(spec = %self.key, change = %change, apply = self.apply, "change");
+        self.changes.push(change);
+        self.apply
+    }
+
+    /// Record something the spec manages.
+    pub fn resource(&mut self, resource_type: &str, id: impl Into<String>) {
+        self.resources.push(ResourceRef {
+            resource_type: resource_type.to_string(),
+            id: id.into(),
+        });
+    }
+
+    pub fn condition(&mut self, c: ConditionReport) {
+        self.conditions.retain(|x| x.condition_type != c.condition_type);
+        self.conditions.push(c);
+    }
+
+    /// Not Ready yet; come back after `after` (the earliest such request wins).
+    pub fn wait(&mut self, why: impl Into<String>, after: Duration) {
+        self.waiting.push(why.into());
+        self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
+    }
+
+    pub fn degrade(&mut self, why: impl Into<String>) {
+        self.degraded.push(why.into());
+    }
+
+    /// Check that an existing resource may be managed by this spec. Returns the ownership tags
+    /// it still needs (non-empty only when adopting an unowned resource).
+    pub fn claim(
+        &self,
+        resource: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ResourceError> {
+        match ownership(&self.aws.instance, &self.key, tags) {
+            Ownership::Ours => Ok(BTreeMap::new()),
+            Ownership::OtherSpec(owner) => Err(ResourceError::Unsatisfiable(format!(
+                "{resource} is owned by {owner}"
+            ))),
+            Ownership::Foreign if self.adopt => {
+                Ok(missing_owner_tags(&self.aws.instance, &self.key, tags))
+            }
+            Ownership::Foreign => Err(ResourceError::NotOwned {
+                resource: resource.to_string(),
+                managed_by: crate::MANAGED_BY_TAG,
+                owner: crate::OWNER_TAG,
+            }),
+        }
+    }
+
+    /// The ownership tags for resources of this spec.
+    pub fn tags(&self) -> BTreeMap<String, String> {
+        owner_tags(&self.aws.instance, &self.key)
+    }
+
+    /// What the reconcile adds up to.
+    pub fn into_report(mut self) -> Report {
+        if !self.apply {
+            let in_sync = self.changes.is_empty();
+            let message = if in_sync {
+                "AWS matches the spec".to_string()
+            } else {
+                self.changes
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            self.conditions.push(ConditionReport::new(
+                "InSync",
+                in_sync,
+                if in_sync { "NoDrift" } else { "Drift" },
+                message.clone(),
+            ));
+            if !in_sync {
+                self.degraded.push(format!("drift (observe mode): {message}"));
+            }
+        }
+        let phase = if !self.degraded.is_empty() {
+            Phase::Degraded
+        } else if !self.waiting.is_empty() {
+            Phase::Progressing
+        } else {
+            Phase::Ready
+        };
+        let (ready, reason, message) = match phase {
+            Phase::Ready => (true, "Ready", "every resource matches the spec".to_string()),
+            Phase::Degraded => (false, "Degraded", self.degraded.join("; ")),
+            _ => (false, "Progressing", self.waiting.join("; ")),
+        };
+        self.conditions
+            .insert(0, ConditionReport::new("Ready", ready, reason, message));
+        Report {
+            phase,
+            conditions: self.conditions,
+            resources: self.resources,
+            requeue_after: self.requeue_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_read_in_plain_words() {
+        assert_eq!(
+            Change::field("listener :80", "default action", "redirect 302", "redirect 301").to_string(),
+            "~ listener :80 default action: redirect 302 -> redirect 301"
+        );
+        assert_eq!(Change::create("target group web", "").to_string(), "+ target group web");
+        assert_eq!(
+            Change::delete("listener rule 100", "host web.example.com").to_string(),
+            "- listener rule 100 (host web.example.com)"
+        );
+    }
+}
