@@ -7,7 +7,8 @@
 //! - `templates/*.yaml` (and `*.yml`): [minijinja] templates, rendered in file-name order.
 //!
 //! The values a template sees are the chart's defaults, then every `-f` file in the order given,
-//! then every `--set path=value` in the order given, each merged over the result so far with
+//! then every `--set path=value` and then every `--set-string path=value` in the order given (see
+//! [`parse_set`]), each merged over the result so far with
 //! [`deep_merge`]: mappings merge key by key, anything else (a list, a scalar, null) replaces what
 //! was there. Templates see two variables: `values` (the merged values) and `chart` (`name`,
 //! `version`, `description` of `Chart.yaml`).
@@ -63,8 +64,8 @@ pub enum ChartError {
     /// unknown field). `at` is `file[:line:column]`.
     #[error("{at}: {message}")]
     Invalid { at: String, message: String },
-    /// A `--set` argument that is not `path=value`.
-    #[error("--set {arg}: {message}")]
+    /// A `--set` or `--set-string` argument that is not `path=value`; `arg` includes the flag.
+    #[error("{arg}: {message}")]
     Set { arg: String, message: String },
     /// Template syntax or evaluation errors (a missing value included), all of them.
     #[error("{}", join_lines(.0))]
@@ -326,17 +327,14 @@ impl Chart {
     }
 }
 
-/// Load the chart in `dir`, merge its defaults, every file of `values_files` in order and every
-/// `--set` argument in order, and render it.
+/// Load the chart in `dir` and render it with its defaults, then every file of `values_files`
+/// in order, then every overlay (from [`parse_set`] / [`parse_set_string`]) in order, merged
+/// over one another with [`deep_merge`].
 pub fn render_chart(
     dir: &Path,
     values_files: &[PathBuf],
-    sets: &[String],
+    overlays: Vec<Value>,
 ) -> Result<Rendered, ChartError> {
-    let overlays = sets
-        .iter()
-        .map(|s| parse_set(s))
-        .collect::<Result<Vec<_>, _>>()?;
     let chart = Chart::load(dir)?;
     let mut values = chart.defaults.clone();
     for f in values_files {
@@ -373,13 +371,24 @@ pub fn read_values(path: &Path) -> Result<Value, ChartError> {
     Ok(Value::Object(read_mapping(path)?.0))
 }
 
-/// `--set a.b.c=value` as the overlay `{a: {b: {c: value}}}`. The value is read as YAML does a
+/// `--set a.b.c=value` as the overlay `{a: {b: {c: value}}}`. The value is read as YAML reads a
 /// plain scalar (`3` a number, `true` a boolean, `null` null, anything else a string); a value
 /// starting with `[`, `{`, `"` or `'` is read as YAML flow (`[subnet-a, subnet-b]`, `"0123"`).
 /// An empty value is the empty string. Keys cannot contain `.`.
 pub fn parse_set(arg: &str) -> Result<Value, ChartError> {
+    parse_assignment(arg, false)
+}
+
+/// `--set-string a.b.c=value`: like [`parse_set`], but the value is always the string as given
+/// (for image tags and other text that YAML would read as a number: `0123`, `1e10`).
+pub fn parse_set_string(arg: &str) -> Result<Value, ChartError> {
+    parse_assignment(arg, true)
+}
+
+fn parse_assignment(arg: &str, literal: bool) -> Result<Value, ChartError> {
+    let flag = if literal { "--set-string" } else { "--set" };
     let bad = |message: String| ChartError::Set {
-        arg: arg.to_string(),
+        arg: format!("{flag} {arg}"),
         message,
     };
     let Some((path, text)) = arg.split_once('=') else {
@@ -393,8 +402,8 @@ pub fn parse_set(arg: &str) -> Result<Value, ChartError> {
             "`{path}` is not a dotted path of keys (for example image.tag)"
         )));
     }
-    let value = if text.is_empty() {
-        Value::String(String::new())
+    let value = if literal || text.is_empty() {
+        Value::String(text.to_string())
     } else if text.starts_with(['[', '{', '"', '\'']) {
         let loaded = yaml::load(text, Limits::default());
         if let Some(e) = loaded.errors.first() {
@@ -659,6 +668,19 @@ mod tests {
         assert_eq!(parse_set("l=[a, 2]").unwrap(), json!({"l": ["a", 2]}));
         assert_eq!(parse_set("e=").unwrap(), json!({"e": ""}));
         assert_eq!(parse_set("a=b=c").unwrap(), json!({"a": "b=c"}));
+        assert_eq!(parse_set("tag=0123").unwrap(), json!({"tag": 123}));
+    }
+
+    #[test]
+    fn set_string_values_stay_text() {
+        assert_eq!(
+            parse_set_string("image.tag=0123").unwrap(),
+            json!({"image": {"tag": "0123"}})
+        );
+        assert_eq!(parse_set_string("t=1e10").unwrap(), json!({"t": "1e10"}));
+        assert_eq!(parse_set_string("t=[a]").unwrap(), json!({"t": "[a]"}));
+        let e = parse_set_string("t").unwrap_err().to_string();
+        assert!(e.starts_with("--set-string t: expected PATH=VALUE"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `ecs-operator render CHART [-f values.yaml]... [--set path=value]...`: a chart's templates
-//! rendered to spec documents on stdout, checked as `ecs-operator validate` checks files.
+//! `ecs-operator render CHART [-f values.yaml]... [--set path=value]... [--set-string path=value]...`:
+//! a chart's templates rendered to spec documents on stdout, checked as `ecs-operator validate`
+//! checks files.
 //!
 //! Exit codes:
 //! - 0: every template rendered and every document is a valid spec; the documents are on stdout;
@@ -23,13 +24,26 @@ pub struct Args {
     #[arg(short = 'f', long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
     /// One value, `path.to.key=value`, merged after every values file; repeat it, later ones win.
+    /// The value is read as a YAML scalar (`3`, `true`, `null`, text) or, when it starts with
+    /// `[`, `{` or a quote, as YAML flow (`[subnet-a, subnet-b]`, `"0123"`).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
+    /// Like --set, but the value is always text (image tags such as `0123` or `1e10`); merged
+    /// after every --set.
+    #[arg(long = "set-string", value_name = "PATH=VALUE")]
+    pub set_string: Vec<String>,
 }
 
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
+    let mut overlays = Vec::new();
+    for s in &args.set {
+        overlays.push(chart::parse_set(s)?);
+    }
+    for s in &args.set_string {
+        overlays.push(chart::parse_set_string(s)?);
+    }
     let rendered = tokio::task::spawn_blocking(move || {
-        chart::render_chart(&args.chart, &args.values, &args.set)
+        chart::render_chart(&args.chart, &args.values, overlays)
     })
     .await
     .map_err(|e| CliError::Environment(format!("render task failed: {e}")))??;
