@@ -2,9 +2,10 @@
 //! this crate validates them, keeps them in the store, and drives AWS toward them.
 //!
 //! Module map (see DESIGN.md): `spec` (documents, validation, schemas), `store` (where specs and
-//! status live), `cli` (one file per subcommand).
+//! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand).
 
 pub mod aws;
+pub mod chart;
 pub mod cli;
 pub mod controller;
 pub mod http;

@@ -57,7 +57,6 @@ impl Sdk {
         }
         aws_sdk_s3::Client::from_conf(b.build())
     }
-
 }
 
 /// `Sdk::$name()`: a client of `$krate` with the retry settings and the call counter.

@@ -6,6 +6,7 @@
 
 pub mod init;
 pub mod output;
+pub mod render;
 pub mod run;
 pub mod schema;
 pub mod status;
@@ -47,6 +48,8 @@ pub enum Command {
     Status(status::Args),
     /// Print the JSON Schemas of the spec kinds (checked in under crds/).
     Schema(schema::Args),
+    /// Render a chart's templates with its values to spec documents on stdout, validated.
+    Render(render::Args),
 }
 
 /// Where a command writes, and the AWS configuration to use instead of the standard one.
@@ -88,6 +91,9 @@ pub enum CliError {
     Environment(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A chart that cannot be rendered: exit 2.
+    #[error(transparent)]
+    Chart(#[from] crate::chart::ChartError),
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -127,6 +133,7 @@ where
         Command::Sync(a) => sync::run(a, &mut ctx).await,
         Command::Status(a) => status::run(a, &mut ctx).await,
         Command::Schema(a) => schema::run(a, &mut ctx).await,
+        Command::Render(a) => render::run(a, &mut ctx).await,
     };
     match result {
         Ok(()) => EXIT_OK,

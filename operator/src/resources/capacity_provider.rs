@@ -220,7 +220,10 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
         let resource = format!("capacity provider {}", d.name);
         match observed.get(&d.name) {
             None => {
-                if !run.plan(Change::create(&resource, format!("group {}", d.auto_scaling_group))) {
+                if !run.plan(Change::create(
+                    &resource,
+                    format!("group {}", d.auto_scaling_group),
+                )) {
                     continue;
                 }
                 let asg_arn = group_arn(run, &d.auto_scaling_group).await?;
@@ -241,24 +244,37 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
                 }
                 let out = run
                     .aws
-                    .call(Service::Ecs, CallClass::Write, "CreateCapacityProvider", &d.name, req.send())
+                    .call(
+                        Service::Ecs,
+                        CallClass::Write,
+                        "CreateCapacityProvider",
+                        &d.name,
+                        req.send(),
+                    )
                     .await?;
-                if let Some(arn) = out.capacity_provider().and_then(|c| c.capacity_provider_arn()) {
+                if let Some(arn) = out
+                    .capacity_provider()
+                    .and_then(|c| c.capacity_provider_arn())
+                {
                     run.resource("ecs:capacity-provider", arn);
                 }
             }
             Some(o) => {
                 let missing = run.claim(&resource, &o.tags)?;
                 run.resource("ecs:capacity-provider", o.arn.clone());
-                if !missing.is_empty()
-                    && run.plan(Change::update(&resource, "tags: + ownership"))
-                {
+                if !missing.is_empty() && run.plan(Change::update(&resource, "tags: + ownership")) {
                     let mut req = run.aws.ecs.tag_resource().resource_arn(&o.arn);
                     for (k, v) in missing {
                         req = req.tags(Tag::builder().key(k).value(v).build());
                     }
                     run.aws
-                        .call(Service::Ecs, CallClass::Write, "TagResource", &d.name, req.send())
+                        .call(
+                            Service::Ecs,
+                            CallClass::Write,
+                            "TagResource",
+                            &d.name,
+                            req.send(),
+                        )
                         .await?;
                 }
                 let changes = plan(d, o)?;
@@ -320,16 +336,24 @@ mod tests {
     #[test]
     fn target_capacity_drift_is_one_update_and_a_new_group_is_refused() {
         let o = Observed {
-            asg_arn: "arn:aws:autoscaling:r:1:autoScalingGroup:u:autoScalingGroupName/prod-ecs-asg".into(),
+            asg_arn: "arn:aws:autoscaling:r:1:autoScalingGroup:u:autoScalingGroupName/prod-ecs-asg"
+                .into(),
             scaling: Some((100, 1, 10, 300)),
             termination_protection: true,
             ..Default::default()
         };
         let changes = plan(&d(), &o).unwrap();
         assert_eq!(changes.len(), 1);
-        assert!(changes[0].to_string().contains("targetCapacity 100"), "{}", changes[0]);
+        assert!(
+            changes[0].to_string().contains("targetCapacity 100"),
+            "{}",
+            changes[0]
+        );
         let mut other = d();
         other.auto_scaling_group = "another-asg".into();
-        assert!(matches!(plan(&other, &o), Err(ResourceError::Immutable { .. })));
+        assert!(matches!(
+            plan(&other, &o),
+            Err(ResourceError::Immutable { .. })
+        ));
     }
 }

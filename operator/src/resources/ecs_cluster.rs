@@ -45,7 +45,9 @@ pub fn cluster_name(spec: &ClusterSpec) -> String {
         .unwrap_or_else(|| spec.metadata.name.clone())
 }
 
-fn normalise_strategy(items: impl IntoIterator<Item = (String, u32, u32)>) -> Vec<(String, u32, u32)> {
+fn normalise_strategy(
+    items: impl IntoIterator<Item = (String, u32, u32)>,
+) -> Vec<(String, u32, u32)> {
     let mut v: Vec<_> = items.into_iter().collect();
     v.sort();
     v
@@ -53,8 +55,11 @@ fn normalise_strategy(items: impl IntoIterator<Item = (String, u32, u32)>) -> Ve
 
 pub fn desired(spec: &ClusterSpec) -> Desired {
     let s = &spec.spec;
-    let mut providers: BTreeSet<String> =
-        s.capacity_providers.iter().map(|p| p.name.clone()).collect();
+    let mut providers: BTreeSet<String> = s
+        .capacity_providers
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     for item in &s.default_capacity_provider_strategy {
         if BUILTIN_PROVIDERS.contains(&item.capacity_provider.as_str()) {
             providers.insert(item.capacity_provider.clone());
@@ -137,7 +142,11 @@ pub enum Step {
     Providers,
 }
 
-pub fn plan(desired: &Desired, observed: Option<&Observed>, tags_missing: BTreeMap<String, String>) -> Vec<(Step, Change)> {
+pub fn plan(
+    desired: &Desired,
+    observed: Option<&Observed>,
+    tags_missing: BTreeMap<String, String>,
+) -> Vec<(Step, Change)> {
     let resource = format!("ecs cluster {}", desired.name);
     let Some(o) = observed else {
         let mut steps = vec![(Step::Create, Change::create(&resource, ""))];
@@ -161,7 +170,10 @@ pub fn plan(desired: &Desired, observed: Option<&Observed>, tags_missing: BTreeM
     }
     if let Some(on) = desired.container_insights {
         // AWS may report "enhanced", which is also on.
-        let observed_on = matches!(o.container_insights.as_deref(), Some("enabled") | Some("enhanced"));
+        let observed_on = matches!(
+            o.container_insights.as_deref(),
+            Some("enabled") | Some("enhanced")
+        );
         if observed_on != on {
             steps.push((
                 Step::Insights(on),
@@ -237,7 +249,13 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                 }
                 let out = run
                     .aws
-                    .call(Service::Ecs, CallClass::Write, "CreateCluster", &d.name, req.send())
+                    .call(
+                        Service::Ecs,
+                        CallClass::Write,
+                        "CreateCluster",
+                        &d.name,
+                        req.send(),
+                    )
                     .await?;
                 arn = out
                     .cluster()
@@ -251,7 +269,13 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                     req = req.tags(Tag::builder().key(k).value(v).build());
                 }
                 run.aws
-                    .call(Service::Ecs, CallClass::Write, "TagResource", &d.name, req.send())
+                    .call(
+                        Service::Ecs,
+                        CallClass::Write,
+                        "TagResource",
+                        &d.name,
+                        req.send(),
+                    )
                     .await?;
             }
             Step::Insights(on) => {

@@ -55,7 +55,12 @@ impl Change {
     }
 
     /// `field: old -> new`, the usual update detail.
-    pub fn field(resource: impl Into<String>, field: &str, old: impl fmt::Display, new: impl fmt::Display) -> Self {
+    pub fn field(
+        resource: impl Into<String>,
+        field: &str,
+        old: impl fmt::Display,
+        new: impl fmt::Display,
+    ) -> Self {
         Change::update(resource, format!("{field}: {old} -> {new}"))
     }
 }
@@ -127,7 +132,8 @@ impl<'a> SpecRun<'a> {
     }
 
     pub fn condition(&mut self, c: ConditionReport) {
-        self.conditions.retain(|x| x.condition_type != c.condition_type);
+        self.conditions
+            .retain(|x| x.condition_type != c.condition_type);
         self.conditions.push(c);
     }
 
@@ -189,7 +195,8 @@ impl<'a> SpecRun<'a> {
                 message.clone(),
             ));
             if !in_sync {
-                self.degraded.push(format!("drift (observe mode): {message}"));
+                self.degraded
+                    .push(format!("drift (observe mode): {message}"));
             }
         }
         let phase = if !self.degraded.is_empty() {
@@ -222,10 +229,19 @@ mod tests {
     #[test]
     fn changes_read_in_plain_words() {
         assert_eq!(
-            Change::field("listener :80", "default action", "redirect 302", "redirect 301").to_string(),
+            Change::field(
+                "listener :80",
+                "default action",
+                "redirect 302",
+                "redirect 301"
+            )
+            .to_string(),
             "~ listener :80 default action: redirect 302 -> redirect 301"
         );
-        assert_eq!(Change::create("target group web", "").to_string(), "+ target group web");
+        assert_eq!(
+            Change::create("target group web", "").to_string(),
+            "+ target group web"
+        );
         assert_eq!(
             Change::delete("listener rule 100", "host web.example.com").to_string(),
             "- listener rule 100 (host web.example.com)"

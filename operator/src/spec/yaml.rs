@@ -286,6 +286,13 @@ impl Builder {
     }
 }
 
+/// A plain (unquoted) scalar resolved with the YAML 1.2 core schema, as the loader resolves one:
+/// `42` is a number, `true` a boolean, `~` null, anything else a string. Used where a value comes
+/// from outside a YAML file (`render --set path=value`).
+pub fn resolve_scalar(text: &str) -> Value {
+    resolve_plain(text, None)
+}
+
 fn resolve_plain(text: &str, tag: Option<&Tag>) -> Value {
     if let Some(t) = tag {
         if t.handle == "!!" && t.suffix == "str" {
