@@ -23,6 +23,7 @@ pub mod reconciler;
 pub mod run;
 pub mod service;
 pub mod tags;
+pub mod task_definition;
 
 pub use context::Aws;
 pub use error::ResourceError;
