@@ -393,11 +393,19 @@ impl Campaign {
             tracing::info!(identity = %self.identity, version = rec.version + 1, "became leader");
             return sent + retry;
         }
+        let mut holder = rec.holder;
         if acquired == Some(false) {
+            // Another replica wrote first: read again, so the state names it and the clock starts.
             tracing::debug!(identity = %self.identity, "another replica wrote the lease first");
             self.observed = None;
+            let until = Instant::now() + call_timeout;
+            if let Some(rec) = self.call("read", until, self.backend.read()).await {
+                self.may_hold = self.names_me(&rec);
+                holder = rec.holder.clone();
+                self.observed = Some((rec, Instant::now()));
+            }
         }
-        self.state.set(LeaderState::Follower { holder: rec.holder });
+        self.state.set(LeaderState::Follower { holder });
         Instant::now() + retry
     }
 

@@ -247,6 +247,35 @@ async fn a_lone_elector_takes_an_absent_lease_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_loser_of_a_race_for_the_lease_names_the_winner_at_once() {
+    let lease = Arc::new(MemoryLease::new());
+    let t0 = Instant::now();
+    let a = replica(&lease, "a", 1);
+    let b = replica(&lease, "b", 2);
+    // Both read an absent record; each call takes 0.1 s, so both try to acquire version 0.
+    for r in [&a, &b] {
+        *r.link.slow_answers.lock().unwrap() = secs(0.1);
+    }
+    sleep_until(t0 + secs(0.5)).await;
+    assert_eq!(a.link.calls("acquire").len(), 1);
+    assert_eq!(b.link.calls("acquire").len(), 1);
+    let (winner, loser, name) = if a.is_leader() {
+        (&a, &b, "a")
+    } else {
+        (&b, &a, "b")
+    };
+    assert!(winner.is_leader());
+    assert_eq!(winner.terms().len(), 1);
+    assert_eq!(
+        loser.state(),
+        LeaderState::Follower {
+            holder: Some(name.into())
+        }
+    );
+    assert_eq!(loser.link.calls("read").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn follower_takes_over_only_after_a_full_lease_duration_without_renewal() {
     let lease = Arc::new(MemoryLease::new());
     // Another replica holds the lease, and renews it once, at 9 s.
