@@ -5,9 +5,12 @@
 //! - status and sync records live apart from specs (a CI write never clobbers status, and a status
 //!   write never shows up as a spec change);
 //! - every spec source comes back with its own parse result, so one broken file hides nothing else.
+//!
+//! `lease` is not a store: it keeps the DynamoDB record that leader election campaigns for.
 
 pub mod dynamodb;
 pub mod file;
+pub mod lease;
 pub mod s3;
 pub mod status;
 pub mod watch;
