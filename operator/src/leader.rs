@@ -1,12 +1,18 @@
-//! Leadership for `run`: with a lease table, a [`runtime::leader::Elector`] on a DynamoDB lease;
-//! without one, this replica is alone and always writes.
+//! Leadership for `run`: with a lease table, a [`runtime::Elector`](crate::runtime::Elector) on
+//! a DynamoDB lease named after the instance; without one, this replica is alone and writes.
+//!
+//! The published [`LeaderState`] is what `run` obeys: the runtime starts only while it
+//! `writes()`, and a leader that stops being one abandons its work at once.
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::aws::Sdk;
 use crate::metrics::{Health, LeaderState};
+use crate::runtime::{self, Elector, LeaseConfig};
+use crate::store::lease::{lease_name, DynamoLease};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
@@ -17,7 +23,7 @@ pub enum LeaderError {
 /// This replica's view of leadership.
 pub struct Leadership {
     rx: watch::Receiver<LeaderState>,
-    stop: Option<Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>>,
+    stop: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Leadership {
@@ -33,31 +39,81 @@ impl Leadership {
         }
     }
 
-    /// Stop taking part and release the lease if held.
+    /// Stop campaigning and release the lease if held. Call only after the runtime stopped
+    /// writing: a follower may take over at once.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop().await;
+        if let Some((tx, task)) = self.stop.take() {
+            let _ = tx.send(());
+            let _ = task.await;
         }
     }
 }
 
-/// Start leader election (or not, without a table).
+fn map_state(s: &runtime::LeaderState) -> (LeaderState, Option<String>) {
+    match s {
+        runtime::LeaderState::Starting => (LeaderState::Starting, None),
+        runtime::LeaderState::Leader => (LeaderState::Leader, None),
+        runtime::LeaderState::Follower { holder } => (LeaderState::Follower, holder.clone()),
+        runtime::LeaderState::Stopped => (LeaderState::Follower, None),
+    }
+}
+
+/// Start leader election (or not, without a table). The lease table is created when absent.
 pub async fn start(
-    _sdk: &Sdk,
+    sdk: &Sdk,
     table: Option<&str>,
-    _instance: &str,
-    _identity: &str,
+    instance: &str,
+    identity: &str,
+    config: LeaseConfig,
     health: Arc<Health>,
 ) -> Result<Leadership, LeaderError> {
-    match table {
-        None => {
-            health.set_leader(LeaderState::Standalone, None);
-            let (_tx, rx) = watch::channel(LeaderState::Standalone);
-            Ok(Leadership { rx, stop: None })
+    let Some(table) = table else {
+        health.set_leader(LeaderState::Standalone, None);
+        let (_tx, rx) = watch::channel(LeaderState::Standalone);
+        return Ok(Leadership { rx, stop: None });
+    };
+    let setup = |message: String| LeaderError::Setup {
+        table: table.to_string(),
+        message,
+    };
+    crate::store::dynamodb::ensure_lease_table(&sdk.config, table)
+        .await
+        .map_err(|e| setup(e.to_string()))?;
+    let backend = Arc::new(DynamoLease::with_client(
+        sdk.dynamodb(),
+        table,
+        &lease_name(instance),
+    ));
+    let elector =
+        Elector::new(backend, identity.to_string(), config).map_err(|e| setup(e.to_string()))?;
+    let mut erx = elector.subscribe();
+    let (tx, rx) = watch::channel(LeaderState::Starting);
+    health.set_leader(LeaderState::Starting, None);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let elector_task = tokio::spawn(elector.run(async move {
+        let _ = stop_rx.await;
+    }));
+    // Relay the elector's state to `run` and to /readyz, /metrics.
+    let relay = tokio::spawn(async move {
+        loop {
+            let (state, holder) = map_state(&erx.borrow_and_update());
+            health.set_leader(state, holder);
+            tx.send_if_modified(|s| {
+                let changed = *s != state;
+                *s = state;
+                changed
+            });
+            if erx.changed().await.is_err() {
+                break;
+            }
         }
-        Some(table) => Err(LeaderError::Setup {
-            table: table.to_string(),
-            message: "not wired yet".to_string(),
-        }),
-    }
+    });
+    let task = tokio::spawn(async move {
+        let _ = elector_task.await;
+        let _ = relay.await;
+    });
+    Ok(Leadership {
+        rx,
+        stop: Some((stop_tx, task)),
+    })
 }

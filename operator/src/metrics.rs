@@ -283,8 +283,10 @@ impl prometheus_client::collector::Collector for Collected {
         {
             let mut throttles: BTreeMap<&str, u64> = BTreeMap::new();
             for (l, n) in &calls {
+                // Every service called appears, with 0 when it never throttled.
+                let t = throttles.entry(l.service.as_str()).or_default();
                 if l.outcome == Outcome::Throttled {
-                    *throttles.entry(l.service.as_str()).or_default() += n;
+                    *t += n;
                 }
             }
             let mut fam = encoder.encode_descriptor(

@@ -258,3 +258,66 @@ pub async fn status_json(url: &str, sdk: &SdkConfig) -> Vec<serde_json::Value> {
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("status -o json is not a JSON array ({e}): {out:?}"))
 }
+
+/// `GET path` from a local HTTP server: the status code and body, or `None` when nothing
+/// answers (the process is not up yet, or is gone).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+/// A free loopback address for an operator's `--metrics-addr`.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// An operator process started with `args`; killed when dropped. Its stderr (JSON logs) goes
+/// to `log`.
+pub struct OperatorProcess {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl OperatorProcess {
+    pub fn spawn(args: &[&str], cwd: &Path, env: &[(String, String)], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("a log file");
+        let child = Command::new(bin_path())
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("AWS_PROFILE")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("the operator binary starts");
+        OperatorProcess { child, log }
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -88,7 +88,7 @@ impl CallMetrics {
 
     pub fn record(&self, service: &str, operation: &str, outcome: Outcome) {
         let labels = CallLabels {
-            service: service.to_ascii_lowercase(),
+            service: service_label(service),
             operation: operation.to_string(),
             outcome,
         };
@@ -129,6 +129,16 @@ impl CallMetrics {
             metrics: self.clone(),
         }
     }
+}
+
+/// The SDK's service name as a label: lower case, no spaces (`Auto Scaling` -> `autoscaling`,
+/// `Elastic Load Balancing v2` -> `elasticloadbalancingv2`).
+pub fn service_label(service: &str) -> String {
+    service
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// Whether an operation name changes AWS state (the "mutating calls" of the no-update-loop

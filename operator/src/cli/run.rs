@@ -54,6 +54,15 @@ pub struct Args {
     /// This replica's identity in the lease table (default: host name and process id).
     #[arg(long, env = "ECS_OPERATOR_IDENTITY")]
     pub identity: Option<String>,
+    /// How long a lease lasts without renewal before another replica may take over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops writing (less than the lease duration).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// How often the leader renews and followers look at the lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub lease_retry_period: Duration,
     /// How often to poll the store for changes (file stores are also watched by inotify).
     #[arg(long, default_value = "10s", value_parser = parse_duration, env = "ECS_OPERATOR_POLL_INTERVAL")]
     pub poll_interval: Duration,
@@ -205,6 +214,9 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let sdk = Sdk::with_calls(ctx.sdk().await?, calls.clone());
     let store = open_store_with(&parsed, &sdk);
     let health = Arc::new(Health::default());
+    if args.lease_table.is_some() {
+        health.set_leader(crate::metrics::LeaderState::Starting, None);
+    }
     let rm = Arc::new(RunnerMetrics::default());
     let metrics = Arc::new(Metrics::new(rm.clone(), calls.clone(), health.clone()));
     let (stop_http_tx, mut stop_http_rx) = watch::channel(false);
@@ -233,12 +245,21 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
             ..WatchOptions::default()
         },
     );
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(crate::runtime::leader::default_identity);
+    let lease = crate::runtime::LeaseConfig {
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.lease_retry_period,
+    };
     let mut leader = crate::leader::start(
         &sdk,
         args.lease_table.as_deref(),
         &args.instance,
         &identity,
+        lease,
         health.clone(),
     )
     .await
@@ -400,20 +421,6 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                 .to_string(),
         )),
     }
-}
-
-/// `hostname-pid`: unique per replica, readable in the lease table.
-fn default_identity() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .unwrap_or_else(|| "replica".to_string());
-    format!("{host}-{}", std::process::id())
 }
 
 #[cfg(test)]
