@@ -37,11 +37,11 @@ fn replica(
             "--identity",
             name,
             "--lease-duration",
-            "4s",
+            "10s",
             "--renew-deadline",
-            "3s",
+            "7s",
             "--lease-retry-period",
-            "500ms",
+            "1s",
             "--metrics-addr",
             addr,
         ],
@@ -57,8 +57,9 @@ fn two_replicas_have_one_leader_at_a_time_and_the_other_takes_over_after_sigkill
     let specs = copy_examples();
     let tmp = tempfile::tempdir().unwrap();
     let (addr_a, addr_b) = (free_addr(), free_addr());
-    let lease = Duration::from_secs(4);
-    let retry = Duration::from_millis(500);
+    // Timings as in `replica` (roomy enough for a loaded CI machine).
+    let lease = Duration::from_secs(10);
+    let retry = Duration::from_secs(1);
     // moto's conditional writes are not atomic: two acquires of an absent lease at the same
     // instant can both succeed there (never on DynamoDB). So the second replica starts once
     // the first has taken the lease; racing acquires are covered by the paused-time unit tests.
@@ -267,9 +268,9 @@ fn a_leader_stopped_by_sigterm_exits_0_and_releases_the_lease_for_an_immediate_t
     };
     assert_eq!(code, Some(0), "{}", a.logs());
     while is_leader(&addr_b) != Some(true) {
-        // Released: b needs one look at the lease (retry period 500 ms), not the 4 s lease.
+        // Released: b needs one look at the lease (retry period 1 s), not the 10 s lease.
         assert!(
-            stopped.elapsed() < Duration::from_millis(3000),
+            stopped.elapsed() < Duration::from_millis(5000),
             "b did not take over a released lease quickly:\n{}",
             b.logs()
         );

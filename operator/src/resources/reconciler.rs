@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::context::Aws;
 use super::run::{Change, SpecRun};
+use super::task_definition::RevisionCache;
 use super::ResourceError;
 use crate::controller::{Failure, ReconcileInput, Reconciler, Report};
 use crate::spec::types::Mode;
@@ -13,11 +14,16 @@ use crate::spec::Spec;
 
 pub struct AwsReconciler {
     pub aws: Arc<Aws>,
+    /// Task definition revisions by ARN (immutable, so cached for the process's life).
+    pub revisions: RevisionCache,
 }
 
 impl AwsReconciler {
     pub fn new(aws: Arc<Aws>) -> Self {
-        AwsReconciler { aws }
+        AwsReconciler {
+            aws,
+            revisions: RevisionCache::default(),
+        }
     }
 
     /// Walk the spec's resources; with `apply == false`, plan only.
@@ -35,7 +41,9 @@ impl AwsReconciler {
         let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt);
         match spec {
             Spec::Cluster(c) => super::cluster::reconcile(&mut run, c, input).await?,
-            Spec::Service(s) => super::service::reconcile(&mut run, s, input).await?,
+            Spec::Service(s) => {
+                super::service::reconcile(&mut run, s, input, &self.revisions).await?
+            }
         }
         Ok(run)
     }

@@ -1,0 +1,371 @@
+//! Service autoscaling with Application Auto Scaling: a scalable target (min/max) on the
+//! service's desired count and one target-tracking policy per metric the spec names (CPU,
+//! memory, ALB requests per target); policies the spec no longer names are deleted, and the
+//! target is deregistered when the spec drops `autoscaling`. A scalable target on a service
+//! this spec owns belongs to the spec.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_applicationautoscaling::types::{
+    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
+    TargetTrackingScalingPolicyConfiguration,
+};
+
+use super::run::{Change, SpecRun};
+use super::ResourceError;
+use crate::aws::{CallClass, Service};
+use crate::spec::types::Autoscaling;
+
+/// One target-tracking policy: metric, target value, scale-in and scale-out cooldowns, and the
+/// ALB resource label for request counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub metric: String,
+    pub target: f64,
+    pub scale_in_cooldown: i32,
+    pub scale_out_cooldown: i32,
+    pub resource_label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Desired {
+    /// `None`: no autoscaling.
+    pub range: Option<(i32, i32)>,
+    /// By policy name.
+    pub policies: BTreeMap<String, Policy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub range: Option<(i32, i32)>,
+    pub policies: BTreeMap<String, Policy>,
+}
+
+/// `service/<cluster>/<service>`.
+pub fn resource_id(cluster: &str, service: &str) -> String {
+    format!("service/{cluster}/{service}")
+}
+
+/// The policies and range the spec asks for (pure). `alb_label`: the
+/// `app/<lb>/<id>/targetgroup/<tg>/<id>` label, needed for request-count tracking.
+pub fn desired(service: &str, a: Option<&Autoscaling>, alb_label: Option<&str>) -> Desired {
+    let Some(a) = a else {
+        return Desired::default();
+    };
+    let mut policies = BTreeMap::new();
+    let mut add = |suffix: &str, metric: MetricType, target: Option<u32>, label: Option<&str>| {
+        if let Some(t) = target {
+            policies.insert(
+                format!("{service}-{suffix}"),
+                Policy {
+                    metric: metric.as_str().to_string(),
+                    target: f64::from(t),
+                    scale_in_cooldown: a.scale_in_cooldown_seconds as i32,
+                    scale_out_cooldown: a.scale_out_cooldown_seconds as i32,
+                    resource_label: label.map(str::to_string),
+                },
+            );
+        }
+    };
+    add(
+        "cpu",
+        MetricType::EcsServiceAverageCpuUtilization,
+        a.target_cpu_utilization,
+        None,
+    );
+    add(
+        "memory",
+        MetricType::EcsServiceAverageMemoryUtilization,
+        a.target_memory_utilization,
+        None,
+    );
+    if alb_label.is_some() {
+        add(
+            "requests",
+            MetricType::AlbRequestCountPerTarget,
+            a.target_requests_per_target,
+            alb_label,
+        );
+    }
+    Desired {
+        range: Some((a.min_capacity as i32, a.max_capacity as i32)),
+        policies,
+    }
+}
+
+pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceError> {
+    let targets = run
+        .aws
+        .call(
+            Service::ApplicationAutoScaling,
+            CallClass::Read,
+            "DescribeScalableTargets",
+            id,
+            run.aws
+                .scaling
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_ids(id)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .send(),
+        )
+        .await?;
+    let range = targets
+        .scalable_targets()
+        .first()
+        .map(|t| (t.min_capacity(), t.max_capacity()));
+    if range.is_none() {
+        return Ok(Observed::default());
+    }
+    let out = run
+        .aws
+        .call(
+            Service::ApplicationAutoScaling,
+            CallClass::Read,
+            "DescribeScalingPolicies",
+            id,
+            run.aws
+                .scaling
+                .describe_scaling_policies()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(id)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .send(),
+        )
+        .await?;
+    let policies = out
+        .scaling_policies()
+        .iter()
+        .filter_map(|p| {
+            let c = p.target_tracking_scaling_policy_configuration()?;
+            let m = c.predefined_metric_specification()?;
+            Some((
+                p.policy_name().to_string(),
+                Policy {
+                    metric: m.predefined_metric_type().as_str().to_string(),
+                    target: c.target_value(),
+                    scale_in_cooldown: c.scale_in_cooldown().unwrap_or(0),
+                    scale_out_cooldown: c.scale_out_cooldown().unwrap_or(0),
+                    resource_label: m.resource_label().map(str::to_string),
+                },
+            ))
+        })
+        .collect();
+    Ok(Observed { range, policies })
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Register(i32, i32),
+    Deregister,
+    PutPolicy(String, Policy),
+    DeletePolicy(String),
+}
+
+/// The steps from observed to desired (pure).
+pub fn plan(service: &str, d: &Desired, o: &Observed) -> Vec<(Step, Change)> {
+    let resource = format!("autoscaling of {service}");
+    let mut steps = Vec::new();
+    match (d.range, o.range) {
+        (None, None) => return steps,
+        (None, Some(_)) => {
+            steps.push((
+                Step::Deregister,
+                Change::delete(&resource, "scalable target and its policies"),
+            ));
+            return steps;
+        }
+        (Some((min, max)), None) => {
+            steps.push((
+                Step::Register(min, max),
+                Change::create(&resource, format!("{min}..{max} tasks")),
+            ));
+        }
+        (Some((min, max)), Some((omin, omax))) if (min, max) != (omin, omax) => {
+            steps.push((
+                Step::Register(min, max),
+                Change::field(
+                    &resource,
+                    "capacity",
+                    format!("{omin}..{omax}"),
+                    format!("{min}..{max}"),
+                ),
+            ));
+        }
+        _ => {}
+    }
+    for (name, p) in &d.policies {
+        match o.policies.get(name) {
+            Some(have) if have == p => {}
+            Some(have) => steps.push((
+                Step::PutPolicy(name.clone(), p.clone()),
+                Change::field(
+                    format!("scaling policy {name}"),
+                    "target",
+                    format!("{} {}", have.metric, have.target),
+                    format!("{} {}", p.metric, p.target),
+                ),
+            )),
+            None => steps.push((
+                Step::PutPolicy(name.clone(), p.clone()),
+                Change::create(
+                    format!("scaling policy {name}"),
+                    format!("{} at {}", p.metric, p.target),
+                ),
+            )),
+        }
+    }
+    for name in o.policies.keys() {
+        if !d.policies.contains_key(name) {
+            steps.push((
+                Step::DeletePolicy(name.clone()),
+                Change::delete(format!("scaling policy {name}"), ""),
+            ));
+        }
+    }
+    steps
+}
+
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    cluster: &str,
+    service: &str,
+    d: &Desired,
+) -> Result<(), ResourceError> {
+    let id = resource_id(cluster, service);
+    let o = observe(run, &id).await?;
+    if d.range.is_some() {
+        run.resource("application-autoscaling:scalable-target", id.clone());
+    }
+    for (step, change) in plan(service, d, &o) {
+        if !run.plan(change) {
+            continue;
+        }
+        let s = &run.aws.scaling;
+        match step {
+            Step::Register(min, max) => {
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "RegisterScalableTarget",
+                        &id,
+                        s.register_scalable_target()
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .min_capacity(min)
+                            .max_capacity(max)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Deregister => {
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "DeregisterScalableTarget",
+                        &id,
+                        s.deregister_scalable_target()
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::PutPolicy(name, p) => {
+                let metric = PredefinedMetricSpecification::builder()
+                    .predefined_metric_type(MetricType::from(p.metric.as_str()))
+                    .set_resource_label(p.resource_label.clone())
+                    .build()
+                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+                let config = TargetTrackingScalingPolicyConfiguration::builder()
+                    .target_value(p.target)
+                    .predefined_metric_specification(metric)
+                    .scale_in_cooldown(p.scale_in_cooldown)
+                    .scale_out_cooldown(p.scale_out_cooldown)
+                    .build()
+                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "PutScalingPolicy",
+                        &name,
+                        s.put_scaling_policy()
+                            .policy_name(&name)
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .policy_type(PolicyType::TargetTrackingScaling)
+                            .target_tracking_scaling_policy_configuration(config)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::DeletePolicy(name) => {
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "DeleteScalingPolicy",
+                        &name,
+                        s.delete_scaling_policy()
+                            .policy_name(&name)
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Autoscaling {
+        Autoscaling {
+            min_capacity: 2,
+            max_capacity: 4,
+            target_cpu_utilization: Some(75),
+            target_memory_utilization: None,
+            target_requests_per_target: None,
+            scale_in_cooldown_seconds: 300,
+            scale_out_cooldown_seconds: 60,
+        }
+    }
+
+    #[test]
+    fn a_converged_target_and_policy_need_nothing() {
+        let d = desired("web", Some(&spec()), None);
+        let o = Observed {
+            range: d.range,
+            policies: d.policies.clone(),
+        };
+        assert!(plan("web", &d, &o).is_empty());
+        assert_eq!(
+            d.policies["web-cpu"].metric,
+            "ECSServiceAverageCPUUtilization"
+        );
+    }
+
+    #[test]
+    fn dropping_autoscaling_deregisters_the_target() {
+        let d = desired("web", Some(&spec()), None);
+        let o = Observed {
+            range: d.range,
+            policies: d.policies,
+        };
+        let steps = plan("web", &Desired::default(), &o);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].0, Step::Deregister);
+    }
+}
