@@ -1,0 +1,686 @@
+//! ECS reconcilers against moto: cluster, ASG capacity provider, task definitions, services,
+//! autoscaling and rollout status; convergence, no update loops, drift, failed rollouts.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use ecs_operator::aws::calls::is_mutating;
+use ecs_operator::aws::{Budget, Sdk};
+use ecs_operator::controller::{ReconcileInput, Reconciler, Report};
+use ecs_operator::resources::{Aws, AwsReconciler};
+use ecs_operator::spec::SpecKey;
+use ecs_operator::store::status::Phase;
+use ecs_operator_tests::{workspace_root, Moto, REGION};
+
+/// Run the venv's awscli against moto; its JSON answer.
+fn awscli(moto: &Moto, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(workspace_root().join(".venv/bin/aws"))
+        .args([
+            "--endpoint-url",
+            &moto.endpoint(),
+            "--region",
+            REGION,
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .expect("awscli from .venv runs (scripts/setup-moto installs it)");
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The pre-existing network and Auto Scaling group the specs refer to.
+struct Fixture {
+    subnets: [String; 2],
+    sg: String,
+}
+
+fn fixture(moto: &Moto) -> Fixture {
+    let vpc = awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"])["Vpc"]["VpcId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = |cidr: &str, az: &str| {
+        awscli(
+            moto,
+            &[
+                "ec2",
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                cidr,
+                "--availability-zone",
+                az,
+            ],
+        )["Subnet"]["SubnetId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let subnets = [
+        subnet("10.0.1.0/24", "eu-west-1a"),
+        subnet("10.0.2.0/24", "eu-west-1b"),
+    ];
+    let sg = awscli(
+        moto,
+        &[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            "tasks",
+            "--description",
+            "tasks",
+            "--vpc-id",
+            &vpc,
+        ],
+    )["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    awscli(
+        moto,
+        &[
+            "autoscaling",
+            "create-launch-configuration",
+            "--launch-configuration-name",
+            "ecs-lc",
+            "--image-id",
+            "ami-12c6146b",
+            "--instance-type",
+            "t3.micro",
+        ],
+    );
+    awscli(
+        moto,
+        &[
+            "autoscaling",
+            "create-auto-scaling-group",
+            "--auto-scaling-group-name",
+            "prod-ecs-asg",
+            "--launch-configuration-name",
+            "ecs-lc",
+            "--min-size",
+            "0",
+            "--max-size",
+            "4",
+            "--vpc-zone-identifier",
+            &subnets.join(","),
+        ],
+    );
+    Fixture { subnets, sg }
+}
+
+const CLUSTER: &str = r#"
+apiVersion: ecs-operator.io/v1alpha1
+kind: ClusterSpec
+metadata: {name: prod}
+spec:
+  containerInsights: true
+  capacityProviders:
+    - name: prod-ec2
+      autoScalingGroup: prod-ecs-asg
+      managedScaling: {targetCapacity: 75, minimumScalingStepSize: 1, maximumScalingStepSize: 10}
+      managedTerminationProtection: true
+  defaultCapacityProviderStrategy:
+    - {capacityProvider: prod-ec2, weight: 1, base: 1}
+"#;
+
+fn services(f: &Fixture, image: &str, desired: u32) -> String {
+    format!(
+        r#"
+apiVersion: ecs-operator.io/v1alpha1
+kind: ServiceSpec
+metadata: {{name: web}}
+spec:
+  cluster: prod
+  desiredCount: {desired}
+  container:
+    name: app
+    image: {image}
+    port: 8080
+    cpu: 256
+    memory: 512
+    environment: {{NODE_ENV: production, LOG_LEVEL: info}}
+    secrets: {{DATABASE_URL: "arn:aws:ssm:eu-west-1:123456789012:parameter/db-url"}}
+    healthCheck: {{command: [CMD-SHELL, "wget -q --spider http://localhost:8080/health || exit 1"], intervalSeconds: 30, timeoutSeconds: 10, retries: 3, startPeriodSeconds: 30}}
+    logGroup: /ecs/web
+  executionRoleArn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
+  network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}], assignPublicIp: false}}
+  capacityProviderStrategy: [{{capacityProvider: prod-ec2, weight: 1}}]
+  placement:
+    strategy: [{{type: spread, field: "attribute:ecs.availability-zone"}}, {{type: spread, field: instanceId}}]
+  deployment: {{minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {{enable: true, rollback: true}}}}
+---
+apiVersion: ecs-operator.io/v1alpha1
+kind: ServiceSpec
+metadata: {{name: worker}}
+spec:
+  cluster: prod
+  container: {{name: worker, image: "busybox:1.36", cpu: 256, memory: 512}}
+  network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}]}}
+  autoscaling: {{minCapacity: 2, maxCapacity: 4, targetCpuUtilization: 60}}
+"#,
+        s0 = f.subnets[0],
+        s1 = f.subnets[1],
+        sg = f.sg,
+    )
+}
+
+/// Parse documents (all must be valid) into the reconcile input.
+fn input(yaml: &[&str]) -> ReconcileInput {
+    let mut specs = BTreeMap::new();
+    for (i, text) in yaml.iter().enumerate() {
+        let parsed = ecs_operator::spec::load::parse_file(&format!("doc{i}.yaml"), text.as_bytes());
+        assert!(
+            parsed.all_diagnostics().is_empty(),
+            "{:?}",
+            parsed.all_diagnostics()
+        );
+        for d in parsed.documents {
+            let spec = d.result.expect("valid");
+            specs.insert(spec.key(), Arc::new(spec));
+        }
+    }
+    ReconcileInput {
+        specs: Arc::new(specs),
+    }
+}
+
+struct Harness {
+    aws: Arc<Aws>,
+    rec: AwsReconciler,
+    ecs: aws_sdk_ecs::Client,
+    scaling: aws_sdk_applicationautoscaling::Client,
+}
+
+async fn harness(moto: &Moto) -> Harness {
+    let sdk = Sdk::new(moto.sdk_config().await);
+    let aws = Aws::new(&sdk, "ecs-operator", Budget::default());
+    Harness {
+        rec: AwsReconciler::new(aws.clone()),
+        aws,
+        ecs: aws_sdk_ecs::Client::new(&moto.sdk_config().await),
+        scaling: aws_sdk_applicationautoscaling::Client::new(&moto.sdk_config().await),
+    }
+}
+
+impl Harness {
+    async fn reconcile(&self, input: &ReconcileInput, key: &str) -> Report {
+        let spec = input.specs[&SpecKey::parse(key).unwrap()].clone();
+        self.rec
+            .reconcile(spec, input)
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
+    /// Reconcile every spec, clusters first, until each reports `phase` (at most 4 rounds).
+    async fn converge(&self, input: &ReconcileInput) -> BTreeMap<String, Report> {
+        let mut reports = BTreeMap::new();
+        for _ in 0..4 {
+            reports.clear();
+            for key in input.specs.keys() {
+                let r = self.reconcile(input, &key.to_string()).await;
+                reports.insert(key.to_string(), r);
+            }
+            if reports.values().all(|r| r.phase == Phase::Ready) {
+                break;
+            }
+        }
+        reports
+    }
+
+    fn mutating_calls(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (l, n) in self.aws.calls.snapshot() {
+            if is_mutating(&l.operation) {
+                *out.entry(format!("{}:{}", l.service, l.operation))
+                    .or_default() += n;
+            }
+        }
+        out
+    }
+
+    fn calls_of(&self, op: &str) -> u64 {
+        self.aws.calls.attempts("ecs", op)
+    }
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+fn running_env() -> [(&'static str, &'static str); 1] {
+    [("MOTO_ECS_SERVICE_RUNNING", "2")]
+}
+
+#[tokio::test]
+async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_specified() {
+    let moto = Moto::start_with_env(&running_env());
+    let f = fixture(&moto);
+    let h = harness(&moto).await;
+    let svc = services(&f, "nginx:1.25", 2);
+    let input = input(&[CLUSTER, &svc]);
+    let reports = h.converge(&input).await;
+    for (k, r) in &reports {
+        assert_eq!(r.phase, Phase::Ready, "{k}: {r:?}");
+    }
+
+    // Cluster: insights, providers, default strategy, ownership tags.
+    let c = h
+        .ecs
+        .describe_clusters()
+        .clusters("prod")
+        .include(aws_sdk_ecs::types::ClusterField::Tags)
+        .include(aws_sdk_ecs::types::ClusterField::Settings)
+        .send()
+        .await
+        .unwrap();
+    let c = &c.clusters()[0];
+    assert_eq!(c.status(), Some("ACTIVE"));
+    assert_eq!(c.settings()[0].value(), Some("enabled"));
+    assert_eq!(c.capacity_providers(), ["prod-ec2"]);
+    let s = &c.default_capacity_provider_strategy()[0];
+    assert_eq!(
+        (s.capacity_provider(), s.weight(), s.base()),
+        ("prod-ec2", 1, 1)
+    );
+    let tags: BTreeMap<_, _> = c
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags["ecs-operator.io/managed-by"], "ecs-operator");
+    assert_eq!(tags["ecs-operator.io/owner"], "ClusterSpec/prod");
+
+    // Capacity provider: managed scaling 75 and termination protection.
+    let cp = h
+        .ecs
+        .describe_capacity_providers()
+        .capacity_providers("prod-ec2")
+        .send()
+        .await
+        .unwrap();
+    let asg = cp.capacity_providers()[0]
+        .auto_scaling_group_provider()
+        .unwrap();
+    assert!(asg
+        .auto_scaling_group_arn()
+        .ends_with("autoScalingGroupName/prod-ecs-asg"));
+    let ms = asg.managed_scaling().unwrap();
+    assert_eq!(ms.target_capacity(), Some(75));
+    assert_eq!(ms.minimum_scaling_step_size(), Some(1));
+    assert_eq!(ms.maximum_scaling_step_size(), Some(10));
+    assert_eq!(
+        asg.managed_termination_protection(),
+        Some(&aws_sdk_ecs::types::ManagedTerminationProtection::Enabled)
+    );
+
+    // Service.
+    let out = h
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("web")
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let svc = &out.services()[0];
+    assert_eq!(svc.desired_count(), 2);
+    let dc = svc.deployment_configuration().unwrap();
+    assert_eq!(
+        (dc.minimum_healthy_percent(), dc.maximum_percent()),
+        (Some(100), Some(200))
+    );
+    let cb = dc.deployment_circuit_breaker().unwrap();
+    assert!(cb.enable() && cb.rollback());
+    let placement: Vec<_> = svc
+        .placement_strategy()
+        .iter()
+        .map(|p| (p.r#type().unwrap().as_str(), p.field().unwrap()))
+        .collect();
+    assert_eq!(
+        placement,
+        [
+            ("spread", "attribute:ecs.availability-zone"),
+            ("spread", "instanceId")
+        ]
+    );
+    let vpc = svc
+        .network_configuration()
+        .unwrap()
+        .awsvpc_configuration()
+        .unwrap();
+    let mut subnets = vpc.subnets().to_vec();
+    subnets.sort();
+    let mut want = f.subnets.to_vec();
+    want.sort();
+    assert_eq!(subnets, want);
+    assert_eq!(vpc.security_groups(), [f.sg.clone()]);
+    assert_eq!(
+        svc.capacity_provider_strategy()[0].capacity_provider(),
+        "prod-ec2"
+    );
+    assert!(svc
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("ecs-operator.io/owner") && t.value() == Some("ServiceSpec/web")));
+
+    // Task definition.
+    let td = h
+        .ecs
+        .describe_task_definition()
+        .task_definition(svc.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!(td.family(), Some("web"));
+    assert_eq!(
+        td.network_mode(),
+        Some(&aws_sdk_ecs::types::NetworkMode::Awsvpc)
+    );
+    assert_eq!((td.cpu(), td.memory()), (Some("256"), Some("512")));
+    assert_eq!(
+        td.execution_role_arn(),
+        Some("arn:aws:iam::123456789012:role/ecsTaskExecutionRole")
+    );
+    let c = &td.container_definitions()[0];
+    assert_eq!((c.name(), c.image()), (Some("app"), Some("nginx:1.25")));
+    assert_eq!(c.port_mappings()[0].container_port(), Some(8080));
+    let env: BTreeMap<_, _> = c
+        .environment()
+        .iter()
+        .map(|e| (e.name().unwrap(), e.value().unwrap()))
+        .collect();
+    assert_eq!(
+        env,
+        BTreeMap::from([("LOG_LEVEL", "info"), ("NODE_ENV", "production")])
+    );
+    assert_eq!(c.secrets()[0].name(), "DATABASE_URL");
+    let hc = c.health_check().unwrap();
+    assert_eq!(
+        (hc.interval(), hc.timeout(), hc.retries(), hc.start_period()),
+        (Some(30), Some(10), Some(3), Some(30))
+    );
+    let logs = c.log_configuration().unwrap().options().unwrap();
+    assert_eq!(logs["awslogs-group"], "/ecs/web");
+    assert_eq!(logs["awslogs-region"], REGION);
+
+    // Autoscaling of the worker: target 2..4, CPU at 60.
+    let t = h
+        .scaling
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_ids("service/prod/worker")
+        .send()
+        .await
+        .unwrap();
+    let t = &t.scalable_targets()[0];
+    assert_eq!((t.min_capacity(), t.max_capacity()), (2, 4));
+    let p = h
+        .scaling
+        .describe_scaling_policies()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_id("service/prod/worker")
+        .send()
+        .await
+        .unwrap();
+    let cfg = p.scaling_policies()[0]
+        .target_tracking_scaling_policy_configuration()
+        .unwrap();
+    assert_eq!(cfg.target_value(), 60.0);
+    assert_eq!(
+        cfg.predefined_metric_specification()
+            .unwrap()
+            .predefined_metric_type()
+            .as_str(),
+        "ECSServiceAverageCPUUtilization"
+    );
+    // The worker's count was created at the autoscaling minimum.
+    let w = h
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("worker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.services()[0].desired_count(), 2);
+
+    // No update loops: one more full reconcile makes zero mutating calls.
+    let before = h.mutating_calls();
+    let reports = h.converge(&input).await;
+    assert!(reports.values().all(|r| r.phase == Phase::Ready));
+    assert_eq!(
+        delta(&before, &h.mutating_calls()),
+        BTreeMap::new(),
+        "a converged fleet changed something"
+    );
+}
+
+#[tokio::test]
+async fn an_image_change_registers_one_revision_and_a_count_change_registers_none() {
+    let moto = Moto::start_with_env(&running_env());
+    let f = fixture(&moto);
+    let h = harness(&moto).await;
+    h.converge(&input(&[CLUSTER, &services(&f, "nginx:1.25", 2)]))
+        .await;
+
+    let (reg, upd) = (
+        h.calls_of("RegisterTaskDefinition"),
+        h.calls_of("UpdateService"),
+    );
+    let changed = input(&[CLUSTER, &services(&f, "nginx:1.27", 2)]);
+    h.converge(&changed).await;
+    assert_eq!(
+        h.calls_of("RegisterTaskDefinition") - reg,
+        1,
+        "exactly one new revision"
+    );
+    assert_eq!(
+        h.calls_of("UpdateService") - upd,
+        1,
+        "exactly one service update"
+    );
+    let out = h
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    assert!(out.services()[0]
+        .task_definition()
+        .unwrap()
+        .ends_with("task-definition/web:2"));
+
+    let (reg, upd) = (
+        h.calls_of("RegisterTaskDefinition"),
+        h.calls_of("UpdateService"),
+    );
+    h.converge(&input(&[CLUSTER, &services(&f, "nginx:1.27", 3)]))
+        .await;
+    assert_eq!(
+        h.calls_of("RegisterTaskDefinition") - reg,
+        0,
+        "a count change needs no revision"
+    );
+    assert_eq!(h.calls_of("UpdateService") - upd, 1);
+    let out = h
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.services()[0].desired_count(), 3);
+}
+
+#[tokio::test]
+async fn drift_in_count_circuit_breaker_and_target_capacity_is_reverted_by_one_reconcile() {
+    let moto = Moto::start_with_env(&running_env());
+    let f = fixture(&moto);
+    let h = harness(&moto).await;
+    let input = input(&[CLUSTER, &services(&f, "nginx:1.25", 2)]);
+    h.converge(&input).await;
+
+    // By hand, in the console.
+    h.ecs
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .desired_count(5)
+        .deployment_configuration(
+            aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .deployment_circuit_breaker(
+                    aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                        .enable(false)
+                        .rollback(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    h.ecs
+        .update_capacity_provider()
+        .name("prod-ec2")
+        .auto_scaling_group_provider(
+            aws_sdk_ecs::types::AutoScalingGroupProviderUpdate::builder()
+                .managed_scaling(
+                    aws_sdk_ecs::types::ManagedScaling::builder()
+                        .status(aws_sdk_ecs::types::ManagedScalingStatus::Enabled)
+                        .target_capacity(100)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // The drift is visible as a plan first.
+    let web = input.specs[&SpecKey::parse("ServiceSpec/web").unwrap()].clone();
+    let plan: Vec<String> = h
+        .rec
+        .diff(&web, &input)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|c| c.contains("desiredCount: 5 -> 2") && c.contains("circuitBreaker")),
+        "{plan:?}"
+    );
+    let prod = input.specs[&SpecKey::parse("ClusterSpec/prod").unwrap()].clone();
+    let plan: Vec<String> = h
+        .rec
+        .diff(&prod, &input)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        plan.iter().any(|c| c.contains("targetCapacity 100")),
+        "{plan:?}"
+    );
+
+    h.reconcile(&input, "ClusterSpec/prod").await;
+    h.reconcile(&input, "ServiceSpec/web").await;
+    let out = h
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    let svc = &out.services()[0];
+    assert_eq!(svc.desired_count(), 2);
+    let cb = svc
+        .deployment_configuration()
+        .unwrap()
+        .deployment_circuit_breaker()
+        .unwrap();
+    assert!(cb.enable() && cb.rollback());
+    let cp = h
+        .ecs
+        .describe_capacity_providers()
+        .capacity_providers("prod-ec2")
+        .send()
+        .await
+        .unwrap();
+    let ms = cp.capacity_providers()[0]
+        .auto_scaling_group_provider()
+        .unwrap()
+        .managed_scaling()
+        .unwrap();
+    assert_eq!(ms.target_capacity(), Some(75));
+}
+
+#[tokio::test]
+async fn a_rollout_whose_tasks_fail_turns_the_service_degraded_with_the_reason() {
+    let moto = Moto::start_with_env(&[
+        ("MOTO_ECS_SERVICE_RUNNING", "0"),
+        ("MOTO_ECS_SERVICE_FAILED_TASKS", "3"),
+    ]);
+    let f = fixture(&moto);
+    let h = harness(&moto).await;
+    let input = input(&[CLUSTER, &services(&f, "nginx:1.25", 2)]);
+    h.reconcile(&input, "ClusterSpec/prod").await;
+    let first = h.reconcile(&input, "ServiceSpec/web").await;
+    assert_eq!(first.phase, Phase::Progressing, "{first:?}");
+    assert!(
+        first.requeue_after.is_some(),
+        "a rollout is followed by requeue"
+    );
+    // moto's CreateService drops the deployment configuration, placement and capacity provider
+    // strategy (AWS keeps them), so the next pass puts them back with one UpdateService; the
+    // rollout is judged on the pass after that.
+    let mut second = h.reconcile(&input, "ServiceSpec/web").await;
+    for _ in 0..2 {
+        if second.phase != Phase::Progressing {
+            break;
+        }
+        second = h.reconcile(&input, "ServiceSpec/web").await;
+    }
+    assert_eq!(second.phase, Phase::Degraded, "{second:?}");
+    let ready = &second.conditions[0];
+    assert_eq!(
+        (ready.condition_type.as_str(), ready.status.as_str()),
+        ("Ready", "False")
+    );
+    assert!(
+        ready
+            .message
+            .contains("3 task(s) of the new deployment failed to start"),
+        "{ready:?}"
+    );
+    assert!(
+        second.requeue_after.is_some(),
+        "a failing rollout is still followed"
+    );
+}
