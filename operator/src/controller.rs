@@ -147,11 +147,14 @@ pub enum Failure {
     Terminal(String),
 }
 
+/// The valid specs of the store, by key.
+pub type ValidSpecs = Arc<BTreeMap<SpecKey, Arc<Spec>>>;
+
 /// Everything a reconcile may look at besides its own spec.
 #[derive(Debug, Clone)]
 pub struct ReconcileInput {
     /// Every valid spec of the store (a ServiceSpec needs its ClusterSpec).
-    pub specs: Arc<BTreeMap<SpecKey, Arc<Spec>>>,
+    pub specs: ValidSpecs,
 }
 
 /// The AWS side: drives AWS toward one spec. Implementations never block waiting on AWS; they
@@ -175,7 +178,7 @@ pub struct Controller {
     store: Arc<dyn Store>,
     reconciler: Arc<dyn Reconciler>,
     metrics: Arc<Metrics>,
-    desired: RwLock<(Arc<Desired>, Arc<BTreeMap<SpecKey, Arc<Spec>>>)>,
+    desired: RwLock<(Arc<Desired>, ValidSpecs)>,
     /// The last status written (or read at start) per spec.
     statuses: Mutex<HashMap<SpecKey, SpecStatus>>,
     /// Bumped after every reconcile, for `--once`.
@@ -281,7 +284,7 @@ impl Controller {
         &self,
         key: &SpecKey,
         entry: DesiredEntry,
-        specs: Arc<BTreeMap<SpecKey, Arc<Spec>>>,
+        specs: ValidSpecs,
     ) -> (Result<Action, ReconcileError>, &'static str) {
         let spec = match &entry.spec {
             Err(diagnostics) => {

@@ -370,7 +370,7 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
     let mut want = f.subnets.to_vec();
     want.sort();
     assert_eq!(subnets, want);
-    assert_eq!(vpc.security_groups(), [f.sg.clone()]);
+    assert_eq!(vpc.security_groups(), std::slice::from_ref(&f.sg));
     assert_eq!(
         svc.capacity_provider_strategy()[0].capacity_provider(),
         "prod-ec2"
@@ -683,4 +683,94 @@ async fn a_rollout_whose_tasks_fail_turns_the_service_degraded_with_the_reason()
         second.requeue_after.is_some(),
         "a failing rollout is still followed"
     );
+}
+
+#[test]
+fn run_once_exits_0_when_every_spec_is_ready_and_status_says_so() {
+    let moto = Moto::start_with_env(&running_env());
+    let f = fixture(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        services(&f, "nginx:1.25", 2),
+    )
+    .unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let out = ecs_operator_tests::bin(
+        &["run", "--store", &store, "--once", "--timeout", "150s"],
+        dir.path(),
+        &moto.env(),
+    );
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout.contains("all 3 specs are Ready"),
+        "{}",
+        out.stdout
+    );
+    let status = ecs_operator_tests::bin(
+        &["status", "--store", &store, "-o", "json"],
+        dir.path(),
+        &moto.env(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for s in v.as_array().unwrap() {
+        assert_eq!(s["phase"], "Ready", "{s}");
+        assert_eq!(s["observedGeneration"], s["generation"], "{s}");
+        assert!(!s["resources"].as_array().unwrap().is_empty(), "{s}");
+    }
+}
+
+#[test]
+fn run_once_exits_1_naming_an_invalid_spec_and_still_converges_the_others() {
+    let moto = Moto::start_with_env(&running_env());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ops.yaml"),
+        "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: ops}\nspec: {containerInsights: false}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: broken}\nspec: {containerInsight: true}\n",
+    )
+    .unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let out = ecs_operator_tests::bin(
+        &["run", "--store", &store, "--once", "--timeout", "60s"],
+        dir.path(),
+        &moto.env(),
+    );
+    assert_eq!(
+        out.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains("ClusterSpec/broken: Invalid"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("containerInsight"),
+        "the field is named: {}",
+        out.stderr
+    );
+    let status = ecs_operator_tests::bin(
+        &["status", "--store", &store, "-o", "json"],
+        dir.path(),
+        &moto.env(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let ops = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ops")
+        .unwrap();
+    assert_eq!(ops["phase"], "Ready", "{ops}");
 }
