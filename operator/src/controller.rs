@@ -162,7 +162,62 @@ pub struct ReconcileInput {
 #[async_trait]
 pub trait Reconciler: Send + Sync + 'static {
     async fn reconcile(&self, spec: Arc<Spec>, input: &ReconcileInput) -> Result<Report, Failure>;
+
+    /// Tear down what a spec that left the store owns. `last`: the spec as last seen (absent
+    /// after a restart); `previous`: its last status record (the resources it lists, the
+    /// deletion policy it recorded). Returns `Deleted` once nothing is left, or a report with
+    /// phase `Deleting` and a requeue while work remains.
+    async fn delete(
+        &self,
+        key: &SpecKey,
+        last: Option<Arc<Spec>>,
+        previous: &SpecStatus,
+        input: &ReconcileInput,
+    ) -> Result<Deletion, Failure>;
 }
+
+/// Where a deletion stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deletion {
+    /// Everything the spec owned is deleted (or released, with `deletionPolicy: Retain`).
+    Deleted,
+    /// Work remains (a service draining, a spec still referenced); the report says why.
+    InProgress(Report),
+}
+
+/// The mass-deletion guard: a listing that removes more than `fraction` of the known specs and
+/// more than `min_count` of them deletes nothing until a person confirms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeletionGuard {
+    pub fraction: f64,
+    pub min_count: usize,
+    /// `--allow-mass-deletion`: the guard is off.
+    pub disabled: bool,
+}
+
+impl Default for DeletionGuard {
+    fn default() -> Self {
+        DeletionGuard {
+            fraction: 0.2,
+            min_count: 2,
+            disabled: false,
+        }
+    }
+}
+
+impl DeletionGuard {
+    /// Whether removing `removed` of `known` specs at once needs a person's confirmation.
+    pub fn trips(&self, removed: usize, known: usize) -> bool {
+        !self.disabled
+            && removed > self.min_count
+            && (removed as f64) > self.fraction * known as f64
+    }
+}
+
+/// The condition `confirm-deletions` sets on a held spec's status record.
+pub const DELETION_CONFIRMED: &str = "DeletionConfirmed";
+/// The condition of a spec whose deletion waits for confirmation.
+pub const DELETION_HELD: &str = "DeletionHeld";
 
 /// How `--once` sees the fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +238,10 @@ pub struct Controller {
     statuses: Mutex<HashMap<SpecKey, SpecStatus>>,
     /// Bumped after every reconcile, for `--once`.
     progress: watch::Sender<u64>,
+    /// Specs that left the store, as last seen (for their deletion).
+    departed: Mutex<HashMap<SpecKey, Arc<Spec>>>,
+    /// Deletions held by the mass-deletion guard until confirmed.
+    held: Mutex<std::collections::HashSet<SpecKey>>,
 }
 
 impl Controller {
@@ -198,7 +257,43 @@ impl Controller {
             desired: RwLock::new(Default::default()),
             statuses: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
+            departed: Mutex::new(HashMap::new()),
+            held: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Hold the deletion of these keys until a person confirms (the mass-deletion guard).
+    pub fn hold_deletions(&self, keys: impl IntoIterator<Item = SpecKey>) {
+        let mut held = self.held.lock().expect("held lock");
+        held.extend(keys);
+        self.metrics.health.set_deletions_held(held.len());
+    }
+
+    /// Keys whose deletion is held.
+    pub fn held_deletions(&self) -> Vec<SpecKey> {
+        let mut v: Vec<_> = self
+            .held
+            .lock()
+            .expect("held lock")
+            .iter()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Keys with a status record (they, or what they own, exist) that are not in the store:
+    /// what deletion has to take care of, e.g. after a restart.
+    pub fn orphaned_statuses(&self) -> Vec<SpecKey> {
+        let desired = self.desired();
+        let statuses = self.statuses.lock().expect("status lock");
+        let mut v: Vec<_> = statuses
+            .keys()
+            .filter(|k| !desired.entries.contains_key(*k))
+            .cloned()
+            .collect();
+        v.sort();
+        v
     }
 
     /// Load the status records already in the store, so conditions keep their transition times
@@ -218,7 +313,15 @@ impl Controller {
             tracing::warn!(problem = %p, "a store document names no spec");
         }
         let valid = Arc::new(desired.valid());
-        *self.desired.write().expect("desired lock") = (Arc::new(desired), valid);
+        let mut d = self.desired.write().expect("desired lock");
+        let mut departed = self.departed.lock().expect("departed lock");
+        for (key, spec) in d.1.iter() {
+            if !desired.entries.contains_key(key) {
+                departed.insert(key.clone(), spec.clone());
+            }
+        }
+        departed.retain(|k, _| !desired.entries.contains_key(k));
+        *d = (Arc::new(desired), valid);
     }
 
     pub fn desired(&self) -> Arc<Desired> {
@@ -256,6 +359,19 @@ impl Controller {
                 Phase::Pending | Phase::Progressing | Phase::Deleting => return Settled::No,
             }
         }
+        // Specs that left the store are settled once deleted (their record is gone), or when
+        // the mass-deletion guard holds them (a person has to act).
+        let held = self.held.lock().expect("held lock");
+        for key in statuses
+            .keys()
+            .filter(|k| !desired.entries.contains_key(*k))
+        {
+            if held.contains(key) {
+                failed.push(format!("{key}: deletion held by the mass-deletion guard (run `ecs-operator confirm-deletions`)"));
+            } else {
+                return Settled::No;
+            }
+        }
         Settled::Yes { failed }
     }
 
@@ -267,17 +383,123 @@ impl Controller {
             (d.0.entries.get(&key).cloned(), d.1.clone())
         };
         let (result, label) = match entry {
-            // Gone from the store: deletion is the lifecycle issue's; nothing to do here.
-            None => {
-                self.metrics.health.set_phase(&key.to_string(), None);
-                (Ok(Action::AwaitChange), "absent")
-            }
+            None => self.reconcile_deletion(&key, specs).await,
             Some(entry) => self.reconcile_entry(&key, entry, specs).await,
         };
         self.metrics
             .reconciled(key.kind.as_str(), label, started.elapsed());
         self.progress.send_modify(|n| *n += 1);
         result
+    }
+
+    /// A spec that is not in the store: tear down what it owns, unless the mass-deletion guard
+    /// holds it and nobody confirmed yet.
+    async fn reconcile_deletion(
+        &self,
+        key: &SpecKey,
+        specs: ValidSpecs,
+    ) -> (Result<Action, ReconcileError>, &'static str) {
+        let Some(previous) = self.status(key) else {
+            // Never reconciled by this operator and gone: nothing it could own.
+            self.metrics.health.set_phase(&key.to_string(), None);
+            self.departed.lock().expect("departed lock").remove(key);
+            return (Ok(Action::AwaitChange), "absent");
+        };
+        let entry = DesiredEntry {
+            key: key.clone(),
+            generation: previous.observed_generation.clone().unwrap_or_default(),
+            origin: "(removed from the store)".into(),
+            spec: Err(String::new()),
+        };
+        if self.held.lock().expect("held lock").contains(key) {
+            // Confirmation arrives as a condition on the status record, written by
+            // `confirm-deletions`: read the record fresh from the store.
+            let confirmed = match self.store.read_status(key).await {
+                Ok(Some(s)) => s
+                    .conditions
+                    .iter()
+                    .any(|c| c.condition_type == DELETION_CONFIRMED && c.status == "True"),
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(spec = %key, error = %e, "cannot read status; deletion stays held");
+                    false
+                }
+            };
+            if !confirmed {
+                let mut conditions: Vec<ConditionReport> = previous
+                    .conditions
+                    .iter()
+                    .filter(|c| c.condition_type != "Ready" && c.condition_type != DELETION_HELD)
+                    .map(|c| ConditionReport {
+                        condition_type: c.condition_type.clone(),
+                        status: c.status.clone(),
+                        reason: c.reason.clone(),
+                        message: c.message.clone(),
+                    })
+                    .collect();
+                conditions.push(ConditionReport::new(
+                    DELETION_HELD,
+                    true,
+                    "MassDeletion",
+                    "this spec left the store together with many others; nothing is deleted until \
+                     `ecs-operator confirm-deletions --store URL` (or a run with --allow-mass-deletion)",
+                ));
+                let report = Report {
+                    phase: Phase::Degraded,
+                    conditions,
+                    resources: previous.resources.clone(),
+                    requeue_after: Some(Duration::from_secs(30)),
+                };
+                self.record(key, &entry, &report, None).await;
+                return (Ok(Action::RequeueAfter(Duration::from_secs(30))), "held");
+            }
+            let mut held = self.held.lock().expect("held lock");
+            held.remove(key);
+            self.metrics.health.set_deletions_held(held.len());
+        }
+        let last = self
+            .departed
+            .lock()
+            .expect("departed lock")
+            .get(key)
+            .cloned();
+        let input = ReconcileInput { specs };
+        match self.reconciler.delete(key, last, &previous, &input).await {
+            Ok(Deletion::Deleted) => {
+                if let Err(e) = self.store.delete_status(key).await {
+                    tracing::warn!(spec = %key, error = %e, "cannot delete the status record");
+                    return (Err(ReconcileError::Retryable(e.to_string())), "error");
+                }
+                tracing::info!(spec = %key, "deleted");
+                self.statuses.lock().expect("status lock").remove(key);
+                self.departed.lock().expect("departed lock").remove(key);
+                self.metrics.health.set_phase(&key.to_string(), None);
+                (Ok(Action::AwaitChange), "deleted")
+            }
+            Ok(Deletion::InProgress(report)) => {
+                let after = report.requeue_after.unwrap_or(Duration::from_secs(15));
+                self.record(key, &entry, &report, None).await;
+                (Ok(Action::RequeueAfter(after)), "deleting")
+            }
+            Err(failure) => {
+                let message = failure.to_string();
+                let report = Report {
+                    phase: Phase::Deleting,
+                    conditions: vec![ConditionReport::new(
+                        "Deleted",
+                        false,
+                        "DeleteError",
+                        message.clone(),
+                    )],
+                    resources: previous.resources.clone(),
+                    requeue_after: None,
+                };
+                self.record(key, &entry, &report, Some(message.clone()))
+                    .await;
+                // Deletion is always retried (with backoff): a terminal error here would leak.
+                (Err(ReconcileError::Retryable(message)), "error")
+            }
+        }
     }
 
     async fn reconcile_entry(
@@ -409,6 +631,18 @@ impl Controller {
     }
 }
 
+/// `Retain` or `Delete`, as the spec says (defaults filled in).
+pub fn deletion_policy_of(spec: &Spec) -> &'static str {
+    let p = match spec {
+        Spec::Cluster(c) => c.spec.deletion_policy,
+        Spec::Service(s) => s.spec.deletion_policy,
+    };
+    match p {
+        crate::spec::types::DeletionPolicy::Retain => "Retain",
+        crate::spec::types::DeletionPolicy::Delete => "Delete",
+    }
+}
+
 fn is_paused(spec: &Spec) -> bool {
     match spec {
         Spec::Cluster(c) => c.spec.paused,
@@ -496,6 +730,10 @@ pub fn next_status(
         conditions,
         resources,
         last_error,
+        deletion_policy: match &entry.spec {
+            Ok(spec) => Some(deletion_policy_of(spec).to_string()),
+            Err(_) => previous.and_then(|p| p.deletion_policy.clone()),
+        },
         updated_at: Some(now.to_string()),
     }
 }
@@ -518,6 +756,16 @@ impl Reconciler for Unimplemented {
             resources: Vec::new(),
             requeue_after: None,
         })
+    }
+
+    async fn delete(
+        &self,
+        _key: &SpecKey,
+        _last: Option<Arc<Spec>>,
+        _previous: &SpecStatus,
+        _input: &ReconcileInput,
+    ) -> Result<Deletion, Failure> {
+        Ok(Deletion::Deleted)
     }
 }
 
@@ -591,6 +839,20 @@ mod tests {
             ("True", "T3")
         );
         assert_eq!(third.observed_generation.as_deref(), Some("g1"));
+    }
+
+    #[test]
+    fn the_guard_trips_on_more_than_a_fifth_and_more_than_two_specs() {
+        let g = DeletionGuard::default();
+        assert!(!g.trips(2, 4), "two specs are never a mass deletion");
+        assert!(!g.trips(3, 20), "3 of 20 is 15%");
+        assert!(g.trips(3, 10));
+        assert!(g.trips(5, 5));
+        assert!(!DeletionGuard {
+            disabled: true,
+            ..g
+        }
+        .trips(5, 5));
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
         "leaseHolder": h.leader_holder(),
         "lastStoreError": h.last_store_error(),
         "specs": h.phases().len(),
+        "deletionsHeld": h.deletions_held(),
     });
     let status = if ready {
         StatusCode::OK

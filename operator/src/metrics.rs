@@ -69,6 +69,7 @@ pub struct Health {
     last_store_error: Mutex<Option<String>>,
     phases: Mutex<BTreeMap<String, Phase>>,
     leader_holder: Mutex<Option<String>>,
+    deletions_held: AtomicU64,
 }
 
 impl Default for Health {
@@ -80,6 +81,7 @@ impl Default for Health {
             last_store_error: Mutex::new(None),
             phases: Mutex::new(BTreeMap::new()),
             leader_holder: Mutex::new(None),
+            deletions_held: AtomicU64::new(0),
         }
     }
 }
@@ -88,6 +90,15 @@ impl Health {
     pub fn set_leader(&self, state: LeaderState, holder: Option<String>) {
         self.leader.store(state as u8, Ordering::SeqCst);
         *self.leader_holder.lock().expect("health lock") = holder;
+    }
+
+    /// Deletions the mass-deletion guard holds until a person confirms.
+    pub fn set_deletions_held(&self, n: usize) {
+        self.deletions_held.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn deletions_held(&self) -> u64 {
+        self.deletions_held.load(Ordering::Relaxed)
     }
 
     pub fn leader(&self) -> LeaderState {
@@ -312,6 +323,12 @@ impl prometheus_client::collector::Collector for Collected {
             "store_ready",
             "1 once the store has been read in full",
             i64::from(h.is_store_listed()),
+        )?;
+        gauge(
+            &mut encoder,
+            "deletions_held",
+            "Specs gone from the store whose deletion waits for `ecs-operator confirm-deletions`",
+            h.deletions_held() as i64,
         )?;
         counter(
             &mut encoder,

@@ -4,6 +4,7 @@
 //! [`run`] takes its output streams and, optionally, an AWS configuration, so tests can drive
 //! every command in-process; the binary calls [`main`].
 
+pub mod confirm;
 pub mod init;
 pub mod output;
 pub mod render;
@@ -40,6 +41,8 @@ pub enum Command {
     Init(init::Args),
     /// The long-running controller: drive AWS toward the store's specs and keep it there.
     Run(run::Args),
+    /// Let the operator delete what specs that left the store owned, after the mass-deletion guard held them.
+    ConfirmDeletions(confirm::Args),
     /// Validate spec files and folders offline; print every error; exit 1 on any.
     Validate(validate::Args),
     /// Validate every spec under DIR, then write the changed ones to the store.
@@ -129,6 +132,7 @@ where
     let result = match cli.command {
         Command::Init(a) => init::run(a, &mut ctx).await,
         Command::Run(a) => run::run(a, &mut ctx).await,
+        Command::ConfirmDeletions(a) => confirm::run(a, &mut ctx).await,
         Command::Validate(a) => validate::run(a, &mut ctx).await,
         Command::Sync(a) => sync::run(a, &mut ctx).await,
         Command::Status(a) => status::run(a, &mut ctx).await,

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::{open_store_with, CliError, Context};
 use crate::aws::{CallMetrics, Sdk};
-use crate::controller::{Controller, Desired, Reconciler, Settled};
+use crate::controller::{Controller, DeletionGuard, Desired, Reconciler, Settled};
 use crate::metrics::{Health, Metrics};
 use crate::runtime::{self, Handle, Reason, RunnerConfig, RunnerMetrics};
 use crate::spec::{Kind, Spec, SpecKey};
@@ -66,6 +66,9 @@ pub struct Args {
     /// How often to poll the store for changes (file stores are also watched by inotify).
     #[arg(long, default_value = "10s", value_parser = parse_duration, env = "ECS_OPERATOR_POLL_INTERVAL")]
     pub poll_interval: Duration,
+    /// Let one listing remove any number of specs (the mass-deletion guard is off).
+    #[arg(long)]
+    pub allow_mass_deletion: bool,
     /// How long running reconciles may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -278,6 +281,10 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let mut active: Option<Active> = None;
     let mut listed = false;
     let mut statuses_loaded = false;
+    let guard = DeletionGuard {
+        disabled: args.allow_mass_deletion,
+        ..DeletionGuard::default()
+    };
 
     let end = loop {
         // Start reconciling once the store is listed and this replica may write.
@@ -290,6 +297,18 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
             }
             let a = start_runner(&args, &controller, &rm);
             trigger_all(&a.handle, &controller.desired());
+            // Specs with a status record but no document: removed while no leader ran.
+            let orphans = controller.orphaned_statuses();
+            if !orphans.is_empty() {
+                let known = orphans.len() + controller.desired().entries.len();
+                if guard.trips(orphans.len(), known) {
+                    tracing::error!(count = orphans.len(), known, "mass deletion held: {} specs are gone from the store; run `ecs-operator confirm-deletions` to let them be deleted", orphans.len());
+                    controller.hold_deletions(orphans.iter().cloned());
+                }
+                for key in orphans {
+                    a.handle.trigger(key, Reason::Change);
+                }
+            }
             a.handle.ready();
             tracing::info!(specs = controller.desired().entries.len(), "reconciling");
             active = Some(a);
@@ -314,6 +333,10 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                     let desired = Desired::from_listing(&listing);
                     let old = controller.desired();
                     let (changed, removed) = changed_keys(&old, &desired);
+                    if !initial && guard.trips(removed.len(), old.entries.len()) {
+                        tracing::error!(removed = removed.len(), known = old.entries.len(), "mass deletion held: one listing removed {} of {} specs; nothing is deleted until `ecs-operator confirm-deletions`", removed.len(), old.entries.len());
+                        controller.hold_deletions(removed.iter().cloned());
+                    }
                     controller.set_desired(desired);
                     health.store_listed();
                     if initial {
@@ -353,8 +376,12 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
             _ = runner_task => break End::RunnerEnded,
             _ = timeout => break End::TimedOut,
         }
-        // With --once and nothing to do, stop as soon as the store is listed.
-        if args.once && listed && controller.desired().entries.is_empty() {
+        // With --once and nothing to do (no spec, nothing left to delete), stop at once.
+        if args.once
+            && statuses_loaded
+            && controller.desired().entries.is_empty()
+            && controller.orphaned_statuses().is_empty()
+        {
             break End::Settled(Vec::new());
         }
     };

@@ -26,8 +26,30 @@ pub mod scaling;
 pub mod service;
 pub mod tags;
 pub mod task_definition;
+pub mod teardown;
 
 pub use context::Aws;
 pub use error::ResourceError;
 pub use reconciler::AwsReconciler;
 pub use run::{Change, Op, SpecRun};
+
+/// Teardown of the edge resource kinds (ECR, ACM, ELBv2, Route53). Returns whether the resource
+/// is gone or released.
+pub async fn edge_teardown(
+    run: &mut SpecRun<'_>,
+    resource_type: &str,
+    id: &str,
+    _retain: bool,
+) -> Result<bool, ResourceError> {
+    // Until each edge kind has its teardown, deletion stops here with a clear condition rather
+    // than forgetting (and so leaking) the resource.
+    let why = format!("{resource_type} {id} cannot be deleted by this build; it is left in place and the deletion waits");
+    run.condition(crate::controller::ConditionReport::new(
+        "Deleted",
+        false,
+        "NoTeardown",
+        why.clone(),
+    ));
+    run.wait(why, std::time::Duration::from_secs(300));
+    Ok(false)
+}

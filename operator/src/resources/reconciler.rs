@@ -8,9 +8,11 @@ use super::context::Aws;
 use super::run::{Change, SpecRun};
 use super::task_definition::RevisionCache;
 use super::ResourceError;
-use crate::controller::{Failure, ReconcileInput, Reconciler, Report};
+use crate::controller::{Deletion, Failure, ReconcileInput, Reconciler, Report};
 use crate::spec::types::Mode;
 use crate::spec::Spec;
+use crate::spec::SpecKey;
+use crate::store::status::{Phase, SpecStatus};
 
 pub struct AwsReconciler {
     pub aws: Arc<Aws>,
@@ -71,5 +73,39 @@ impl Reconciler for AwsReconciler {
         let apply = mode(&spec) == Mode::Enforce;
         let run = self.walk(&spec, input, apply).await?;
         Ok(run.into_report())
+    }
+
+    async fn delete(
+        &self,
+        key: &SpecKey,
+        last: Option<Arc<Spec>>,
+        previous: &SpecStatus,
+        input: &ReconcileInput,
+    ) -> Result<Deletion, Failure> {
+        let resources = &previous.resources;
+        let hands_off = last.as_deref().is_some_and(|s| {
+            mode(s) == Mode::Observe
+                || match s {
+                    Spec::Cluster(c) => c.spec.paused,
+                    Spec::Service(x) => x.spec.paused,
+                }
+        });
+        if hands_off {
+            // A paused or observe-only spec never writes, not even to delete.
+            return Ok(Deletion::Deleted);
+        }
+        let mut run = SpecRun::new(&self.aws, key.clone(), true, false);
+        let policy = super::teardown::policy(last.as_deref(), previous.deletion_policy.as_deref());
+        super::teardown::teardown(&mut run, key, policy, resources, input).await?;
+        if run.waiting.is_empty() {
+            return Ok(Deletion::Deleted);
+        }
+        let mut report = run.into_report();
+        report.phase = Phase::Deleting;
+        report.resources = resources.to_vec();
+        if let Some(ready) = report.conditions.first_mut() {
+            ready.reason = "Deleting".into();
+        }
+        Ok(Deletion::InProgress(report))
     }
 }

@@ -110,9 +110,11 @@ pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceEr
                 .send(),
         )
         .await?;
+    // Filter again by resource id: moto (at least) ignores the filter.
     let range = targets
         .scalable_targets()
-        .first()
+        .iter()
+        .find(|t| t.resource_id() == id)
         .map(|t| (t.min_capacity(), t.max_capacity()));
     if range.is_none() {
         return Ok(Observed::default());
@@ -136,6 +138,7 @@ pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceEr
     let policies = out
         .scaling_policies()
         .iter()
+        .filter(|p| p.resource_id() == id)
         .filter_map(|p| {
             let c = p.target_tracking_scaling_policy_configuration()?;
             let m = c.predefined_metric_specification()?;

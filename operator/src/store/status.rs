@@ -63,6 +63,10 @@ pub struct SpecStatus {
     pub resources: Vec<ResourceRef>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The spec's `deletionPolicy` (`Retain` or `Delete`) when it was last reconciled, so a
+    /// deletion after a restart (the spec is gone) knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<String>,
     /// When the operator last wrote this record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
@@ -80,6 +84,7 @@ impl SpecStatus {
             conditions: Vec::new(),
             resources: Vec::new(),
             last_error: None,
+            deletion_policy: None,
             updated_at: None,
         }
     }

@@ -1,0 +1,167 @@
+//! The pre-existing network and Auto Scaling group the ECS tests build on (created with the
+//! venv's awscli, so the tests need no EC2 SDK crate), and the specs they reconcile.
+
+use std::process::Command;
+
+use crate::{workspace_root, Moto, REGION};
+
+/// Run the venv's awscli against moto; its JSON answer.
+pub fn awscli(moto: &Moto, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(workspace_root().join(".venv/bin/aws"))
+        .args([
+            "--endpoint-url",
+            &moto.endpoint(),
+            "--region",
+            REGION,
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .expect("awscli from .venv runs (scripts/setup-moto installs it)");
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The pre-existing network and Auto Scaling group the specs refer to.
+pub struct Fixture {
+    pub subnets: [String; 2],
+    pub sg: String,
+}
+
+pub fn fixture(moto: &Moto) -> Fixture {
+    let vpc = awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"])["Vpc"]["VpcId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = |cidr: &str, az: &str| {
+        awscli(
+            moto,
+            &[
+                "ec2",
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                cidr,
+                "--availability-zone",
+                az,
+            ],
+        )["Subnet"]["SubnetId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let subnets = [
+        subnet("10.0.1.0/24", "eu-west-1a"),
+        subnet("10.0.2.0/24", "eu-west-1b"),
+    ];
+    let sg = awscli(
+        moto,
+        &[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            "tasks",
+            "--description",
+            "tasks",
+            "--vpc-id",
+            &vpc,
+        ],
+    )["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    awscli(
+        moto,
+        &[
+            "autoscaling",
+            "create-launch-configuration",
+            "--launch-configuration-name",
+            "ecs-lc",
+            "--image-id",
+            "ami-12c6146b",
+            "--instance-type",
+            "t3.micro",
+        ],
+    );
+    awscli(
+        moto,
+        &[
+            "autoscaling",
+            "create-auto-scaling-group",
+            "--auto-scaling-group-name",
+            "prod-ecs-asg",
+            "--launch-configuration-name",
+            "ecs-lc",
+            "--min-size",
+            "0",
+            "--max-size",
+            "4",
+            "--vpc-zone-identifier",
+            &subnets.join(","),
+        ],
+    );
+    Fixture { subnets, sg }
+}
+
+pub const CLUSTER: &str = r#"
+apiVersion: ecs-operator.io/v1alpha1
+kind: ClusterSpec
+metadata: {name: prod}
+spec:
+  containerInsights: true
+  capacityProviders:
+    - name: prod-ec2
+      autoScalingGroup: prod-ecs-asg
+      managedScaling: {targetCapacity: 75, minimumScalingStepSize: 1, maximumScalingStepSize: 10}
+      managedTerminationProtection: true
+  defaultCapacityProviderStrategy:
+    - {capacityProvider: prod-ec2, weight: 1, base: 1}
+"#;
+
+pub fn services(f: &Fixture, image: &str, desired: u32) -> String {
+    format!(
+        r#"
+apiVersion: ecs-operator.io/v1alpha1
+kind: ServiceSpec
+metadata: {{name: web}}
+spec:
+  cluster: prod
+  desiredCount: {desired}
+  container:
+    name: app
+    image: {image}
+    port: 8080
+    cpu: 256
+    memory: 512
+    environment: {{NODE_ENV: production, LOG_LEVEL: info}}
+    secrets: {{DATABASE_URL: "arn:aws:ssm:eu-west-1:123456789012:parameter/db-url"}}
+    healthCheck: {{command: [CMD-SHELL, "wget -q --spider http://localhost:8080/health || exit 1"], intervalSeconds: 30, timeoutSeconds: 10, retries: 3, startPeriodSeconds: 30}}
+    logGroup: /ecs/web
+  executionRoleArn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
+  network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}], assignPublicIp: false}}
+  capacityProviderStrategy: [{{capacityProvider: prod-ec2, weight: 1}}]
+  placement:
+    strategy: [{{type: spread, field: "attribute:ecs.availability-zone"}}, {{type: spread, field: instanceId}}]
+  deployment: {{minimumHealthyPercent: 100, maximumPercent: 200, circuitBreaker: {{enable: true, rollback: true}}}}
+---
+apiVersion: ecs-operator.io/v1alpha1
+kind: ServiceSpec
+metadata: {{name: worker}}
+spec:
+  cluster: prod
+  container: {{name: worker, image: "busybox:1.36", cpu: 256, memory: 512}}
+  network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}]}}
+  autoscaling: {{minCapacity: 2, maxCapacity: 4, targetCpuUtilization: 60}}
+"#,
+        s0 = f.subnets[0],
+        s1 = f.subnets[1],
+        sg = f.sg,
+    )
+}
