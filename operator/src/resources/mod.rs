@@ -15,14 +15,25 @@
 //! the spec carries the adopt annotation.
 
 pub mod capacity_provider;
+pub mod certificate;
 pub mod cluster;
 pub mod context;
+pub mod dns;
+pub mod ecr;
 pub mod ecs_cluster;
+pub mod edge;
+pub mod elb_tags;
 pub mod error;
+pub mod listener;
+pub mod listener_rule;
+pub mod load_balancer;
+pub mod names;
 pub mod reconciler;
 pub mod run;
 pub mod service;
 pub mod tags;
+pub mod target_group;
+pub mod zone;
 
 pub use context::Aws;
 pub use error::ResourceError;

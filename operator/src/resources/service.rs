@@ -2,7 +2,7 @@
 //! -> listener rule -> task definition -> ECS service -> autoscaling -> Route53 records.
 
 use super::run::SpecRun;
-use super::ResourceError;
+use super::{edge, ResourceError};
 use crate::controller::ReconcileInput;
 use crate::spec::types::{ClusterSpec, ServiceSpec};
 use crate::spec::{Kind, Spec, SpecKey};
@@ -30,7 +30,10 @@ pub async fn reconcile(
     spec: &ServiceSpec,
     input: &ReconcileInput,
 ) -> Result<(), ResourceError> {
-    let _cluster = cluster_of(spec, input)?;
-    let _ = run;
+    let cluster = cluster_of(spec, input)?;
+    // ECR -> certificate -> target group -> listener rule (+ SNI certificate).
+    let edge = edge::service(run, spec, cluster).await?;
+    // ECS: task definition -> service (registered in `edge.target_group_arn`) -> autoscaling.
+    edge::service_dns(run, spec, &edge).await?;
     Ok(())
 }
