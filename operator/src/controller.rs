@@ -170,12 +170,15 @@ pub enum Settled {
     Yes { failed: Vec<String> },
 }
 
+/// The valid specs of the desired cache, by key.
+type ValidSpecs = Arc<BTreeMap<SpecKey, Arc<Spec>>>;
+
 /// The controller shared by the runtime's reconcile tasks.
 pub struct Controller {
     store: Arc<dyn Store>,
     reconciler: Arc<dyn Reconciler>,
     metrics: Arc<Metrics>,
-    desired: RwLock<(Arc<Desired>, Arc<BTreeMap<SpecKey, Arc<Spec>>>)>,
+    desired: RwLock<(Arc<Desired>, ValidSpecs)>,
     /// The last status written (or read at start) per spec.
     statuses: Mutex<HashMap<SpecKey, SpecStatus>>,
     /// Bumped after every reconcile, for `--once`.

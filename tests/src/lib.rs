@@ -5,6 +5,8 @@
 //! version in `scripts/requirements-test.txt`), or from `$MOTO_SERVER`. A missing moto is a test
 //! failure with instructions, never a skip.
 
+pub mod fixtures;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn other_txt_values_are_kept_beside_ours() {
         let mut recs = converged();
-        recs.retain(|r| !(r.name == "example.com"));
+        recs.retain(|r| r.name != "example.com");
         recs.push(txt_record("example.com", vec!["\"v=spf1 -all\"".into()]));
         let changes = plan(&d(), &z(), &recs, false).unwrap();
         let txt = changes

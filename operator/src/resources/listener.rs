@@ -398,6 +398,8 @@ pub async fn observe_all(run: &SpecRun<'_>, lb_arn: &str) -> Result<Vec<Observed
                     .map(|p| p.as_str().to_string())
                     .unwrap_or_default(),
                 ssl_policy: l.ssl_policy().map(str::to_string),
+                // AWS lists only the default certificate here; moto also lists the SNI ones,
+                // after the default one and without `IsDefault`.
                 certificate: l
                     .certificates()
                     .iter()

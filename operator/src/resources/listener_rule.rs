@@ -93,6 +93,9 @@ pub enum Step {
     },
 }
 
+/// The steps, and the priority the rule ends up at.
+pub type Plan = (Vec<(Step, Change)>, Option<u32>);
+
 /// The lowest priority no rule uses.
 pub fn lowest_free(rules: &[Observed]) -> Option<u32> {
     let used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
@@ -111,7 +114,7 @@ pub fn plan(
     d: &Desired,
     rules: &[Observed],
     owners: &BTreeMap<String, Ownership>,
-) -> Result<(Vec<(Step, Change)>, Option<u32>), ResourceError> {
+) -> Result<Plan, ResourceError> {
     let ours: Vec<&Observed> = rules
         .iter()
         .filter(|r| owners.get(&r.arn) == Some(&Ownership::Ours))
