@@ -763,4 +763,86 @@ async fn a_record_without_our_txt_is_left_alone_and_only_its_service_fails() {
         .resource_records()
         .iter()
         .any(|r| r.value() == OWNER_TXT_WEB));
+
+    // With the adopt annotation, admin takes the record over.
+    let admin = env.dir.path().join("service-admin.yaml");
+    let text = std::fs::read_to_string(&admin).unwrap().replace(
+        "metadata: {name: admin, labels: {env: prod}}",
+        "metadata: {name: admin, labels: {env: prod}, annotations: {ecs-operator.io/adopt: \"true\"}}",
+    );
+    std::fs::write(&admin, text).unwrap();
+    let fleet = Fleet::new(&env.moto, env.dir.path()).await;
+    let report = fleet.reconcile("ServiceSpec/admin").await.unwrap();
+    assert_eq!(report.phase, Phase::Ready, "{report:?}");
+    let records = env.records().await;
+    assert!(records[&(format!("admin.{z}."), "A".into())]
+        .alias_target()
+        .is_some());
+    assert!(records[&(format!("admin.{z}."), "TXT".into())]
+        .resource_records()
+        .iter()
+        .any(|r| r.value().contains("owner=ServiceSpec/admin")));
+}
+
+#[tokio::test]
+async fn a_pending_certificate_makes_the_cluster_progressing_without_waiting() {
+    // moto's default: certificates stay PENDING_VALIDATION for 60 s.
+    let moto = Moto::start();
+    let net = Network::create(&moto, ZONE).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_specs(dir.path(), &reference_specs(&net));
+    let fleet = Fleet::new(&moto, dir.path()).await;
+    let started = std::time::Instant::now();
+    let report = fleet.reconcile("ClusterSpec/prod").await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(report.phase, Phase::Progressing, "{report:?}");
+    assert_eq!(
+        report.requeue_after,
+        Some(std::time::Duration::from_secs(30))
+    );
+    let ready = &report.conditions[0];
+    assert!(ready.message.contains("pending validation"), "{ready:?}");
+
+    let sdk = moto.sdk_config().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let lb = elb
+        .describe_load_balancers()
+        .names("prod-public")
+        .send()
+        .await
+        .unwrap();
+    let ports: Vec<i32> = elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .listeners()
+        .iter()
+        .map(|l| l.port().unwrap())
+        .collect();
+    assert_eq!(ports, [80], "HTTPS waits for its certificate");
+    // The validation records are already in the zone.
+    let r53 = aws_sdk_route53::Client::new(&sdk);
+    let cnames = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&net.zone_id)
+        .send()
+        .await
+        .unwrap()
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.r#type() == &RrType::Cname)
+        .count();
+    assert_eq!(cnames, 2, "one validation CNAME per domain");
+    // A second look makes no new request and no new record.
+    let before = fleet.calls.snapshot();
+    let again = fleet.reconcile("ClusterSpec/prod").await.unwrap();
+    assert_eq!(again.phase, Phase::Progressing);
+    assert!(fleet.mutations_since(&before).is_empty());
+    // Services wait for the HTTPS listener, as a retryable dependency.
+    match fleet.reconcile("ServiceSpec/web").await {
+        Err(Failure::Retryable(m)) => assert!(m.contains("HTTPS :443 listener"), "{m}"),
+        other => panic!("web should wait for the listener: {other:?}"),
+    }
 }
