@@ -5,7 +5,8 @@
 //! (tags), so one service's bad spec (a priority taken by another) fails that service alone.
 //!
 //! Invariants: condition values are compared as sets (lower-case hosts); a rule is found by its
-//! ownership tags among the rules that forward to our target group or sit at our priority (one
+//! ownership tags among the rules that forward to our target group, sit at our priority or share
+//! a host with us (one
 //! DescribeRules per listener, one DescribeTags per 20 candidates); a rule is changed with one
 //! ModifyRule and moved with SetRulePriorities, never recreated; duplicates we own are deleted.
 
@@ -331,7 +332,10 @@ pub async fn reconcile(
     let candidates: Vec<String> = rules
         .iter()
         .filter(|r| {
-            r.forwards_to(&d.target_group) || (d.priority.is_some() && r.priority == d.priority)
+            r.forwards_to(&d.target_group)
+                || (d.priority.is_some() && r.priority == d.priority)
+                // Our rule whose action was changed by hand still matches our hosts.
+                || !r.hosts.is_disjoint(&d.hosts)
         })
         .map(|r| r.arn.clone())
         .collect();
