@@ -228,6 +228,7 @@ pub enum Settled {
     Yes { failed: Vec<String> },
 }
 
+
 /// The controller shared by the runtime's reconcile tasks.
 pub struct Controller {
     store: Arc<dyn Store>,

@@ -6,6 +6,7 @@
 //! failure with instructions, never a skip.
 
 pub mod ecs_fixtures;
+pub mod fixtures;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! every command in-process; the binary calls [`main`].
 
 pub mod confirm;
+pub mod diff;
 pub mod init;
 pub mod output;
 pub mod render;
@@ -47,6 +48,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Validate every spec under DIR, then write the changed ones to the store.
     Sync(sync::Args),
+    /// Read-only plan: for each spec, the AWS changes a reconcile would make now.
+    Diff(diff::Args),
     /// Show each spec's phase, conditions, resources and last error.
     Status(status::Args),
     /// Print the JSON Schemas of the spec kinds (checked in under crds/).
@@ -135,6 +138,7 @@ where
         Command::ConfirmDeletions(a) => confirm::run(a, &mut ctx).await,
         Command::Validate(a) => validate::run(a, &mut ctx).await,
         Command::Sync(a) => sync::run(a, &mut ctx).await,
+        Command::Diff(a) => diff::run(a, &mut ctx).await,
         Command::Status(a) => status::run(a, &mut ctx).await,
         Command::Schema(a) => schema::run(a, &mut ctx).await,
         Command::Render(a) => render::run(a, &mut ctx).await,

@@ -2,7 +2,7 @@
 //! provider list and default strategy) -> for each load balancer, what the edge modules manage.
 
 use super::run::SpecRun;
-use super::{capacity_provider, ecs_cluster, ResourceError};
+use super::{capacity_provider, ecs_cluster, edge, ResourceError};
 use crate::controller::ReconcileInput;
 use crate::spec::types::ClusterSpec;
 
@@ -19,5 +19,8 @@ pub async fn reconcile(
         .collect();
     capacity_provider::reconcile(run, &providers).await?;
     ecs_cluster::reconcile(run, &ecs_cluster::desired(spec)).await?;
+    for lb in &spec.spec.load_balancers {
+        edge::load_balancer(run, lb).await?;
+    }
     Ok(())
 }

@@ -74,6 +74,12 @@ impl ResourceError {
         }
     }
 
+    /// A request the SDK refused to build (a required field missing): a bug or an impossible
+    /// spec, never worth retrying.
+    pub fn request(e: impl std::fmt::Display) -> Self {
+        ResourceError::Unsatisfiable(format!("cannot build the AWS request: {e}"))
+    }
+
     /// The AWS error code, when this is an AWS error.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -15,18 +15,29 @@
 //! the spec carries the adopt annotation.
 
 pub mod capacity_provider;
+pub mod certificate;
 pub mod cluster;
 pub mod context;
+pub mod dns;
+pub mod ecr;
 pub mod ecs_cluster;
 pub mod ecs_service;
+pub mod edge;
+pub mod elb_tags;
 pub mod error;
+pub mod listener;
+pub mod listener_rule;
+pub mod load_balancer;
+pub mod names;
 pub mod reconciler;
 pub mod run;
 pub mod scaling;
 pub mod service;
 pub mod tags;
+pub mod target_group;
 pub mod task_definition;
 pub mod teardown;
+pub mod zone;
 
 pub use context::Aws;
 pub use error::ResourceError;

@@ -3,8 +3,7 @@
 
 use super::run::SpecRun;
 use super::task_definition::RevisionCache;
-use super::{ecs_cluster, ecs_service, scaling, task_definition, ResourceError};
-use crate::aws::{CallClass, Service};
+use super::{ecs_cluster, ecs_service, edge, scaling, task_definition, ResourceError};
 use crate::controller::ReconcileInput;
 use crate::spec::types::{ClusterSpec, ServiceSpec};
 use crate::spec::{Kind, Spec, SpecKey};
@@ -27,34 +26,11 @@ pub fn cluster_of<'i>(
     }
 }
 
-/// The URI of an ECR repository, `None` when it does not exist (yet).
-pub async fn repository_uri(
-    run: &SpecRun<'_>,
-    name: &str,
-) -> Result<Option<String>, ResourceError> {
-    let out = run
-        .aws
-        .call(
-            Service::Ecr,
-            CallClass::Read,
-            "DescribeRepositories",
-            name,
-            run.aws
-                .ecr
-                .describe_repositories()
-                .repository_names(name)
-                .send(),
-        )
-        .await;
-    match out {
-        Ok(o) => Ok(o
-            .repositories()
-            .first()
-            .and_then(|r| r.repository_uri())
-            .map(str::to_string)),
-        Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The `app/<lb>/<id>/targetgroup/<tg>/<id>` label of ALB request-count metrics.
+pub fn alb_resource_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
+    let lb = lb_arn.split_once(":loadbalancer/")?.1;
+    let tg = tg_arn.rsplit_once(':')?.1;
+    tg.starts_with("targetgroup/").then(|| format!("{lb}/{tg}"))
 }
 
 pub async fn reconcile(
@@ -67,24 +43,16 @@ pub async fn reconcile(
     let cluster_name = ecs_cluster::cluster_name(cluster);
     let name = ecs_service::service_name(spec);
 
-    // Edge: ECR, certificate, target group, listener rule (the edge modules).
-    let target_group: Option<String> = None;
+    // ECR -> certificate -> target group -> listener rule (+ SNI certificate).
+    let edge = edge::service(run, spec, cluster).await?;
+    if spec.spec.repository.is_some() && edge.repository_uri.is_none() && run.apply {
+        return Err(ResourceError::Dependency(
+            "the ECR repository does not exist yet".to_string(),
+        ));
+    }
 
-    // The image: `repository:tag` of the spec's own repository resolves to its URI.
-    let repo_uri = match &spec.spec.repository {
-        Some(repo) => {
-            let uri = repository_uri(run, &repo.name).await?;
-            if uri.is_none() && run.apply {
-                return Err(ResourceError::Dependency(format!(
-                    "ECR repository {} does not exist yet",
-                    repo.name
-                )));
-            }
-            uri
-        }
-        None => None,
-    };
-    let rendered = task_definition::render(spec, &run.aws.region, repo_uri.as_deref());
+    // Task definition (only when it differs) -> service -> autoscaling.
+    let rendered = task_definition::render(spec, &run.aws.region, edge.repository_uri.as_deref());
     let autoscaled = spec.spec.autoscaling.is_some();
     let current = ecs_service::observe(run, &cluster_name, &name, autoscaled).await?;
     let td_arn = task_definition::reconcile(
@@ -96,15 +64,12 @@ pub async fn reconcile(
             .map(|o| o.settings.task_definition.as_str()),
     )
     .await?;
-    let want = ecs_service::desired(spec, &td_arn, target_group.as_deref());
-    let initial = spec
-        .spec
-        .autoscaling
-        .as_ref()
-        .map_or(spec.spec.desired_count, |a| {
-            a.min_capacity
-                .max(spec.spec.desired_count.min(a.max_capacity))
-        });
+    let target_group = edge.target_group_arn.as_deref().filter(|a| !a.is_empty());
+    let want = ecs_service::desired(spec, &td_arn, target_group);
+    let initial = spec.spec.autoscaling.as_ref().map_or(spec.spec.desired_count, |a| {
+        a.min_capacity
+            .max(spec.spec.desired_count.min(a.max_capacity))
+    });
     if td_arn.is_empty() && current.is_none() {
         // Only planning, and nothing exists yet: the service would be created.
         run.plan(super::Change::create(
@@ -114,11 +79,33 @@ pub async fn reconcile(
     } else {
         ecs_service::reconcile(run, &cluster_name, &name, &want, initial).await?;
     }
-    let scaling_desired = scaling::desired(&name, spec.spec.autoscaling.as_ref(), None);
+    let label = match (&edge.load_balancer, target_group) {
+        (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
+        _ => None,
+    };
+    let scaling_desired = scaling::desired(&name, spec.spec.autoscaling.as_ref(), label.as_deref());
     if current.is_some() || run.apply {
         scaling::reconcile(run, &cluster_name, &name, &scaling_desired).await?;
     }
 
-    // Edge: Route53 alias records (the edge modules).
+    // Route53 alias records (+ ownership TXT) for every host.
+    edge::service_dns(run, spec, &edge).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_count_label_joins_the_alb_and_target_group_suffixes() {
+        assert_eq!(
+            alb_resource_label(
+                "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/prod-public/50dc6c495c0c9188",
+                "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/943f017f100becff"
+            )
+            .as_deref(),
+            Some("app/prod-public/50dc6c495c0c9188/targetgroup/web/943f017f100becff")
+        );
+    }
 }

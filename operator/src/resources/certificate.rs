@@ -1,0 +1,443 @@
+//! DNS-validated ACM certificates: the load balancer's default certificate (ClusterSpec) and
+//! the certificate for a service's hosts that the default one does not cover (ServiceSpec).
+//!
+//! A certificate has no name, so it is found by its ownership tags and its exact domain set.
+//! Requests carry an idempotency token derived from the owner and the domains, so a retried
+//! request returns the same certificate. Validation CNAMEs go into the named hosted zone in one
+//! batch. A pending certificate makes the spec Progressing with a requeue; nothing ever waits.
+//!
+//! Invariants: a certificate without our tags is never used or changed; an issued certificate
+//! the spec owns is reused (never re-requested); a validation record that exists with another
+//! value is left alone unless the spec adopts.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
+
+use super::run::{Change, SpecRun};
+use super::tags::{ownership, Ownership};
+use super::zone::{self, Action, Record, RecordChange, Zone};
+use super::ResourceError;
+use crate::aws::{CallClass, Service};
+
+/// How long to wait before looking at a pending certificate again.
+pub const PENDING_REQUEUE: Duration = Duration::from_secs(30);
+
+/// TTL of the validation CNAMEs.
+const VALIDATION_TTL: i64 = 300;
+
+/// The certificate as the spec wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// Normalised (lower case); the first is the certificate's domain name.
+    pub domains: Vec<String>,
+    /// The hosted zone (name or id) of the validation records.
+    pub hosted_zone: String,
+}
+
+impl Desired {
+    pub fn new(domains: &[String], hosted_zone: &str) -> Self {
+        let mut seen = BTreeSet::new();
+        Desired {
+            domains: domains
+                .iter()
+                .map(|d| zone::norm_name(d))
+                .filter(|d| seen.insert(d.clone()))
+                .collect(),
+            hosted_zone: hosted_zone.to_string(),
+        }
+    }
+
+    fn domain_set(&self) -> BTreeSet<String> {
+        self.domains.iter().cloned().collect()
+    }
+
+    fn label(&self) -> String {
+        format!("certificate {}", self.domains.join(","))
+    }
+}
+
+/// A certificate of ours as ACM has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub arn: String,
+    pub status: String,
+    pub domains: BTreeSet<String>,
+    /// The validation CNAMEs ACM asks for (deduplicated; empty until ACM has made them).
+    pub validation: Vec<Record>,
+}
+
+/// What the certificate stage found or made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Empty when only planning a request.
+    pub arn: String,
+    pub issued: bool,
+}
+
+/// Whether a certificate for `domains` covers `host` (exactly, or through a `*.` wildcard one
+/// level up).
+pub fn covers(domains: &[String], host: &str) -> bool {
+    let host = zone::norm_name(host);
+    domains.iter().any(|d| {
+        let d = zone::norm_name(d);
+        if let Some(parent) = d.strip_prefix("*.") {
+            host.split_once('.').is_some_and(|(_, rest)| rest == parent)
+        } else {
+            d == host
+        }
+    })
+}
+
+/// The idempotency token of a request: stable for one owner and domain list, at most 32 word
+/// characters as ACM requires.
+pub fn idempotency_token(instance: &str, owner: &str, domains: &[String]) -> String {
+    super::names::short_hash(&format!("{instance}|{owner}|{}", domains.join(",")), 32)
+}
+
+/// The validation changes a zone needs (pure). `Err` names a record outside the zone or one
+/// that exists with another value (unless `adopt`).
+pub fn plan_validation(
+    wanted: &[Record],
+    zone: &Zone,
+    existing: &[Record],
+    adopt: bool,
+) -> Result<Vec<RecordChange>, ResourceError> {
+    let mut out = Vec::new();
+    for w in wanted {
+        if !zone::in_zone(&w.name, zone) {
+            return Err(ResourceError::Unsatisfiable(format!(
+                "certificate validation record {} is outside the hosted zone {}",
+                w.name, zone.name
+            )));
+        }
+        match existing
+            .iter()
+            .find(|e| e.name == w.name && e.rtype == w.rtype && e.set_identifier.is_none())
+        {
+            None => out.push(RecordChange {
+                action: Action::Create,
+                record: w.clone(),
+            }),
+            Some(e) if e.values.iter().map(|v| zone::norm_name(v)).eq(w
+                .values
+                .iter()
+                .map(|v| zone::norm_name(v))) => {}
+            Some(_) if adopt => out.push(RecordChange {
+                action: Action::Upsert,
+                record: w.clone(),
+            }),
+            Some(e) => {
+                return Err(ResourceError::Unsatisfiable(format!(
+                    "certificate validation record {} exists with another value ({}); the operator does not change it (annotate the spec with ecs-operator.io/adopt: \"true\" to take it over)",
+                    w.name,
+                    e.values.join(" ")
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The ACM status as a string (`ISSUED`, `PENDING_VALIDATION`...).
+fn status_text(s: Option<&CertificateStatus>) -> String {
+    s.map(|s| s.as_str().to_string()).unwrap_or_default()
+}
+
+/// Find our certificate for exactly `d.domains`: ISSUED first, then PENDING_VALIDATION.
+pub async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>, ResourceError> {
+    let first = d.domains.first().cloned().unwrap_or_default();
+    let mut candidates = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Acm,
+                CallClass::Read,
+                "ListCertificates",
+                &first,
+                run.aws
+                    .acm
+                    .list_certificates()
+                    .certificate_statuses(CertificateStatus::Issued)
+                    .certificate_statuses(CertificateStatus::PendingValidation)
+                    .set_next_token(token.take())
+                    .send(),
+            )
+            .await?;
+        for s in page.certificate_summary_list() {
+            if s.domain_name().map(zone::norm_name).as_deref() == Some(first.as_str()) {
+                candidates.push(s.certificate_arn().unwrap_or_default().to_string());
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    let mut found = Vec::new();
+    for arn in candidates {
+        let tags = run
+            .aws
+            .call(
+                Service::Acm,
+                CallClass::Read,
+                "ListTagsForCertificate",
+                &arn,
+                run.aws
+                    .acm
+                    .list_tags_for_certificate()
+                    .certificate_arn(&arn)
+                    .send(),
+            )
+            .await?
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
+            continue;
+        }
+        let o = describe(run, &arn).await?;
+        if o.domains == d.domain_set() {
+            found.push(o);
+        }
+    }
+    found.sort_by_key(|o| (o.status != "ISSUED", o.arn.clone()));
+    Ok(found.into_iter().next())
+}
+
+/// DescribeCertificate, normalised.
+async fn describe(run: &SpecRun<'_>, arn: &str) -> Result<Observed, ResourceError> {
+    let out = run
+        .aws
+        .call(
+            Service::Acm,
+            CallClass::Read,
+            "DescribeCertificate",
+            arn,
+            run.aws
+                .acm
+                .describe_certificate()
+                .certificate_arn(arn)
+                .send(),
+        )
+        .await?;
+    let c = out.certificate();
+    let mut domains: BTreeSet<String> = c
+        .map(|c| {
+            c.subject_alternative_names()
+                .iter()
+                .map(|d| zone::norm_name(d))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(dn) = c.and_then(|c| c.domain_name()) {
+        domains.insert(zone::norm_name(dn));
+    }
+    let mut validation: Vec<Record> = Vec::new();
+    for v in c.map(|c| c.domain_validation_options()).unwrap_or_default() {
+        let Some(rr) = v.resource_record() else {
+            continue;
+        };
+        let name = zone::norm_name(rr.name());
+        if validation.iter().any(|r| r.name == name) {
+            continue;
+        }
+        validation.push(Record {
+            name,
+            rtype: "CNAME".into(),
+            ttl: Some(VALIDATION_TTL),
+            values: vec![rr.value().to_string()],
+            alias: None,
+            set_identifier: None,
+        });
+    }
+    validation.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Observed {
+        arn: arn.to_string(),
+        status: status_text(c.and_then(|c| c.status())),
+        domains,
+        validation,
+    })
+}
+
+/// Request the certificate (idempotent: the token is derived from owner and domains).
+async fn request(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
+    let mut req = run
+        .aws
+        .acm
+        .request_certificate()
+        .domain_name(&d.domains[0])
+        .validation_method(ValidationMethod::Dns)
+        .idempotency_token(idempotency_token(
+            &run.aws.instance,
+            &run.key.to_string(),
+            &d.domains,
+        ));
+    for san in &d.domains[1..] {
+        req = req.subject_alternative_names(san);
+    }
+    for (k, v) in run.tags() {
+        req = req.tags(
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(ResourceError::request)?,
+        );
+    }
+    let out = run
+        .aws
+        .call(
+            Service::Acm,
+            CallClass::RequestCertificate,
+            "RequestCertificate",
+            &d.label(),
+            req.send(),
+        )
+        .await?;
+    Ok(out.certificate_arn().unwrap_or_default().to_string())
+}
+
+/// Reconcile one certificate and its validation records. Never waits: a certificate that is
+/// not issued yet adds a `wait` to the run.
+pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, ResourceError> {
+    if d.domains.is_empty() {
+        return Err(ResourceError::Unsatisfiable(
+            "a certificate needs at least one domain".into(),
+        ));
+    }
+    let mut observed = observe(run, d).await?;
+    if observed.is_none() {
+        let change = Change::create(d.label(), format!("DNS validation in {}", d.hosted_zone));
+        if !run.plan(change) {
+            return Ok(Outcome::default());
+        }
+        let arn = request(run, d).await?;
+        observed = Some(describe(run, &arn).await?);
+    }
+    let o = observed.expect("observed or requested");
+    run.resource("acm:certificate", o.arn.clone());
+    if o.validation.is_empty() && o.status != "ISSUED" {
+        run.wait(
+            format!(
+                "{}: ACM has not published its validation records yet",
+                d.label()
+            ),
+            PENDING_REQUEUE,
+        );
+    } else {
+        let z = zone::resolve(run, &d.hosted_zone).await?;
+        let existing = zone::records(run, &z).await?;
+        let changes = plan_validation(&o.validation, &z, &existing, run.adopt)?;
+        let mut apply = false;
+        for c in &changes {
+            apply |= run.plan(Change::create(
+                format!("dns record {} CNAME", c.record.name),
+                format!("validation of {}", d.label()),
+            ));
+        }
+        if apply {
+            let insync =
+                zone::submit(run, &z, &changes, "ecs-operator: certificate validation").await?;
+            if !insync {
+                run.wait(
+                    "certificate validation records are not INSYNC yet",
+                    PENDING_REQUEUE,
+                );
+            }
+        }
+    }
+    let issued = o.status == "ISSUED";
+    if !issued {
+        run.wait(
+            format!(
+                "{} is {}",
+                d.label(),
+                o.status.to_lowercase().replace('_', " ")
+            ),
+            PENDING_REQUEUE,
+        );
+    }
+    Ok(Outcome { arn: o.arn, issued })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cname(name: &str, value: &str) -> Record {
+        Record {
+            name: name.into(),
+            rtype: "CNAME".into(),
+            ttl: Some(300),
+            values: vec![value.into()],
+            alias: None,
+            set_identifier: None,
+        }
+    }
+
+    fn zone() -> Zone {
+        Zone {
+            id: "Z1".into(),
+            name: "example.com".into(),
+        }
+    }
+
+    #[test]
+    fn wildcards_cover_one_level_only() {
+        let d = vec!["example.com".to_string(), "*.example.com".to_string()];
+        assert!(covers(&d, "example.com"));
+        assert!(covers(&d, "WWW.example.com."));
+        assert!(!covers(&d, "a.b.example.com"));
+        assert!(!covers(&d, "example.org"));
+    }
+
+    #[test]
+    fn the_token_is_stable_and_fits_acm() {
+        let t = idempotency_token("ops", "ClusterSpec/prod", &["example.com".into()]);
+        assert_eq!(t.len(), 32);
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(
+            t,
+            idempotency_token("ops", "ClusterSpec/prod", &["example.com".into()])
+        );
+        assert_ne!(
+            t,
+            idempotency_token("ops", "ClusterSpec/prod", &["www.example.com".into()])
+        );
+    }
+
+    #[test]
+    fn validation_records_are_created_once_and_never_overwritten() {
+        let want = vec![cname("_a.example.com", "_b.acm-validations.aws.")];
+        let changes = plan_validation(&want, &zone(), &[], false).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].action, Action::Create);
+        // Present with the value spelled differently (no trailing dot): nothing to do.
+        let present = vec![cname("_a.example.com", "_B.acm-validations.aws")];
+        assert!(plan_validation(&want, &zone(), &present, false)
+            .unwrap()
+            .is_empty());
+        let other = vec![cname("_a.example.com", "_c.acm-validations.aws.")];
+        assert!(plan_validation(&want, &zone(), &other, false).is_err());
+        assert_eq!(
+            plan_validation(&want, &zone(), &other, true).unwrap()[0].action,
+            Action::Upsert
+        );
+    }
+
+    #[test]
+    fn records_outside_the_zone_are_refused() {
+        let want = vec![cname("_a.example.org", "_b.acm-validations.aws.")];
+        assert!(plan_validation(&want, &zone(), &[], false).is_err());
+    }
+}

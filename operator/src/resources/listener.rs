@@ -1,0 +1,782 @@
+//! ALB listeners: HTTP :80 whose default action redirects (301) to HTTPS :443 keeping host,
+//! path and query; HTTPS :443 with the default certificate, the SSL policy and a fixed 404; and
+//! the SNI certificates services attach to the HTTPS listener.
+//!
+//! Invariants: actions are compared in a normalised form ([`Act`]: AWS's redirect defaults
+//! filled in, status codes without `HTTP_`, forward targets as a set), so a listener AWS echoes
+//! back differently spelt is not a change; every difference is fixed by one ModifyListener call;
+//! a listener without our tags is never modified unless adopted; the HTTPS listener is created
+//! only once its certificate is issued, and keeps its current certificate while a new one is
+//! pending; an SNI certificate is removed only when this spec owns it (tags).
+
+use std::collections::BTreeSet;
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum,
+};
+
+use super::elb_tags::{self, Tags};
+use super::load_balancer::Info;
+use super::run::{Change, SpecRun};
+use super::tags::{ownership, Ownership};
+use super::ResourceError;
+use crate::aws::{CallClass, Service};
+use crate::spec::types::LoadBalancer;
+
+/// The body of the HTTPS listener's default 404.
+pub const NOT_FOUND_BODY: &str = "Not Found";
+
+/// An action, normalised for comparison.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Act {
+    Redirect {
+        protocol: String,
+        port: String,
+        host: String,
+        path: String,
+        query: String,
+        /// `301` or `302`.
+        status: String,
+    },
+    Fixed {
+        status: String,
+        content_type: String,
+        body: String,
+    },
+    Forward {
+        target_groups: BTreeSet<String>,
+    },
+    /// Anything else (authenticate...), by type.
+    Other(String),
+}
+
+impl Act {
+    /// HTTP :80's default: 301 to HTTPS :443, same host, path and query.
+    pub fn https_redirect() -> Act {
+        Act::Redirect {
+            protocol: "HTTPS".into(),
+            port: "443".into(),
+            host: "#{host}".into(),
+            path: "/#{path}".into(),
+            query: "#{query}".into(),
+            status: "301".into(),
+        }
+    }
+
+    /// HTTPS :443's default: a plain-text 404.
+    pub fn not_found() -> Act {
+        Act::Fixed {
+            status: "404".into(),
+            content_type: "text/plain".into(),
+            body: NOT_FOUND_BODY.into(),
+        }
+    }
+
+    pub fn forward(target_group: &str) -> Act {
+        Act::Forward {
+            target_groups: BTreeSet::from([target_group.to_string()]),
+        }
+    }
+
+    /// The normalised form of an SDK action.
+    pub fn from_sdk(a: &Action) -> Act {
+        match a.r#type() {
+            Some(ActionTypeEnum::Redirect) => {
+                let r = a.redirect_config();
+                let get = |v: Option<&str>, default: &str| v.unwrap_or(default).to_string();
+                Act::Redirect {
+                    protocol: get(r.and_then(|r| r.protocol()), "#{protocol}").to_uppercase(),
+                    port: get(r.and_then(|r| r.port()), "#{port}"),
+                    host: get(r.and_then(|r| r.host()), "#{host}"),
+                    path: get(r.and_then(|r| r.path()), "/#{path}"),
+                    query: get(r.and_then(|r| r.query()), "#{query}"),
+                    status: r
+                        .and_then(|r| r.status_code())
+                        .map(|s| s.as_str().trim_start_matches("HTTP_").to_string())
+                        .unwrap_or_default(),
+                }
+            }
+            Some(ActionTypeEnum::FixedResponse) => {
+                let f = a.fixed_response_config();
+                Act::Fixed {
+                    status: f
+                        .and_then(|f| f.status_code())
+                        .unwrap_or_default()
+                        .to_string(),
+                    content_type: f
+                        .and_then(|f| f.content_type())
+                        .unwrap_or_default()
+                        .to_string(),
+                    body: f
+                        .and_then(|f| f.message_body())
+                        .unwrap_or_default()
+                        .to_string(),
+                }
+            }
+            Some(ActionTypeEnum::Forward) => {
+                let mut tgs: BTreeSet<String> = a
+                    .target_group_arn()
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect();
+                if let Some(f) = a.forward_config() {
+                    tgs.extend(
+                        f.target_groups()
+                            .iter()
+                            .filter_map(|t| t.target_group_arn().map(str::to_string)),
+                    );
+                }
+                Act::Forward { target_groups: tgs }
+            }
+            other => Act::Other(other.map(|t| t.as_str().to_string()).unwrap_or_default()),
+        }
+    }
+
+    /// The SDK action for this (never called on `Other`).
+    pub fn to_sdk(&self) -> Action {
+        match self {
+            Act::Redirect {
+                protocol,
+                port,
+                host,
+                path,
+                query,
+                status,
+            } => Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol(protocol)
+                        .port(port)
+                        .host(host)
+                        .path(path)
+                        .query(query)
+                        .status_code(RedirectActionStatusCodeEnum::from(
+                            format!("HTTP_{status}").as_str(),
+                        ))
+                        .build(),
+                )
+                .build(),
+            Act::Fixed {
+                status,
+                content_type,
+                body,
+            } => Action::builder()
+                .r#type(ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    FixedResponseActionConfig::builder()
+                        .status_code(status)
+                        .content_type(content_type)
+                        .message_body(body)
+                        .build(),
+                )
+                .build(),
+            Act::Forward { target_groups } => Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(target_groups.iter().next().cloned().unwrap_or_default())
+                .build(),
+            Act::Other(t) => Action::builder()
+                .r#type(ActionTypeEnum::from(t.as_str()))
+                .build(),
+        }
+    }
+
+    /// In plain words: `redirect 301 to HTTPS:443`, `fixed 404`, `forward to web`.
+    pub fn text(&self) -> String {
+        match self {
+            Act::Redirect {
+                protocol,
+                port,
+                host,
+                path,
+                query,
+                status,
+            } => {
+                let mut s = format!("redirect {status} to {protocol}:{port}");
+                if (host.as_str(), path.as_str(), query.as_str())
+                    != ("#{host}", "/#{path}", "#{query}")
+                {
+                    s.push_str(&format!(" {host}{path}?{query}"));
+                }
+                s
+            }
+            Act::Fixed { status, .. } => format!("fixed {status}"),
+            Act::Forward { target_groups } => format!(
+                "forward to {}",
+                target_groups
+                    .iter()
+                    .map(|a| short_arn(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Act::Other(t) => t.clone(),
+        }
+    }
+}
+
+/// The name part of an ELBv2 ARN (`targetgroup/web/abc` -> `web`), for messages.
+pub fn short_arn(arn: &str) -> &str {
+    let mut parts = arn.rsplit('/');
+    let _id = parts.next();
+    parts.next().unwrap_or(arn)
+}
+
+/// `old -> new` for default actions; two redirects that differ only in status read as
+/// `redirect 302 -> 301`.
+fn actions_detail(old: &[Act], new: &[Act]) -> (String, String) {
+    if let ([Act::Redirect { status: a, .. }], [Act::Redirect { status: b, .. }]) = (old, new) {
+        let mut same = old[0].clone();
+        if let Act::Redirect { status, .. } = &mut same {
+            *status = b.clone();
+        }
+        if same == new[0] {
+            return (format!("redirect {a}"), b.clone());
+        }
+    }
+    let text = |acts: &[Act]| {
+        if acts.is_empty() {
+            "none".to_string()
+        } else {
+            acts.iter().map(Act::text).collect::<Vec<_>>().join(", ")
+        }
+    };
+    (text(old), text(new))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub port: i32,
+    pub protocol: String,
+    /// HTTPS only.
+    pub ssl_policy: Option<String>,
+    /// HTTPS only: the default certificate. `None` while it is not issued.
+    pub certificate: Option<String>,
+    pub actions: Vec<Act>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub arn: String,
+    pub port: i32,
+    pub protocol: String,
+    pub ssl_policy: Option<String>,
+    pub certificate: Option<String>,
+    pub actions: Vec<Act>,
+    pub tags: Tags,
+}
+
+/// The listeners a `loadBalancers[]` entry wants; the HTTPS one uses `certificate` (the ARN of
+/// the issued default certificate, `None` while pending).
+pub fn desired(lb: &LoadBalancer, certificate: Option<String>) -> Vec<Desired> {
+    let mut out = Vec::new();
+    if lb.https_redirect {
+        out.push(Desired {
+            port: 80,
+            protocol: "HTTP".into(),
+            ssl_policy: None,
+            certificate: None,
+            actions: vec![Act::https_redirect()],
+        });
+    }
+    out.push(Desired {
+        port: 443,
+        protocol: "HTTPS".into(),
+        ssl_policy: Some(lb.ssl_policy.clone()),
+        certificate,
+        actions: vec![Act::not_found()],
+    });
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    Tag(Tags),
+    /// One ModifyListener call setting every desired field.
+    Modify,
+}
+
+pub fn resource_name(lb: &str, port: i32) -> String {
+    format!("load balancer {lb} listener :{port}")
+}
+
+/// The steps from `o` to `d` (pure). An HTTPS listener whose certificate is not issued yet is
+/// not created, and an existing one keeps its certificate meanwhile.
+pub fn plan(
+    lb: &str,
+    d: &Desired,
+    o: Option<&Observed>,
+    tags_missing: Tags,
+) -> Vec<(Step, Change)> {
+    let resource = resource_name(lb, d.port);
+    let Some(o) = o else {
+        if d.protocol == "HTTPS" && d.certificate.is_none() {
+            return Vec::new();
+        }
+        let detail = d
+            .actions
+            .iter()
+            .map(Act::text)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return vec![(
+            Step::Create,
+            Change::create(&resource, format!("{} {}", d.protocol, detail)),
+        )];
+    };
+    let mut steps = Vec::new();
+    if !tags_missing.is_empty() {
+        steps.push((
+            Step::Tag(tags_missing.clone()),
+            Change::update(
+                &resource,
+                format!("tags: + {}", elb_tags::keys(&tags_missing)),
+            ),
+        ));
+    }
+    let mut details = Vec::new();
+    if o.protocol != d.protocol {
+        details.push(format!("protocol: {} -> {}", o.protocol, d.protocol));
+    }
+    if o.actions != d.actions {
+        let (old, new) = actions_detail(&o.actions, &d.actions);
+        details.push(format!("default action: {old} -> {new}"));
+    }
+    if d.protocol == "HTTPS" {
+        if d.ssl_policy.is_some() && o.ssl_policy != d.ssl_policy {
+            details.push(format!(
+                "ssl policy: {} -> {}",
+                o.ssl_policy.as_deref().unwrap_or("none"),
+                d.ssl_policy.as_deref().unwrap_or("none")
+            ));
+        }
+        if d.certificate.is_some() && o.certificate != d.certificate {
+            details.push(format!(
+                "certificate: {} -> {}",
+                o.certificate.as_deref().unwrap_or("none"),
+                d.certificate.as_deref().unwrap_or("none")
+            ));
+        }
+    }
+    if !details.is_empty() {
+        steps.push((Step::Modify, Change::update(&resource, details.join(", "))));
+    }
+    steps
+}
+
+/// Every listener of the load balancer, with tags (DescribeListeners, then DescribeTags in
+/// batches of 20).
+pub async fn observe_all(run: &SpecRun<'_>, lb_arn: &str) -> Result<Vec<Observed>, ResourceError> {
+    if lb_arn.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeListeners",
+                lb_arn,
+                run.aws
+                    .elbv2
+                    .describe_listeners()
+                    .load_balancer_arn(lb_arn)
+                    .set_marker(marker.take())
+                    .send(),
+            )
+            .await?;
+        for l in page.listeners() {
+            out.push(Observed {
+                arn: l.listener_arn().unwrap_or_default().to_string(),
+                port: l.port().unwrap_or_default(),
+                protocol: l
+                    .protocol()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+                ssl_policy: l.ssl_policy().map(str::to_string),
+                // AWS lists only the default certificate here; moto also lists the SNI ones,
+                // after the default one and without `IsDefault`.
+                certificate: l
+                    .certificates()
+                    .iter()
+                    .find(|c| c.is_default() != Some(false))
+                    .and_then(|c| c.certificate_arn())
+                    .map(str::to_string),
+                actions: l.default_actions().iter().map(Act::from_sdk).collect(),
+                tags: Tags::new(),
+            });
+        }
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    let arns: Vec<String> = out.iter().map(|l| l.arn.clone()).collect();
+    let mut tags = elb_tags::describe(run, &arns).await?;
+    for l in &mut out {
+        l.tags = tags.remove(&l.arn).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+fn certificates(d: &Desired) -> Option<Vec<Certificate>> {
+    d.certificate
+        .as_ref()
+        .map(|arn| vec![Certificate::builder().certificate_arn(arn).build()])
+}
+
+/// Reconcile the listeners of one load balancer.
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    lb: &Info,
+    wanted: &[Desired],
+) -> Result<(), ResourceError> {
+    let observed = observe_all(run, &lb.arn).await?;
+    for d in wanted {
+        let o = observed.iter().find(|o| o.port == d.port);
+        let resource = resource_name(&lb.name, d.port);
+        let missing = match o {
+            Some(o) => run.claim(&resource, &o.tags)?,
+            None => Tags::new(),
+        };
+        let mut arn = o.map(|o| o.arn.clone()).unwrap_or_default();
+        for (step, change) in plan(&lb.name, d, o, missing) {
+            if !run.plan(change) {
+                continue;
+            }
+            let elb = &run.aws.elbv2;
+            match step {
+                Step::Create => {
+                    let out = run
+                        .aws
+                        .call(
+                            Service::Elbv2,
+                            CallClass::Write,
+                            "CreateListener",
+                            &resource,
+                            elb.create_listener()
+                                .load_balancer_arn(&lb.arn)
+                                .port(d.port)
+                                .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                                .set_ssl_policy(d.ssl_policy.clone())
+                                .set_certificates(certificates(d))
+                                .set_default_actions(Some(
+                                    d.actions.iter().map(Act::to_sdk).collect(),
+                                ))
+                                .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
+                                .send(),
+                        )
+                        .await?;
+                    arn = out
+                        .listeners()
+                        .first()
+                        .and_then(|l| l.listener_arn())
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
+                Step::Modify => {
+                    run.aws
+                        .call(
+                            Service::Elbv2,
+                            CallClass::Write,
+                            "ModifyListener",
+                            &resource,
+                            elb.modify_listener()
+                                .listener_arn(&arn)
+                                .port(d.port)
+                                .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                                .set_ssl_policy(d.ssl_policy.clone())
+                                .set_certificates(certificates(d))
+                                .set_default_actions(Some(
+                                    d.actions.iter().map(Act::to_sdk).collect(),
+                                ))
+                                .send(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        if !arn.is_empty() {
+            run.resource("elbv2:listener", arn);
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// SNI certificates
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SniStep {
+    Add(String),
+    Remove(String),
+}
+
+/// What to add and remove so the listener holds `want` and no other certificate this spec owns
+/// (pure). `attached` lists the listener's non-default certificates and whether we own each.
+pub fn plan_sni(want: Option<&str>, attached: &[(String, bool)]) -> Vec<SniStep> {
+    let mut out = Vec::new();
+    if let Some(w) = want {
+        if !attached.iter().any(|(a, _)| a == w) {
+            out.push(SniStep::Add(w.to_string()));
+        }
+    }
+    for (arn, ours) in attached {
+        if *ours && Some(arn.as_str()) != want {
+            out.push(SniStep::Remove(arn.clone()));
+        }
+    }
+    out
+}
+
+/// The listener's non-default certificates (the default one is left out even when AWS lists it
+/// twice, as moto does after adding it as SNI).
+async fn sni_certificates(run: &SpecRun<'_>, l: &Observed) -> Result<Vec<String>, ResourceError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeListenerCertificates",
+                &l.arn,
+                run.aws
+                    .elbv2
+                    .describe_listener_certificates()
+                    .listener_arn(&l.arn)
+                    .set_marker(marker.take())
+                    .send(),
+            )
+            .await?;
+        for c in page.certificates() {
+            let arn = c.certificate_arn().unwrap_or_default();
+            if c.is_default() == Some(true) || Some(arn) == l.certificate.as_deref() {
+                continue;
+            }
+            if !out.iter().any(|a| a == arn) {
+                out.push(arn.to_string());
+            }
+        }
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Attach `want` (a certificate of this spec) to the HTTPS listener as an SNI certificate and
+/// detach the others this spec owns.
+pub async fn reconcile_sni(
+    run: &mut SpecRun<'_>,
+    lb: &str,
+    listener: &Observed,
+    want: Option<&str>,
+) -> Result<(), ResourceError> {
+    let attached = sni_certificates(run, listener).await?;
+    let mut marked = Vec::new();
+    for arn in attached {
+        let ours = if Some(arn.as_str()) == want {
+            true
+        } else {
+            let tags: Tags = run
+                .aws
+                .call(
+                    Service::Acm,
+                    CallClass::Read,
+                    "ListTagsForCertificate",
+                    &arn,
+                    run.aws
+                        .acm
+                        .list_tags_for_certificate()
+                        .certificate_arn(&arn)
+                        .send(),
+                )
+                .await?
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            ownership(&run.aws.instance, &run.key, &tags) == Ownership::Ours
+        };
+        marked.push((arn, ours));
+    }
+    let resource = resource_name(lb, listener.port);
+    for step in plan_sni(want, &marked) {
+        let (change, op, add) = match &step {
+            SniStep::Add(a) => (
+                Change::update(&resource, format!("sni certificates: + {a}")),
+                "AddListenerCertificates",
+                true,
+            ),
+            SniStep::Remove(a) => (
+                Change::update(&resource, format!("sni certificates: - {a}")),
+                "RemoveListenerCertificates",
+                false,
+            ),
+        };
+        if !run.plan(change) {
+            continue;
+        }
+        let (SniStep::Add(arn) | SniStep::Remove(arn)) = &step;
+        let cert = Certificate::builder().certificate_arn(arn).build();
+        let elb = &run.aws.elbv2;
+        if add {
+            run.aws
+                .call(
+                    Service::Elbv2,
+                    CallClass::Write,
+                    op,
+                    &resource,
+                    elb.add_listener_certificates()
+                        .listener_arn(&listener.arn)
+                        .certificates(cert)
+                        .send(),
+                )
+                .await?;
+        } else {
+            run.aws
+                .call(
+                    Service::Elbv2,
+                    CallClass::Write,
+                    op,
+                    &resource,
+                    elb.remove_listener_certificates()
+                        .listener_arn(&listener.arn)
+                        .certificates(cert)
+                        .send(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(actions: Vec<Act>) -> Observed {
+        Observed {
+            arn: "l80".into(),
+            port: 80,
+            protocol: "HTTP".into(),
+            // AWS (and moto) report an SSL policy even on HTTP listeners: ignored.
+            ssl_policy: Some("ELBSecurityPolicy-2016-08".into()),
+            actions,
+            ..Default::default()
+        }
+    }
+
+    fn want80() -> Desired {
+        Desired {
+            port: 80,
+            protocol: "HTTP".into(),
+            ssl_policy: None,
+            certificate: None,
+            actions: vec![Act::https_redirect()],
+        }
+    }
+
+    #[test]
+    fn a_matching_redirect_listener_needs_nothing() {
+        assert!(plan(
+            "prod",
+            &want80(),
+            Some(&http(vec![Act::https_redirect()])),
+            Tags::new()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_302_redirect_reads_as_in_the_contract() {
+        let mut a = Act::https_redirect();
+        if let Act::Redirect { status, .. } = &mut a {
+            *status = "302".into();
+        }
+        let steps = plan("prod", &want80(), Some(&http(vec![a])), Tags::new());
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].0, Step::Modify);
+        assert_eq!(
+            steps[0].1.to_string(),
+            "~ load balancer prod listener :80 default action: redirect 302 -> 301"
+        );
+    }
+
+    #[test]
+    fn redirect_defaults_aws_fills_in_are_not_a_change() {
+        let sdk = Action::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .protocol("https")
+                    .port("443")
+                    .status_code(RedirectActionStatusCodeEnum::Http301)
+                    .build(),
+            )
+            .build();
+        assert_eq!(Act::from_sdk(&sdk), Act::https_redirect());
+        assert_eq!(Act::from_sdk(&Act::not_found().to_sdk()), Act::not_found());
+    }
+
+    #[test]
+    fn https_waits_for_its_certificate_and_keeps_the_old_one_meanwhile() {
+        let d = Desired {
+            port: 443,
+            protocol: "HTTPS".into(),
+            ssl_policy: Some("P".into()),
+            certificate: None,
+            actions: vec![Act::not_found()],
+        };
+        assert!(plan("prod", &d, None, Tags::new()).is_empty());
+        let o = Observed {
+            arn: "l443".into(),
+            port: 443,
+            protocol: "HTTPS".into(),
+            ssl_policy: Some("P".into()),
+            certificate: Some("old".into()),
+            actions: vec![Act::not_found()],
+            ..Default::default()
+        };
+        assert!(plan("prod", &d, Some(&o), Tags::new()).is_empty());
+        let d2 = Desired {
+            certificate: Some("new".into()),
+            ..d
+        };
+        assert_eq!(
+            plan("prod", &d2, Some(&o), Tags::new())[0].1.to_string(),
+            "~ load balancer prod listener :443 certificate: old -> new"
+        );
+    }
+
+    #[test]
+    fn sni_adds_what_is_missing_and_removes_only_our_leftovers() {
+        let attached = vec![
+            ("theirs".to_string(), false),
+            ("old-ours".to_string(), true),
+        ];
+        assert_eq!(
+            plan_sni(Some("new"), &attached),
+            vec![
+                SniStep::Add("new".into()),
+                SniStep::Remove("old-ours".into())
+            ]
+        );
+        assert!(plan_sni(Some("new"), &[("new".into(), true)]).is_empty());
+        assert!(plan_sni(None, &[("theirs".into(), false)]).is_empty());
+    }
+}

@@ -1,0 +1,320 @@
+//! Fixtures for tests that reconcile against moto: the network that exists before the operator
+//! runs (a VPC, two subnets in two zones, a security group, a Route53 hosted zone), the
+//! reference architecture's specs with those ids, and a [`Fleet`] that reconciles specs
+//! directly through `AwsReconciler` (no `run` loop) and counts every AWS call.
+//!
+//! EC2 objects are made with the virtualenv's `aws` command (the operator has no EC2 client and
+//! the tests do not build one); the hosted zone with the Route53 SDK.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use ecs_operator::aws::{Budget, CallMetrics, Sdk};
+use ecs_operator::controller::{Failure, ReconcileInput, Reconciler, Report};
+use ecs_operator::resources::{Aws, AwsReconciler, Change};
+use ecs_operator::spec::{Kind, Spec, SpecKey};
+
+use crate::{workspace_root, Moto, REGION};
+
+/// What exists before the operator runs.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc: String,
+    /// Two subnets in two availability zones.
+    pub subnets: [String; 2],
+    pub security_group: String,
+    /// The hosted zone's id (without `/hostedzone/`) and name (no trailing dot).
+    pub zone_id: String,
+    pub zone_name: String,
+}
+
+/// Run `aws ARGS... --query QUERY --output text` against moto; returns trimmed stdout.
+pub fn aws_cli(moto: &Moto, args: &[&str], query: &str) -> String {
+    let exe = workspace_root().join(".venv/bin/aws");
+    let out = Command::new(&exe)
+        .arg("--endpoint-url")
+        .arg(moto.endpoint())
+        .args(args)
+        .args(["--query", query, "--output", "text"])
+        .env_remove("AWS_PROFILE")
+        .envs(moto.env())
+        .env("AWS_DEFAULT_REGION", REGION)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Network {
+    /// A VPC with two subnets (eu-west-1a, eu-west-1b), a security group and a public hosted
+    /// zone named `zone_name`.
+    pub async fn create(moto: &Moto, zone_name: &str) -> Network {
+        let vpc = aws_cli(
+            moto,
+            &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"],
+            "Vpc.VpcId",
+        );
+        let subnet = |cidr: &str, az: &str| {
+            aws_cli(
+                moto,
+                &[
+                    "ec2",
+                    "create-subnet",
+                    "--vpc-id",
+                    &vpc,
+                    "--cidr-block",
+                    cidr,
+                    "--availability-zone",
+                    az,
+                ],
+                "Subnet.SubnetId",
+            )
+        };
+        let subnets = [
+            subnet("10.0.1.0/24", "eu-west-1a"),
+            subnet("10.0.2.0/24", "eu-west-1b"),
+        ];
+        let security_group = aws_cli(
+            moto,
+            &[
+                "ec2",
+                "create-security-group",
+                "--group-name",
+                "alb",
+                "--description",
+                "load balancer",
+                "--vpc-id",
+                &vpc,
+            ],
+            "GroupId",
+        );
+        let r53 = aws_sdk_route53::Client::new(&moto.sdk_config().await);
+        let zone = r53
+            .create_hosted_zone()
+            .name(zone_name)
+            .caller_reference(format!("fixture-{zone_name}"))
+            .send()
+            .await
+            .expect("the hosted zone is created");
+        let zone_id = zone
+            .hosted_zone()
+            .expect("a hosted zone")
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string();
+        Network {
+            vpc,
+            subnets,
+            security_group,
+            zone_id,
+            zone_name: zone_name.trim_end_matches('.').to_string(),
+        }
+    }
+}
+
+/// The reference architecture on `net` (file name, YAML): one ClusterSpec `prod` with one ALB
+/// `prod-public` whose default certificate covers the apex and `www`, and two ServiceSpecs on
+/// different hosts: `web` (apex + www, priority 100, its own ECR repository) and `admin`
+/// (`admin.<zone>`, not covered by the default certificate, priority left to the operator).
+/// Capacity comes from Fargate so the specs need no Auto Scaling group.
+pub fn reference_specs(net: &Network) -> Vec<(&'static str, String)> {
+    let z = &net.zone_name;
+    let cluster = format!(
+        r#"apiVersion: ecs-operator.io/v1alpha1
+kind: ClusterSpec
+metadata: {{name: prod, labels: {{env: prod}}}}
+spec:
+  clusterName: prod
+  containerInsights: true
+  defaultCapacityProviderStrategy:
+    - {{capacityProvider: FARGATE, weight: 1, base: 2}}
+  loadBalancers:
+    - name: prod-public
+      scheme: internet-facing
+      subnets: [{s0}, {s1}]
+      securityGroups: [{sg}]
+      deletionProtection: true
+      idleTimeoutSeconds: 60
+      sslPolicy: ELBSecurityPolicy-TLS13-1-2-2021-06
+      httpsRedirect: true
+      certificate:
+        domains: [{z}, www.{z}]
+        hostedZone: {z}
+  deletionPolicy: Retain
+"#,
+        s0 = net.subnets[0],
+        s1 = net.subnets[1],
+        sg = net.security_group,
+    );
+    let web = format!(
+        r#"apiVersion: ecs-operator.io/v1alpha1
+kind: ServiceSpec
+metadata: {{name: web, labels: {{env: prod}}}}
+spec:
+  cluster: prod
+  desiredCount: 2
+  repository:
+    name: trust-estate-server
+    imageTagMutability: IMMUTABLE
+    scanOnPush: true
+    lifecycle:
+      expireUntaggedAfterDays: 1
+      keepTagged: [{{tagPrefixes: [prod-], count: 10}}]
+  container:
+    name: app
+    image: trust-estate-server:prod-3f2a1c9
+    port: 3000
+    cpu: 256
+    memory: 512
+  network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}], assignPublicIp: false}}
+  ingress:
+    loadBalancer: prod-public
+    hosts: [{z}, www.{z}]
+    paths: ["/*"]
+    priority: 100
+    healthCheck: {{path: /health, intervalSeconds: 30, timeoutSeconds: 5, healthyThreshold: 2, unhealthyThreshold: 2, matcher: "200"}}
+    deregistrationDelaySeconds: 30
+    dns: {{hostedZone: {z}}}
+"#,
+        s0 = net.subnets[0],
+        s1 = net.subnets[1],
+        sg = net.security_group,
+    );
+    let admin = format!(
+        r#"apiVersion: ecs-operator.io/v1alpha1
+kind: ServiceSpec
+metadata: {{name: admin, labels: {{env: prod}}}}
+spec:
+  cluster: prod
+  desiredCount: 2
+  container:
+    name: admin
+    image: public.ecr.aws/nginx/nginx:1.27
+    port: 80
+    cpu: 256
+    memory: 512
+  network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}]}}
+  ingress:
+    loadBalancer: prod-public
+    hosts: [admin.{z}]
+    healthCheck: {{path: /, healthyThreshold: 2, unhealthyThreshold: 2}}
+    dns: {{hostedZone: {z}}}
+"#,
+        s0 = net.subnets[0],
+        s1 = net.subnets[1],
+        sg = net.security_group,
+    );
+    vec![
+        ("cluster-prod.yaml", cluster),
+        ("service-web.yaml", web),
+        ("service-admin.yaml", admin),
+    ]
+}
+
+/// Write spec files into `dir`.
+pub fn write_specs(dir: &Path, files: &[(&str, String)]) {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write a spec file");
+    }
+}
+
+/// Every valid spec under `dir`; panics on any invalid document (a broken fixture).
+pub fn load_specs(dir: &Path) -> BTreeMap<SpecKey, Arc<Spec>> {
+    let files = ecs_operator::spec::load_paths(&[dir.to_path_buf()]);
+    let mut out = BTreeMap::new();
+    for f in files {
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        for d in f.documents {
+            match d.result {
+                Ok(spec) => {
+                    out.insert(spec.key(), Arc::new(spec));
+                }
+                Err(diags) => panic!("invalid fixture spec: {diags:?}"),
+            }
+        }
+    }
+    out
+}
+
+/// Specs reconciled directly through [`AwsReconciler`], with every AWS call counted.
+pub struct Fleet {
+    pub reconciler: AwsReconciler,
+    pub calls: CallMetrics,
+    pub specs: BTreeMap<SpecKey, Arc<Spec>>,
+}
+
+impl Fleet {
+    /// A reconciler with the instance `ecs-operator` over the specs under `dir`.
+    pub async fn new(moto: &Moto, dir: &Path) -> Fleet {
+        let sdk = Sdk::new(moto.sdk_config().await);
+        let calls = sdk.calls.clone();
+        let aws = Aws::new(&sdk, "ecs-operator", Budget::default());
+        Fleet {
+            reconciler: AwsReconciler::new(aws),
+            calls,
+            specs: load_specs(dir),
+        }
+    }
+
+    fn input(&self) -> ReconcileInput {
+        ReconcileInput {
+            specs: Arc::new(self.specs.clone()),
+        }
+    }
+
+    pub fn spec(&self, key: &str) -> Arc<Spec> {
+        let key = SpecKey::parse(key).expect("a Kind/name key");
+        self.specs.get(&key).cloned().expect("a spec of the fleet")
+    }
+
+    /// One reconcile of one spec (`Kind/name`).
+    pub async fn reconcile(&self, key: &str) -> Result<Report, Failure> {
+        self.reconciler
+            .reconcile(self.spec(key), &self.input())
+            .await
+    }
+
+    /// One reconcile of every spec, ClusterSpecs first.
+    pub async fn reconcile_all(&self) -> BTreeMap<SpecKey, Result<Report, Failure>> {
+        let mut out = BTreeMap::new();
+        for kind in [Kind::ClusterSpec, Kind::ServiceSpec] {
+            for (key, spec) in self.specs.iter().filter(|(k, _)| k.kind == kind) {
+                out.insert(
+                    key.clone(),
+                    self.reconciler.reconcile(spec.clone(), &self.input()).await,
+                );
+            }
+        }
+        out
+    }
+
+    /// The changes a reconcile of `key` would make now.
+    pub async fn diff(&self, key: &str) -> Vec<Change> {
+        self.reconciler
+            .diff(&self.spec(key), &self.input())
+            .await
+            .unwrap_or_else(|e| panic!("diff of {key} failed: {e}"))
+    }
+
+    /// Mutating attempts per `service/operation` since `before` (a [`CallMetrics::snapshot`]).
+    pub fn mutations_since(
+        &self,
+        before: &BTreeMap<ecs_operator::aws::calls::CallLabels, u64>,
+    ) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (labels, n) in self.calls.snapshot() {
+            let was = before.get(&labels).copied().unwrap_or(0);
+            if n > was && ecs_operator::aws::calls::is_mutating(&labels.operation) {
+                *out.entry(format!("{}/{}", labels.service, labels.operation))
+                    .or_default() += n - was;
+            }
+        }
+        out
+    }
+}
