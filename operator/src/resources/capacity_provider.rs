@@ -262,21 +262,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
             Some(o) => {
                 let missing = run.claim(&resource, &o.tags)?;
                 run.resource("ecs:capacity-provider", o.arn.clone());
-                if !missing.is_empty() && run.plan(Change::update(&resource, "tags: + ownership")) {
-                    let mut req = run.aws.ecs.tag_resource().resource_arn(&o.arn);
-                    for (k, v) in missing {
-                        req = req.tags(Tag::builder().key(k).value(v).build());
-                    }
-                    run.aws
-                        .call(
-                            Service::Ecs,
-                            CallClass::Write,
-                            "TagResource",
-                            &d.name,
-                            req.send(),
-                        )
-                        .await?;
-                }
+                super::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
                 let changes = plan(d, o)?;
                 if changes.is_empty() {
                     continue;

@@ -536,21 +536,7 @@ pub async fn reconcile(
     };
     let missing = run.claim(&resource, &o.tags)?;
     run.resource("ecs:service", o.arn.clone());
-    if !missing.is_empty() && run.plan(Change::update(&resource, "tags: + ownership")) {
-        let mut req = run.aws.ecs.tag_resource().resource_arn(&o.arn);
-        for (k, v) in missing {
-            req = req.tags(Tag::builder().key(k).value(v).build());
-        }
-        run.aws
-            .call(
-                Service::Ecs,
-                CallClass::Write,
-                "TagResource",
-                name,
-                req.send(),
-            )
-            .await?;
-    }
+    super::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
     let diffs = differences(&o.settings, want);
     let mut updated = false;
     if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {

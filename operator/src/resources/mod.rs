@@ -22,6 +22,7 @@ pub mod dns;
 pub mod ecr;
 pub mod ecs_cluster;
 pub mod ecs_service;
+pub mod ecs_tags;
 pub mod edge;
 pub mod elb_tags;
 pub mod error;
