@@ -613,3 +613,54 @@ fn run_once_exits_1_naming_an_invalid_spec_and_still_converges_the_others() {
         .unwrap();
     assert_eq!(ops["phase"], "Ready", "{ops}");
 }
+
+#[tokio::test]
+async fn an_existing_unowned_cluster_is_left_alone_unless_the_spec_adopts_it() {
+    let moto = Moto::start();
+    let h = harness(&moto).await;
+    h.ecs
+        .create_cluster()
+        .cluster_name("legacy")
+        .send()
+        .await
+        .unwrap();
+    // (No containerInsights: moto's UpdateClusterSettings fails with a 500 on such clusters.)
+    let plain = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: legacy}\nspec: {deletionPolicy: Retain}\n";
+    let input_plain = input(&[plain]);
+    let spec = input_plain.specs[&SpecKey::parse("ClusterSpec/legacy").unwrap()].clone();
+    let before = h.mutating_calls();
+    let err = h.rec.reconcile(spec, &input_plain).await.unwrap_err();
+    assert!(
+        matches!(&err, ecs_operator::controller::Failure::Terminal(m) if m.contains("not owned") && m.contains("ecs-operator.io/adopt")),
+        "{err:?}"
+    );
+    assert_eq!(
+        delta(&before, &h.mutating_calls()),
+        BTreeMap::new(),
+        "nothing may change"
+    );
+
+    let adopting = plain.replace(
+        "metadata: {name: legacy}",
+        "metadata: {name: legacy, annotations: {ecs-operator.io/adopt: \"true\"}}",
+    );
+    let input_adopt = input(&[&adopting]);
+    let r = h.reconcile(&input_adopt, "ClusterSpec/legacy").await;
+    assert_eq!(r.phase, Phase::Ready, "{r:?}");
+    let c = h
+        .ecs
+        .describe_clusters()
+        .clusters("legacy")
+        .include(aws_sdk_ecs::types::ClusterField::Tags)
+        .include(aws_sdk_ecs::types::ClusterField::Settings)
+        .send()
+        .await
+        .unwrap();
+    let c = &c.clusters()[0];
+    assert!(c.tags().iter().any(
+        |t| t.key() == Some("ecs-operator.io/owner") && t.value() == Some("ClusterSpec/legacy")
+    ));
+    // Once adopted, it is ours even without the annotation.
+    let spec = input_plain.specs[&SpecKey::parse("ClusterSpec/legacy").unwrap()].clone();
+    assert!(h.rec.reconcile(spec, &input_plain).await.is_ok());
+}
