@@ -391,6 +391,78 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
     Ok(info)
 }
 
+/// Teardown of a ClusterSpec's load balancer (`elbv2:loadbalancer`, its ARN), after its
+/// listeners: deleted, or released with `retain`. Deletion protection is never turned off by
+/// the operator: a protected load balancer gets the condition `DeletionProtected` and the
+/// deletion waits until a person turns protection off (or the spec comes back). A load balancer
+/// without our tags is left alone.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    // arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID
+    let Some(name) = arn
+        .split_once(":loadbalancer/")
+        .and_then(|(_, r)| r.split('/').nth(1))
+        .map(str::to_string)
+    else {
+        return Ok(true);
+    };
+    let Some(o) = observe(run, &name).await? else {
+        return Ok(true);
+    };
+    if o.arn != arn || !elb_tags::is_ours(run, &o.tags) {
+        // Gone and replaced by another one of that name, or not ours: leave it alone.
+        return Ok(true);
+    }
+    let resource = format!("load balancer {name}");
+    if retain {
+        elb_tags::release(run, arn, &resource).await?;
+        return Ok(true);
+    }
+    if o.deletion_protection {
+        let why = format!(
+            "{resource} has deletion protection on; the operator never turns it off: turn it off by hand (aws elbv2 modify-load-balancer-attributes --attributes Key={ATTR_DELETION_PROTECTION},Value=false) and the deletion goes on"
+        );
+        run.condition(ConditionReport::new(
+            "Deleted",
+            false,
+            "DeletionProtected",
+            why.clone(),
+        ));
+        run.wait(why, std::time::Duration::from_secs(60));
+        return Ok(false);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        match run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Write,
+                "DeleteLoadBalancer",
+                &name,
+                run.aws
+                    .elbv2
+                    .delete_load_balancer()
+                    .load_balancer_arn(arn)
+                    .send(),
+            )
+            .await
+        {
+            Err(e) if e.code() == Some("LoadBalancerNotFound") => {}
+            Err(e) if e.code() == Some("OperationNotPermitted") => {
+                // Protection turned on between our read and the call.
+                run.wait(
+                    format!("{resource} cannot be deleted yet: {e}"),
+                    std::time::Duration::from_secs(60),
+                );
+                return Ok(false);
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
