@@ -406,6 +406,46 @@ async fn tags_of(
     }
 }
 
+/// Whether a user ACM lists in `InUseBy` still exists. ACM clears the list some time after a
+/// load balancer or listener is gone (moto never does), so an ELBv2 user AWS no longer knows is
+/// stale; any other user (CloudFront, API Gateway...) counts as a use. DeleteCertificate itself
+/// still refuses a certificate in use, so a wrong "stale" only costs a retry.
+async fn still_exists(run: &SpecRun<'_>, user: &str) -> Result<bool, ResourceError> {
+    let elb = &run.aws.elbv2;
+    let r = if user.contains(":elasticloadbalancing:") && user.contains(":listener/") {
+        run.aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeListeners",
+                user,
+                elb.describe_listeners().listener_arns(user).send(),
+            )
+            .await
+            .map(|o| !o.listeners().is_empty())
+    } else if user.contains(":elasticloadbalancing:") && user.contains(":loadbalancer/") {
+        run.aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeLoadBalancers",
+                user,
+                elb.describe_load_balancers()
+                    .load_balancer_arns(user)
+                    .send(),
+            )
+            .await
+            .map(|o| !o.load_balancers().is_empty())
+    } else {
+        return Ok(true);
+    };
+    match r {
+        Ok(b) => Ok(b),
+        Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Teardown of a certificate (`acm:certificate`, its ARN), after the listener (ClusterSpec) or
 /// the SNI attachment (ServiceSpec) that used it: deleted once nothing uses it (ACM's `InUseBy`
 /// is empty and DeleteCertificate does not answer `ResourceInUseException`), else the deletion
@@ -495,6 +535,13 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(true),
         Err(e) => return Err(e),
     };
+    let mut still = Vec::new();
+    for user in in_use {
+        if still_exists(run, &user).await? {
+            still.push(user);
+        }
+    }
+    let in_use = still;
     if !in_use.is_empty() {
         run.wait(
             format!("{resource} is still in use by {}", in_use.join(", ")),

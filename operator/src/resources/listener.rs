@@ -682,7 +682,8 @@ pub fn listener_certificate_id(listener: &str, certificate: &str) -> String {
 }
 
 /// Teardown of a ClusterSpec's listener (`elbv2:listener`, its ARN): deleted, or released with
-/// `retain`. A listener that still holds rules (a ServiceSpec's rule released by a `Retain`
+/// `retain`. While its load balancer has deletion protection on, the listener is kept and the
+/// deletion waits (see [`super::load_balancer::delete`]). A listener that still holds rules (a ServiceSpec's rule released by a `Retain`
 /// deletion, or rules made by hand) is not deleted, since that would delete those rules with
 /// it: the condition `ListenerInUse` names them and the deletion waits. A listener without our
 /// tags is left alone.
@@ -697,6 +698,17 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     if retain {
         elb_tags::release(run, arn, &resource).await?;
         return Ok(true);
+    }
+    // A protected load balancer keeps its listeners too: a deletion that cannot finish should
+    // not leave it half torn down.
+    if let Some(lb) = super::load_balancer::name_from_arn(arn) {
+        if super::load_balancer::observe(run, &lb)
+            .await?
+            .is_some_and(|o| o.deletion_protection)
+        {
+            super::load_balancer::wait_for_protection(run, &lb);
+            return Ok(false);
+        }
     }
     let rules = match super::listener_rule::observe(run, arn).await {
         Ok(r) => r,

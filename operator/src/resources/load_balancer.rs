@@ -391,18 +391,36 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
     Ok(info)
 }
 
+/// The name of the load balancer a listener or load balancer ARN belongs to
+/// (`...:loadbalancer/app/NAME/ID`, `...:listener/app/NAME/ID/LID`).
+pub fn name_from_arn(arn: &str) -> Option<String> {
+    let (_, rest) = arn
+        .split_once(":loadbalancer/")
+        .or_else(|| arn.split_once(":listener/"))?;
+    rest.split('/').nth(1).map(str::to_string)
+}
+
+/// The condition and wait of a deletion stopped by deletion protection.
+pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) {
+    let why = format!(
+        "load balancer {name} has deletion protection on; the operator never turns it off: turn it off by hand (aws elbv2 modify-load-balancer-attributes --attributes Key={ATTR_DELETION_PROTECTION},Value=false) and the deletion goes on"
+    );
+    run.condition(ConditionReport::new(
+        "Deleted",
+        false,
+        "DeletionProtected",
+        why.clone(),
+    ));
+    run.wait(why, std::time::Duration::from_secs(60));
+}
+
 /// Teardown of a ClusterSpec's load balancer (`elbv2:loadbalancer`, its ARN), after its
 /// listeners: deleted, or released with `retain`. Deletion protection is never turned off by
 /// the operator: a protected load balancer gets the condition `DeletionProtected` and the
 /// deletion waits until a person turns protection off (or the spec comes back). A load balancer
 /// without our tags is left alone.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    // arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID
-    let Some(name) = arn
-        .split_once(":loadbalancer/")
-        .and_then(|(_, r)| r.split('/').nth(1))
-        .map(str::to_string)
-    else {
+    let Some(name) = name_from_arn(arn) else {
         return Ok(true);
     };
     let Some(o) = observe(run, &name).await? else {
@@ -418,16 +436,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         return Ok(true);
     }
     if o.deletion_protection {
-        let why = format!(
-            "{resource} has deletion protection on; the operator never turns it off: turn it off by hand (aws elbv2 modify-load-balancer-attributes --attributes Key={ATTR_DELETION_PROTECTION},Value=false) and the deletion goes on"
-        );
-        run.condition(ConditionReport::new(
-            "Deleted",
-            false,
-            "DeletionProtected",
-            why.clone(),
-        ));
-        run.wait(why, std::time::Duration::from_secs(60));
+        wait_for_protection(run, &name);
         return Ok(false);
     }
     if run.plan(Change::delete(&resource, "")) {
