@@ -497,4 +497,46 @@ mod tests {
         assert_eq!(changes.len(), 2);
         assert!(changes.iter().all(|(c, _)| c.action == Action::Delete));
     }
+
+    #[test]
+    fn deletion_takes_only_what_our_txt_names_and_keeps_other_txt_values() {
+        let mut recs = converged();
+        // Someone else's record, and an SPF value beside ours at the apex.
+        recs.push(Record {
+            values: vec!["192.0.2.1".into()],
+            ttl: Some(60),
+            ..alias_record("foreign.example.com", &d().target)
+        });
+        recs.iter_mut()
+            .find(|r| r.name == "example.com" && r.rtype == "TXT")
+            .unwrap()
+            .values
+            .push("\"v=spf1 -all\"".into());
+        let released = released_value("ops", &key());
+        let changes = plan_delete(&recs, &d().owner, &released, false);
+        let summary: Vec<(String, String, Action)> = changes
+            .iter()
+            .map(|(c, _)| (c.record.name.clone(), c.record.rtype.clone(), c.action))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("example.com".into(), "A".into(), Action::Delete),
+                ("example.com".into(), "TXT".into(), Action::Upsert),
+                ("www.example.com".into(), "A".into(), Action::Delete),
+                ("www.example.com".into(), "TXT".into(), Action::Delete),
+            ]
+        );
+        assert_eq!(
+            changes[1].0.record.values,
+            vec!["\"v=spf1 -all\"".to_string()]
+        );
+        // Retain: the A records stay, our TXT value becomes the released one.
+        let kept = plan_delete(&recs, &d().owner, &released, true);
+        assert_eq!(kept.len(), 2);
+        assert!(kept
+            .iter()
+            .all(|(c, _)| c.action == Action::Upsert && c.record.values.contains(&released)));
+        assert_eq!(parse_owner(&released), None);
+    }
 }

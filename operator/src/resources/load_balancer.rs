@@ -533,4 +533,13 @@ mod tests {
             "~ load balancer prod-public idle timeout: 120s -> 60s"
         );
     }
+
+    #[test]
+    fn listener_and_load_balancer_arns_name_their_load_balancer() {
+        let lb = "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/prod-public/50dc6c495c0c9188";
+        let l = "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/prod-public/50dc6c495c0c9188/f2f7dc8efc522ab2";
+        assert_eq!(name_from_arn(lb).as_deref(), Some("prod-public"));
+        assert_eq!(name_from_arn(l).as_deref(), Some("prod-public"));
+        assert_eq!(name_from_arn("arn:aws:acm:eu-west-1:1:certificate/x"), None);
+    }
 }
