@@ -370,6 +370,212 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
     Ok(Outcome { arn: o.arn, issued })
 }
 
+/// The tags of a certificate; `None` when ACM does not know it.
+async fn tags_of(
+    run: &SpecRun<'_>,
+    arn: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, ResourceError> {
+    match run
+        .aws
+        .call(
+            Service::Acm,
+            CallClass::Read,
+            "ListTagsForCertificate",
+            arn,
+            run.aws
+                .acm
+                .list_tags_for_certificate()
+                .certificate_arn(arn)
+                .send(),
+        )
+        .await
+    {
+        Ok(o) => Ok(Some(
+            o.tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        )),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a user ACM lists in `InUseBy` still exists. ACM clears the list some time after a
+/// load balancer or listener is gone (moto never does), so an ELBv2 user AWS no longer knows is
+/// stale; any other user (CloudFront, API Gateway...) counts as a use. DeleteCertificate itself
+/// still refuses a certificate in use, so a wrong "stale" only costs a retry.
+async fn still_exists(run: &SpecRun<'_>, user: &str) -> Result<bool, ResourceError> {
+    let elb = &run.aws.elbv2;
+    let r = if user.contains(":elasticloadbalancing:") && user.contains(":listener/") {
+        run.aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeListeners",
+                user,
+                elb.describe_listeners().listener_arns(user).send(),
+            )
+            .await
+            .map(|o| !o.listeners().is_empty())
+    } else if user.contains(":elasticloadbalancing:") && user.contains(":loadbalancer/") {
+        run.aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeLoadBalancers",
+                user,
+                elb.describe_load_balancers()
+                    .load_balancer_arns(user)
+                    .send(),
+            )
+            .await
+            .map(|o| !o.load_balancers().is_empty())
+    } else {
+        return Ok(true);
+    };
+    match r {
+        Ok(b) => Ok(b),
+        Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Teardown of a certificate (`acm:certificate`, its ARN), after the listener (ClusterSpec) or
+/// the SNI attachment (ServiceSpec) that used it: deleted once nothing uses it (ACM's `InUseBy`
+/// is empty and DeleteCertificate does not answer `ResourceInUseException`), else the deletion
+/// waits. With `retain` its ownership tags are replaced by the released tag. A certificate
+/// without our tags is left alone.
+///
+/// Its DNS validation CNAMEs stay in the hosted zone: they carry no ownership marker, ACM gives
+/// every certificate of a domain in an account the same one (another certificate may rely on
+/// it), and a left-over validation record is harmless.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(tags) = tags_of(run, arn).await? else {
+        return Ok(true);
+    };
+    if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
+        return Ok(true);
+    }
+    let resource = format!("certificate {arn}");
+    if retain {
+        if run.plan(Change::update(
+            &resource,
+            "released (deletionPolicy Retain)",
+        )) {
+            let released = Tag::builder()
+                .key(super::teardown::RELEASED_TAG)
+                .value(run.key.to_string())
+                .build()
+                .map_err(ResourceError::request)?;
+            run.aws
+                .call(
+                    Service::Acm,
+                    CallClass::Write,
+                    "AddTagsToCertificate",
+                    arn,
+                    run.aws
+                        .acm
+                        .add_tags_to_certificate()
+                        .certificate_arn(arn)
+                        .tags(released)
+                        .send(),
+                )
+                .await?;
+            let mut req = run
+                .aws
+                .acm
+                .remove_tags_from_certificate()
+                .certificate_arn(arn);
+            for k in [crate::MANAGED_BY_TAG, crate::OWNER_TAG] {
+                req = req.tags(
+                    Tag::builder()
+                        .key(k)
+                        .set_value(tags.get(k).cloned())
+                        .build()
+                        .map_err(ResourceError::request)?,
+                );
+            }
+            run.aws
+                .call(
+                    Service::Acm,
+                    CallClass::Write,
+                    "RemoveTagsFromCertificate",
+                    arn,
+                    req.send(),
+                )
+                .await?;
+        }
+        return Ok(true);
+    }
+    let described = run
+        .aws
+        .call(
+            Service::Acm,
+            CallClass::Read,
+            "DescribeCertificate",
+            arn,
+            run.aws
+                .acm
+                .describe_certificate()
+                .certificate_arn(arn)
+                .send(),
+        )
+        .await;
+    let in_use: Vec<String> = match described {
+        Ok(o) => o
+            .certificate()
+            .map(|c| c.in_use_by().to_vec())
+            .unwrap_or_default(),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let mut still = Vec::new();
+    for user in in_use {
+        if still_exists(run, &user).await? {
+            still.push(user);
+        }
+    }
+    let in_use = still;
+    if !in_use.is_empty() {
+        run.wait(
+            format!("{resource} is still in use by {}", in_use.join(", ")),
+            Duration::from_secs(30),
+        );
+        return Ok(false);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        match run
+            .aws
+            .call(
+                Service::Acm,
+                CallClass::Write,
+                "DeleteCertificate",
+                arn,
+                run.aws.acm.delete_certificate().certificate_arn(arn).send(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+            Err(e) if e.code() == Some("ResourceInUseException") => {
+                run.wait(
+                    format!("{resource} is still in use ({e})"),
+                    Duration::from_secs(30),
+                );
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

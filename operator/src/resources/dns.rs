@@ -264,6 +264,121 @@ pub async fn reconcile(
     Ok(())
 }
 
+/// The TXT value that replaces [`owner_value`] when a `Retain` deletion releases a record: it
+/// names no owner, so no spec treats the record as its own any more.
+pub fn released_value(instance: &str, key: &SpecKey) -> String {
+    format!("\"heritage=ecs-operator,ecs-operator/released-from={key},instance={instance}\"")
+}
+
+/// The changes that remove (or, with `retain`, release) every record of the zone whose TXT
+/// names `owner` (pure): the A record at that name is deleted, and our value leaves the TXT
+/// record (deleted when it was the only one, else the others are kept). Records without our
+/// TXT value are never in the result.
+pub fn plan_delete(
+    existing: &[Record],
+    owner: &str,
+    released: &str,
+    retain: bool,
+) -> Vec<(RecordChange, Change)> {
+    let mut out = Vec::new();
+    for txt in existing.iter().filter(|r| {
+        r.rtype == "TXT" && r.set_identifier.is_none() && r.values.iter().any(|v| v == owner)
+    }) {
+        if retain {
+            let values = txt
+                .values
+                .iter()
+                .map(|v| {
+                    if v == owner {
+                        released.to_string()
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect();
+            out.push((
+                RecordChange {
+                    action: Action::Upsert,
+                    record: Record {
+                        values,
+                        ..txt.clone()
+                    },
+                },
+                Change::update(
+                    format!("dns record {} TXT", txt.name),
+                    "released (deletionPolicy Retain)",
+                ),
+            ));
+            continue;
+        }
+        if let Some(a) = find(existing, &txt.name, "A") {
+            out.push((
+                RecordChange {
+                    action: Action::Delete,
+                    record: a.clone(),
+                },
+                Change::delete(format!("dns record {} A", txt.name), target_text(a)),
+            ));
+        }
+        let rest: Vec<String> = txt.values.iter().filter(|v| *v != owner).cloned().collect();
+        out.push((
+            if rest.is_empty() {
+                RecordChange {
+                    action: Action::Delete,
+                    record: txt.clone(),
+                }
+            } else {
+                RecordChange {
+                    action: Action::Upsert,
+                    record: Record {
+                        values: rest,
+                        ..txt.clone()
+                    },
+                }
+            },
+            Change::delete(format!("dns record {} TXT", txt.name), "ownership"),
+        ));
+    }
+    out
+}
+
+/// Teardown of a `route53:record` (`ZONE_ID/host/A`): every record of that zone whose TXT
+/// names this spec goes in one ChangeResourceRecordSets call (the other records of the spec in
+/// that zone are found gone when their turn comes). With `retain` the records stay and their
+/// TXT value is rewritten to [`released_value`]. A zone that no longer exists has nothing left
+/// to delete.
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(zone_id) = id.split('/').next().filter(|z| !z.is_empty()) else {
+        return Ok(true);
+    };
+    let z = match zone::resolve(run, &format!("/hostedzone/{zone_id}")).await {
+        Ok(z) => z,
+        Err(ResourceError::Unsatisfiable(_)) => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let existing = zone::records(run, &z).await?;
+    let owner = owner_value(&run.aws.instance, &run.key);
+    let released = released_value(&run.aws.instance, &run.key);
+    let mut apply = Vec::new();
+    for (rc, change) in plan_delete(&existing, &owner, &released, retain) {
+        if run.plan(change) {
+            apply.push(rc);
+        }
+    }
+    if !apply.is_empty() {
+        // Deletes of A records before the TXT that owns them.
+        apply.sort_by_key(|c| c.record.rtype == "TXT");
+        zone::submit(
+            run,
+            &z,
+            &apply,
+            &format!("ecs-operator: deletion of {}", run.key),
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +496,47 @@ mod tests {
         let changes = plan(&d(), &z(), &recs, false).unwrap();
         assert_eq!(changes.len(), 2);
         assert!(changes.iter().all(|(c, _)| c.action == Action::Delete));
+    }
+
+    #[test]
+    fn deletion_takes_only_what_our_txt_names_and_keeps_other_txt_values() {
+        let mut recs = converged();
+        // Someone else's record, and an SPF value beside ours at the apex.
+        recs.push(Record {
+            values: vec!["192.0.2.1".into()],
+            ttl: Some(60),
+            ..alias_record("foreign.example.com", &d().target)
+        });
+        recs.iter_mut()
+            .find(|r| r.name == "example.com" && r.rtype == "TXT")
+            .unwrap()
+            .values
+            .push("\"v=spf1 -all\"".into());
+        let released = released_value("ops", &key());
+        let changes = plan_delete(&recs, &d().owner, &released, false);
+        let summary: Vec<(String, String, Action)> = changes
+            .iter()
+            .map(|(c, _)| (c.record.name.clone(), c.record.rtype.clone(), c.action))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("example.com".into(), "A".into(), Action::Delete),
+                ("example.com".into(), "TXT".into(), Action::Upsert),
+                ("www.example.com".into(), "A".into(), Action::Delete),
+                ("www.example.com".into(), "TXT".into(), Action::Delete),
+            ]
+        );
+        assert_eq!(
+            changes[1].0.record.values,
+            vec!["\"v=spf1 -all\"".to_string()]
+        );
+        // Retain: the A records stay, our TXT value becomes the released one.
+        let kept = plan_delete(&recs, &d().owner, &released, true);
+        assert_eq!(kept.len(), 2);
+        assert!(kept
+            .iter()
+            .all(|(c, _)| c.action == Action::Upsert && c.record.values.contains(&released)));
+        assert_eq!(parse_owner(&released), None);
     }
 }

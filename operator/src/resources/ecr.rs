@@ -429,6 +429,132 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
     Ok(uri)
 }
 
+/// Replace the ownership tags of a repository by the released tag.
+async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), ResourceError> {
+    let released = BTreeMap::from([(
+        super::teardown::RELEASED_TAG.to_string(),
+        run.key.to_string(),
+    )]);
+    run.aws
+        .call(
+            Service::Ecr,
+            CallClass::Write,
+            "TagResource",
+            name,
+            run.aws
+                .ecr
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(ecr_tags(&released)?))
+                .send(),
+        )
+        .await?;
+    run.aws
+        .call(
+            Service::Ecr,
+            CallClass::Write,
+            "UntagResource",
+            name,
+            run.aws
+                .ecr
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(crate::MANAGED_BY_TAG)
+                .tag_keys(crate::OWNER_TAG)
+                .send(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Teardown of the repository (`ecr:repository`, its ARN).
+///
+/// Images are what a team cannot rebuild on demand, and the ServiceSpec has no field to say
+/// "delete my images too", so a repository that holds any image is **kept**: its ownership tags
+/// are replaced by `ecs-operator.io/released-from=ServiceSpec/<name>` (a spec that wants it back
+/// adopts it with the adopt annotation), and the plan says why it was kept. An empty repository
+/// is deleted. With `retain` the repository is released whatever it holds. A repository without
+/// our tags is left alone.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(name) = arn.split_once(":repository/").map(|(_, n)| n.to_string()) else {
+        return Ok(true);
+    };
+    let Some(o) = observe(run, &name).await? else {
+        return Ok(true);
+    };
+    if o.arn != arn
+        || super::tags::ownership(&run.aws.instance, &run.key, &o.tags)
+            != super::tags::Ownership::Ours
+    {
+        return Ok(true);
+    }
+    let resource = format!("ecr repository {name}");
+    if retain {
+        if run.plan(Change::update(
+            &resource,
+            "released (deletionPolicy Retain)",
+        )) {
+            release(run, &name, arn).await?;
+        }
+        return Ok(true);
+    }
+    let images = run
+        .aws
+        .call(
+            Service::Ecr,
+            CallClass::Read,
+            "ListImages",
+            &name,
+            run.aws
+                .ecr
+                .list_images()
+                .repository_name(&name)
+                .max_results(1)
+                .send(),
+        )
+        .await?;
+    if !images.image_ids().is_empty() {
+        if run.plan(Change::update(
+            &resource,
+            "kept: it holds images; released (ownership tags replaced by released-from)",
+        )) {
+            release(run, &name, arn).await?;
+        }
+        return Ok(true);
+    }
+    if run.plan(Change::delete(&resource, "empty")) {
+        match run
+            .aws
+            .call(
+                Service::Ecr,
+                CallClass::Write,
+                "DeleteRepository",
+                &name,
+                run.aws
+                    .ecr
+                    .delete_repository()
+                    .repository_name(&name)
+                    .send(),
+            )
+            .await
+        {
+            Err(e) if not_found(&e, "RepositoryNotFoundException") => {}
+            // An image pushed between our look and the delete: keep it, next time it is released.
+            Err(e) if not_found(&e, "RepositoryNotEmptyException") => {
+                run.wait(
+                    format!("{resource} received an image while being deleted"),
+                    super::teardown::DRAIN_POLL,
+                );
+                return Ok(false);
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,3 +79,50 @@ pub async fn add(run: &SpecRun<'_>, arn: &str, tags: &Tags) -> Result<(), Resour
 pub fn keys(tags: &Tags) -> String {
     tags.keys().cloned().collect::<Vec<_>>().join(", ")
 }
+
+/// The tags of one resource; `None` when AWS does not know it (deleted already). moto answers
+/// an unknown ARN with no tags, which reads as "not ours": either way it is left alone.
+pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Tags>, ResourceError> {
+    match describe(run, &[arn.to_string()]).await {
+        Ok(mut m) => Ok(m.remove(arn)),
+        Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `tags` name this instance and this spec as owner.
+pub fn is_ours(run: &SpecRun<'_>, tags: &Tags) -> bool {
+    super::tags::ownership(&run.aws.instance, &run.key, tags) == super::tags::Ownership::Ours
+}
+
+/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by
+/// `ecs-operator.io/released-from=<Kind/name>` (AddTags, then RemoveTags).
+pub async fn release(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(), ResourceError> {
+    if !run.plan(super::Change::update(
+        what.to_string(),
+        "released (deletionPolicy Retain)",
+    )) {
+        return Ok(());
+    }
+    let released = Tags::from([(
+        super::teardown::RELEASED_TAG.to_string(),
+        run.key.to_string(),
+    )]);
+    add(run, arn, &released).await?;
+    run.aws
+        .call(
+            Service::Elbv2,
+            CallClass::Write,
+            "RemoveTags",
+            arn,
+            run.aws
+                .elbv2
+                .remove_tags()
+                .resource_arns(arn)
+                .tag_keys(crate::MANAGED_BY_TAG)
+                .tag_keys(crate::OWNER_TAG)
+                .send(),
+        )
+        .await?;
+    Ok(())
+}

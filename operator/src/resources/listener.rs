@@ -662,7 +662,177 @@ pub async fn reconcile_sni(
                 .await?;
         }
     }
+    if let Some(w) = want {
+        // Recorded so a deletion detaches it before deleting the certificate.
+        run.resource(
+            "elbv2:listener-certificate",
+            listener_certificate_id(&listener.arn, w),
+        );
+    }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teardown
+// ---------------------------------------------------------------------------------------------
+
+/// The id of an `elbv2:listener-certificate` resource: the listener and the certificate.
+pub fn listener_certificate_id(listener: &str, certificate: &str) -> String {
+    format!("{listener}|{certificate}")
+}
+
+/// Teardown of a ClusterSpec's listener (`elbv2:listener`, its ARN): deleted, or released with
+/// `retain`. While its load balancer has deletion protection on, the listener is kept and the
+/// deletion waits (see [`super::load_balancer::delete`]). A listener that still holds rules (a ServiceSpec's rule released by a `Retain`
+/// deletion, or rules made by hand) is not deleted, since that would delete those rules with
+/// it: the condition `ListenerInUse` names them and the deletion waits. A listener without our
+/// tags is left alone.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(tags) = elb_tags::lookup(run, arn).await? else {
+        return Ok(true);
+    };
+    if !elb_tags::is_ours(run, &tags) {
+        return Ok(true);
+    }
+    let resource = format!("listener {}", short_arn(arn));
+    if retain {
+        elb_tags::release(run, arn, &resource).await?;
+        return Ok(true);
+    }
+    // A protected load balancer keeps its listeners too: a deletion that cannot finish should
+    // not leave it half torn down.
+    if let Some(lb) = super::load_balancer::name_from_arn(arn) {
+        if super::load_balancer::observe(run, &lb)
+            .await?
+            .is_some_and(|o| o.deletion_protection)
+        {
+            super::load_balancer::wait_for_protection(run, &lb);
+            return Ok(false);
+        }
+    }
+    let rules = match super::listener_rule::observe(run, arn).await {
+        Ok(r) => r,
+        Err(e) if e.code() == Some("ListenerNotFound") => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if !rules.is_empty() {
+        let why = format!(
+            "{resource} still has {} rule(s) not owned by this spec ({}); it is kept until they are gone",
+            rules.len(),
+            rules
+                .iter()
+                .map(|r| r.priority.map_or("?".to_string(), |p| p.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        run.condition(crate::controller::ConditionReport::new(
+            "Deleted",
+            false,
+            "ListenerInUse",
+            why.clone(),
+        ));
+        run.wait(why, std::time::Duration::from_secs(60));
+        return Ok(false);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        match run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Write,
+                "DeleteListener",
+                arn,
+                run.aws.elbv2.delete_listener().listener_arn(arn).send(),
+            )
+            .await
+        {
+            Err(e) if e.code() == Some("ListenerNotFound") => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Teardown of a ServiceSpec's SNI certificate on the HTTPS listener
+/// (`elbv2:listener-certificate`, id from [`listener_certificate_id`]): detached, when the
+/// certificate is ours. With `retain` it stays attached (the certificate itself is released).
+pub async fn delete_certificate(
+    run: &mut SpecRun<'_>,
+    id: &str,
+    retain: bool,
+) -> Result<bool, ResourceError> {
+    if retain {
+        return Ok(true);
+    }
+    let Some((listener, cert)) = id.split_once('|') else {
+        return Ok(true);
+    };
+    let tags: Tags = match run
+        .aws
+        .call(
+            Service::Acm,
+            CallClass::Read,
+            "ListTagsForCertificate",
+            cert,
+            run.aws
+                .acm
+                .list_tags_for_certificate()
+                .certificate_arn(cert)
+                .send(),
+        )
+        .await
+    {
+        Ok(o) => o
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        // The certificate is gone: AWS detached it with it.
+        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
+        return Ok(true);
+    }
+    let observed = Observed {
+        arn: listener.to_string(),
+        ..Default::default()
+    };
+    let attached = match sni_certificates(run, &observed).await {
+        Ok(a) => a,
+        Err(e) if e.code() == Some("ListenerNotFound") => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    if !attached.iter().any(|a| a == cert) {
+        return Ok(true);
+    }
+    if run.plan(Change::update(
+        format!("listener {}", short_arn(listener)),
+        format!("sni certificates: - {cert}"),
+    )) {
+        run.aws
+            .call(
+                Service::Elbv2,
+                CallClass::Write,
+                "RemoveListenerCertificates",
+                listener,
+                run.aws
+                    .elbv2
+                    .remove_listener_certificates()
+                    .listener_arn(listener)
+                    .certificates(Certificate::builder().certificate_arn(cert).build())
+                    .send(),
+            )
+            .await?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

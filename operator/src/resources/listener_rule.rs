@@ -461,6 +461,42 @@ pub async fn reconcile(
     Ok(())
 }
 
+/// Teardown of a rule this spec recorded (`elbv2:listener-rule`, its ARN): deleted, or released
+/// with `retain`. A rule without our ownership tags, or gone already, is left alone. Returns
+/// whether the rule is gone or released (always, once this returns `Ok`).
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(tags) = elb_tags::lookup(run, arn).await? else {
+        return Ok(true);
+    };
+    if !elb_tags::is_ours(run, &tags) {
+        return Ok(true);
+    }
+    let resource = format!("listener rule {}", super::listener::short_arn(arn));
+    if retain {
+        elb_tags::release(run, arn, &resource).await?;
+        return Ok(true);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        match run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Write,
+                "DeleteRule",
+                arn,
+                run.aws.elbv2.delete_rule().rule_arn(arn).send(),
+            )
+            .await
+        {
+            Err(e) if e.code() == Some("RuleNotFound") => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -391,6 +391,87 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
     Ok(info)
 }
 
+/// The name of the load balancer a listener or load balancer ARN belongs to
+/// (`...:loadbalancer/app/NAME/ID`, `...:listener/app/NAME/ID/LID`).
+pub fn name_from_arn(arn: &str) -> Option<String> {
+    let (_, rest) = arn
+        .split_once(":loadbalancer/")
+        .or_else(|| arn.split_once(":listener/"))?;
+    rest.split('/').nth(1).map(str::to_string)
+}
+
+/// The condition and wait of a deletion stopped by deletion protection.
+pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) {
+    let why = format!(
+        "load balancer {name} has deletion protection on; the operator never turns it off: turn it off by hand (aws elbv2 modify-load-balancer-attributes --attributes Key={ATTR_DELETION_PROTECTION},Value=false) and the deletion goes on"
+    );
+    run.condition(ConditionReport::new(
+        "Deleted",
+        false,
+        "DeletionProtected",
+        why.clone(),
+    ));
+    run.wait(why, std::time::Duration::from_secs(60));
+}
+
+/// Teardown of a ClusterSpec's load balancer (`elbv2:loadbalancer`, its ARN), after its
+/// listeners: deleted, or released with `retain`. Deletion protection is never turned off by
+/// the operator: a protected load balancer gets the condition `DeletionProtected` and the
+/// deletion waits until a person turns protection off (or the spec comes back). A load balancer
+/// without our tags is left alone.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(name) = name_from_arn(arn) else {
+        return Ok(true);
+    };
+    let Some(o) = observe(run, &name).await? else {
+        return Ok(true);
+    };
+    if o.arn != arn || !elb_tags::is_ours(run, &o.tags) {
+        // Gone and replaced by another one of that name, or not ours: leave it alone.
+        return Ok(true);
+    }
+    let resource = format!("load balancer {name}");
+    if retain {
+        elb_tags::release(run, arn, &resource).await?;
+        return Ok(true);
+    }
+    if o.deletion_protection {
+        wait_for_protection(run, &name);
+        return Ok(false);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        match run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Write,
+                "DeleteLoadBalancer",
+                &name,
+                run.aws
+                    .elbv2
+                    .delete_load_balancer()
+                    .load_balancer_arn(arn)
+                    .send(),
+            )
+            .await
+        {
+            Err(e) if e.code() == Some("LoadBalancerNotFound") => {}
+            Err(e) if e.code() == Some("OperationNotPermitted") => {
+                // Protection turned on between our read and the call.
+                run.wait(
+                    format!("{resource} cannot be deleted yet: {e}"),
+                    std::time::Duration::from_secs(60),
+                );
+                return Ok(false);
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +532,14 @@ mod tests {
             steps[0].1.to_string(),
             "~ load balancer prod-public idle timeout: 120s -> 60s"
         );
+    }
+
+    #[test]
+    fn listener_and_load_balancer_arns_name_their_load_balancer() {
+        let lb = "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/prod-public/50dc6c495c0c9188";
+        let l = "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/prod-public/50dc6c495c0c9188/f2f7dc8efc522ab2";
+        assert_eq!(name_from_arn(lb).as_deref(), Some("prod-public"));
+        assert_eq!(name_from_arn(l).as_deref(), Some("prod-public"));
+        assert_eq!(name_from_arn("arn:aws:acm:eu-west-1:1:certificate/x"), None);
     }
 }

@@ -45,23 +45,39 @@ pub use error::ResourceError;
 pub use reconciler::AwsReconciler;
 pub use run::{Change, Op, SpecRun};
 
-/// Teardown of the edge resource kinds (ECR, ACM, ELBv2, Route53). Returns whether the resource
-/// is gone or released.
+/// Teardown of the edge resource kinds (ECR, ACM, ELBv2, Route53), each in its own module.
+/// Returns whether the resource is gone or released; `false` leaves a reason in `run.waiting`.
+/// Every function checks our ownership (tags, or the TXT record for Route53) first and leaves
+/// anything else alone.
 pub async fn edge_teardown(
     run: &mut SpecRun<'_>,
     resource_type: &str,
     id: &str,
-    _retain: bool,
+    retain: bool,
 ) -> Result<bool, ResourceError> {
-    // Until each edge kind has its teardown, deletion stops here with a clear condition rather
-    // than forgetting (and so leaking) the resource.
-    let why = format!("{resource_type} {id} cannot be deleted by this build; it is left in place and the deletion waits");
-    run.condition(crate::controller::ConditionReport::new(
-        "Deleted",
-        false,
-        "NoTeardown",
-        why.clone(),
-    ));
-    run.wait(why, std::time::Duration::from_secs(300));
-    Ok(false)
+    match resource_type {
+        "route53:record" => dns::delete(run, id, retain).await,
+        "elbv2:listener-rule" => listener_rule::delete(run, id, retain).await,
+        "elbv2:listener-certificate" => listener::delete_certificate(run, id, retain).await,
+        "elbv2:targetgroup" => target_group::delete(run, id, retain).await,
+        "ecr:repository" => ecr::delete(run, id, retain).await,
+        "elbv2:listener" => listener::delete(run, id, retain).await,
+        "elbv2:loadbalancer" => load_balancer::delete(run, id, retain).await,
+        "acm:certificate" => certificate::delete(run, id, retain).await,
+        other => {
+            // A kind this build does not know (a newer operator recorded it): stop with a clear
+            // condition rather than forget (and so leak) the resource.
+            let why = format!(
+                "{other} {id} cannot be deleted by this build; it is left in place and the deletion waits"
+            );
+            run.condition(crate::controller::ConditionReport::new(
+                "Deleted",
+                false,
+                "NoTeardown",
+                why.clone(),
+            ));
+            run.wait(why, std::time::Duration::from_secs(300));
+            Ok(false)
+        }
+    }
 }
