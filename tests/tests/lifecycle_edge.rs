@@ -341,7 +341,7 @@ async fn a_removed_service_spec_takes_its_edge_with_it_and_leaves_the_rest_ready
         (rule.len(), tg.len(), cert.len(), sni.len()),
         (1, 1, 1, 1),
         "{:?}",
-        env.reports[admin].resources
+        env.reports[admin]
     );
     let cluster_cert = env.ledger("ClusterSpec/prod", "acm:certificate")[0].clone();
     let web_rules: BTreeSet<String> = env
