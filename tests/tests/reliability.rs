@@ -525,7 +525,9 @@ fn broken_documents_next_to_good_specs_are_reported_and_the_good_ones_converge()
                 .iter()
                 .all(|n| phase(n).as_deref() == Some("Ready"));
             let bad = named.iter().all(|n| phase(n).as_deref() == Some("Invalid"));
-            (good && bad).then_some(st)
+            // ... as recorded by the operator (not only as `status` computes it from the store).
+            let recorded = scrape(&addr).is_some_and(|t| specs_in_phase(&t, "Invalid") == 3.0);
+            (good && bad && recorded).then_some(st)
         },
     );
     println!("settled in {:?}", start.elapsed());
