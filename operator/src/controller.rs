@@ -228,7 +228,6 @@ pub enum Settled {
     Yes { failed: Vec<String> },
 }
 
-
 /// The controller shared by the runtime's reconcile tasks.
 pub struct Controller {
     store: Arc<dyn Store>,

@@ -169,8 +169,7 @@ impl FaultProxy {
                     .build()
                     .expect("the proxy's runtime");
                 rt.block_on(async move {
-                    let listener =
-                        TcpListener::from_std(std_listener).expect("a tokio listener");
+                    let listener = TcpListener::from_std(std_listener).expect("a tokio listener");
                     tokio::select! {
                         _ = accept_loop(listener, s) => {}
                         _ = stop_rx => {}
@@ -199,7 +198,12 @@ impl FaultProxy {
 
     /// Faults injected so far, by kind.
     pub fn injected(&self) -> BTreeMap<Fault, u64> {
-        self.shared.state.lock().expect("proxy state").injected.clone()
+        self.shared
+            .state
+            .lock()
+            .expect("proxy state")
+            .injected
+            .clone()
     }
 
     /// Requests forwarded to the upstream so far.
@@ -335,9 +339,10 @@ fn dechunk(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
         at = line_end + 2;
         if size == 0 {
             // Trailers, then a blank line.
-            let end = at + find(&buf[at..], b"\r\n\r\n").map(|i| i + 4).or_else(|| {
-                buf[at..].starts_with(b"\r\n").then_some(2)
-            })?;
+            let end = at
+                + find(&buf[at..], b"\r\n\r\n")
+                    .map(|i| i + 4)
+                    .or_else(|| buf[at..].starts_with(b"\r\n").then_some(2))?;
             return Some((body, end));
         }
         if buf.len() < at + size + 2 {
@@ -556,8 +561,8 @@ async fn forward(upstream: SocketAddr, req: &Request) -> std::io::Result<Vec<u8>
     up.write_all(&req.body).await?;
     let mut raw = Vec::new();
     up.read_to_end(&mut raw).await?;
-    let head_end = find(&raw, b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("an answer without a head"))?;
+    let head_end =
+        find(&raw, b"\r\n\r\n").ok_or_else(|| std::io::Error::other("an answer without a head"))?;
     let (status_line, headers) = parse_head(&raw[..head_end])
         .ok_or_else(|| std::io::Error::other("an unreadable answer head"))?;
     let status: u16 = status_line

@@ -85,7 +85,7 @@ fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
         })
         .filter(|l| labels.iter().all(|lab| l.contains(lab)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 /// The number of specs in `phase` according to /metrics.
@@ -302,7 +302,7 @@ async fn at_30_percent_faults_the_reference_architecture_converges_without_dupli
         logs.path().join("op.log"),
     );
     let start = Instant::now();
-    let text = poll(
+    poll(
         Duration::from_secs(150),
         || {
             format!(
@@ -315,49 +315,62 @@ async fn at_30_percent_faults_the_reference_architecture_converges_without_dupli
         || scrape(&addr).filter(|t| specs_in_phase(t, "Ready") == 3.0),
     );
     let took = start.elapsed();
-    let injected = proxy.injected();
-    let outcomes: BTreeMap<&str, f64> = [
-        "ok",
-        "throttled",
-        "server_error",
-        "client_error",
-        "transport_error",
-    ]
-    .into_iter()
-    .map(|o| {
-        (
-            o,
-            metric_sum(
-                &text,
-                "ecs_operator_aws_calls_total",
-                &[&format!("outcome=\"{o}\"")],
-            ),
-        )
-    })
-    .collect();
+    let outcomes_of = |text: &str| -> BTreeMap<&'static str, f64> {
+        [
+            "ok",
+            "throttled",
+            "server_error",
+            "client_error",
+            "transport_error",
+        ]
+        .into_iter()
+        .map(|o| {
+            (
+                o,
+                metric_sum(
+                    text,
+                    "ecs_operator_aws_calls_total",
+                    &[&format!("outcome=\"{o}\"")],
+                ),
+            )
+        })
+        .collect()
+    };
+    // The proxy counts a fault before the operator sees it: read both until no request was in
+    // flight between the two reads, so the figures compare.
+    let (injected, text) = poll(
+        Duration::from_secs(20),
+        || "the proxy's and the operator's counts do not settle".into(),
+        || {
+            let before = proxy.injected();
+            let text = scrape(&addr)?;
+            let o = outcomes_of(&text);
+            let n = |f: Fault| before.get(&f).copied().unwrap_or(0);
+            let agree = o["throttled"] as u64 == n(Fault::Throttle)
+                && o["server_error"] as u64 == n(Fault::Error500) + n(Fault::Error503);
+            (agree && proxy.injected() == before).then_some((before, text))
+        },
+    );
+    let outcomes = outcomes_of(&text);
     let throttles = metric_sum(&text, "ecs_operator_aws_throttles_total", &[]);
-    println!("converged in {took:?} through {} forwarded requests", proxy.forwarded());
+    println!(
+        "converged in {took:?} through {} forwarded requests",
+        proxy.forwarded()
+    );
     println!("faults injected: {injected:?}");
     println!("operator's attempts by outcome: {outcomes:?}; throttles_total {throttles}");
     for kind in Fault::ALL {
-        assert!(injected.get(&kind).copied().unwrap_or(0) > 0, "no {kind:?} injected: {injected:?}");
+        assert!(
+            injected.get(&kind).copied().unwrap_or(0) > 0,
+            "no {kind:?} injected: {injected:?}"
+        );
     }
     assert!(outcomes["throttled"] > 0.0, "{outcomes:?}");
     assert!(outcomes["server_error"] > 0.0, "{outcomes:?}");
     assert!(outcomes["transport_error"] > 0.0, "{outcomes:?}");
     assert!(throttles > 0.0, "ecs_operator_aws_throttles_total is 0");
-    // Every throttle and 5xx the proxy sent was seen (a dropped connection may show as more
-    // than one transport error, e.g. a pooled connection found closed).
-    assert_eq!(
-        outcomes["throttled"] as u64,
-        injected[&Fault::Throttle],
-        "every injected throttle is counted once"
-    );
-    assert_eq!(
-        outcomes["server_error"] as u64,
-        injected[&Fault::Error500] + injected[&Fault::Error503],
-        "every injected 5xx is counted once"
-    );
+    // Every throttle and 5xx the proxy sent was counted once (checked while settling above);
+    // a dropped connection shows at least once as a transport error.
     assert!(outcomes["transport_error"] as u64 >= injected[&Fault::Drop]);
 
     assert_eq!(sigterm(&mut op), Some(0), "{}", tail(&op.logs(), 30));
@@ -376,12 +389,19 @@ async fn sigkilled_at_random_points_of_a_first_convergence_it_converges_without_
     let logs = tempfile::tempdir().unwrap();
     let store = format!("file://{}", dir.path().display());
     let env = moto.env();
+    // Kill at random points until 10 kills have hit a running operator (each restart makes a
+    // little progress); a run that finishes by itself ends the first convergence early, which
+    // the assertion below reports.
     let mut killed_alive = 0;
-    let mut delays = Vec::new();
-    let kills = 12;
-    for i in 0..kills {
-        // Short first delays (start-up, the first creates), longer ones later.
-        let delay = Duration::from_millis(rng.range(150, 600 + 250 * i));
+    let mut points = Vec::new();
+    let mut converged_by_itself = None;
+    let mut i = 0;
+    while killed_alive < 10 {
+        assert!(
+            i < 30,
+            "30 restarts without 10 kills of a running operator: {points:?}"
+        );
+        let delay = Duration::from_millis(rng.range(100, 700));
         let mut op = OperatorProcess::spawn(
             &["run", "--store", &store, "--once", "--timeout", "120s"],
             dir.path(),
@@ -389,20 +409,28 @@ async fn sigkilled_at_random_points_of_a_first_convergence_it_converges_without_
             logs.path().join(format!("op-{i}.log")),
         );
         std::thread::sleep(delay);
-        let alive = op.child.try_wait().expect("try_wait").is_none();
-        op.kill();
-        if alive {
-            killed_alive += 1;
+        match op.child.try_wait().expect("try_wait") {
+            None => {
+                op.kill();
+                killed_alive += 1;
+                points.push(delay.as_millis());
+            }
+            Some(status) => {
+                converged_by_itself.get_or_insert((i, status.code()));
+                break;
+            }
         }
-        delays.push((delay.as_millis(), alive));
+        i += 1;
     }
-    println!("kill points (ms after start, process alive when killed): {delays:?}");
-    let before = count_resources(&moto).await;
-    println!("after {kills} kills: {before:?}");
+    println!(
+        "SIGKILL points (ms after each start): {points:?}; a run finished by itself: {converged_by_itself:?}"
+    );
     assert!(
         killed_alive >= 10,
-        "only {killed_alive} kills hit a running operator"
+        "the first convergence ended after only {killed_alive} kills"
     );
+    let before = count_resources(&moto).await;
+    println!("after {killed_alive} kills: {before:?}");
     let start = Instant::now();
     let out = run_once(dir.path(), &env, "90s");
     assert_eq!(out.code, 0, "{}", tail(&out.stderr, 40));
@@ -419,7 +447,9 @@ const GOOD_BATCH: &str = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpe
 /// Broken documents: (file name, bytes, the spec name it carries if any).
 fn bad_corpus() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
     let head = |name: &str| {
-        format!("apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {{name: {name}}}\n")
+        format!(
+            "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {{name: {name}}}\n"
+        )
     };
     // 5 MiB: a valid document padded with a huge comment.
     let mut huge = head("huge").into_bytes();
@@ -450,7 +480,11 @@ fn bad_corpus() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
     vec![
         (
             "invalid-yaml.yaml",
-            format!("{}spec: {{containerInsights: [true\n  - oops: :\n", head("invalid-yaml")).into_bytes(),
+            format!(
+                "{}spec: {{containerInsights: [true\n  - oops: :\n",
+                head("invalid-yaml")
+            )
+            .into_bytes(),
             None,
         ),
         (
@@ -464,14 +498,21 @@ fn bad_corpus() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ),
         (
             "unknown-fields.yaml",
-            format!("{}spec: {{containerInsights: true, colour: blue}}\n", head("unknown-fields"))
-                .into_bytes(),
+            format!(
+                "{}spec: {{containerInsights: true, colour: blue}}\n",
+                head("unknown-fields")
+            )
+            .into_bytes(),
             Some("unknown-fields"),
         ),
         (
             "duplicates.yaml",
-            format!("{}spec: {{}}\n---\n{}spec: {{containerInsights: true}}\n", head("dup"), head("dup"))
-                .into_bytes(),
+            format!(
+                "{}spec: {{}}\n---\n{}spec: {{containerInsights: true}}\n",
+                head("dup"),
+                head("dup")
+            )
+            .into_bytes(),
             Some("dup"),
         ),
         ("huge.yaml", huge, None),
@@ -507,7 +548,11 @@ fn broken_documents_next_to_good_specs_are_reported_and_the_good_ones_converge()
         Duration::from_secs(60),
         || {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            format!("{:?}\n{}", file_status(dir.path(), &moto.env()), tail(&log, 30))
+            format!(
+                "{:?}\n{}",
+                file_status(dir.path(), &moto.env()),
+                tail(&log, 30)
+            )
         },
         || {
             assert!(
@@ -541,13 +586,32 @@ fn broken_documents_next_to_good_specs_are_reported_and_the_good_ones_converge()
             .map(|s| s.to_string())
             .unwrap_or_default()
     };
-    assert!(message("wrong-types").contains("containerInsights"), "{}", message("wrong-types"));
-    assert!(message("unknown-fields").contains("colour"), "{}", message("unknown-fields"));
-    assert!(message("dup").contains("twice") || message("dup").contains("duplicate"), "{}", message("dup"));
+    assert!(
+        message("wrong-types").contains("containerInsights"),
+        "{}",
+        message("wrong-types")
+    );
+    assert!(
+        message("unknown-fields").contains("colour"),
+        "{}",
+        message("unknown-fields")
+    );
+    assert!(
+        message("dup").contains("twice") || message("dup").contains("duplicate"),
+        "{}",
+        message("dup")
+    );
     // Only these specs have records: nothing was made of the unnamed documents.
-    let mut names: Vec<String> = st.iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = st
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
-    assert_eq!(names, ["batch", "dup", "ops", "unknown-fields", "wrong-types"], "{st:?}");
+    assert_eq!(
+        names,
+        ["batch", "dup", "ops", "unknown-fields", "wrong-types"],
+        "{st:?}"
+    );
 
     // The unnamed documents are reported in the logs with their file.
     let log = op.logs();
@@ -556,7 +620,9 @@ fn broken_documents_next_to_good_specs_are_reported_and_the_good_ones_converge()
             let line = log
                 .lines()
                 .find(|l| l.contains(file) && l.contains("names no spec"))
-                .unwrap_or_else(|| panic!("{file} is not reported in the logs:\n{}", tail(&log, 40)));
+                .unwrap_or_else(|| {
+                    panic!("{file} is not reported in the logs:\n{}", tail(&log, 40))
+                });
             println!("{file}: {line}");
         }
     }
@@ -575,15 +641,13 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
     let f = fixture(&moto);
     let specs = tempfile::tempdir().unwrap();
     std::fs::write(specs.path().join("cluster.yaml"), CLUSTER).unwrap();
-    std::fs::write(specs.path().join("services.yaml"), services(&f, "nginx:1.25", 2)).unwrap();
-    moto.s3()
-        .await
-        .create_bucket()
-        .bucket("specs")
-        .send()
-        .await
-        .unwrap();
+    std::fs::write(
+        specs.path().join("services.yaml"),
+        services(&f, "nginx:1.25", 2),
+    )
+    .unwrap();
     let url = "s3://specs/prod";
+    // `init` makes the bucket.
     ecs_operator_tests::seeded_store(&sdk, url, specs.path()).await;
 
     // S3 (the store) goes through the proxy; every other service straight to moto.
@@ -615,7 +679,10 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
         || scrape(&addr).filter(|t| specs_in_phase(t, "Ready") == 3.0),
     );
     println!("converged in {:?}", start.elapsed());
-    assert!(proxy.forwarded() > 0, "the store's requests do not go through the proxy");
+    assert!(
+        proxy.forwarded() > 0,
+        "the store's requests do not go through the proxy"
+    );
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let active_services = || async {
         let d = ecs
@@ -638,7 +705,11 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
 
     // The outage: first every request answered 503, then every connection dropped.
     for mode in [Mode::Refuse503, Mode::DropAll] {
-        let errors_before = metric_sum(&scrape(&addr).unwrap(), "ecs_operator_store_errors", &[]);
+        let errors_before = metric_sum(
+            &scrape(&addr).unwrap(),
+            "ecs_operator_store_errors_total",
+            &[],
+        );
         proxy.set_mode(mode);
         let outage = Instant::now();
         // Failed listings (not an empty one) and resyncs running against a dead store.
@@ -647,7 +718,7 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
             || format!("no store errors during {mode:?}:\n{}", tail(&op.logs(), 30)),
             || {
                 scrape(&addr).filter(|t| {
-                    metric_sum(t, "ecs_operator_store_errors", &[]) >= errors_before + 3.0
+                    metric_sum(t, "ecs_operator_store_errors_total", &[]) >= errors_before + 3.0
                         && outage.elapsed() > Duration::from_secs(8)
                 })
             },
@@ -656,13 +727,41 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
             "{mode:?} for {:?}: store_errors {} -> {}, reconciles {}, store_ready {}, held {}",
             outage.elapsed(),
             errors_before,
-            metric_sum(&text, "ecs_operator_store_errors", &[]),
+            metric_sum(&text, "ecs_operator_store_errors_total", &[]),
             reconciles(&text),
             metric_sum(&text, "ecs_operator_store_ready", &[]),
             metric_sum(&text, "ecs_operator_deletions_held", &[]),
         );
-        assert!(op.child.try_wait().unwrap().is_none(), "the operator exited during the outage");
-        assert_eq!(active_services().await, 2, "a service was deleted during {mode:?}");
+        let s3 = |o: &str| {
+            metric_sum(
+                &text,
+                "ecs_operator_aws_calls_total",
+                &["service=\"s3\"", &format!("outcome=\"{o}\"")],
+            )
+        };
+        println!(
+            "  s3 attempts: server_error {}, transport_error {}",
+            s3("server_error"),
+            s3("transport_error")
+        );
+        let expected = if mode == Mode::Refuse503 {
+            "server_error"
+        } else {
+            "transport_error"
+        };
+        assert!(
+            s3(expected) > 0.0,
+            "no s3 {expected} in /metrics during {mode:?}"
+        );
+        assert!(
+            op.child.try_wait().unwrap().is_none(),
+            "the operator exited during the outage"
+        );
+        assert_eq!(
+            active_services().await,
+            2,
+            "a service was deleted during {mode:?}"
+        );
         assert_eq!(
             ecs_operator_tests::status_json(url, &sdk).await.len(),
             records_before,
@@ -675,7 +774,11 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
     proxy.set_mode(Mode::Pass);
     let back = Instant::now();
     let before = reconciles(&scrape(&addr).unwrap());
-    std::fs::write(specs.path().join("services.yaml"), services(&f, "nginx:1.25", 3)).unwrap();
+    std::fs::write(
+        specs.path().join("services.yaml"),
+        services(&f, "nginx:1.25", 3),
+    )
+    .unwrap();
     let sync = ecs_operator_tests::cli(
         &["sync", specs.path().to_str().unwrap(), "--store", url],
         Some(sdk.clone()),
@@ -695,7 +798,11 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
         if desired == 3 {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(60), "the change after the outage was not applied:\n{}", tail(&op.logs(), 30));
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "the change after the outage was not applied:\n{}",
+            tail(&op.logs(), 30)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(desired, 3);

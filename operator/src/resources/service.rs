@@ -66,10 +66,14 @@ pub async fn reconcile(
     .await?;
     let target_group = edge.target_group_arn.as_deref().filter(|a| !a.is_empty());
     let want = ecs_service::desired(spec, &td_arn, target_group);
-    let initial = spec.spec.autoscaling.as_ref().map_or(spec.spec.desired_count, |a| {
-        a.min_capacity
-            .max(spec.spec.desired_count.min(a.max_capacity))
-    });
+    let initial = spec
+        .spec
+        .autoscaling
+        .as_ref()
+        .map_or(spec.spec.desired_count, |a| {
+            a.min_capacity
+                .max(spec.spec.desired_count.min(a.max_capacity))
+        });
     if td_arn.is_empty() && current.is_none() {
         // Only planning, and nothing exists yet: the service would be created.
         run.plan(super::Change::create(
