@@ -6,6 +6,7 @@
 //! failure with instructions, never a skip.
 
 pub mod ecs_fixtures;
+pub mod fault_proxy;
 pub mod fixtures;
 
 use std::net::{TcpListener, TcpStream};

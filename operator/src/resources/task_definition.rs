@@ -8,10 +8,12 @@ use std::sync::Mutex;
 
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, LogConfiguration, LogDriver,
-    NetworkMode, PortMapping, Secret, Tag, TaskDefinition, TransportProtocol,
+    NetworkMode, PortMapping, Secret, Tag, TaskDefinition, TaskDefinitionField,
+    TaskDefinitionStatus, TransportProtocol,
 };
 
 use super::run::{Change, SpecRun};
+use super::tags::{ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::spec::types::ServiceSpec;
@@ -357,6 +359,48 @@ async fn register(run: &SpecRun<'_>, want: &Rendered) -> Result<String, Resource
         })
 }
 
+/// The family's latest ACTIVE revision when this spec owns it and it already matches `want`.
+async fn latest_matching_revision(
+    run: &SpecRun<'_>,
+    want: &Rendered,
+) -> Result<Option<String>, ResourceError> {
+    let out = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "DescribeTaskDefinition",
+            &want.family,
+            run.aws
+                .ecs
+                .describe_task_definition()
+                .task_definition(&want.family)
+                .include(TaskDefinitionField::Tags)
+                .send(),
+        )
+        .await;
+    let out = match out {
+        Ok(out) => out,
+        // No revision of the family yet.
+        Err(e) if e.code() == Some("ClientException") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(td) = out.task_definition() else {
+        return Ok(None);
+    };
+    let tags: BTreeMap<String, String> = out
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect();
+    let ours = ownership(&run.aws.instance, &run.key, &tags) == Ownership::Ours;
+    let active = td.status() == Some(&TaskDefinitionStatus::Active);
+    let matches = from_aws(td).is_some_and(|have| differences(&have, want).is_empty());
+    Ok((ours && active && matches)
+        .then(|| td.task_definition_arn().map(str::to_string))
+        .flatten())
+}
+
 /// The task definition ARN the service should run: its current one when it already matches
 /// the spec, else a newly registered revision (or, when only planning, a placeholder).
 pub async fn reconcile(
@@ -381,6 +425,13 @@ pub async fn reconcile(
         }
         None => Change::create(&resource, format!("image {}", want.container.image)),
     };
+    // A revision that a run killed between RegisterTaskDefinition and the service update left
+    // behind: reuse it rather than register a duplicate.
+    if let Some(arn) = latest_matching_revision(run, want).await? {
+        cache.put(&arn, want);
+        run.resource("ecs:task-definition", arn.clone());
+        return Ok(arn);
+    }
     if !run.plan(change) {
         return Ok(current.map(|(a, _)| a).unwrap_or_default());
     }
