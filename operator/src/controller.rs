@@ -738,37 +738,6 @@ pub fn next_status(
     }
 }
 
-/// The reconciler used until AWS reconcilers exist for a kind: reports that nothing is done.
-#[derive(Debug, Default)]
-pub struct Unimplemented;
-
-#[async_trait]
-impl Reconciler for Unimplemented {
-    async fn reconcile(&self, spec: Arc<Spec>, _input: &ReconcileInput) -> Result<Report, Failure> {
-        Ok(Report {
-            phase: Phase::Pending,
-            conditions: vec![ConditionReport::new(
-                "Reconciled",
-                false,
-                "NoReconciler",
-                format!("this build has no AWS reconciler for {}", spec.kind()),
-            )],
-            resources: Vec::new(),
-            requeue_after: None,
-        })
-    }
-
-    async fn delete(
-        &self,
-        _key: &SpecKey,
-        _last: Option<Arc<Spec>>,
-        _previous: &SpecStatus,
-        _input: &ReconcileInput,
-    ) -> Result<Deletion, Failure> {
-        Ok(Deletion::Deleted)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
