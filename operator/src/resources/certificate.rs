@@ -179,29 +179,7 @@ pub async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>,
     }
     let mut found = Vec::new();
     for arn in candidates {
-        let tags = run
-            .aws
-            .call(
-                Service::Acm,
-                CallClass::Read,
-                "ListTagsForCertificate",
-                &arn,
-                run.aws
-                    .acm
-                    .list_tags_for_certificate()
-                    .certificate_arn(&arn)
-                    .send(),
-            )
-            .await?
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let tags = tags(run, &arn).await?;
         if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
             continue;
         }
@@ -370,12 +348,12 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
     Ok(Outcome { arn: o.arn, issued })
 }
 
-/// The tags of a certificate; `None` when ACM does not know it.
-async fn tags_of(
+/// The tags of a certificate (an unknown certificate is an error).
+pub async fn tags(
     run: &SpecRun<'_>,
     arn: &str,
-) -> Result<Option<std::collections::BTreeMap<String, String>>, ResourceError> {
-    match run
+) -> Result<std::collections::BTreeMap<String, String>, ResourceError> {
+    let out = run
         .aws
         .call(
             Service::Acm,
@@ -388,19 +366,26 @@ async fn tags_of(
                 .certificate_arn(arn)
                 .send(),
         )
-        .await
-    {
-        Ok(o) => Ok(Some(
-            o.tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
-        )),
+        .await?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
+}
+
+/// The tags of a certificate; `None` when ACM does not know it.
+pub async fn tags_of(
+    run: &SpecRun<'_>,
+    arn: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, ResourceError> {
+    match tags(run, arn).await {
+        Ok(t) => Ok(Some(t)),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
         Err(e) => Err(e),
     }

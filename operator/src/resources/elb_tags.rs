@@ -90,6 +90,14 @@ pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Tags>, Resour
     }
 }
 
+/// Whether `arn` exists and its tags name this spec as owner: what a teardown checks before it
+/// touches anything.
+pub async fn owned(run: &SpecRun<'_>, arn: &str) -> Result<bool, ResourceError> {
+    Ok(lookup(run, arn)
+        .await?
+        .is_some_and(|tags| is_ours(run, &tags)))
+}
+
 /// Whether `tags` name this instance and this spec as owner.
 pub fn is_ours(run: &SpecRun<'_>, tags: &Tags) -> bool {
     super::tags::ownership(&run.aws.instance, &run.key, tags) == super::tags::Ownership::Ours

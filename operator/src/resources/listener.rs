@@ -587,29 +587,7 @@ pub async fn reconcile_sni(
         let ours = if Some(arn.as_str()) == want {
             true
         } else {
-            let tags: Tags = run
-                .aws
-                .call(
-                    Service::Acm,
-                    CallClass::Read,
-                    "ListTagsForCertificate",
-                    &arn,
-                    run.aws
-                        .acm
-                        .list_tags_for_certificate()
-                        .certificate_arn(&arn)
-                        .send(),
-                )
-                .await?
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
+            let tags: Tags = super::certificate::tags(run, &arn).await?;
             ownership(&run.aws.instance, &run.key, &tags) == Ownership::Ours
         };
         marked.push((arn, ours));
@@ -688,10 +666,8 @@ pub fn listener_certificate_id(listener: &str, certificate: &str) -> String {
 /// it: the condition `ListenerInUse` names them and the deletion waits. A listener without our
 /// tags is left alone.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    let Some(tags) = elb_tags::lookup(run, arn).await? else {
-        return Ok(true);
-    };
-    if !elb_tags::is_ours(run, &tags) {
+    // Gone already, or not ours: left alone.
+    if !elb_tags::owned(run, arn).await? {
         return Ok(true);
     }
     let resource = format!("listener {}", short_arn(arn));
@@ -769,34 +745,9 @@ pub async fn delete_certificate(
     let Some((listener, cert)) = id.split_once('|') else {
         return Ok(true);
     };
-    let tags: Tags = match run
-        .aws
-        .call(
-            Service::Acm,
-            CallClass::Read,
-            "ListTagsForCertificate",
-            cert,
-            run.aws
-                .acm
-                .list_tags_for_certificate()
-                .certificate_arn(cert)
-                .send(),
-        )
-        .await
-    {
-        Ok(o) => o
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                )
-            })
-            .collect(),
+    let Some(tags) = super::certificate::tags_of(run, cert).await? else {
         // The certificate is gone: AWS detached it with it.
-        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(true),
-        Err(e) => return Err(e),
+        return Ok(true);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
         return Ok(true);

@@ -465,10 +465,8 @@ pub async fn reconcile(
 /// with `retain`. A rule without our ownership tags, or gone already, is left alone. Returns
 /// whether the rule is gone or released (always, once this returns `Ok`).
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    let Some(tags) = elb_tags::lookup(run, arn).await? else {
-        return Ok(true);
-    };
-    if !elb_tags::is_ours(run, &tags) {
+    // Gone already, or not ours: left alone.
+    if !elb_tags::owned(run, arn).await? {
         return Ok(true);
     }
     let resource = format!("listener rule {}", super::listener::short_arn(arn));

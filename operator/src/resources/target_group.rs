@@ -400,10 +400,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 /// answers `ResourceInUse` while a rule or a draining service holds it) makes the deletion wait
 /// and returns `false`. A target group without our tags is left alone.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    let Some(tags) = elb_tags::lookup(run, arn).await? else {
-        return Ok(true);
-    };
-    if !elb_tags::is_ours(run, &tags) {
+    // Gone already, or not ours: left alone.
+    if !elb_tags::owned(run, arn).await? {
         return Ok(true);
     }
     let name = arn
