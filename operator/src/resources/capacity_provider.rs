@@ -150,11 +150,7 @@ pub async fn observe(
                 scaling,
                 termination_protection: asg.and_then(|a| a.managed_termination_protection())
                     == Some(&ManagedTerminationProtection::Enabled),
-                tags: cp
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect(),
+                tags: super::ecs_tags::to_map(cp.tags()),
             },
         );
     }

@@ -84,11 +84,7 @@ fn observed_from(c: &Cluster) -> Observed {
             .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
             .and_then(|s| s.value())
             .map(str::to_string),
-        tags: c
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: super::ecs_tags::to_map(c.tags()),
         providers: c.capacity_providers().iter().cloned().collect(),
         strategy: normalise_strategy(c.default_capacity_provider_strategy().iter().map(|i| {
             (
@@ -264,19 +260,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                     .to_string();
             }
             Step::Tag(tags) => {
-                let mut req = run.aws.ecs.tag_resource().resource_arn(&arn);
-                for (k, v) in tags {
-                    req = req.tags(Tag::builder().key(k).value(v).build());
-                }
-                run.aws
-                    .call(
-                        Service::Ecs,
-                        CallClass::Write,
-                        "TagResource",
-                        &d.name,
-                        req.send(),
-                    )
-                    .await?;
+                super::ecs_tags::put(run, &d.name, &arn, tags).await?;
             }
             Step::Insights(on) => {
                 run.aws

@@ -222,11 +222,7 @@ fn observed_from(svc: &AwsService, autoscaled: bool) -> Observed {
                 )
             }),
         },
-        tags: svc
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: super::ecs_tags::to_map(svc.tags()),
         rollout,
     }
 }
@@ -478,17 +474,18 @@ fn follow_rollout(run: &mut SpecRun<'_>, o: &Observed, desired_count: u32) {
     }
 }
 
-/// Create or update the service. `initial_count`: the count to create with (the spec's, or the
-/// autoscaling minimum).
+/// Create or update the service. `observed`: what [`observe`] read in this reconcile (read once,
+/// since the task definition step needs it too); `initial_count`: the count to create with
+/// (the spec's, or the autoscaling minimum).
 pub async fn reconcile(
     run: &mut SpecRun<'_>,
     cluster: &str,
     name: &str,
+    observed: Option<&Observed>,
     want: &Settings,
     initial_count: u32,
 ) -> Result<(), ResourceError> {
     let resource = format!("ecs service {name}");
-    let observed = observe(run, cluster, name, want.desired_count.is_none()).await?;
     let Some(o) = observed else {
         if !run.plan(Change::create(
             &resource,
@@ -578,7 +575,7 @@ pub async fn reconcile(
         run.wait("service updated; rollout starting", ROLLOUT_POLL);
     } else {
         let count = want.desired_count.unwrap_or(o.desired_count);
-        follow_rollout(run, &o, count);
+        follow_rollout(run, o, count);
     }
     Ok(())
 }

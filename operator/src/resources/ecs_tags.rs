@@ -1,12 +1,50 @@
-//! Tagging ECS resources (ownership tags added on adoption or repair).
+//! ECS resource tags: reading them as a map, checking ownership, adding the ownership tags an
+//! adopted or repaired resource lacks, and releasing a resource (`deletionPolicy: Retain`).
 
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::Tag;
 
 use super::run::{Change, SpecRun};
+use super::tags::{ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::{MANAGED_BY_TAG, OWNER_TAG};
+
+/// ECS tags as a map (tags without a key or value are skipped).
+pub fn to_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+/// Whether ECS tags name this instance and this spec as owner.
+pub fn is_ours(run: &SpecRun<'_>, tags: &[Tag]) -> bool {
+    ownership(&run.aws.instance, &run.key, &to_map(tags)) == Ownership::Ours
+}
+
+/// TagResource (no planning: the caller planned the change). `resource` names it in errors.
+pub async fn put(
+    run: &SpecRun<'_>,
+    resource: &str,
+    arn: &str,
+    tags: BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    let mut req = run.aws.ecs.tag_resource().resource_arn(arn);
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(k).value(v).build());
+    }
+    run.aws
+        .call(
+            Service::Ecs,
+            CallClass::Write,
+            "TagResource",
+            resource,
+            req.send(),
+        )
+        .await?;
+    Ok(())
+}
 
 /// Add the ownership tags an existing ECS resource lacks (a no-op when none are missing).
 /// `resource` names it in the plan (`ecs service web`).
@@ -19,17 +57,38 @@ pub async fn add_missing(
     if missing.is_empty() || !run.plan(Change::update(resource, "tags: + ownership")) {
         return Ok(());
     }
-    let mut req = run.aws.ecs.tag_resource().resource_arn(arn);
-    for (k, v) in missing {
-        req = req.tags(Tag::builder().key(k).value(v).build());
+    put(run, resource, arn, missing).await
+}
+
+/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by `released_tag=<Kind/name>`
+/// (TagResource, then UntagResource).
+pub async fn release(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    what: &str,
+    released_tag: &str,
+) -> Result<(), ResourceError> {
+    if !run.plan(Change::update(
+        format!("{what} {arn}"),
+        "released (deletionPolicy Retain)",
+    )) {
+        return Ok(());
     }
+    let released = BTreeMap::from([(released_tag.to_string(), run.key.to_string())]);
+    put(run, arn, arn, released).await?;
     run.aws
         .call(
             Service::Ecs,
             CallClass::Write,
-            "TagResource",
-            resource,
-            req.send(),
+            "UntagResource",
+            arn,
+            run.aws
+                .ecs
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(MANAGED_BY_TAG)
+                .tag_keys(OWNER_TAG)
+                .send(),
         )
         .await?;
     Ok(())

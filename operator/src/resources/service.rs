@@ -81,7 +81,7 @@ pub async fn reconcile(
             format!("{initial} task(s)"),
         ));
     } else {
-        ecs_service::reconcile(run, &cluster_name, &name, &want, initial).await?;
+        ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial).await?;
     }
     let label = match (&edge.load_balancer, target_group) {
         (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),

@@ -388,11 +388,7 @@ async fn latest_matching_revision(
     let Some(td) = out.task_definition() else {
         return Ok(None);
     };
-    let tags: BTreeMap<String, String> = out
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect();
+    let tags: BTreeMap<String, String> = super::ecs_tags::to_map(out.tags());
     let ours = ownership(&run.aws.instance, &run.key, &tags) == Ownership::Ours;
     let active = td.status() == Some(&TaskDefinitionStatus::Active);
     let matches = from_aws(td).is_some_and(|have| differences(&have, want).is_empty());

@@ -22,7 +22,6 @@ use crate::controller::{ConditionReport, ReconcileInput};
 use crate::spec::types::DeletionPolicy;
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::status::ResourceRef;
-use crate::{MANAGED_BY_TAG, OWNER_TAG};
 
 /// The tag a released resource carries instead of the ownership tags.
 pub const RELEASED_TAG: &str = "ecs-operator.io/released-from";
@@ -156,62 +155,6 @@ async fn ecs_tags(run: &SpecRun<'_>, arn: &str) -> Result<Option<Vec<Tag>>, Reso
     }
 }
 
-/// Whether ECS tags name this spec as owner.
-fn ours(run: &SpecRun<'_>, tags: &[Tag]) -> bool {
-    let get = |k: &str| {
-        tags.iter()
-            .find(|t| t.key() == Some(k))
-            .and_then(|t| t.value())
-    };
-    get(MANAGED_BY_TAG) == Some(run.aws.instance.as_str())
-        && get(OWNER_TAG) == Some(run.key.to_string().as_str())
-}
-
-/// Replace the ownership tags of an ECS resource by the released tag.
-async fn release_ecs(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(), ResourceError> {
-    if !run.plan(super::Change::update(
-        format!("{what} {arn}"),
-        "released (deletionPolicy Retain)",
-    )) {
-        return Ok(());
-    }
-    run.aws
-        .call(
-            Service::Ecs,
-            CallClass::Write,
-            "TagResource",
-            arn,
-            run.aws
-                .ecs
-                .tag_resource()
-                .resource_arn(arn)
-                .tags(
-                    Tag::builder()
-                        .key(RELEASED_TAG)
-                        .value(run.key.to_string())
-                        .build(),
-                )
-                .send(),
-        )
-        .await?;
-    run.aws
-        .call(
-            Service::Ecs,
-            CallClass::Write,
-            "UntagResource",
-            arn,
-            run.aws
-                .ecs
-                .untag_resource()
-                .resource_arn(arn)
-                .tag_keys(MANAGED_BY_TAG)
-                .tag_keys(OWNER_TAG)
-                .send(),
-        )
-        .await?;
-    Ok(())
-}
-
 /// `arn:aws:ecs:region:acct:service/cluster/name` -> (cluster, name).
 fn service_parts(arn: &str) -> Option<(String, String)> {
     let rest = arn.split_once(":service/")?.1;
@@ -256,12 +199,12 @@ async fn service(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool,
         }
         _ => {}
     }
-    if !ours(run, svc.tags()) {
+    if !super::ecs_tags::is_ours(run, svc.tags()) {
         // Not ours (any more): leave it alone.
         return Ok(true);
     }
     if retain {
-        release_ecs(run, arn, "ecs service").await?;
+        super::ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
         return Ok(true);
     }
     if svc.desired_count() > 0
@@ -371,11 +314,11 @@ async fn task_definitions(
                     .send(),
             )
             .await?;
-        if !ours(run, d.tags()) {
+        if !super::ecs_tags::is_ours(run, d.tags()) {
             continue;
         }
         if retain {
-            release_ecs(run, td, "task definition").await?;
+            super::ecs_tags::release(run, td, "task definition", RELEASED_TAG).await?;
         } else if run.plan(super::Change::delete(
             format!("task definition {td}"),
             "deregister",
@@ -402,11 +345,11 @@ async fn cluster(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool,
     let Some(tags) = ecs_tags(run, arn).await? else {
         return Ok(true);
     };
-    if !ours(run, &tags) {
+    if !super::ecs_tags::is_ours(run, &tags) {
         return Ok(true);
     }
     if retain {
-        release_ecs(run, arn, "ecs cluster").await?;
+        super::ecs_tags::release(run, arn, "ecs cluster", RELEASED_TAG).await?;
         return Ok(true);
     }
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
@@ -463,11 +406,11 @@ async fn capacity_provider(
     let Some(tags) = ecs_tags(run, arn).await? else {
         return Ok(true);
     };
-    if !ours(run, &tags) {
+    if !super::ecs_tags::is_ours(run, &tags) {
         return Ok(true);
     }
     if retain {
-        release_ecs(run, arn, "capacity provider").await?;
+        super::ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
         return Ok(true);
     }
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
