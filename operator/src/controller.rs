@@ -269,19 +269,6 @@ impl Controller {
         self.metrics.health.set_deletions_held(held.len());
     }
 
-    /// Keys whose deletion is held.
-    pub fn held_deletions(&self) -> Vec<SpecKey> {
-        let mut v: Vec<_> = self
-            .held
-            .lock()
-            .expect("held lock")
-            .iter()
-            .cloned()
-            .collect();
-        v.sort();
-        v
-    }
-
     /// Keys with a status record (they, or what they own, exist) that are not in the store:
     /// what deletion has to take care of, e.g. after a restart.
     pub fn orphaned_statuses(&self) -> Vec<SpecKey> {
