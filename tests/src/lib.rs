@@ -156,6 +156,15 @@ pub struct Output {
 
 /// Run `ecs-operator ARGS...` in-process with `sdk` as its AWS configuration.
 pub async fn cli(args: &[&str], sdk: Option<SdkConfig>) -> Output {
+    cli_counted(args, sdk, None).await
+}
+
+/// [`cli`], counting the AWS calls of `run` and `diff` in `calls`.
+pub async fn cli_counted(
+    args: &[&str],
+    sdk: Option<SdkConfig>,
+    calls: Option<ecs_operator::aws::CallMetrics>,
+) -> Output {
     let mut out: Vec<u8> = Vec::new();
     let mut err: Vec<u8> = Vec::new();
     let mut argv = vec!["ecs-operator"];
@@ -166,6 +175,7 @@ pub async fn cli(args: &[&str], sdk: Option<SdkConfig>) -> Output {
             out: &mut out,
             err: &mut err,
             sdk,
+            calls,
         },
     )
     .await;

@@ -37,7 +37,8 @@ fn paused(spec: &Spec) -> bool {
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let store = open_store(&args.store, ctx).await?;
     let desired = Desired::from_listing(&store.list().await?);
-    let sdk = crate::aws::Sdk::new(ctx.sdk().await?);
+    let calls = ctx.calls.clone().unwrap_or_default();
+    let sdk = crate::aws::Sdk::with_calls(ctx.sdk().await?, calls);
     let aws = Aws::new(&sdk, &args.instance, crate::aws::Budget::default());
     let reconciler = AwsReconciler::new(aws);
     let input = ReconcileInput {

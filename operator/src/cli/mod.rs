@@ -64,6 +64,9 @@ pub struct Context<'a> {
     pub err: &'a mut (dyn Write + Send),
     /// `None`: load the standard SDK settings (environment, profile, ECS task role).
     pub sdk: Option<aws_config::SdkConfig>,
+    /// Where `run` and `diff` count their AWS calls (`None`: counters of their own). Tests and
+    /// benchmarks pass one to read the counts after an in-process run.
+    pub calls: Option<crate::aws::CallMetrics>,
 }
 
 impl Context<'_> {
@@ -198,6 +201,7 @@ pub fn main() -> ! {
                 out: &mut out,
                 err: &mut err,
                 sdk: None,
+                calls: None,
             },
         )
         .await

@@ -212,7 +212,7 @@ enum End {
 }
 
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
-    let calls = CallMetrics::new();
+    let calls = ctx.calls.clone().unwrap_or_else(CallMetrics::new);
     let parsed = super::parse_store(&args.store)?;
     let sdk = Sdk::with_calls(ctx.sdk().await?, calls.clone());
     let store = open_store_with(&parsed, &sdk);
