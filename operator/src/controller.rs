@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::runtime::{Action, ReconcileError};
+use crate::resources::Snapshot;
+use crate::runtime::{Action, ReconcileError, WaveId};
 use crate::spec::{Spec, SpecKey};
 use crate::store::status::{Condition, Phase, ResourceRef, SpecStatus};
 use crate::store::{now_rfc3339, Listing, Store};
@@ -151,10 +152,21 @@ pub enum Failure {
 pub type ValidSpecs = Arc<BTreeMap<SpecKey, Arc<Spec>>>;
 
 /// Everything a reconcile may look at besides its own spec.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ReconcileInput {
     /// Every valid spec of the store (a ServiceSpec needs its ClusterSpec).
     pub specs: ValidSpecs,
+    /// The shared reads of the resync wave this reconcile is part of
+    /// (`crate::resources::snapshot`); `None`: read AWS fresh (a change, a requeue, a retry, a
+    /// deletion, `diff`).
+    pub wave: Option<Arc<Snapshot>>,
+}
+
+impl ReconcileInput {
+    /// An input that reads fresh.
+    pub fn fresh(specs: ValidSpecs) -> Self {
+        ReconcileInput { specs, wave: None }
+    }
 }
 
 /// The AWS side: drives AWS toward one spec. Implementations never block waiting on AWS; they
@@ -242,6 +254,9 @@ pub struct Controller {
     departed: Mutex<HashMap<SpecKey, Arc<Spec>>>,
     /// Deletions held by the mass-deletion guard until confirmed.
     held: Mutex<std::collections::HashSet<SpecKey>>,
+    /// The snapshot of the current resync wave: made by its first reconcile, replaced when the
+    /// next wave starts.
+    wave: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl Controller {
@@ -259,6 +274,24 @@ impl Controller {
             progress: watch::channel(0).0,
             departed: Mutex::new(HashMap::new()),
             held: Mutex::new(std::collections::HashSet::new()),
+            wave: Mutex::new(None),
+        }
+    }
+
+    /// The snapshot of wave `wave`: the current one, or a new one when `wave` is newer (the
+    /// older one is dropped once its last reconcile ends). A reconcile of a wave that is over
+    /// already, or of none, reads fresh.
+    fn snapshot(&self, wave: Option<WaveId>) -> Option<Arc<Snapshot>> {
+        let wave = wave?;
+        let mut current = self.wave.lock().expect("wave lock");
+        match current.as_ref() {
+            Some(s) if s.wave() == wave => Some(s.clone()),
+            Some(s) if s.wave() > wave => None,
+            _ => {
+                let s = Snapshot::new(wave);
+                *current = Some(s.clone());
+                Some(s)
+            }
         }
     }
 
@@ -362,8 +395,14 @@ impl Controller {
         Settled::Yes { failed }
     }
 
-    /// Reconcile one key: the runtime's reconcile function.
-    pub async fn reconcile(&self, key: SpecKey) -> Result<Action, ReconcileError> {
+    /// Reconcile one key: the runtime's reconcile function. `wave`: the resync wave the
+    /// runtime started this reconcile for (its reads come from the wave's snapshot), `None`
+    /// to read fresh.
+    pub async fn reconcile(
+        &self,
+        key: SpecKey,
+        wave: Option<WaveId>,
+    ) -> Result<Action, ReconcileError> {
         let started = Instant::now();
         let (entry, specs) = {
             let d = self.desired.read().expect("desired lock");
@@ -371,7 +410,7 @@ impl Controller {
         };
         let (result, label) = match entry {
             None => self.reconcile_deletion(&key, specs).await,
-            Some(entry) => self.reconcile_entry(&key, entry, specs).await,
+            Some(entry) => self.reconcile_entry(&key, entry, specs, wave).await,
         };
         self.metrics
             .reconciled(key.kind.as_str(), label, started.elapsed());
@@ -450,7 +489,7 @@ impl Controller {
             .expect("departed lock")
             .get(key)
             .cloned();
-        let input = ReconcileInput { specs };
+        let input = ReconcileInput::fresh(specs);
         match self.reconciler.delete(key, last, &previous, &input).await {
             Ok(Deletion::Deleted) => {
                 if let Err(e) = self.store.delete_status(key).await {
@@ -494,6 +533,7 @@ impl Controller {
         key: &SpecKey,
         entry: DesiredEntry,
         specs: ValidSpecs,
+        wave: Option<WaveId>,
     ) -> (Result<Action, ReconcileError>, &'static str) {
         let spec = match &entry.spec {
             Err(diagnostics) => {
@@ -535,7 +575,10 @@ impl Controller {
             self.record(key, &entry, &report, None).await;
             return (Ok(Action::AwaitChange), "paused");
         }
-        let input = ReconcileInput { specs };
+        let input = ReconcileInput {
+            specs,
+            wave: self.snapshot(wave),
+        };
         match self.reconciler.reconcile(spec, &input).await {
             Ok(report) => {
                 self.record(key, &entry, &report, None).await;

@@ -263,9 +263,7 @@ impl Fleet {
     }
 
     fn input(&self) -> ReconcileInput {
-        ReconcileInput {
-            specs: Arc::new(self.specs.clone()),
-        }
+        ReconcileInput::fresh(Arc::new(self.specs.clone()))
     }
 
     pub fn spec(&self, key: &str) -> Arc<Spec> {
@@ -278,6 +276,19 @@ impl Fleet {
         self.reconciler
             .reconcile(self.spec(key), &self.input())
             .await
+    }
+
+    /// One reconcile of one spec as part of the resync wave whose shared reads are `wave`.
+    pub async fn reconcile_in_wave(
+        &self,
+        key: &str,
+        wave: &Arc<ecs_operator::resources::Snapshot>,
+    ) -> Result<Report, Failure> {
+        let input = ReconcileInput {
+            wave: Some(wave.clone()),
+            ..self.input()
+        };
+        self.reconciler.reconcile(self.spec(key), &input).await
     }
 
     /// One reconcile of every spec, ClusterSpecs first.

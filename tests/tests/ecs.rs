@@ -28,9 +28,7 @@ fn input(yaml: &[&str]) -> ReconcileInput {
             specs.insert(spec.key(), Arc::new(spec));
         }
     }
-    ReconcileInput {
-        specs: Arc::new(specs),
-    }
+    ReconcileInput::fresh(Arc::new(specs))
 }
 
 struct Harness {

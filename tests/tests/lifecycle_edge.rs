@@ -126,9 +126,7 @@ impl Env {
         let last = self.fleet.specs.remove(&k);
         let mut previous = SpecStatus::pending(&k);
         previous.resources = self.reports[key].resources.clone();
-        let input = ReconcileInput {
-            specs: Arc::new(self.fleet.specs.clone()),
-        };
+        let input = ReconcileInput::fresh(Arc::new(self.fleet.specs.clone()));
         let mut report = None;
         for _ in 0..rounds {
             match self

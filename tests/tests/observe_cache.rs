@@ -153,7 +153,14 @@ async fn run_once(env: &Env) -> BTreeMap<String, u64> {
     let calls = CallMetrics::new();
     let sdk = env.moto.sdk_config().await;
     let out = cli_counted(
-        &["run", "--store", &env.store(), "--once", "--timeout", "120s"],
+        &[
+            "run",
+            "--store",
+            &env.store(),
+            "--once",
+            "--timeout",
+            "120s",
+        ],
         Some(sdk),
         Some(calls.clone()),
     )

@@ -41,9 +41,7 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let sdk = crate::aws::Sdk::with_calls(ctx.sdk().await?, calls);
     let aws = Aws::new(&sdk, &args.instance, crate::aws::Budget::default());
     let reconciler = AwsReconciler::new(aws);
-    let input = ReconcileInput {
-        specs: Arc::new(desired.valid()),
-    };
+    let input = ReconcileInput::fresh(Arc::new(desired.valid()));
     for (key, entry) in &desired.entries {
         let spec = match &entry.spec {
             Err(_) => {

@@ -36,7 +36,8 @@ pub struct Args {
     /// Stop after this long (with --once: exit 1 if some spec has not settled by then).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Re-check every spec for drift this often (each key jittered by ±10%).
+    /// Re-check every spec for drift this often, all specs in one wave that shares its AWS
+    /// reads (each wave jittered by ±10%).
     #[arg(long, default_value = "5m", value_parser = parse_duration, env = "ECS_OPERATOR_RESYNC_INTERVAL")]
     pub resync_interval: Duration,
     /// Reconciles that may run at once.
@@ -155,9 +156,9 @@ fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetric
         ..RunnerConfig::default()
     };
     let c = controller.clone();
-    let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey| {
+    let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey, wave| {
         let c = c.clone();
-        async move { c.reconcile(key).await }
+        async move { c.reconcile(key, wave).await }
     });
     Active {
         handle,
@@ -165,9 +166,11 @@ fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetric
     }
 }
 
+/// The first reconcile of every spec: the first resync wave (see `runtime::runner`), so a
+/// restart of a converged fleet, or `run --once`, reads AWS in batches.
 fn trigger_all(handle: &Handle<SpecKey>, desired: &Desired) {
     for key in desired.entries.keys() {
-        handle.trigger(key.clone(), Reason::Change);
+        handle.trigger(key.clone(), Reason::Resync);
     }
 }
 

@@ -11,11 +11,13 @@
 //! value is left alone unless the spec adopts.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use super::run::{Change, SpecRun};
+use super::snapshot::Entry;
 use super::tags::{ownership, Ownership};
 use super::zone::{self, Action, Record, RecordChange, Zone};
 use super::ResourceError;
@@ -145,10 +147,10 @@ fn status_text(s: Option<&CertificateStatus>) -> String {
     s.map(|s| s.as_str().to_string()).unwrap_or_default()
 }
 
-/// Find our certificate for exactly `d.domains`: ISSUED first, then PENDING_VALIDATION.
-pub async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>, ResourceError> {
-    let first = d.domains.first().cloned().unwrap_or_default();
-    let mut candidates = Vec::new();
+/// Every ISSUED or PENDING_VALIDATION certificate: ARN and normalised domain name
+/// (ListCertificates, paginated).
+async fn list(run: &SpecRun<'_>) -> Result<Vec<(String, String)>, ResourceError> {
+    let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let page = run
@@ -157,7 +159,7 @@ pub async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>,
                 Service::Acm,
                 CallClass::Read,
                 "ListCertificates",
-                &first,
+                "*",
                 run.aws
                     .acm
                     .list_certificates()
@@ -168,28 +170,57 @@ pub async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>,
             )
             .await?;
         for s in page.certificate_summary_list() {
-            if s.domain_name().map(zone::norm_name).as_deref() == Some(first.as_str()) {
-                candidates.push(s.certificate_arn().unwrap_or_default().to_string());
-            }
+            out.push((
+                s.certificate_arn().unwrap_or_default().to_string(),
+                s.domain_name().map(zone::norm_name).unwrap_or_default(),
+            ));
         }
         match page.next_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_string()),
             _ => break,
         }
     }
+    Ok(out)
+}
+
+/// Find our certificate for exactly `d.domains`: ISSUED first, then PENDING_VALIDATION. In a
+/// resync wave the listing, and each certificate's tags and description, are read once for the
+/// whole wave.
+pub async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>, ResourceError> {
+    let first = d.domains.first().cloned().unwrap_or_default();
+    let all = match run.cached(Entry::Certificates, |_| list(run)).await {
+        Some(all) => all?,
+        None => Arc::new(list(run).await?),
+    };
+    let candidates: Vec<String> = all
+        .iter()
+        .filter(|(_, domain)| *domain == first)
+        .map(|(arn, _)| arn.clone())
+        .collect();
     let mut found = Vec::new();
     for arn in candidates {
         let tags = tags(run, &arn).await?;
         if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
             continue;
         }
-        let o = describe(run, &arn).await?;
+        let o = describe_cached(run, &arn).await?;
         if o.domains == d.domain_set() {
             found.push(o);
         }
     }
     found.sort_by_key(|o| (o.status != "ISSUED", o.arn.clone()));
     Ok(found.into_iter().next())
+}
+
+/// [`describe`], once per certificate for a whole resync wave.
+async fn describe_cached(run: &SpecRun<'_>, arn: &str) -> Result<Observed, ResourceError> {
+    match run
+        .cached(Entry::Certificate(arn.to_string()), |_| describe(run, arn))
+        .await
+    {
+        Some(o) => Ok(o?.as_ref().clone()),
+        None => describe(run, arn).await,
+    }
 }
 
 /// DescribeCertificate, normalised.
@@ -348,8 +379,24 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
     Ok(Outcome { arn: o.arn, issued })
 }
 
-/// The tags of a certificate (an unknown certificate is an error).
+/// The tags of a certificate (an unknown certificate is an error). In a resync wave, once per
+/// certificate for the whole wave.
 pub async fn tags(
+    run: &SpecRun<'_>,
+    arn: &str,
+) -> Result<std::collections::BTreeMap<String, String>, ResourceError> {
+    match run
+        .cached(Entry::CertificateTags(arn.to_string()), |_| {
+            list_tags(run, arn)
+        })
+        .await
+    {
+        Some(t) => Ok(t?.as_ref().clone()),
+        None => list_tags(run, arn).await,
+    }
+}
+
+async fn list_tags(
     run: &SpecRun<'_>,
     arn: &str,
 ) -> Result<std::collections::BTreeMap<String, String>, ResourceError> {

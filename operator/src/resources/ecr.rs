@@ -5,12 +5,15 @@
 //! Invariants: policy documents are compared as parsed JSON (key order and whitespace never
 //! cause an update); a repository without our tags is never changed unless adopted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use aws_sdk_ecr::types::{
+    ImageScanningConfiguration, ImageTagMutability, Repository as AwsRepository, Tag,
+};
 use serde_json::{json, Value};
 
 use super::run::{Change, SpecRun};
+use super::snapshot::Entry;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::spec::types::{Lifecycle, Repository, TagMutability};
@@ -209,8 +212,46 @@ fn not_found(e: &ResourceError, code: &str) -> bool {
     e.code() == Some(code)
 }
 
-/// Read the repository, its tags and its lifecycle policy; `None` when it does not exist.
-pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+/// Every repository of the registry by name (DescribeRepositories, 1000 per page): a resync
+/// wave's read, shared by every ServiceSpec.
+async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsRepository>, ResourceError> {
+    let mut out = HashMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Ecr,
+                CallClass::Read,
+                "DescribeRepositories",
+                "*",
+                run.aws
+                    .ecr
+                    .describe_repositories()
+                    .max_results(1000)
+                    .set_next_token(token.take())
+                    .send(),
+            )
+            .await?;
+        for r in page.repositories() {
+            if let Some(name) = r.repository_name() {
+                out.insert(name.to_string(), r.clone());
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The repository `name` as DescribeRepositories has it; `None` when it does not exist. In a
+/// resync wave, from the wave's listing.
+async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsRepository>, ResourceError> {
+    if let Some(all) = run.cached(Entry::Repositories, |_| list_all(run)).await {
+        return Ok(all?.get(name).cloned());
+    }
     let resp = run
         .aws
         .call(
@@ -229,9 +270,16 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
         Err(e) if not_found(&e, "RepositoryNotFoundException") => return Ok(None),
         other => other?,
     };
-    let Some(r) = resp.repositories().first() else {
+    Ok(resp.repositories().first().cloned())
+}
+
+/// Read the repository, its tags and its lifecycle policy; `None` when it does not exist. Tags
+/// and policy are read per repository (ECR has no batch form).
+pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+    let Some(r) = describe(run, name).await? else {
         return Ok(None);
     };
+    let r = &r;
     let arn = r.repository_arn().unwrap_or_default().to_string();
     let tags = run
         .aws

@@ -14,6 +14,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::run::{Change, SpecRun};
+use super::snapshot::{services_of_cluster, Entry};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::controller::ConditionReport;
@@ -301,38 +302,85 @@ fn short_arn(arn: &str) -> String {
         .join(":")
 }
 
-/// Read the service; `None` when absent or INACTIVE.
-pub async fn observe(
+/// DescribeServices' limit of services per call.
+pub const DESCRIBE_SERVICES_BATCH: usize = 10;
+
+/// DescribeServices of `names` in `cluster` (with tags); a missing cluster is a dependency
+/// not ready yet.
+async fn describe(
     run: &SpecRun<'_>,
     cluster: &str,
-    name: &str,
-    autoscaled: bool,
-) -> Result<Option<Observed>, ResourceError> {
+    names: &[String],
+) -> Result<aws_sdk_ecs::operation::describe_services::DescribeServicesOutput, ResourceError> {
     let out = run
         .aws
         .call(
             Service::Ecs,
             CallClass::Read,
             "DescribeServices",
-            name,
+            &names.join(","),
             run.aws
                 .ecs
                 .describe_services()
                 .cluster(cluster)
-                .services(name)
+                .set_services(Some(names.to_vec()))
                 .include(ServiceField::Tags)
                 .send(),
         )
         .await;
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.code() == Some("ClusterNotFoundException") => {
-            return Err(ResourceError::Dependency(format!(
-                "ecs cluster {cluster} does not exist yet (its ClusterSpec has not converged)"
-            )))
+    match out {
+        Err(e) if e.code() == Some("ClusterNotFoundException") => Err(ResourceError::Dependency(
+            format!("ecs cluster {cluster} does not exist yet (its ClusterSpec has not converged)"),
+        )),
+        other => other,
+    }
+}
+
+/// The services asked of one cluster, by name: `None` when absent or INACTIVE.
+type Batch = std::collections::HashMap<String, Option<AwsService>>;
+
+/// The services `names` of `cluster`, [`DESCRIBE_SERVICES_BATCH`] per call (a resync wave's
+/// read, shared by the ServiceSpecs of the cluster).
+async fn describe_batch(
+    run: &SpecRun<'_>,
+    cluster: &str,
+    names: Vec<String>,
+) -> Result<Batch, ResourceError> {
+    let mut out: Batch = names.iter().map(|n| (n.clone(), None)).collect();
+    for chunk in names.chunks(DESCRIBE_SERVICES_BATCH) {
+        for s in describe(run, cluster, chunk).await?.services() {
+            if s.status() == Some("INACTIVE") {
+                continue;
+            }
+            if let Some(slot @ None) = s.service_name().and_then(|n| out.get_mut(n)) {
+                *slot = Some(s.clone());
+            }
         }
-        Err(e) => return Err(e),
-    };
+    }
+    Ok(out)
+}
+
+/// Read the service; `None` when absent or INACTIVE. In a resync wave, from one batched read
+/// of every service the cluster's ServiceSpecs name.
+pub async fn observe(
+    run: &SpecRun<'_>,
+    cluster: &str,
+    name: &str,
+    autoscaled: bool,
+) -> Result<Option<Observed>, ResourceError> {
+    let entry = Entry::EcsServices(cluster.to_string());
+    let batch = run
+        .cached(entry, |specs| {
+            describe_batch(run, cluster, services_of_cluster(&specs, cluster))
+        })
+        .await;
+    if let Some(batch) = batch {
+        // A service the batch did not ask for (a spec newer than the wave) is read alone.
+        if let Some(found) = batch?.get(name) {
+            return Ok(found.as_ref().map(|s| observed_from(s, autoscaled)));
+        }
+    }
+    let out = describe(run, cluster, &[name.to_string()]).await?;
     Ok(out
         .services()
         .iter()

@@ -88,17 +88,13 @@ pub async fn service(
             ))
         })?;
     let lb_name = super::names::load_balancer_name(&lb_spec.name);
-    let lb = load_balancer::observe(run, &lb_name)
-        .await?
-        .ok_or_else(|| {
-            ResourceError::Dependency(format!(
-                "load balancer {lb_name} does not exist yet (ClusterSpec/{} creates it)",
-                cluster.metadata.name
-            ))
-        })?;
-    let mut info = Info::from(&lb);
-    info.name = lb_name.clone();
-    let https = listener::observe_all(run, &lb.arn)
+    let info = load_balancer::find(run, &lb_name).await?.ok_or_else(|| {
+        ResourceError::Dependency(format!(
+            "load balancer {lb_name} does not exist yet (ClusterSpec/{} creates it)",
+            cluster.metadata.name
+        ))
+    })?;
+    let https = listener::listeners(run, &info.arn)
         .await?
         .into_iter()
         .find(|l| l.port == 443)
@@ -129,7 +125,7 @@ pub async fn service(
     })?;
     let tg = target_group::reconcile(
         run,
-        &target_group::desired(&spec.metadata.name, ingress, port, &lb.vpc_id),
+        &target_group::desired(&spec.metadata.name, ingress, port, &info.vpc_id),
     )
     .await?;
     listener_rule::reconcile(

@@ -19,6 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use super::elb_tags::{self, Tags};
 use super::load_balancer::Info;
 use super::run::{Change, SpecRun};
+use super::snapshot::Entry;
 use super::tags::{ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
@@ -365,9 +366,11 @@ pub fn plan(
     steps
 }
 
-/// Every listener of the load balancer, with tags (DescribeListeners, then DescribeTags in
-/// batches of 20).
-pub async fn observe_all(run: &SpecRun<'_>, lb_arn: &str) -> Result<Vec<Observed>, ResourceError> {
+/// Every listener of the load balancer, without tags (DescribeListeners).
+async fn describe_listeners(
+    run: &SpecRun<'_>,
+    lb_arn: &str,
+) -> Result<Vec<Observed>, ResourceError> {
     if lb_arn.is_empty() {
         return Ok(Vec::new());
     }
@@ -415,6 +418,23 @@ pub async fn observe_all(run: &SpecRun<'_>, lb_arn: &str) -> Result<Vec<Observed
             _ => break,
         }
     }
+    Ok(out)
+}
+
+/// Every listener of the load balancer, without tags (what a ServiceSpec needs to find the
+/// HTTPS listener). In a resync wave, read once per load balancer for the whole wave.
+pub async fn listeners(run: &SpecRun<'_>, lb_arn: &str) -> Result<Vec<Observed>, ResourceError> {
+    let entry = Entry::Listeners(lb_arn.to_string());
+    match run.cached(entry, |_| describe_listeners(run, lb_arn)).await {
+        Some(all) => Ok(all?.as_ref().clone()),
+        None => describe_listeners(run, lb_arn).await,
+    }
+}
+
+/// Every listener of the load balancer, with tags ([`listeners`], then DescribeTags in
+/// batches of 20).
+pub async fn observe_all(run: &SpecRun<'_>, lb_arn: &str) -> Result<Vec<Observed>, ResourceError> {
+    let mut out = listeners(run, lb_arn).await?;
     let arns: Vec<String> = out.iter().map(|l| l.arn.clone()).collect();
     let mut tags = elb_tags::describe(run, &arns).await?;
     for l in &mut out {
@@ -535,9 +555,12 @@ pub fn plan_sni(want: Option<&str>, attached: &[(String, bool)]) -> Vec<SniStep>
     out
 }
 
-/// The listener's non-default certificates (the default one is left out even when AWS lists it
-/// twice, as moto does after adding it as SNI).
-async fn sni_certificates(run: &SpecRun<'_>, l: &Observed) -> Result<Vec<String>, ResourceError> {
+/// Every certificate of a listener as DescribeListenerCertificates lists it: ARN and
+/// `IsDefault`.
+async fn describe_certificates(
+    run: &SpecRun<'_>,
+    listener: &str,
+) -> Result<Vec<(String, Option<bool>)>, ResourceError> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -547,27 +570,48 @@ async fn sni_certificates(run: &SpecRun<'_>, l: &Observed) -> Result<Vec<String>
                 Service::Elbv2,
                 CallClass::Read,
                 "DescribeListenerCertificates",
-                &l.arn,
+                listener,
                 run.aws
                     .elbv2
                     .describe_listener_certificates()
-                    .listener_arn(&l.arn)
+                    .listener_arn(listener)
                     .set_marker(marker.take())
                     .send(),
             )
             .await?;
         for c in page.certificates() {
-            let arn = c.certificate_arn().unwrap_or_default();
-            if c.is_default() == Some(true) || Some(arn) == l.certificate.as_deref() {
-                continue;
-            }
-            if !out.iter().any(|a| a == arn) {
-                out.push(arn.to_string());
-            }
+            out.push((
+                c.certificate_arn().unwrap_or_default().to_string(),
+                c.is_default(),
+            ));
         }
         match page.next_marker() {
             Some(m) if !m.is_empty() => marker = Some(m.to_string()),
             _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The listener's non-default certificates (the default one is left out even when AWS lists it
+/// twice, as moto does after adding it as SNI). In a resync wave, read once per listener for
+/// the whole wave.
+async fn sni_certificates(run: &SpecRun<'_>, l: &Observed) -> Result<Vec<String>, ResourceError> {
+    let entry = Entry::ListenerCertificates(l.arn.clone());
+    let all = match run
+        .cached(entry, |_| describe_certificates(run, &l.arn))
+        .await
+    {
+        Some(all) => all?,
+        None => std::sync::Arc::new(describe_certificates(run, &l.arn).await?),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (arn, is_default) in all.iter() {
+        if *is_default == Some(true) || Some(arn.as_str()) == l.certificate.as_deref() {
+            continue;
+        }
+        if !out.iter().any(|a| a == arn) {
+            out.push(arn.clone());
         }
     }
     Ok(out)

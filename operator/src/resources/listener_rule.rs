@@ -19,6 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use super::elb_tags;
 use super::listener::Act;
 use super::run::{Change, SpecRun};
+use super::snapshot::Entry;
 use super::tags::{ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
@@ -272,6 +273,7 @@ pub async fn observe(run: &SpecRun<'_>, listener: &str) -> Result<Vec<Observed>,
                     .elbv2
                     .describe_rules()
                     .listener_arn(listener)
+                    .page_size(super::load_balancer::PAGE_SIZE)
                     .set_marker(marker.take())
                     .send(),
             )
@@ -320,6 +322,20 @@ fn retry_on_priority_race(e: ResourceError) -> ResourceError {
     }
 }
 
+/// Every rule of a listener and the tags of every one of them (a resync wave's read, shared by
+/// the ServiceSpecs on the listener).
+struct Listing {
+    rules: Vec<Observed>,
+    tags: BTreeMap<String, elb_tags::Tags>,
+}
+
+async fn rules_and_tags(run: &SpecRun<'_>, listener: &str) -> Result<Listing, ResourceError> {
+    let rules = observe(run, listener).await?;
+    let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
+    let tags = elb_tags::describe(run, &arns).await?;
+    Ok(Listing { rules, tags })
+}
+
 /// Reconcile this spec's rule on the HTTPS listener `listener` of load balancer `lb`. Reports
 /// the rule and its priority in the status.
 pub async fn reconcile(
@@ -328,7 +344,15 @@ pub async fn reconcile(
     listener: &str,
     d: &Desired,
 ) -> Result<(), ResourceError> {
-    let rules = observe(run, listener).await?;
+    let entry = Entry::Rules(listener.to_string());
+    let listing = match run.cached(entry, |_| rules_and_tags(run, listener)).await {
+        Some(l) => Some(l?),
+        None => None,
+    };
+    let rules = match &listing {
+        Some(l) => l.rules.clone(),
+        None => observe(run, listener).await?,
+    };
     let candidates: Vec<String> = rules
         .iter()
         .filter(|r| {
@@ -339,7 +363,13 @@ pub async fn reconcile(
         })
         .map(|r| r.arn.clone())
         .collect();
-    let tags = elb_tags::describe(run, &candidates).await?;
+    let tags = match &listing {
+        Some(l) => candidates
+            .iter()
+            .filter_map(|a| Some((a.clone(), l.tags.get(a)?.clone())))
+            .collect(),
+        None => elb_tags::describe(run, &candidates).await?,
+    };
     let mut owners: BTreeMap<String, Ownership> = BTreeMap::new();
     for arn in &candidates {
         let t = tags.get(arn).cloned().unwrap_or_default();

@@ -7,14 +7,16 @@
 //! condition and the spec is Degraded, while everything else is still reconciled. Attributes AWS
 //! omits are read as their AWS defaults (deletion protection off, idle timeout 60 s).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    LoadBalancerAttribute, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
+    LoadBalancer as AwsLoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,
+    LoadBalancerTypeEnum,
 };
 
 use super::elb_tags::{self, Tags};
 use super::run::{Change, SpecRun};
+use super::snapshot::Entry;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::controller::ConditionReport;
@@ -24,6 +26,9 @@ pub const ATTR_DELETION_PROTECTION: &str = "deletion_protection.enabled";
 pub const ATTR_IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
 /// AWS's idle timeout when the attribute was never set.
 pub const DEFAULT_IDLE_TIMEOUT: u32 = 60;
+/// The largest page ELBv2's Describe* calls return (DescribeLoadBalancers, DescribeTargetGroups,
+/// DescribeRules).
+pub const PAGE_SIZE: i32 = 400;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
@@ -200,8 +205,46 @@ pub fn plan(
     (steps, immutable)
 }
 
-/// Read the load balancer by name (with tags and attributes); `None` when it does not exist.
-pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+/// Every load balancer by name, DescribeLoadBalancers [`PAGE_SIZE`] per page (a resync
+/// wave's read, shared by every spec).
+async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsLoadBalancer>, ResourceError> {
+    let mut out = HashMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeLoadBalancers",
+                "*",
+                run.aws
+                    .elbv2
+                    .describe_load_balancers()
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker.take())
+                    .send(),
+            )
+            .await?;
+        for lb in page.load_balancers() {
+            if let Some(name) = lb.load_balancer_name() {
+                out.insert(name.to_string(), lb.clone());
+            }
+        }
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The load balancer `name` as DescribeLoadBalancers has it; `None` when it does not exist.
+/// In a resync wave, from the wave's listing of every load balancer.
+async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsLoadBalancer>, ResourceError> {
+    if let Some(all) = run.cached(Entry::LoadBalancers, |_| list_all(run)).await {
+        return Ok(all?.get(name).cloned());
+    }
     let resp = run
         .aws
         .call(
@@ -216,9 +259,30 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
         Err(e) if e.code() == Some("LoadBalancerNotFound") => return Ok(None),
         other => other?,
     };
-    let Some(lb) = resp.load_balancers().first() else {
+    Ok(resp.load_balancers().first().cloned())
+}
+
+/// What a ServiceSpec needs of its load balancer `name` (no tags, no attributes); `None` when
+/// it does not exist.
+pub async fn find(run: &SpecRun<'_>, name: &str) -> Result<Option<Info>, ResourceError> {
+    Ok(describe(run, name).await?.map(|lb| Info {
+        name: name.to_string(),
+        arn: lb.load_balancer_arn().unwrap_or_default().to_string(),
+        dns_name: lb.dns_name().unwrap_or_default().to_string(),
+        canonical_zone_id: lb
+            .canonical_hosted_zone_id()
+            .unwrap_or_default()
+            .to_string(),
+        vpc_id: lb.vpc_id().unwrap_or_default().to_string(),
+    }))
+}
+
+/// Read the load balancer by name (with tags and attributes); `None` when it does not exist.
+pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+    let Some(lb) = describe(run, name).await? else {
         return Ok(None);
     };
+    let lb = &lb;
     let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
     let tags = elb_tags::describe(run, std::slice::from_ref(&arn))
         .await?

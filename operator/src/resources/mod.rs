@@ -34,6 +34,7 @@ pub mod reconciler;
 pub mod run;
 pub mod scaling;
 pub mod service;
+pub mod snapshot;
 pub mod tags;
 pub mod target_group;
 pub mod task_definition;
@@ -43,7 +44,8 @@ pub mod zone;
 pub use context::Aws;
 pub use error::ResourceError;
 pub use reconciler::AwsReconciler;
-pub use run::{Change, Op, SpecRun};
+pub use run::{Change, Op, RunAws, SpecRun};
+pub use snapshot::Snapshot;
 
 /// Teardown of the edge resource kinds (ECR, ACM, ELBv2, Route53), each in its own module.
 /// Returns whether the resource is gone or released; `false` leaves a reason in `run.waiting`.

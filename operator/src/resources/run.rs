@@ -2,12 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use super::context::Aws;
+use super::snapshot::{Entry, WaveRun};
 use super::tags::{missing_owner_tags, owner_tags, ownership, Ownership};
 use super::ResourceError;
-use crate::controller::{ConditionReport, Report};
+use crate::aws::{CallClass, Service};
+use crate::controller::{ConditionReport, ReconcileInput, Report, ValidSpecs};
 use crate::spec::SpecKey;
 use crate::store::status::{Phase, ResourceRef};
 
@@ -82,9 +90,55 @@ impl fmt::Display for Change {
     }
 }
 
+/// [`Aws`] as one reconcile sees it (it derefs to [`Aws`]): [`RunAws::call`] is [`Aws::call`],
+/// and when the reconcile is part of a resync wave, a write first and last tells the wave's
+/// snapshot (see [`super::snapshot`]), so no write of any resource module can leave it stale.
+#[derive(Clone)]
+pub struct RunAws<'a> {
+    aws: &'a Aws,
+    wave: Option<Arc<WaveRun>>,
+}
+
+impl Deref for RunAws<'_> {
+    type Target = Aws;
+    fn deref(&self) -> &Aws {
+        self.aws
+    }
+}
+
+impl RunAws<'_> {
+    /// [`Aws::call`]; a call of any class but `Read` is a write.
+    pub async fn call<T, E, R, F>(
+        &self,
+        service: Service,
+        class: CallClass,
+        operation: &'static str,
+        resource: &str,
+        call: F,
+    ) -> Result<T, ResourceError>
+    where
+        F: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let write = class != CallClass::Read;
+        if let (true, Some(w)) = (write, &self.wave) {
+            w.writing();
+        }
+        let out = self
+            .aws
+            .call(service, class, operation, resource, call)
+            .await;
+        if let (true, Some(w)) = (write, &self.wave) {
+            w.writing();
+        }
+        out
+    }
+}
+
 /// The state of one reconcile of one spec as it moves through its resources.
 pub struct SpecRun<'a> {
-    pub aws: &'a Aws,
+    pub aws: RunAws<'a>,
     pub key: SpecKey,
     /// False for `diff` and `mode: observe`: plan and record, never write.
     pub apply: bool,
@@ -101,9 +155,10 @@ pub struct SpecRun<'a> {
 }
 
 impl<'a> SpecRun<'a> {
+    /// A run that reads fresh (see [`SpecRun::in_wave`]).
     pub fn new(aws: &'a Aws, key: SpecKey, apply: bool, adopt: bool) -> Self {
         SpecRun {
-            aws,
+            aws: RunAws { aws, wave: None },
             key,
             apply,
             adopt,
@@ -113,6 +168,36 @@ impl<'a> SpecRun<'a> {
             waiting: Vec::new(),
             degraded: Vec::new(),
             requeue_after: None,
+        }
+    }
+
+    /// Make this run part of the resync wave of `input`, if it has one: batched reads come
+    /// from the wave's snapshot (see [`super::snapshot`]).
+    pub fn in_wave(mut self, input: &ReconcileInput) -> Self {
+        self.aws.wave = input
+            .wave
+            .as_ref()
+            .map(|snapshot| WaveRun::new(snapshot.clone(), input.specs.clone()));
+        self
+    }
+
+    /// `entry` from the wave's snapshot (read by `fetch(specs)`, once per wave, when no other
+    /// reconcile of the wave has read it yet); `None` when this run is not part of a wave or
+    /// has written already: the caller then reads fresh, its own way. `specs` are the store's
+    /// valid specs, for reads that cover every spec.
+    pub async fn cached<T, F, Fut>(
+        &self,
+        entry: Entry,
+        fetch: F,
+    ) -> Option<Result<Arc<T>, ResourceError>>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(ValidSpecs) -> Fut,
+        Fut: Future<Output = Result<T, ResourceError>>,
+    {
+        match &self.aws.wave {
+            Some(w) => w.cached(entry, fetch).await,
+            None => None,
         }
     }
 

@@ -4,14 +4,15 @@
 //! target is deregistered when the spec drops `autoscaling`. A scalable target on a service
 //! this spec owns belongs to the spec.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_applicationautoscaling::types::{
-    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
-    TargetTrackingScalingPolicyConfiguration,
+    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalingPolicy,
+    ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
 };
 
 use super::run::{Change, SpecRun};
+use super::snapshot::Entry;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::spec::types::Autoscaling;
@@ -93,7 +94,130 @@ pub fn desired(service: &str, a: Option<&Autoscaling>, alb_label: Option<&str>) 
     }
 }
 
+/// A target-tracking policy as compared, by name; `None` for other kinds of policy.
+fn policy_from(p: &ScalingPolicy) -> Option<(String, Policy)> {
+    let c = p.target_tracking_scaling_policy_configuration()?;
+    let m = c.predefined_metric_specification()?;
+    Some((
+        p.policy_name().to_string(),
+        Policy {
+            metric: m.predefined_metric_type().as_str().to_string(),
+            target: c.target_value(),
+            scale_in_cooldown: c.scale_in_cooldown().unwrap_or(0),
+            scale_out_cooldown: c.scale_out_cooldown().unwrap_or(0),
+            resource_label: m.resource_label().map(str::to_string),
+        },
+    ))
+}
+
+/// Every scalable target and scaling policy on ECS services' desired counts, by resource id:
+/// a resync wave's read, shared by every ServiceSpec.
+#[derive(Debug, Default)]
+struct Listing {
+    targets: HashMap<String, (i32, i32)>,
+    policies: HashMap<String, BTreeMap<String, Policy>>,
+    /// Every page was read (an emulator whose paging loops gives an incomplete listing: the
+    /// specs then read fresh).
+    complete: bool,
+}
+
+/// The largest page DescribeScalableTargets and DescribeScalingPolicies return.
+const PAGE_SIZE: i32 = 50;
+
+async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
+    let mut out = Listing {
+        complete: true,
+        ..Listing::default()
+    };
+    let mut seen = HashSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::ApplicationAutoScaling,
+                CallClass::Read,
+                "DescribeScalableTargets",
+                "ecs",
+                run.aws
+                    .scaling
+                    .describe_scalable_targets()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token.take())
+                    .send(),
+            )
+            .await?;
+        for t in page.scalable_targets() {
+            out.targets.insert(
+                t.resource_id().to_string(),
+                (t.min_capacity(), t.max_capacity()),
+            );
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = Some(t.to_string()),
+            Some(t) if !t.is_empty() => {
+                out.complete = false;
+                break;
+            }
+            _ => break,
+        }
+    }
+    seen.clear();
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::ApplicationAutoScaling,
+                CallClass::Read,
+                "DescribeScalingPolicies",
+                "ecs",
+                run.aws
+                    .scaling
+                    .describe_scaling_policies()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token.take())
+                    .send(),
+            )
+            .await?;
+        for p in page.scaling_policies() {
+            if let Some((name, policy)) = policy_from(p) {
+                out.policies
+                    .entry(p.resource_id().to_string())
+                    .or_default()
+                    .insert(name, policy);
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = Some(t.to_string()),
+            Some(t) if !t.is_empty() => {
+                out.complete = false;
+                break;
+            }
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The scalable target of `id` and its policies. In a resync wave, from one listing of every
+/// ECS scalable target and policy for the whole wave.
 pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceError> {
+    if let Some(listing) = run.cached(Entry::Scaling, |_| list_all(run)).await {
+        let listing = listing?;
+        if listing.complete {
+            return Ok(match listing.targets.get(id) {
+                None => Observed::default(),
+                Some(range) => Observed {
+                    range: Some(*range),
+                    policies: listing.policies.get(id).cloned().unwrap_or_default(),
+                },
+            });
+        }
+    }
     let targets = run
         .aws
         .call(
@@ -139,20 +263,7 @@ pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceEr
         .scaling_policies()
         .iter()
         .filter(|p| p.resource_id() == id)
-        .filter_map(|p| {
-            let c = p.target_tracking_scaling_policy_configuration()?;
-            let m = c.predefined_metric_specification()?;
-            Some((
-                p.policy_name().to_string(),
-                Policy {
-                    metric: m.predefined_metric_type().as_str().to_string(),
-                    target: c.target_value(),
-                    scale_in_cooldown: c.scale_in_cooldown().unwrap_or(0),
-                    scale_out_cooldown: c.scale_out_cooldown().unwrap_or(0),
-                    resource_label: m.resource_label().map(str::to_string),
-                },
-            ))
-        })
+        .filter_map(policy_from)
         .collect();
     Ok(Observed { range, policies })
 }

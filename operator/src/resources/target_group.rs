@@ -7,14 +7,16 @@
 //! check is compared field by field with AWS's spelling normalised (matcher codes without
 //! spaces); every difference is one ModifyTargetGroup call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum,
+    Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetGroupAttribute, TargetTypeEnum,
 };
 
 use super::elb_tags::{self, Tags};
+use super::load_balancer::PAGE_SIZE;
 use super::run::{Change, SpecRun};
+use super::snapshot::{target_group_names, Entry};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::controller::ConditionReport;
@@ -206,30 +208,119 @@ pub fn plan(
     (steps, immutable)
 }
 
-/// Read the target group by name (with tags and attributes); `None` when it does not exist.
-pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
-    let resp = run
-        .aws
-        .call(
-            Service::Elbv2,
-            CallClass::Read,
-            "DescribeTargetGroups",
-            name,
-            run.aws.elbv2.describe_target_groups().names(name).send(),
-        )
+/// Every target group by name, and the tags of those the store's ServiceSpecs name (a resync
+/// wave's read, shared by every ServiceSpec).
+struct Listing {
+    by_name: HashMap<String, AwsTargetGroup>,
+    tags: BTreeMap<String, Tags>,
+}
+
+/// DescribeTargetGroups, [`PAGE_SIZE`] per page, then DescribeTags of the target groups named
+/// `names`, 20 ARNs per call.
+async fn list_all(run: &SpecRun<'_>, names: BTreeSet<String>) -> Result<Listing, ResourceError> {
+    let mut by_name = HashMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeTargetGroups",
+                "*",
+                run.aws
+                    .elbv2
+                    .describe_target_groups()
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker.take())
+                    .send(),
+            )
+            .await?;
+        for tg in page.target_groups() {
+            if let Some(name) = tg.target_group_name() {
+                by_name.insert(name.to_string(), tg.clone());
+            }
+        }
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    let arns: Vec<String> = names
+        .iter()
+        .filter_map(|n| by_name.get(n))
+        .filter_map(|tg: &AwsTargetGroup| tg.target_group_arn().map(str::to_string))
+        .collect();
+    let mut tags = elb_tags::describe(run, &arns).await?;
+    for arn in arns {
+        tags.entry(arn).or_default();
+    }
+    Ok(Listing { by_name, tags })
+}
+
+/// The target group `name` as DescribeTargetGroups has it, with its tags; `None` when it does
+/// not exist. In a resync wave, from the wave's listing.
+async fn describe(
+    run: &SpecRun<'_>,
+    name: &str,
+) -> Result<Option<(AwsTargetGroup, Tags)>, ResourceError> {
+    let listing = run
+        .cached(Entry::TargetGroups, |specs| {
+            list_all(run, target_group_names(&specs))
+        })
         .await;
-    let resp = match resp {
-        Err(e) if e.code() == Some("TargetGroupNotFound") => return Ok(None),
-        other => other?,
+    let (tg, tags) = match listing {
+        Some(listing) => {
+            let listing = listing?;
+            let Some(tg) = listing.by_name.get(name) else {
+                return Ok(None);
+            };
+            let arn = tg.target_group_arn().unwrap_or_default();
+            (tg.clone(), listing.tags.get(arn).cloned())
+        }
+        None => {
+            let resp = run
+                .aws
+                .call(
+                    Service::Elbv2,
+                    CallClass::Read,
+                    "DescribeTargetGroups",
+                    name,
+                    run.aws.elbv2.describe_target_groups().names(name).send(),
+                )
+                .await;
+            let resp = match resp {
+                Err(e) if e.code() == Some("TargetGroupNotFound") => return Ok(None),
+                other => other?,
+            };
+            let Some(tg) = resp.target_groups().first() else {
+                return Ok(None);
+            };
+            (tg.clone(), None)
+        }
     };
-    let Some(tg) = resp.target_groups().first() else {
+    let tags = match tags {
+        Some(t) => t,
+        // Not read with the listing (a spec newer than the wave), or not in a wave.
+        None => {
+            let arn = tg.target_group_arn().unwrap_or_default().to_string();
+            elb_tags::describe(run, std::slice::from_ref(&arn))
+                .await?
+                .remove(&arn)
+                .unwrap_or_default()
+        }
+    };
+    Ok(Some((tg, tags)))
+}
+
+/// Read the target group by name (with tags and attributes); `None` when it does not exist.
+/// Attributes are read per target group (AWS has no batch form).
+pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+    let Some((tg, tags)) = describe(run, name).await? else {
         return Ok(None);
     };
+    let tg = &tg;
     let arn = tg.target_group_arn().unwrap_or_default().to_string();
-    let tags = elb_tags::describe(run, std::slice::from_ref(&arn))
-        .await?
-        .remove(&arn)
-        .unwrap_or_default();
     let attrs: BTreeMap<String, String> = run
         .aws
         .call(

@@ -4,12 +4,15 @@
 //! Invariants: every name and DNS target is compared normalised ([`norm_name`]: lower case, no
 //! trailing dot, `\052` read as `*`); zone ids never carry the `/hostedzone/` prefix.
 
+use std::sync::Arc;
+
 use aws_sdk_route53::types::{
     AliasTarget, Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet,
     RrType,
 };
 
 use super::run::SpecRun;
+use super::snapshot::Entry;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 
@@ -110,8 +113,16 @@ pub fn in_zone(host: &str, zone: &Zone) -> bool {
 }
 
 /// Find the hosted zone a spec names (by name or id). With several zones of one name, the
-/// public one wins.
+/// public one wins. In a resync wave, once per zone for the whole wave.
 pub async fn resolve(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, ResourceError> {
+    let entry = Entry::Zone(name_or_id.to_string());
+    match run.cached(entry, |_| lookup(run, name_or_id)).await {
+        Some(z) => Ok(z?.as_ref().clone()),
+        None => lookup(run, name_or_id).await,
+    }
+}
+
+async fn lookup(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, ResourceError> {
     if is_zone_id(name_or_id) {
         let id = strip_zone_prefix(name_or_id).to_string();
         let out = run
@@ -173,8 +184,17 @@ pub async fn resolve(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, Resour
     })
 }
 
-/// Every record of the zone (ListResourceRecordSets, paginated).
-pub async fn records(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceError> {
+/// Every record of the zone (ListResourceRecordSets, paginated). In a resync wave, once per
+/// zone for the whole wave (a write to the zone makes the next reader list it again).
+pub async fn records(run: &SpecRun<'_>, zone: &Zone) -> Result<Arc<Vec<Record>>, ResourceError> {
+    let entry = Entry::Records(zone.id.clone());
+    match run.cached(entry, |_| list(run, zone)).await {
+        Some(r) => r,
+        None => Ok(Arc::new(list(run, zone).await?)),
+    }
+}
+
+async fn list(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceError> {
     let mut out = Vec::new();
     let mut start: Option<(String, RrType, Option<String>)> = None;
     loop {

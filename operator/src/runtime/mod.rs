@@ -12,7 +12,9 @@ pub use leader::{
     default_identity, BackendError, Elector, LeaderError, LeaderState, LeaseBackend, LeaseConfig,
     LeaseRecord, MemoryLease,
 };
-pub use runner::{runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics};
+pub use runner::{
+    runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics, WaveId,
+};
 
 #[cfg(test)]
 mod leader_tests;

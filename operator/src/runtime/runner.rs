@@ -1,6 +1,6 @@
 //! The reconcile runner: turns triggers into reconciles, one key at a time, a bounded number at once.
 //!
-//! Invariants (DESIGN.md "Runtime invariants"; each has a test on paused time below):
+//! Invariants (DESIGN.md "Runtime invariants"; each has a test on paused time in `tests.rs`):
 //! 1. a key is never reconciled by two tasks at once;
 //! 2. any number of triggers while a key runs cause exactly one follow-up reconcile;
 //! 3. a key scheduled twice keeps the earliest deadline; running reconciles never exceed
@@ -9,10 +9,27 @@
 //!    not bypass a key's backoff; terminal errors (an invalid spec) wait for a change;
 //! 6. every key that succeeded is re-reconciled within `resync_interval` (± jitter).
 //!
-//! Also: nothing runs before the readiness gate opens; on shutdown no new reconcile starts and
-//! running ones get `shutdown_grace` to finish (a second shutdown aborts them at once).
+//! **Resync waves.** Resync is not per key: every `resync_interval` (jittered by
+//! `resync_jitter` as a whole, so waves do not beat with anything periodic) the runner starts a
+//! *wave*: it increments the wave id and schedules, at once, every known key that is idle
+//! (not running, not already scheduled, not waiting on a terminal error). A reconcile is told
+//! the wave it belongs to (`Some(id)`), so the reconciles of one wave can share one read of the
+//! world (`resources::snapshot`); every other reconcile (a change, a requeue while a rollout is
+//! followed, a retry after a failure, the follow-up of a key triggered while it ran) gets
+//! `None` and reads fresh. A key scheduled for any of those reasons keeps that reason when a
+//! wave starts (fresh wins over the wave); a key still waiting for a slot from the previous
+//! wave moves into the new one. A key that succeeds and asks for nothing more is not scheduled
+//! again: the next wave picks it up, at most `resync_interval * (1 + resync_jitter)` later,
+//! which is invariant 6. A trigger with [`Reason::Resync`] (used at start-up to make the first
+//! reconcile of every spec a wave, and by `run --once`) joins the current wave; wave ids start
+//! at 1.
 //!
-//! The runner knows nothing of AWS or stores: a reconcile is any async function of a key.
+//! Also: nothing runs before the readiness gate opens (the first timed wave starts one jittered
+//! interval after it opens); on shutdown no new reconcile starts and running ones get
+//! `shutdown_grace` to finish (a second shutdown aborts them at once).
+//!
+//! The runner knows nothing of AWS or stores: a reconcile is any async function of a key and
+//! its wave.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
@@ -54,11 +71,17 @@ pub enum ReconcileError {
 /// Why a key is triggered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// Its spec changed (or appeared, or left the store). Clears a terminal error.
+    /// Its spec changed (or appeared, or left the store). Clears a terminal error. Runs fresh
+    /// (outside any wave).
     Change,
-    /// The periodic drift check.
+    /// The drift check: joins the current resync wave (unless the key is running, or already
+    /// scheduled for another reason, which then wins). Ignored while the key waits on a
+    /// terminal error.
     Resync,
 }
+
+/// The id of a resync wave (see the module docs). Ids start at 1 and only grow.
+pub type WaveId = u64;
 
 /// Messages to a running runner.
 #[derive(Debug)]
@@ -79,8 +102,9 @@ pub enum Command<K> {
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerConfig {
     pub concurrency: usize,
+    /// Time between resync waves.
     pub resync_interval: Duration,
-    /// Fraction of the resync interval by which each key's resync is moved, at random, either way.
+    /// Fraction of the resync interval by which each wave is moved, at random, either way.
     pub resync_jitter: f64,
     pub backoff: BackoffPolicy,
     pub shutdown_grace: Duration,
@@ -110,6 +134,8 @@ pub struct RunnerMetrics {
     pub backoffs: AtomicU64,
     pub queue_depth: AtomicU64,
     pub running: AtomicU64,
+    /// Resync waves started by the timer (the start-up wave is not counted).
+    pub waves: AtomicU64,
 }
 
 impl RunnerMetrics {
@@ -174,6 +200,8 @@ impl<K> Handle<K> {
 
 /// Create a runner. Drive the returned future to run it; it ends after shutdown (or when every
 /// handle is dropped), once running reconciles have finished or the grace period ran out.
+/// `reconcile(key, wave)`: `wave` is the resync wave the run belongs to, `None` for a run that
+/// must read fresh.
 pub fn runner<K, F, Fut>(
     cfg: RunnerConfig,
     metrics: Arc<RunnerMetrics>,
@@ -181,7 +209,7 @@ pub fn runner<K, F, Fut>(
 ) -> (Handle<K>, impl Future<Output = ()>)
 where
     K: Clone + Ord + Hash + Display + Send + Sync + 'static,
-    F: Fn(K) -> Fut,
+    F: Fn(K, Option<WaveId>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -206,6 +234,14 @@ struct State<K> {
     /// Forgotten while running: do not reschedule when it ends.
     forgotten: HashSet<K>,
     gate_open: bool,
+    /// Every key triggered and not forgotten: what a wave covers.
+    known: HashSet<K>,
+    /// The current wave.
+    wave: WaveId,
+    /// When the next wave starts (set when the gate opens).
+    next_wave: Option<Instant>,
+    /// Scheduled keys whose only reason to run is a wave (absent: a fresh run).
+    in_wave: HashMap<K, WaveId>,
 }
 
 impl<K: Clone + Ord + Hash + Display> State<K> {
@@ -228,8 +264,15 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             .mul_f64(1.0 - j + 2.0 * j * fastrand::f64())
     }
 
+    /// Schedule a fresh (non-wave) run of `key` at `at` (or earlier, if it is scheduled so).
+    fn schedule_fresh(&mut self, key: K, at: Instant) {
+        self.in_wave.remove(&key);
+        self.sched.schedule(key, at);
+    }
+
     fn trigger(&mut self, key: K, reason: Reason, at: Instant) {
         self.forgotten.remove(&key);
+        self.known.insert(key.clone());
         if reason == Reason::Change {
             self.terminal.remove(&key);
         } else if self.terminal.contains(&key) {
@@ -240,13 +283,47 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             let entry = self.rerun.entry(key).or_insert((at, false));
             entry.0 = entry.0.min(at);
             entry.1 |= reason == Reason::Change;
+        } else if reason == Reason::Resync {
+            if self.sched.deadline(&key).is_none() {
+                self.in_wave.insert(key.clone(), self.wave);
+            }
+            self.sched.schedule(key, at);
         } else {
+            self.schedule_fresh(key, at);
+        }
+    }
+
+    /// Start the next wave: every idle known key is scheduled now as part of it.
+    fn start_wave(&mut self, now: Instant) {
+        self.wave += 1;
+        self.metrics.waves.fetch_add(1, Ordering::Relaxed);
+        self.next_wave = Some(now + self.resync_delay());
+        let wave = self.wave;
+        for w in self.in_wave.values_mut() {
+            *w = wave;
+        }
+        let idle: Vec<K> = self
+            .known
+            .iter()
+            .filter(|k| {
+                !self.running.contains(*k)
+                    && !self.terminal.contains(*k)
+                    && self.sched.deadline(k).is_none()
+            })
+            .cloned()
+            .collect();
+        for key in idle {
+            let at = self.not_before_backoff(&key, now);
+            self.in_wave.insert(key.clone(), wave);
             self.sched.schedule(key, at);
         }
+        tracing::debug!(wave, queued = self.sched.len(), "resync wave");
     }
 
     fn forget(&mut self, key: K) {
         self.sched.remove(&key);
+        self.in_wave.remove(&key);
+        self.known.remove(&key);
         self.rerun.remove(&key);
         self.backoffs.remove(&key);
         self.terminal.remove(&key);
@@ -263,7 +340,8 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             Outcome::Done(Ok(Action::AwaitChange)) => {
                 m.reconciles_succeeded.fetch_add(1, Ordering::Relaxed);
                 self.backoffs.remove(&key);
-                Some(now + self.resync_delay())
+                // The next wave checks it again.
+                None
             }
             Outcome::Done(Ok(Action::RequeueAfter(d))) => {
                 m.reconciles_requeued.fetch_add(1, Ordering::Relaxed);
@@ -304,15 +382,16 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             return;
         }
         if let Some(at) = next {
-            self.sched.schedule(key.clone(), at);
+            self.schedule_fresh(key.clone(), at);
         }
         if let Some((at, change)) = self.rerun.remove(&key) {
             if change {
                 self.terminal.remove(&key);
             }
             if !self.terminal.contains(&key) {
+                // A follow-up reads fresh: the run it follows may have written.
                 let at = self.not_before_backoff(&key, at);
-                self.sched.schedule(key, at);
+                self.schedule_fresh(key, at);
             }
         }
     }
@@ -334,7 +413,7 @@ async fn run<K, F, Fut>(
     reconcile: F,
 ) where
     K: Clone + Ord + Hash + Display + Send + Sync + 'static,
-    F: Fn(K) -> Fut,
+    F: Fn(K, Option<WaveId>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
     let mut st: State<K> = State {
@@ -347,6 +426,10 @@ async fn run<K, F, Fut>(
         terminal: HashSet::new(),
         forgotten: HashSet::new(),
         gate_open: false,
+        known: HashSet::new(),
+        wave: 1,
+        next_wave: None,
+        in_wave: HashMap::new(),
     };
     let mut tasks: JoinSet<(K, Result<Action, ReconcileError>)> = JoinSet::new();
     let mut ids: HashMap<tokio::task::Id, K> = HashMap::new();
@@ -355,13 +438,17 @@ async fn run<K, F, Fut>(
     loop {
         if st.gate_open && shutdown_at.is_none() {
             let now = Instant::now();
+            if st.next_wave.is_some_and(|at| at <= now) {
+                st.start_wave(now);
+            }
             while st.has_free_slot() {
                 let Some(key) = st.sched.pop_due(now) else {
                     break;
                 };
                 st.running.insert(key.clone());
-                let fut = reconcile(key.clone());
-                let span = tracing::info_span!("reconcile", key = %key);
+                let wave = st.in_wave.remove(&key);
+                let fut = reconcile(key.clone(), wave);
+                let span = tracing::info_span!("reconcile", key = %key, wave);
                 let k = key.clone();
                 let handle = tasks.spawn(async move { (k, fut.await) }.instrument(span));
                 ids.insert(handle.id(), key);
@@ -371,8 +458,12 @@ async fn run<K, F, Fut>(
         if shutdown_at.is_some() && tasks.is_empty() {
             break;
         }
-        let wake = if st.gate_open && shutdown_at.is_none() && st.has_free_slot() {
-            st.sched.next_deadline()
+        let wake = if st.gate_open && shutdown_at.is_none() {
+            let due = st.sched.next_deadline().filter(|_| st.has_free_slot());
+            match (due, st.next_wave) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
         } else {
             None
         };
@@ -393,7 +484,12 @@ async fn run<K, F, Fut>(
             cmd = rx.recv(), if rx_open => match cmd {
                 Some(Command::Trigger { key, reason, at }) => st.trigger(key, reason, at.unwrap_or_else(Instant::now)),
                 Some(Command::Forget(key)) => st.forget(key),
-                Some(Command::Ready) => st.gate_open = true,
+                Some(Command::Ready) => {
+                    if !st.gate_open {
+                        st.gate_open = true;
+                        st.next_wave = Some(Instant::now() + st.resync_delay());
+                    }
+                }
                 Some(Command::Shutdown) if shutdown_at.is_some() => {
                     st.metrics.reconciles_aborted.fetch_add(tasks.len() as u64, Ordering::Relaxed);
                     tasks.abort_all();

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use tokio::time::{sleep, Instant};
 
-use super::runner::{runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics};
+use super::runner::{
+    runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics, WaveId,
+};
 use super::BackoffPolicy;
 
 /// Records every reconcile: when each key started, and how many ran at once.
 #[derive(Default)]
 struct Probe {
-    starts: Mutex<Vec<(u32, Instant)>>,
+    starts: Mutex<Vec<(u32, Instant, Option<WaveId>)>>,
     per_key: Mutex<HashMap<u32, usize>>,
     max_per_key: AtomicUsize,
     now: AtomicUsize,
@@ -21,8 +23,8 @@ struct Probe {
 }
 
 impl Probe {
-    fn enter(&self, k: u32) {
-        self.starts.lock().unwrap().push((k, Instant::now()));
+    fn enter(&self, k: u32, wave: Option<WaveId>) {
+        self.starts.lock().unwrap().push((k, Instant::now(), wave));
         let mut m = self.per_key.lock().unwrap();
         let c = m.entry(k).or_default();
         *c += 1;
@@ -39,8 +41,18 @@ impl Probe {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(key, _)| *key == k)
-            .map(|(_, t)| *t)
+            .filter(|(key, _, _)| *key == k)
+            .map(|(_, t, _)| *t)
+            .collect()
+    }
+    /// The wave of each run of `k`, in order.
+    fn waves(&self, k: u32) -> Vec<Option<WaveId>> {
+        self.starts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(key, _, _)| *key == k)
+            .map(|(_, _, w)| *w)
             .collect()
     }
     fn total(&self) -> usize {
@@ -66,12 +78,12 @@ fn start(
     let probe = Arc::new(Probe::default());
     let metrics = Arc::new(RunnerMetrics::default());
     let p = probe.clone();
-    let (handle, fut) = runner(cfg, metrics.clone(), move |k: u32| {
+    let (handle, fut) = runner(cfg, metrics.clone(), move |k: u32, wave: Option<WaveId>| {
         let p = p.clone();
         let b = behaviour.clone();
         async move {
             let n = p.runs(k).len();
-            p.enter(k);
+            p.enter(k, wave);
             let (took, result) = b(k, n);
             sleep(took).await;
             p.exit(k);
@@ -277,9 +289,9 @@ async fn terminal_errors_wait_for_a_change_and_resyncs_do_not_retry_them() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn every_key_is_resynced_within_the_interval_and_resyncs_spread_out() {
+async fn every_key_is_resynced_within_the_interval_in_one_wave_and_waves_are_jittered() {
     let interval = Duration::from_secs(300);
-    let (h, probe, _, _) = start(
+    let (h, probe, metrics, _) = start(
         RunnerConfig {
             resync_interval: interval,
             ..cfg()
@@ -291,23 +303,102 @@ async fn every_key_is_resynced_within_the_interval_and_resyncs_spread_out() {
     for k in 0..100 {
         h.trigger(k, Reason::Change);
     }
-    sleep(interval.mul_f64(1.1) + Duration::from_secs(1)).await;
-    let mut second = Vec::new();
+    sleep(interval * 6).await;
+    let first = probe.runs(0);
+    assert!(first.len() >= 6, "{first:?}");
     for k in 0..100 {
         let runs = probe.runs(k);
-        assert_eq!(runs.len(), 2, "key {k} ran {} times", runs.len());
-        let gap = runs[1] - runs[0];
-        assert!(
-            gap >= interval.mul_f64(0.9) && gap <= interval.mul_f64(1.1),
-            "key {k}: resync after {gap:?}"
+        // Every key runs in every wave, at the same instant as every other key.
+        assert_eq!(runs, first, "key {k}");
+        assert_eq!(
+            probe.waves(k)[..3],
+            [None, Some(2), Some(3)],
+            "key {k}: the first run was a change"
         );
-        second.push(runs[1] - t0);
     }
-    let spread = *second.iter().max().unwrap() - *second.iter().min().unwrap();
+    assert_eq!(first[0], t0);
+    let gaps: Vec<Duration> = first.windows(2).map(|w| w[1] - w[0]).collect();
+    for gap in &gaps {
+        assert!(
+            *gap >= interval.mul_f64(0.9) && *gap <= interval.mul_f64(1.1),
+            "a wave after {gap:?}"
+        );
+    }
     assert!(
-        spread >= interval.mul_f64(0.05),
-        "resyncs arrive together: spread {spread:?}"
+        gaps.iter().any(|g| *g != gaps[0]),
+        "waves are not jittered: {gaps:?}"
     );
+    assert_eq!(metrics.waves.load(Ordering::SeqCst), first.len() as u64 - 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_runs_started_by_a_wave_are_told_their_wave() {
+    // Waves at 100 s, 200 s, 300 s... Key 1 converges; key 2 follows a rollout (requeue every
+    // 25 s, five times); key 3 fails once; key 4 takes 30 s, so a wave can start while it runs.
+    let behaviour: Behaviour = Arc::new(|k, n| match (k, n) {
+        (2, 0..=4) => (
+            Duration::ZERO,
+            Ok(Action::RequeueAfter(Duration::from_secs(25))),
+        ),
+        (3, 0) => (
+            Duration::ZERO,
+            Err(ReconcileError::Retryable("throttled".into())),
+        ),
+        (4, _) => (Duration::from_secs(30), Ok(Action::AwaitChange)),
+        _ => (Duration::ZERO, Ok(Action::AwaitChange)),
+    });
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            resync_interval: Duration::from_secs(100),
+            resync_jitter: 0.0,
+            ..cfg()
+        },
+        true,
+        behaviour,
+    );
+    // Start-up: every key joins the first wave.
+    for k in 1..=3 {
+        h.trigger(k, Reason::Resync);
+    }
+    h.ready();
+    sleep(Duration::from_secs(80)).await;
+    // Key 4 starts at 80 s by a change and is still running when wave 2 starts.
+    h.trigger(4, Reason::Change);
+    sleep(Duration::from_secs(70)).await;
+    assert_eq!(probe.waves(1), [Some(1), Some(2)]);
+    // Requeues are fresh, including the one due when wave 2 started (fresh wins).
+    assert_eq!(probe.waves(2), [Some(1), None, None, None, None, None]);
+    // The retry after the failure is fresh.
+    assert_eq!(probe.waves(3), [Some(1), None, Some(2)]);
+    // Running when wave 2 started: not run again by it.
+    assert_eq!(probe.waves(4), [None]);
+    sleep(Duration::from_secs(200)).await;
+    assert_eq!(probe.waves(2)[6..], [Some(3), Some(4)]);
+    assert_eq!(probe.waves(4), [None, Some(3), Some(4)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_while_a_wave_run_waits_for_a_slot_makes_it_fresh() {
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            concurrency: 1,
+            resync_interval: Duration::from_secs(100),
+            resync_jitter: 0.0,
+            ..cfg()
+        },
+        true,
+        ok_after(Duration::from_secs(10)),
+    );
+    for k in 1..=3 {
+        h.trigger(k, Reason::Resync);
+    }
+    h.ready();
+    sleep(Duration::from_secs(1)).await;
+    h.trigger(3, Reason::Change);
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(probe.waves(1), [Some(1)]);
+    assert_eq!(probe.waves(2), [Some(1)]);
+    assert_eq!(probe.waves(3), [None]);
 }
 
 #[tokio::test(start_paused = true)]
