@@ -4,12 +4,16 @@
 //! a reconcile that creates something never creates it twice because of a stale snapshot.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ecs_operator::aws::calls::is_mutating;
 use ecs_operator::aws::CallMetrics;
+use ecs_operator::resources::Snapshot;
+use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{write_specs, Fleet, Network};
 use ecs_operator_tests::{cli_counted, Moto};
+use futures::future::join_all;
 
 const ZONE: &str = "example.com";
 /// ServiceSpecs in the test fleet.
@@ -177,22 +181,583 @@ fn table(calls: &BTreeMap<String, u64>) -> String {
         .join("\n")
 }
 
+/// Reconcile every spec of the fleet as one wave sharing `wave`: the ClusterSpec first, then
+/// every ServiceSpec at once (as the runtime would, up to its concurrency). Every result must
+/// be a report.
+async fn wave(fleet: &Fleet, wave: &Arc<Snapshot>) -> BTreeMap<String, Phase> {
+    let cluster = fleet
+        .reconcile_in_wave("ClusterSpec/prod", wave)
+        .await
+        .unwrap_or_else(|e| panic!("ClusterSpec/prod: {e}"));
+    let mut out = BTreeMap::from([("ClusterSpec/prod".to_string(), cluster.phase)]);
+    let keys: Vec<String> = fleet
+        .specs
+        .keys()
+        .filter(|k| k.kind == Kind::ServiceSpec)
+        .map(|k| k.to_string())
+        .collect();
+    let results = join_all(keys.iter().map(|k| fleet.reconcile_in_wave(k, wave))).await;
+    for (k, r) in keys.into_iter().zip(results) {
+        let r = r.unwrap_or_else(|e| panic!("{k}: {e}"));
+        out.insert(k, r.phase);
+    }
+    out
+}
+
+/// Every read and write of one steady-state wave of the test fleet: what AWS can batch is read
+/// once per wave (per cluster, listener, zone...), the rest once per resource.
+fn steady_state_wave() -> BTreeMap<String, u64> {
+    let services = SERVICES as u64;
+    BTreeMap::from(
+        [
+            // ceil(12 / 10) for the one cluster; the ClusterSpec's own cluster.
+            ("ecs/DescribeServices", services.div_ceil(10)),
+            ("ecs/DescribeClusters", 1),
+            // A new process has no revision cached yet: one per service, then none.
+            ("ecs/DescribeTaskDefinition", services),
+            ("elasticloadbalancingv2/DescribeLoadBalancers", 1),
+            ("elasticloadbalancingv2/DescribeListeners", 1),
+            ("elasticloadbalancingv2/DescribeTargetGroups", 1),
+            ("elasticloadbalancingv2/DescribeRules", 1),
+            ("elasticloadbalancingv2/DescribeListenerCertificates", 1),
+            // Target groups (20 per call), rules (20 per call), and the ClusterSpec's load
+            // balancer and listeners.
+            (
+                "elasticloadbalancingv2/DescribeTags",
+                services.div_ceil(20) + services.div_ceil(20) + 2,
+            ),
+            // No batch form: one per load balancer and per target group.
+            ("elasticloadbalancingv2/DescribeLoadBalancerAttributes", 1),
+            (
+                "elasticloadbalancingv2/DescribeTargetGroupAttributes",
+                services,
+            ),
+            ("route53/ListHostedZonesByName", 1),
+            ("route53/ListResourceRecordSets", 1),
+            // One listing; tags and description once per certificate (the default one and
+            // the two SNI ones).
+            ("acm/ListCertificates", 1),
+            ("acm/ListTagsForCertificate", 3),
+            ("acm/DescribeCertificate", 3),
+            // One listing; tags and lifecycle policy once per repository (no batch form).
+            ("ecr/DescribeRepositories", 1),
+            ("ecr/ListTagsForResource", 4),
+            ("ecr/GetLifecyclePolicy", 4),
+            ("applicationautoscaling/DescribeScalableTargets", 1),
+            ("applicationautoscaling/DescribeScalingPolicies", 1),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    )
+}
+
 #[tokio::test]
 async fn a_steady_state_wave_reads_in_batches_and_writes_nothing() {
     let env = converged().await;
-    let wave = run_once(&env).await;
-    let reads: u64 = wave
-        .iter()
-        .filter(|(k, _)| !is_mutating(k.split('/').nth(1).unwrap_or_default()))
-        .map(|(_, v)| v)
-        .sum();
+    // `run --once` on a converged fleet: every spec reconciled once, in one wave.
+    let calls = run_once(&env).await;
+    let reads: u64 = calls.values().sum();
     println!(
-        "one steady-state wave of 1 ClusterSpec + {SERVICES} ServiceSpecs: {reads} reads\n{}",
-        table(&wave)
+        "one steady-state wave of 1 ClusterSpec + {SERVICES} ServiceSpecs: {reads} calls\n{}",
+        table(&calls)
     );
-    let mutating: BTreeMap<_, _> = wave
+    let mutating: BTreeMap<_, _> = calls
         .iter()
         .filter(|(k, _)| is_mutating(k.split('/').nth(1).unwrap_or_default()))
         .collect();
     assert!(mutating.is_empty(), "mutating calls: {mutating:?}");
+    assert_eq!(
+        calls,
+        steady_state_wave(),
+        "reads of one wave:\n{}",
+        table(&calls)
+    );
+
+    // The same wave through the library, with the revisions cached: no task definition read.
+    let before = env.fleet.calls.snapshot();
+    let phases = wave(&env.fleet, &Snapshot::new(1)).await;
+    assert!(phases.values().all(|p| *p == Phase::Ready), "{phases:?}");
+    let mut expected = steady_state_wave();
+    let revisions = expected.remove("ecs/DescribeTaskDefinition").unwrap();
+    let mut again = since(&env.fleet.calls, &before);
+    let cached = again.remove("ecs/DescribeTaskDefinition").unwrap_or(0);
+    assert!(cached <= revisions, "{again:?}");
+    assert_eq!(again, expected, "{}", table(&again));
+}
+
+/// SDK clients for hand edits.
+struct Hands {
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    ecs: aws_sdk_ecs::Client,
+    r53: aws_sdk_route53::Client,
+    ecr: aws_sdk_ecr::Client,
+    scaling: aws_sdk_applicationautoscaling::Client,
+}
+
+impl Hands {
+    async fn new(moto: &Moto) -> Hands {
+        let sdk = moto.sdk_config().await;
+        Hands {
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            r53: aws_sdk_route53::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            scaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
+        }
+    }
+
+    async fn lb_arn(&self) -> String {
+        self.elb
+            .describe_load_balancers()
+            .names("prod-public")
+            .send()
+            .await
+            .unwrap()
+            .load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn listener(&self, port: i32) -> aws_sdk_elasticloadbalancingv2::types::Listener {
+        self.elb
+            .describe_listeners()
+            .load_balancer_arn(self.lb_arn().await)
+            .send()
+            .await
+            .unwrap()
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(port))
+            .unwrap()
+            .clone()
+    }
+
+    async fn target_group(&self, name: &str) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
+        self.elb
+            .describe_target_groups()
+            .names(name)
+            .send()
+            .await
+            .unwrap()
+            .target_groups()[0]
+            .clone()
+    }
+
+    /// The rules of the HTTPS listener that forward to the target group of `service`.
+    async fn rules_to(&self, service: &str) -> Vec<aws_sdk_elasticloadbalancingv2::types::Rule> {
+        let tg = self
+            .target_group(service)
+            .await
+            .target_group_arn()
+            .unwrap()
+            .to_string();
+        self.elb
+            .describe_rules()
+            .listener_arn(self.listener(443).await.listener_arn().unwrap())
+            .page_size(400)
+            .send()
+            .await
+            .unwrap()
+            .rules()
+            .iter()
+            .filter(|r| {
+                r.actions()
+                    .iter()
+                    .any(|a| a.target_group_arn() == Some(tg.as_str()))
+            })
+            .cloned()
+            .collect()
+    }
+
+    async fn zone_id(&self) -> String {
+        self.r53
+            .list_hosted_zones_by_name()
+            .dns_name(ZONE)
+            .send()
+            .await
+            .unwrap()
+            .hosted_zones()[0]
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string()
+    }
+
+    async fn record(
+        &self,
+        name: &str,
+        rtype: &str,
+    ) -> Option<aws_sdk_route53::types::ResourceRecordSet> {
+        let out = self
+            .r53
+            .list_resource_record_sets()
+            .hosted_zone_id(self.zone_id().await)
+            .send()
+            .await
+            .unwrap();
+        out.resource_record_sets()
+            .iter()
+            .find(|r| r.name().trim_end_matches('.') == name && r.r#type().as_str() == rtype)
+            .cloned()
+    }
+}
+
+/// Hand edits of something every kind of snapshot entry covers (the ones AWS cannot batch
+/// too): target group health check and attributes, rules, ECS desired count, scaling range,
+/// ECR tag mutability, DNS record, load balancer attribute, listener default action, SNI certificate.
+async fn edit_by_hand(h: &Hands) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, Certificate, HostHeaderConditionConfig, LoadBalancerAttribute,
+        RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, TargetGroupAttribute,
+    };
+    use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch};
+    let tg = |n: usize| async move {
+        h.target_group(&svc(n))
+            .await
+            .target_group_arn()
+            .unwrap()
+            .to_string()
+    };
+    // Target group health check path (svc-01) and deregistration delay (svc-02).
+    h.elb
+        .modify_target_group()
+        .target_group_arn(tg(1).await)
+        .health_check_path("/changed")
+        .send()
+        .await
+        .unwrap();
+    h.elb
+        .modify_target_group_attributes()
+        .target_group_arn(tg(2).await)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value("120")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The host of svc-03's rule, and svc-04's rule deleted.
+    let rule3 = h.rules_to(&svc(3)).await[0].rule_arn().unwrap().to_string();
+    h.elb
+        .modify_rule()
+        .rule_arn(&rule3)
+        .conditions(
+            RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    HostHeaderConditionConfig::builder()
+                        .values(format!("{}.{ZONE}", svc(3)))
+                        .values(format!("extra.{ZONE}"))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let rule4 = h.rules_to(&svc(4)).await[0].rule_arn().unwrap().to_string();
+    h.elb.delete_rule().rule_arn(&rule4).send().await.unwrap();
+    // svc-09's desired count, svc-05's scaling range, svc-01's tag mutability.
+    h.ecs
+        .update_service()
+        .cluster("prod")
+        .service(svc(9))
+        .desired_count(3)
+        .send()
+        .await
+        .unwrap();
+    h.scaling
+        .register_scalable_target()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_id(format!("service/prod/{}", svc(5)))
+        .scalable_dimension(
+            aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount,
+        )
+        .min_capacity(1)
+        .max_capacity(6)
+        .send()
+        .await
+        .unwrap();
+    h.ecr
+        .put_image_tag_mutability()
+        .repository_name(svc(1))
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    // svc-10's A record no longer evaluates target health. (Not deleted: moto refuses to
+    // create a record again with the very change that created it first.)
+    let mut a10 = h.record(&format!("{}.{ZONE}", svc(10)), "A").await.unwrap();
+    let alias = a10.alias_target().unwrap().clone();
+    a10.alias_target = Some(
+        AliasTarget::builder()
+            .hosted_zone_id(alias.hosted_zone_id())
+            .dns_name(alias.dns_name())
+            .evaluate_target_health(false)
+            .build()
+            .unwrap(),
+    );
+    h.r53
+        .change_resource_record_sets()
+        .hosted_zone_id(h.zone_id().await)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(a10)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The cluster's load balancer idle timeout and :80 redirect; svc-11's SNI certificate.
+    h.elb
+        .modify_load_balancer_attributes()
+        .load_balancer_arn(h.lb_arn().await)
+        .attributes(
+            LoadBalancerAttribute::builder()
+                .key("idle_timeout.timeout_seconds")
+                .value("120")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    h.elb
+        .modify_listener()
+        .listener_arn(h.listener(80).await.listener_arn().unwrap())
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol("HTTPS")
+                        .port("443")
+                        .status_code(RedirectActionStatusCodeEnum::Http302)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let https = h.listener(443).await;
+    let sni: Vec<String> = h
+        .elb
+        .describe_listener_certificates()
+        .listener_arn(https.listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .certificates()
+        .iter()
+        .filter(|c| c.is_default() != Some(true))
+        .filter_map(|c| c.certificate_arn().map(str::to_string))
+        .filter(|a| Some(a.as_str()) != https.certificates()[0].certificate_arn())
+        .collect();
+    assert_eq!(sni.len(), 2, "two SNI certificates: {sni:?}");
+    h.elb
+        .remove_listener_certificates()
+        .listener_arn(https.listener_arn().unwrap())
+        .certificates(Certificate::builder().certificate_arn(&sni[0]).build())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn drift_made_before_a_wave_starts_is_restored_by_that_wave() {
+    let env = converged().await;
+    let fleet = &env.fleet;
+    // A wave reads everything; then people edit by hand, before the next wave starts.
+    wave(fleet, &Snapshot::new(1)).await;
+    let h = Hands::new(&env.moto).await;
+    Box::pin(edit_by_hand(&h)).await;
+    for key in [
+        "ServiceSpec/svc-01",
+        "ServiceSpec/svc-04",
+        "ClusterSpec/prod",
+    ] {
+        assert!(!fleet.diff(key).await.is_empty(), "{key} shows no drift");
+    }
+
+    // One wave, one reconcile of each spec: everything is restored, each with one call.
+    let before = fleet.calls.snapshot();
+    wave(fleet, &Snapshot::new(2)).await;
+    let fixes = fleet.mutations_since(&before);
+    let expected: BTreeMap<String, u64> = [
+        "elasticloadbalancingv2/ModifyTargetGroup",
+        "elasticloadbalancingv2/ModifyTargetGroupAttributes",
+        "elasticloadbalancingv2/ModifyRule",
+        "elasticloadbalancingv2/CreateRule",
+        "elasticloadbalancingv2/ModifyLoadBalancerAttributes",
+        "elasticloadbalancingv2/ModifyListener",
+        "elasticloadbalancingv2/AddListenerCertificates",
+        "ecs/UpdateService",
+        "applicationautoscaling/RegisterScalableTarget",
+        "ecr/PutImageTagMutability",
+        "route53/ChangeResourceRecordSets",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), 1))
+    .collect();
+    assert_eq!(fixes, expected);
+    for key in fleet.specs.keys() {
+        let key = key.to_string();
+        let left = fleet.diff(&key).await;
+        assert!(
+            left.is_empty(),
+            "{key} still drifts after the wave: {left:?}"
+        );
+    }
+    assert_eq!(h.rules_to(&svc(4)).await.len(), 1);
+    let a10 = h.record(&format!("{}.{ZONE}", svc(10)), "A").await.unwrap();
+    assert!(a10.alias_target().unwrap().evaluate_target_health());
+
+    // The next wave has nothing left to do.
+    let before = fleet.calls.snapshot();
+    wave(fleet, &Snapshot::new(3)).await;
+    assert_eq!(fleet.mutations_since(&before), BTreeMap::new());
+}
+
+#[tokio::test]
+async fn a_service_created_during_a_wave_is_created_once() {
+    let mut env = converged().await;
+    // The wave has read everything before svc-13 appears.
+    let snapshot = Snapshot::new(1);
+    wave(&env.fleet, &snapshot).await;
+    let net_yaml = std::fs::read_to_string(env.dir.path().join("svc-12.yaml"))
+        .unwrap()
+        .replace("svc-12.internal", "svc-13")
+        .replace("svc-12", "svc-13");
+    std::fs::write(env.dir.path().join("svc-13.yaml"), net_yaml).unwrap();
+    env.fleet.specs = ecs_operator_tests::fixtures::load_specs(env.dir.path());
+    assert_eq!(env.fleet.specs.len(), SERVICES + 2);
+    let fleet = &env.fleet;
+
+    // svc-13 is reconciled in that wave (worst case: everything the wave read predates it),
+    // at the same time as others, and then again in the same wave.
+    let before = fleet.calls.snapshot();
+    for _ in 0..2 {
+        let keys = [
+            "ServiceSpec/svc-13",
+            "ServiceSpec/svc-01",
+            "ServiceSpec/svc-12",
+        ];
+        for (k, r) in keys
+            .iter()
+            .zip(join_all(keys.iter().map(|k| fleet.reconcile_in_wave(k, &snapshot))).await)
+        {
+            r.unwrap_or_else(|e| panic!("{k}: {e}"));
+        }
+    }
+    let writes = fleet.mutations_since(&before);
+    for op in [
+        "elasticloadbalancingv2/CreateTargetGroup",
+        "elasticloadbalancingv2/CreateRule",
+        "ecs/RegisterTaskDefinition",
+        "ecs/CreateService",
+        "route53/ChangeResourceRecordSets",
+    ] {
+        assert_eq!(writes.get(op), Some(&1), "{op}: {writes:?}");
+    }
+    let h = Hands::new(&env.moto).await;
+    assert_eq!(h.rules_to("svc-13").await.len(), 1);
+    let services = h
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("svc-13")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(services.services().len(), 1);
+    let revisions = h
+        .ecs
+        .list_task_definitions()
+        .family_prefix("svc-13")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revisions.task_definition_arns().len(), 1);
+
+    // It converges from there without creating anything again.
+    let before = fleet.calls.snapshot();
+    for _ in 0..3 {
+        fleet.reconcile("ServiceSpec/svc-13").await.unwrap();
+    }
+    let writes = fleet.mutations_since(&before);
+    assert!(
+        writes
+            .keys()
+            .all(|op| !op.contains("/Create") && !op.contains("/Register")),
+        "{writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn run_resyncs_in_waves_and_a_hand_edit_between_waves_is_restored_by_the_next() {
+    let env = converged().await;
+    let calls = CallMetrics::new();
+    let sdk = env.moto.sdk_config().await;
+    let store = env.store();
+    let (c, s) = (calls.clone(), sdk.clone());
+    let run = tokio::spawn(async move {
+        cli_counted(
+            &[
+                "run",
+                "--store",
+                &store,
+                "--resync-interval",
+                "4s",
+                "--timeout",
+                "18s",
+            ],
+            Some(s),
+            Some(c),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let h = Hands::new(&env.moto).await;
+    let tg = h.target_group(&svc(1)).await;
+    h.elb
+        .modify_target_group()
+        .target_group_arn(tg.target_group_arn().unwrap())
+        .health_check_path("/changed")
+        .send()
+        .await
+        .unwrap();
+    let out = run.await.unwrap();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        h.target_group(&svc(1)).await.health_check_path(),
+        Some("/health")
+    );
+    let calls = since(&calls, &BTreeMap::new());
+    let writes: BTreeMap<_, _> = calls
+        .iter()
+        .filter(|(k, _)| is_mutating(k.split('/').nth(1).unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        writes,
+        BTreeMap::from([(&"elasticloadbalancingv2/ModifyTargetGroup".to_string(), &1)])
+    );
+    // Waves at start-up and every 4 s ± 10% for 18 s: between 4 and 6 of them (the ClusterSpec
+    // reads its cluster once per wave). Each reads the cluster's 12 services in 2 calls and
+    // every target group in 1, plus, in the wave that restores the edit, svc-01's fresh reads
+    // after its write (one DescribeServices of its own) and a new listing of the target groups
+    // for the reconciles that read them after the write.
+    let waves = calls["ecs/DescribeClusters"];
+    let services = calls["ecs/DescribeServices"];
+    let groups = calls["elasticloadbalancingv2/DescribeTargetGroups"];
+    assert!((4..=6).contains(&waves), "{}", table(&calls));
+    assert_eq!(services, 2 * waves + 1, "{}", table(&calls));
+    assert!(groups == waves || groups == waves + 1, "{}", table(&calls));
 }
