@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::FutureExt;
 
 use super::context::Aws;
 use super::snapshot::{Entry, WaveRun};
@@ -107,32 +108,34 @@ impl Deref for RunAws<'_> {
 }
 
 impl RunAws<'_> {
-    /// [`Aws::call`]; a call of any class but `Read` is a write.
-    pub async fn call<T, E, R, F>(
-        &self,
+    /// [`Aws::call`]; a call of any class but `Read` is a write. (A combinator rather than an
+    /// `async fn`: the SDK's futures are big, and debug builds copy them once per layer.)
+    pub fn call<'f, T, E, R, F>(
+        &'f self,
         service: Service,
         class: CallClass,
         operation: &'static str,
-        resource: &str,
+        resource: &'f str,
         call: F,
-    ) -> Result<T, ResourceError>
+    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
     where
-        F: Future<Output = Result<T, SdkError<E, R>>>,
+        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
+        T: 'f,
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'f,
     {
-        let write = class != CallClass::Read;
-        if let (true, Some(w)) = (write, &self.wave) {
+        let wave = self.wave.clone().filter(|_| class != CallClass::Read);
+        if let Some(w) = &wave {
             w.writing();
         }
-        let out = self
-            .aws
+        self.aws
             .call(service, class, operation, resource, call)
-            .await;
-        if let (true, Some(w)) = (write, &self.wave) {
-            w.writing();
-        }
-        out
+            .map(move |out| {
+                if let Some(w) = wave {
+                    w.writing();
+                }
+                out
+            })
     }
 }
 

@@ -217,7 +217,9 @@ impl WaveRun {
             return None;
         }
         let specs = self.specs.clone();
-        Some(self.snapshot.get(&entry, || fetch(specs)).await)
+        // Boxed: a batched read is a big future, and every observe holds one beside its
+        // fresh read (debug builds poll deep futures on the stack).
+        Some(Box::pin(self.snapshot.get(&entry, || Box::pin(fetch(specs)))).await)
     }
 
     /// Called before and after every write of this reconcile: forget what it has read, and
