@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{open_store_with, CliError, Context};
-use crate::aws::{CallMetrics, Sdk};
+use crate::aws::Sdk;
 use crate::controller::{Controller, DeletionGuard, Desired, Reconciler, Settled};
 use crate::metrics::{Health, Metrics};
 use crate::runtime::{self, Handle, Reason, RunnerConfig, RunnerMetrics};
@@ -215,7 +215,7 @@ enum End {
 }
 
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
-    let calls = ctx.calls.clone().unwrap_or_else(CallMetrics::new);
+    let calls = ctx.calls.clone().unwrap_or_default();
     let parsed = super::parse_store(&args.store)?;
     let sdk = Sdk::with_calls(ctx.sdk().await?, calls.clone());
     let store = open_store_with(&parsed, &sdk);
