@@ -254,9 +254,34 @@ pub struct Controller {
     departed: Mutex<HashMap<SpecKey, Arc<Spec>>>,
     /// Deletions held by the mass-deletion guard until confirmed.
     held: Mutex<std::collections::HashSet<SpecKey>>,
-    /// The snapshot of the current resync wave: made by its first reconcile, replaced when the
-    /// next wave starts.
-    wave: Mutex<Option<Arc<Snapshot>>>,
+    /// The snapshot of the current resync wave.
+    waves: WaveSnapshots,
+}
+
+/// The snapshot of the current resync wave (`crate::resources::snapshot`): made by the wave's
+/// first reconcile, replaced when the next wave's first reconcile starts (the old one is freed
+/// once its last reconcile ends).
+#[derive(Debug, Default)]
+pub struct WaveSnapshots {
+    current: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl WaveSnapshots {
+    /// The snapshot of `wave`: the current one, or a new one when `wave` is newer. A reconcile
+    /// of no wave, or of a wave that is over already, reads fresh (`None`).
+    pub fn snapshot(&self, wave: Option<WaveId>) -> Option<Arc<Snapshot>> {
+        let wave = wave?;
+        let mut current = self.current.lock().expect("wave lock");
+        match current.as_ref() {
+            Some(s) if s.wave() == wave => Some(s.clone()),
+            Some(s) if s.wave() > wave => None,
+            _ => {
+                let s = Snapshot::new(wave);
+                *current = Some(s.clone());
+                Some(s)
+            }
+        }
+    }
 }
 
 impl Controller {
@@ -274,24 +299,7 @@ impl Controller {
             progress: watch::channel(0).0,
             departed: Mutex::new(HashMap::new()),
             held: Mutex::new(std::collections::HashSet::new()),
-            wave: Mutex::new(None),
-        }
-    }
-
-    /// The snapshot of wave `wave`: the current one, or a new one when `wave` is newer (the
-    /// older one is dropped once its last reconcile ends). A reconcile of a wave that is over
-    /// already, or of none, reads fresh.
-    fn snapshot(&self, wave: Option<WaveId>) -> Option<Arc<Snapshot>> {
-        let wave = wave?;
-        let mut current = self.wave.lock().expect("wave lock");
-        match current.as_ref() {
-            Some(s) if s.wave() == wave => Some(s.clone()),
-            Some(s) if s.wave() > wave => None,
-            _ => {
-                let s = Snapshot::new(wave);
-                *current = Some(s.clone());
-                Some(s)
-            }
+            waves: WaveSnapshots::default(),
         }
     }
 
@@ -577,7 +585,7 @@ impl Controller {
         }
         let input = ReconcileInput {
             specs,
-            wave: self.snapshot(wave),
+            wave: self.waves.snapshot(wave),
         };
         match self.reconciler.reconcile(spec, &input).await {
             Ok(report) => {
@@ -838,6 +846,20 @@ mod tests {
             ("True", "T3")
         );
         assert_eq!(third.observed_generation.as_deref(), Some("g1"));
+    }
+
+    #[test]
+    fn the_reconciles_of_one_wave_share_its_snapshot_and_others_read_fresh() {
+        let waves = WaveSnapshots::default();
+        assert!(waves.snapshot(None).is_none());
+        let one = waves.snapshot(Some(1)).unwrap();
+        assert!(Arc::ptr_eq(&one, &waves.snapshot(Some(1)).unwrap()));
+        let two = waves.snapshot(Some(2)).unwrap();
+        assert_eq!(two.wave(), 2);
+        assert!(!Arc::ptr_eq(&one, &two));
+        // A straggler of a wave that is over reads fresh.
+        assert!(waves.snapshot(Some(1)).is_none());
+        assert!(Arc::ptr_eq(&two, &waves.snapshot(Some(2)).unwrap()));
     }
 
     #[test]

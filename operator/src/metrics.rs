@@ -273,6 +273,12 @@ impl prometheus_client::collector::Collector for Collected {
             "Reconciles abandoned at shutdown",
             load(&r.reconciles_aborted),
         )?;
+        counter(
+            &mut encoder,
+            "resync_waves",
+            "Resync waves started by the timer (every spec re-checked with shared AWS reads)",
+            load(&r.waves),
+        )?;
 
         let calls = self.calls.snapshot();
         {
