@@ -10,6 +10,11 @@
 //! collecting changes, resource references, conditions and the requeue time. With
 //! `apply == false` (diff, `mode: observe`) it plans and records, and never writes.
 //!
+//! Observe reads fresh, except in a reconcile the runtime started as part of a resync wave:
+//! there, what AWS can read in batches (every ECS service of a cluster, every target group,
+//! the rules of a listener, the records of a zone...) comes from the wave's shared
+//! [`Snapshot`] ([`SpecRun::cached`]), read once for the whole wave (see [`snapshot`]).
+//!
 //! Invariants: nothing here knows how reconciles are scheduled; a resource without both
 //! ownership tags (or, for Route53, its ownership TXT record) is never changed or deleted unless
 //! the spec carries the adopt annotation.
