@@ -16,7 +16,8 @@
 //! - a kind that cannot be listed is reported in [`Scan::errors`] and skipped; the rest still
 //!   count (finding less is safe: the scan only ever adds to a ledger).
 //!
-//! Cost: one listing per kind (paginated), ELBv2 tags 20 ARNs per call, ECS clusters 100 and
+//! Listings page with the SDK's paginators and spend one budget token per listing (most
+//! accounts fit in one page). Cost: one listing per kind, ELBv2 tags 20 ARNs per call, ECS clusters 100 and
 //! services 10 per DescribeClusters/DescribeServices, plus one tag read per ACM certificate
 //! and per ECR repository and two reads per active task-definition family. That is why it runs
 //! on its own interval (`run --gc-interval`), not on every resync.
@@ -151,39 +152,35 @@ async fn certificates(
     scan: &mut Scan,
     owners: &mut BTreeMap<String, SpecKey>,
 ) -> Result<(), ResourceError> {
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::Acm,
-                CallClass::Read,
-                "ListCertificates",
-                "*",
-                run.aws
-                    .acm
-                    .list_certificates()
-                    .set_next_token(token.take())
-                    .send(),
-            )
-            .await?;
-        for c in page.certificate_summary_list() {
-            let Some(arn) = c.certificate_arn() else {
-                continue;
-            };
-            let Some(tags) = super::certificate::tags_of(run, arn).await? else {
-                continue;
-            };
-            if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-                scan.add(owner.clone(), "acm:certificate", arn);
-                owners.insert(arn.to_string(), owner);
-            }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(()),
+    let page = run
+        .aws
+        .call(
+            Service::Acm,
+            CallClass::Read,
+            "ListCertificates",
+            "*",
+            run.aws
+                .acm
+                .list_certificates()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    for c in &page {
+        let Some(arn) = c.certificate_arn() else {
+            continue;
+        };
+        let Some(tags) = super::certificate::tags_of(run, arn).await? else {
+            continue;
+        };
+        if let Some(owner) = owner_of(&run.aws.instance, &tags) {
+            scan.add(owner.clone(), "acm:certificate", arn);
+            owners.insert(arn.to_string(), owner);
         }
     }
+    Ok(())
 }
 
 /// Load balancers, target groups, and on our load balancers their listeners, rules and SNI
@@ -195,30 +192,24 @@ async fn elbv2(
 ) -> Result<(), ResourceError> {
     let elb = &run.aws.elbv2;
     let mut lbs = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::Elbv2,
-                CallClass::Read,
-                "DescribeLoadBalancers",
-                "*",
-                elb.describe_load_balancers()
-                    .set_marker(marker.take())
-                    .send(),
-            )
-            .await?;
-        lbs.extend(
-            page.load_balancers()
-                .iter()
-                .filter_map(|l| l.load_balancer_arn().map(str::to_string)),
-        );
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let page = run
+        .aws
+        .call(
+            Service::Elbv2,
+            CallClass::Read,
+            "DescribeLoadBalancers",
+            "*",
+            elb.describe_load_balancers()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    lbs.extend(
+        page.iter()
+            .filter_map(|l| l.load_balancer_arn().map(str::to_string)),
+    );
     let mut ours = Vec::new();
     for (arn, tags) in super::elb_tags::describe(run, &lbs).await? {
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
@@ -228,30 +219,24 @@ async fn elbv2(
     }
 
     let mut tgs = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::Elbv2,
-                CallClass::Read,
-                "DescribeTargetGroups",
-                "*",
-                elb.describe_target_groups()
-                    .set_marker(marker.take())
-                    .send(),
-            )
-            .await?;
-        tgs.extend(
-            page.target_groups()
-                .iter()
-                .filter_map(|t| t.target_group_arn().map(str::to_string)),
-        );
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let page = run
+        .aws
+        .call(
+            Service::Elbv2,
+            CallClass::Read,
+            "DescribeTargetGroups",
+            "*",
+            elb.describe_target_groups()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    tgs.extend(
+        page.iter()
+            .filter_map(|t| t.target_group_arn().map(str::to_string)),
+    );
     for (arn, tags) in super::elb_tags::describe(run, &tgs).await? {
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
             scan.add(owner, "elbv2:targetgroup", arn);
@@ -334,53 +319,49 @@ async fn elbv2(
 }
 
 async fn repositories(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), ResourceError> {
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
+    let page = run
+        .aws
+        .call(
+            Service::Ecr,
+            CallClass::Read,
+            "DescribeRepositories",
+            "*",
+            run.aws
+                .ecr
+                .describe_repositories()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    for r in &page {
+        let Some(arn) = r.repository_arn() else {
+            continue;
+        };
+        let tags: BTreeMap<String, String> = run
             .aws
             .call(
                 Service::Ecr,
                 CallClass::Read,
-                "DescribeRepositories",
-                "*",
+                "ListTagsForResource",
+                arn,
                 run.aws
                     .ecr
-                    .describe_repositories()
-                    .set_next_token(token.take())
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
                     .send(),
             )
-            .await?;
-        for r in page.repositories() {
-            let Some(arn) = r.repository_arn() else {
-                continue;
-            };
-            let tags: BTreeMap<String, String> = run
-                .aws
-                .call(
-                    Service::Ecr,
-                    CallClass::Read,
-                    "ListTagsForResource",
-                    arn,
-                    run.aws
-                        .ecr
-                        .list_tags_for_resource()
-                        .resource_arn(arn)
-                        .send(),
-                )
-                .await?
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect();
-            if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-                scan.add(owner, "ecr:repository", arn);
-            }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(()),
+            .await?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        if let Some(owner) = owner_of(&run.aws.instance, &tags) {
+            scan.add(owner, "ecr:repository", arn);
         }
     }
+    Ok(())
 }
 
 /// Clusters, and the services of every cluster. `services` gets `(cluster name, service
@@ -394,24 +375,21 @@ async fn ecs(
 ) -> Result<(), ResourceError> {
     let ecs = &run.aws.ecs;
     let mut clusters = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::Ecs,
-                CallClass::Read,
-                "ListClusters",
-                "*",
-                ecs.list_clusters().set_next_token(token.take()).send(),
-            )
-            .await?;
-        clusters.extend(page.cluster_arns().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    let page = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListClusters",
+            "*",
+            ecs.list_clusters()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    clusters.extend(page);
     let mut active = Vec::new();
     for chunk in clusters.chunks(100) {
         let out = run
@@ -443,27 +421,22 @@ async fn ecs(
     }
     for (cluster_arn, cluster_name) in &active {
         let mut arns = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = run
-                .aws
-                .call(
-                    Service::Ecs,
-                    CallClass::Read,
-                    "ListServices",
-                    cluster_name,
-                    ecs.list_services()
-                        .cluster(cluster_arn)
-                        .set_next_token(token.take())
-                        .send(),
-                )
-                .await?;
-            arns.extend(page.service_arns().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
+        let page = run
+            .aws
+            .call(
+                Service::Ecs,
+                CallClass::Read,
+                "ListServices",
+                cluster_name,
+                ecs.list_services()
+                    .cluster(cluster_arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect(),
+            )
+            .await?;
+        arns.extend(page);
         for chunk in arns.chunks(10) {
             let out = run
                 .aws
@@ -506,39 +479,35 @@ async fn scalable_targets(
     if services.is_empty() {
         return Ok(());
     }
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::ApplicationAutoScaling,
-                CallClass::Read,
-                "DescribeScalableTargets",
-                "ecs",
-                run.aws
-                    .scaling
-                    .describe_scalable_targets()
-                    .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
-                    .set_next_token(token.take())
-                    .send(),
-            )
-            .await?;
-        for t in page.scalable_targets() {
-            let id = t.resource_id();
-            let mut parts = id.split('/');
-            if let (Some("service"), Some(cluster), Some(service), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            {
-                if let Some(owner) = services.get(&(cluster.to_string(), service.to_string())) {
-                    scan.add(owner.clone(), "application-autoscaling:scalable-target", id);
-                }
+    let page = run
+        .aws
+        .call(
+            Service::ApplicationAutoScaling,
+            CallClass::Read,
+            "DescribeScalableTargets",
+            "ecs",
+            run.aws
+                .scaling
+                .describe_scalable_targets()
+                .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    for t in &page {
+        let id = t.resource_id();
+        let mut parts = id.split('/');
+        if let (Some("service"), Some(cluster), Some(service), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            if let Some(owner) = services.get(&(cluster.to_string(), service.to_string())) {
+                scan.add(owner.clone(), "application-autoscaling:scalable-target", id);
             }
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(()),
-        }
     }
+    Ok(())
 }
 
 /// Every capacity provider of the account (DescribeCapacityProviders without names). moto
@@ -605,27 +574,22 @@ async fn capacity_providers(
 async fn task_definitions(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), ResourceError> {
     let ecs = &run.aws.ecs;
     let mut families = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::Ecs,
-                CallClass::Read,
-                "ListTaskDefinitionFamilies",
-                "*",
-                ecs.list_task_definition_families()
-                    .status(TaskDefinitionFamilyStatus::Active)
-                    .set_next_token(token.take())
-                    .send(),
-            )
-            .await?;
-        families.extend(page.families().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    let page = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListTaskDefinitionFamilies",
+            "*",
+            ecs.list_task_definition_families()
+                .status(TaskDefinitionFamilyStatus::Active)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect(),
+        )
+        .await?;
+    families.extend(page);
     for family in families {
         let out = run
             .aws
