@@ -602,11 +602,15 @@ impl File {
         let name = t[end].ident()?;
         let qualified = end >= 2 && t[end - 1].is("::");
         if qualified {
-            let krate = t[end - 2].ident()?;
-            if name == "Client" {
-                return SDKS.iter().find(|s| s.krate == krate).copied();
+            if name != "Client" {
+                return None;
             }
-            return None;
+            // `aws_sdk_x::Client`, or `aws_sdk_x::client::Client`.
+            let mut krate = t[end - 2].ident()?;
+            if krate == "client" && end >= 4 && t[end - 3].is("::") {
+                krate = t[end - 4].ident()?;
+            }
+            return SDKS.iter().find(|s| s.krate == krate).copied();
         }
         self.aliases.get(name).copied()
     }
@@ -664,20 +668,38 @@ fn use_aliases(t: &[Token]) -> BTreeMap<String, Sdk> {
         let Some(sdk) = SDKS.iter().find(|s| s.krate == krate) else {
             continue;
         };
-        // `use aws_sdk_x::Client [as Y];` or `use aws_sdk_x::{.., Client [as Y], ..};`
+        // `use aws_sdk_x::Client [as Y];`, `use aws_sdk_x::client::Client;` or
+        // `use aws_sdk_x::{.., Client [as Y], ..};`
         let mut j = i + 2;
         while j < t.len() && !t[j].is(";") {
-            if t[j].is("Client") && t[j - 1].is("::")
-                || t[j].is("Client") && (t[j - 1].is("{") || t[j - 1].is(","))
-            {
-                let alias = if t.get(j + 1).is_some_and(|a| a.is("as")) {
-                    t.get(j + 2).and_then(Token::ident).unwrap_or("Client")
-                } else {
-                    "Client"
+            if t[j].is("Client") {
+                let by_path =
+                    t[j - 1].is("::") && (j == i + 3 || (j == i + 5 && t[i + 3].is("client")));
+                let in_braces = (t[j - 1].is("{") || t[j - 1].is(",")) && {
+                    // The innermost open brace is the one right after `aws_sdk_x::`.
+                    let mut depth = 0;
+                    let mut k = j - 1;
+                    loop {
+                        if t[k].is("}") {
+                            depth += 1;
+                        } else if t[k].is("{") {
+                            if depth == 0 {
+                                break k == i + 3;
+                            }
+                            depth -= 1;
+                        }
+                        if k == i + 2 {
+                            break false;
+                        }
+                        k -= 1;
+                    }
                 };
-                // Only a direct child of the crate root is the client (`aws_sdk_x::Client`).
-                let direct = t[j - 1].is("::") && j == i + 3 || !t[j - 1].is("::");
-                if direct {
+                if by_path || in_braces {
+                    let alias = if t.get(j + 1).is_some_and(|a| a.is("as")) {
+                        t.get(j + 2).and_then(Token::ident).unwrap_or("Client")
+                    } else {
+                        "Client"
+                    };
                     out.insert(alias.to_string(), *sdk);
                 }
             }
@@ -1059,11 +1081,7 @@ fn scan_sources(
             let first_method = *methods.last().expect("`.send` itself");
             // A stored builder: `req.send()`, `req.x(..).send()`.
             if let Receiver::Name(n) = receiver(f, first_method) {
-                let known = builder_lets
-                    .iter()
-                    .filter(|l| l.at < i && l.name == n)
-                    .next_back()
-                    .is_some();
+                let known = builder_lets.iter().any(|l| l.at < i && l.name == n);
                 if known {
                     continue;
                 }
@@ -1194,6 +1212,33 @@ mod tests {
         )]);
         assert!(scan.problems.is_empty(), "{:?}", scan.problems);
         assert!(scan.calls.is_empty(), "{:?}", found(&scan));
+    }
+
+    #[test]
+    fn clients_imported_under_other_names_and_paths_resolve() {
+        let scan = run(&[
+            (
+                "a.rs",
+                "use aws_sdk_s3::{primitives::ByteStream, Client as S3};\nfn f(c: &S3) { c.get_object().send(); }\n",
+            ),
+            (
+                "b.rs",
+                "use aws_sdk_dynamodb::client::Client;\nfn g(d: Client) { d.get_item().send(); }\nfn h(e: &aws_sdk_dynamodb::client::Client) { e.create_table().send(); }\n",
+            ),
+            (
+                "c.rs",
+                "use aws_sdk_s3::types::{Client};\nfn k(x: Client) { x.get_object(); }\n",
+            ),
+        ]);
+        assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+        assert_eq!(
+            found(&scan),
+            [
+                "s3:GetObject@2",
+                "dynamodb:GetItem@2",
+                "dynamodb:CreateTable@3"
+            ]
+        );
     }
 
     #[test]

@@ -116,11 +116,10 @@ fn exchange(
     };
     let io = |e: std::io::Error| format!("{addr}: {e}");
     s.set_write_timeout(left()).map_err(io)?;
-    write!(
-        s,
+    let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: ecs-operator-healthcheck\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(io)?;
+    );
+    s.write_all(request.as_bytes()).map_err(io)?;
     // Only the status line matters: read until it is complete (or 4 KiB, or the end).
     let mut head = Vec::with_capacity(256);
     let mut buf = [0u8; 512];
