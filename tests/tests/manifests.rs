@@ -343,6 +343,32 @@ fn the_iam_policy_is_well_formed_and_scoped_to_the_store_lease_table_and_instanc
         resources("StoreS3Status"),
         [format!("arn:aws:s3:::{bucket}/.ecs-operator/{prefix}/*")]
     );
+    // The two listings the store makes (specs, status) match the `s3:prefix` condition, with
+    // the prefixes as the store code builds them.
+    let ecs_operator::store::StoreUrl::S3 { prefix: listed, .. } =
+        ecs_operator::store::StoreUrl::parse(store).unwrap()
+    else {
+        unreachable!()
+    };
+    let status_listing = format!("{}{listed}status/", ecs_operator::store::STATUS_ROOT);
+    let list = statements
+        .iter()
+        .find(|s| s["Sid"] == "StoreS3List")
+        .unwrap();
+    let patterns: Vec<&str> = list["Condition"]["StringLike"]["s3:prefix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for request in [listed.as_str(), status_listing.as_str()] {
+        assert!(
+            patterns.iter().any(|p| p
+                .strip_suffix('*')
+                .is_some_and(|head| request.starts_with(head))),
+            "a ListObjectsV2 with prefix `{request}` is not allowed by {patterns:?}"
+        );
+    }
     let lease = &env["ECS_OPERATOR_LEASE_TABLE"];
     assert!(
         resources("LeaderElection")[0].ends_with(&format!(":table/{lease}")),
