@@ -186,6 +186,58 @@ pub trait Reconciler: Send + Sync + 'static {
         previous: &SpecStatus,
         input: &ReconcileInput,
     ) -> Result<Deletion, Failure>;
+
+    /// Garbage collection: every resource this instance owns in AWS, by the owner its tags
+    /// name. `ledgers`: every resource the status records list (where to look beyond what the
+    /// specs name). The default finds nothing.
+    async fn owned(&self, input: &ReconcileInput, ledgers: &[ResourceRef]) -> OwnedScan {
+        let _ = (input, ledgers);
+        OwnedScan::default()
+    }
+}
+
+/// What a garbage-collection scan found: `(resource type, id)` by owner, and the kinds it
+/// could not list.
+pub type OwnedScan = crate::resources::gc::Scan;
+
+/// Leaked resources to add to ledgers: for every owner that is not in the store, what the scan
+/// found that its status record does not list yet (pure).
+///
+/// Invariants: an owner with a document in the store (valid or not) is never collected; while
+/// the store holds documents that name no spec, nothing is collected (such a document may be
+/// the owner, made unreadable by a typo).
+pub fn leaked(
+    desired: &Desired,
+    statuses: &HashMap<SpecKey, SpecStatus>,
+    scan: &OwnedScan,
+) -> Result<Vec<(SpecKey, Vec<ResourceRef>)>, String> {
+    if !desired.unattributed.is_empty() {
+        return Err(format!(
+            "the store has {} problem(s) that name no spec (first: {}); garbage collection waits \
+             until they are fixed, since an unreadable document may be the owner",
+            desired.unattributed.len(),
+            desired.unattributed[0]
+        ));
+    }
+    let mut out = Vec::new();
+    for owner in scan.owned.keys() {
+        if desired.entries.contains_key(owner) {
+            continue;
+        }
+        let known: &[ResourceRef] = statuses
+            .get(owner)
+            .map(|s| s.resources.as_slice())
+            .unwrap_or_default();
+        let new: Vec<ResourceRef> = scan
+            .resources_of(owner)
+            .into_iter()
+            .filter(|r| !known.contains(r))
+            .collect();
+        if !new.is_empty() {
+            out.push((owner.clone(), new));
+        }
+    }
+    Ok(out)
 }
 
 /// Where a deletion stands.
@@ -254,6 +306,9 @@ pub struct Controller {
     departed: Mutex<HashMap<SpecKey, Arc<Spec>>>,
     /// Deletions held by the mass-deletion guard until confirmed.
     held: Mutex<std::collections::HashSet<SpecKey>>,
+    /// The deletion policy of specs whose deletion finished in this process, so resources
+    /// their ledger missed, found later by garbage collection, go the same way.
+    finished: Mutex<HashMap<SpecKey, Option<String>>>,
     /// The snapshot of the current resync wave.
     waves: WaveSnapshots,
 }
@@ -299,6 +354,7 @@ impl Controller {
             progress: watch::channel(0).0,
             departed: Mutex::new(HashMap::new()),
             held: Mutex::new(std::collections::HashSet::new()),
+            finished: Mutex::new(HashMap::new()),
             waves: WaveSnapshots::default(),
         }
     }
@@ -396,11 +452,115 @@ impl Controller {
         {
             if held.contains(key) {
                 failed.push(format!("{key}: deletion held by the mass-deletion guard (run `ecs-operator confirm-deletions`)"));
+            } else if !desired.unattributed.is_empty() {
+                failed.push(format!(
+                    "{key}: not deleted while the store has documents that name no spec (fix them first)"
+                ));
             } else {
                 return Settled::No;
             }
         }
         Settled::Yes { failed }
+    }
+
+    /// Garbage collection: scan AWS for what this instance owns, and add what belongs to
+    /// owners that are not in the store (and is in no ledger yet) to their status records,
+    /// creating a `Deleting` record where none exists. Returns the keys whose deletion now has
+    /// work to do; the caller triggers them, and the ordinary deletion runs with its policy
+    /// (a leak without a record has none: Retain, so it is released, never deleted on a guess)
+    /// and the mass-deletion guard, which holds the new owners when too many turn up at once.
+    pub async fn collect_garbage(&self, guard: &DeletionGuard) -> Result<Vec<SpecKey>, String> {
+        let ledgers: Vec<ResourceRef> = {
+            let statuses = self.statuses.lock().expect("status lock");
+            statuses
+                .values()
+                .flat_map(|s| s.resources.iter().cloned())
+                .collect()
+        };
+        let before = self.desired();
+        let input = ReconcileInput::fresh(Arc::new(before.valid()));
+        let scan = self.reconciler.owned(&input, &ledgers).await;
+        for e in &scan.errors {
+            tracing::warn!(error = %e, "garbage collection: cannot list");
+        }
+        // Owners must be absent from the listing both before and after the scan: a spec added
+        // meanwhile may own what the scan found.
+        let after = self.desired();
+        let statuses = self.statuses.lock().expect("status lock").clone();
+        let mut found = leaked(&after, &statuses, &scan)?;
+        found.retain(|(k, _)| !before.entries.contains_key(k));
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let new_owners: Vec<SpecKey> = found
+            .iter()
+            .filter(|(k, _)| !statuses.contains_key(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if guard.trips(new_owners.len(), new_owners.len() + after.entries.len()) {
+            tracing::error!(
+                count = new_owners.len(),
+                "mass deletion held: garbage collection found resources of {} specs that are not in the store; run `ecs-operator confirm-deletions` to let them go",
+                new_owners.len()
+            );
+            self.hold_deletions(new_owners.iter().cloned());
+        }
+        let mut keys = Vec::new();
+        for (key, resources) in found {
+            let mut next = statuses.get(&key).cloned().unwrap_or_else(|| {
+                // No record: the policy of a deletion that finished here before, else none
+                // (Retain: released, never deleted on a guess).
+                let mut s = SpecStatus::pending(&key);
+                s.deletion_policy = self
+                    .finished
+                    .lock()
+                    .expect("finished lock")
+                    .get(&key)
+                    .cloned()
+                    .flatten();
+                s
+            });
+            let message = format!(
+                "garbage collection found {} resource(s) tagged as owned by {key}, which is not in the store: {}",
+                resources.len(),
+                resources
+                    .iter()
+                    .map(|r| format!("{} {}", r.resource_type, r.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            tracing::info!(spec = %key, found = resources.len(), "garbage collection: {message}");
+            next.resources.extend(resources);
+            next.resources.sort();
+            next.resources.dedup();
+            next.phase = Phase::Deleting;
+            let now = now_rfc3339();
+            next.conditions.retain(|c| c.condition_type != "Collected");
+            next.conditions.push(Condition {
+                condition_type: "Collected".into(),
+                status: "True".into(),
+                reason: "Leaked".into(),
+                message,
+                last_transition_time: now.clone(),
+            });
+            next.updated_at = Some(now);
+            match self.store.write_status(&next).await {
+                Ok(()) => {
+                    self.statuses
+                        .lock()
+                        .expect("status lock")
+                        .insert(key.clone(), next);
+                    self.metrics
+                        .health
+                        .set_phase(&key.to_string(), Some(Phase::Deleting));
+                    keys.push(key);
+                }
+                Err(e) => {
+                    tracing::warn!(spec = %key, error = %e, "garbage collection: cannot write status")
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Reconcile one key: the runtime's reconcile function. `wave`: the resync wave the
@@ -445,6 +605,28 @@ impl Controller {
             origin: "(removed from the store)".into(),
             spec: Err(String::new()),
         };
+        let unattributed = self.desired().unattributed.clone();
+        if let Some(first) = unattributed.first() {
+            // A document that does not parse may be this very spec, made unreadable by a typo:
+            // never delete on that. The deletion waits until the store reads cleanly.
+            let report = Report {
+                phase: Phase::Deleting,
+                conditions: vec![ConditionReport::new(
+                    "Deleted",
+                    false,
+                    "StoreUnreadable",
+                    format!(
+                        "not deleted while the store has {} problem(s) that name no spec (first: \
+                         {first}); an unreadable document may be this spec",
+                        unattributed.len()
+                    ),
+                )],
+                resources: previous.resources.clone(),
+                requeue_after: Some(Duration::from_secs(30)),
+            };
+            self.record(key, &entry, &report, None).await;
+            return (Ok(Action::RequeueAfter(Duration::from_secs(30))), "held");
+        }
         if self.held.lock().expect("held lock").contains(key) {
             // Confirmation arrives as a condition on the status record, written by
             // `confirm-deletions`: read the record fresh from the store.
@@ -498,13 +680,25 @@ impl Controller {
             .get(key)
             .cloned();
         let input = ReconcileInput::fresh(specs);
-        match self.reconciler.delete(key, last, &previous, &input).await {
+        match self
+            .reconciler
+            .delete(key, last.clone(), &previous, &input)
+            .await
+        {
             Ok(Deletion::Deleted) => {
                 if let Err(e) = self.store.delete_status(key).await {
                     tracing::warn!(spec = %key, error = %e, "cannot delete the status record");
                     return (Err(ReconcileError::Retryable(e.to_string())), "error");
                 }
                 tracing::info!(spec = %key, "deleted");
+                let policy = match &last {
+                    Some(spec) => Some(deletion_policy_of(spec).to_string()),
+                    None => previous.deletion_policy.clone(),
+                };
+                self.finished
+                    .lock()
+                    .expect("finished lock")
+                    .insert(key.clone(), policy);
                 self.statuses.lock().expect("status lock").remove(key);
                 self.departed.lock().expect("departed lock").remove(key);
                 self.metrics.health.set_phase(&key.to_string(), None);
@@ -797,6 +991,77 @@ mod tests {
             resources: vec![],
             requeue_after: None,
         }
+    }
+
+    fn found(pairs: &[(&str, &str, &str)]) -> OwnedScan {
+        let mut scan = OwnedScan::default();
+        for (owner, t, id) in pairs {
+            scan.owned
+                .entry(SpecKey::parse(owner).unwrap())
+                .or_default()
+                .insert((t.to_string(), id.to_string()));
+        }
+        scan
+    }
+
+    #[test]
+    fn garbage_collection_takes_only_unlisted_resources_of_owners_not_in_the_store() {
+        let web = SpecKey::new(Kind::ServiceSpec, "web");
+        let old = SpecKey::new(Kind::ServiceSpec, "old");
+        let broken = SpecKey::new(Kind::ServiceSpec, "broken");
+        let mut desired = Desired::default();
+        desired.entries.insert(web.clone(), entry("g1"));
+        // An invalid document still names its spec: never collected.
+        desired.entries.insert(
+            broken.clone(),
+            DesiredEntry {
+                key: broken.clone(),
+                ..entry("g2")
+            },
+        );
+        let mut statuses = HashMap::new();
+        let mut old_status = SpecStatus::pending(&old);
+        old_status.resources = vec![ResourceRef {
+            resource_type: "elbv2:targetgroup".into(),
+            id: "tg-listed".into(),
+        }];
+        statuses.insert(old.clone(), old_status);
+        let scan = found(&[
+            ("ServiceSpec/web", "elbv2:targetgroup", "tg-web"),
+            ("ServiceSpec/broken", "elbv2:targetgroup", "tg-broken"),
+            ("ServiceSpec/old", "elbv2:targetgroup", "tg-listed"),
+            ("ServiceSpec/old", "ecs:service", "svc-old"),
+            ("ServiceSpec/gone", "acm:certificate", "cert-gone"),
+        ]);
+        let out = leaked(&desired, &statuses, &scan).unwrap();
+        let got: Vec<(String, Vec<String>)> = out
+            .iter()
+            .map(|(k, r)| (k.to_string(), r.iter().map(|r| r.id.clone()).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "ServiceSpec/gone".to_string(),
+                    vec!["cert-gone".to_string()]
+                ),
+                ("ServiceSpec/old".to_string(), vec!["svc-old".to_string()]),
+            ]
+        );
+        // Everything listed already: nothing to add.
+        let scan = found(&[("ServiceSpec/old", "elbv2:targetgroup", "tg-listed")]);
+        assert!(leaked(&desired, &statuses, &scan).unwrap().is_empty());
+    }
+
+    #[test]
+    fn garbage_collection_waits_while_a_store_document_names_no_spec() {
+        let mut desired = Desired::default();
+        desired
+            .unattributed
+            .push("specs.yaml: invalid YAML at line 3".into());
+        let scan = found(&[("ServiceSpec/gone", "acm:certificate", "cert-gone")]);
+        let err = leaked(&desired, &HashMap::new(), &scan).unwrap_err();
+        assert!(err.contains("specs.yaml: invalid YAML"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! version in `scripts/requirements-test.txt`), or from `$MOTO_SERVER`. A missing moto is a test
 //! failure with instructions, never a skip.
 
+pub mod aws_actions;
 pub mod ecs_fixtures;
 pub mod fault_proxy;
 pub mod fixtures;

@@ -230,3 +230,61 @@ async fn a_listing_that_removes_most_specs_deletes_nothing_until_confirmed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_deleted_while_a_store_document_cannot_be_read() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ops = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: ops}\n\
+               spec: {clusterName: ops, deletionPolicy: Delete}\n";
+    std::fs::write(dir.path().join("ops.yaml"), ops).unwrap();
+    let out = run_once(dir.path(), &moto, "60s");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ecs = aws_sdk_ecs::Client::new(&moto.sdk_config().await);
+    let cluster_status = || async {
+        ecs.describe_clusters()
+            .clusters("ops")
+            .send()
+            .await
+            .unwrap()
+            .clusters()
+            .first()
+            .and_then(|c| c.status().map(str::to_string))
+    };
+    assert_eq!(cluster_status().await.as_deref(), Some("ACTIVE"));
+
+    // A typo makes the file unreadable: its spec vanishes from the listing, but it may well
+    // still be meant. Nothing is deleted, and the status says why.
+    std::fs::write(dir.path().join("ops.yaml"), "apiVersion: [unclosed\n").unwrap();
+    let out = run_once(dir.path(), &moto, "60s");
+    assert_eq!(out.code, 1, "a person has to act: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("not deleted while the store has documents that name no spec"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(cluster_status().await.as_deref(), Some("ACTIVE"));
+    let st = status(dir.path(), &moto);
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(st[0]["phase"], "Deleting", "{st:?}");
+    let cond = st[0]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Deleted")
+        .cloned()
+        .unwrap_or_else(|| panic!("no Deleted condition: {st:?}"));
+    assert_eq!(cond["reason"], "StoreUnreadable", "{cond}");
+    assert!(
+        cond["message"].as_str().unwrap().contains("ops.yaml"),
+        "the message names the unreadable file: {cond}"
+    );
+
+    // Once the store reads cleanly (the file is really gone), the deletion goes ahead.
+    std::fs::remove_file(dir.path().join("ops.yaml")).unwrap();
+    let out = run_once(dir.path(), &moto, "60s");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(cluster_status().await.as_deref(), Some("INACTIVE"));
+    assert!(status(dir.path(), &moto).is_empty());
+}

@@ -288,9 +288,17 @@ async fn the_operator_chart_runs_two_replicas_across_zones_told_its_store_throug
         first.field.as_deref(),
         Some("attribute:ecs.availability-zone")
     );
+    // The image is distroless (no shell, no wget): the binary checks /healthz itself.
     let hc = s.container.health_check.as_ref().unwrap();
-    assert!(
-        hc.command[1].contains("http://localhost:9090/healthz"),
+    assert_eq!(
+        hc.command,
+        [
+            "CMD",
+            "/usr/local/bin/ecs-operator",
+            "healthcheck",
+            "--addr",
+            "127.0.0.1:9090"
+        ],
         "{hc:?}"
     );
     assert_eq!(s.container.log_group.as_deref(), Some("/ecs/ecs-operator"));

@@ -6,6 +6,7 @@
 
 pub mod confirm;
 pub mod diff;
+pub mod healthcheck;
 pub mod init;
 pub mod output;
 pub mod render;
@@ -56,6 +57,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Render a chart's templates with its values to spec documents on stdout, validated.
     Render(render::Args),
+    /// Container health check: GET /healthz from a running `run` on loopback; exit 0 on 200.
+    Healthcheck(healthcheck::Args),
 }
 
 /// Where a command writes, and the AWS configuration to use instead of the standard one.
@@ -145,6 +148,7 @@ where
         Command::Status(a) => status::run(a, &mut ctx).await,
         Command::Schema(a) => schema::run(a, &mut ctx).await,
         Command::Render(a) => render::run(a, &mut ctx).await,
+        Command::Healthcheck(a) => healthcheck::run(a, &mut ctx).await,
     };
     match result {
         Ok(()) => EXIT_OK,

@@ -70,6 +70,12 @@ pub struct Args {
     /// Let one listing remove any number of specs (the mass-deletion guard is off).
     #[arg(long)]
     pub allow_mass_deletion: bool,
+    /// How often the leader scans AWS for resources this instance owns whose spec is gone and
+    /// that no status record lists (leaked by a crash), to delete or release them. The first
+    /// scan comes this long after leadership is taken, at most 30s. `0s` turns it off; `--once`
+    /// never scans.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, env = "ECS_OPERATOR_GC_INTERVAL")]
+    pub gc_interval: Duration,
     /// How long running reconciles may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -146,6 +152,34 @@ pub fn changed_keys(old: &Desired, new: &Desired) -> (BTreeSet<SpecKey>, BTreeSe
 struct Active {
     handle: Handle<SpecKey>,
     task: JoinHandle<()>,
+    /// The garbage-collection loop, when on.
+    gc: Option<JoinHandle<()>>,
+}
+
+/// The garbage-collection loop: the first scan `min(interval, 30s)` after it starts, then one
+/// every `interval`; what it hands to deletion is triggered in the runner.
+fn start_gc(
+    interval: Duration,
+    controller: &Arc<Controller>,
+    handle: &Handle<SpecKey>,
+    guard: DeletionGuard,
+) -> JoinHandle<()> {
+    let controller = controller.clone();
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(interval.min(Duration::from_secs(30))).await;
+        loop {
+            match controller.collect_garbage(&guard).await {
+                Ok(keys) => {
+                    for key in keys {
+                        handle.trigger(key, Reason::Change);
+                    }
+                }
+                Err(why) => tracing::warn!(reason = %why, "garbage collection skipped"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
 }
 
 fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetrics>) -> Active {
@@ -163,6 +197,7 @@ fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetric
     Active {
         handle,
         task: tokio::spawn(fut),
+        gc: None,
     }
 }
 
@@ -298,7 +333,10 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                 }
                 statuses_loaded = true;
             }
-            let a = start_runner(&args, &controller, &rm);
+            let mut a = start_runner(&args, &controller, &rm);
+            if !args.once && !args.gc_interval.is_zero() {
+                a.gc = Some(start_gc(args.gc_interval, &controller, &a.handle, guard));
+            }
             trigger_all(&a.handle, &controller.desired());
             // Specs with a status record but no document: removed while no leader ran.
             let orphans = controller.orphaned_statuses();
@@ -391,6 +429,9 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
 
     // Stop the runtime: finish (or, on a lost lease or a second signal, abandon) running work.
     if let Some(a) = active.take() {
+        if let Some(gc) = &a.gc {
+            gc.abort();
+        }
         a.handle.shutdown();
         if matches!(end, End::LostLease) {
             a.handle.shutdown();

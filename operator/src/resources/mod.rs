@@ -31,6 +31,7 @@ pub mod ecs_tags;
 pub mod edge;
 pub mod elb_tags;
 pub mod error;
+pub mod gc;
 pub mod listener;
 pub mod listener_rule;
 pub mod load_balancer;

@@ -8,11 +8,11 @@ use super::context::Aws;
 use super::run::{Change, SpecRun};
 use super::task_definition::RevisionCache;
 use super::ResourceError;
-use crate::controller::{Deletion, Failure, ReconcileInput, Reconciler, Report};
+use crate::controller::{Deletion, Failure, OwnedScan, ReconcileInput, Reconciler, Report};
 use crate::spec::types::Mode;
 use crate::spec::Spec;
 use crate::spec::SpecKey;
-use crate::store::status::{Phase, SpecStatus};
+use crate::store::status::{Phase, ResourceRef, SpecStatus};
 
 pub struct AwsReconciler {
     pub aws: Arc<Aws>,
@@ -107,5 +107,10 @@ impl Reconciler for AwsReconciler {
             ready.reason = "Deleting".into();
         }
         Ok(Deletion::InProgress(report))
+    }
+
+    async fn owned(&self, input: &ReconcileInput, ledgers: &[ResourceRef]) -> OwnedScan {
+        let zones = super::gc::zones(&input.specs, ledgers);
+        super::gc::scan(&self.aws, &zones).await
     }
 }
