@@ -5,9 +5,11 @@
 //! version in `scripts/requirements-test.txt`), or from `$MOTO_SERVER`. A missing moto is a test
 //! failure with instructions, never a skip.
 
+pub mod bucket_proxy;
 pub mod ecs_fixtures;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
