@@ -5,6 +5,7 @@
 //! version in `scripts/requirements-test.txt`), or from `$MOTO_SERVER`. A missing moto is a test
 //! failure with instructions, never a skip.
 
+pub mod bench;
 pub mod bucket_proxy;
 pub mod ecs_fixtures;
 pub mod fault_proxy;
@@ -95,6 +96,11 @@ impl Moto {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id (the benchmark reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn endpoint(&self) -> String {
