@@ -264,6 +264,9 @@ pub struct OpCounts {
     pub forwarded: u64,
     /// Answered with throttling, not forwarded.
     pub throttled: u64,
+    /// When the first and the last forwarded one arrived, since the proxy started.
+    pub first: Option<Duration>,
+    pub last: Option<Duration>,
 }
 
 /// Everything the proxy counted.
@@ -342,7 +345,10 @@ impl Policy for Shared {
                 for b in took {
                     *st.counts.admitted.entry(b).or_default() += 1;
                 }
-                st.counts.by_call.entry(call).or_default().forwarded += 1;
+                let op = st.counts.by_call.entry(call).or_default();
+                op.forwarded += 1;
+                op.first.get_or_insert(now);
+                op.last = Some(now);
                 Action::Forward
             }
             Err(empty) => {

@@ -7,6 +7,14 @@
 //! (ELBv2, Route53, ACM), every call also takes a token from the service's `Read` bucket, which
 //! stands for the account-wide bucket.
 //!
+//! **Tokens are taken from all of a call's buckets at once**, when each has one, and the call is
+//! sent right then. Taking them one bucket after the other (as with one `governor` limiter per
+//! bucket, which cannot check several limiters together nor give a token back) lets an ELBv2
+//! write hold its write token while it waits, seconds at times, for the busy account-wide
+//! bucket; the writes that waited then leave together, faster than AWS's 3/s write bucket
+//! allows. The benchmark measured exactly that (19 throttles converging 100 services), hence
+//! these buckets here rather than `governor`'s.
+//!
 //! **Why below, not at, AWS's numbers.** A token released here reaches AWS after a delay that
 //! varies per request (connection setup, scheduling on a busy host, the network), so two calls
 //! released `1/rate` apart can arrive closer together. A stream shaped to `(rate r, burst b)`
@@ -25,14 +33,10 @@
 //! off exponentially between attempts.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
 
 /// An AWS service the operator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,105 +113,134 @@ pub fn default_rates() -> Vec<((Service, CallClass), Rate)> {
     ]
 }
 
-type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
-
-/// The shared token buckets. Cheap to clone.
-pub struct Budget<C: Clock = DefaultClock> {
-    buckets: Arc<HashMap<(Service, CallClass), Limiter<C>>>,
+/// One token bucket: `rate` tokens per second up to `burst`, refilled continuously.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
 }
 
-impl<C: Clock> Clone for Budget<C> {
-    fn clone(&self) -> Self {
-        Budget {
-            buckets: self.buckets.clone(),
+impl Bucket {
+    fn full(r: Rate, now: Instant) -> Bucket {
+        let burst = f64::from(r.burst.max(1));
+        Bucket {
+            // At least one token an hour.
+            rate: r.per_second.max(1.0 / 3600.0),
+            burst,
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if now > self.at {
+            let dt = (now - self.at).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+            self.at = now;
+        }
+    }
+
+    /// How long until a token is there (zero: now). Call after `refill`.
+    fn wait(&self) -> Duration {
+        if self.tokens >= 1.0 - 1e-9 {
+            Duration::ZERO
+        } else {
+            // Round up to the microsecond so the wake-up finds the token there.
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate) + Duration::from_micros(1)
         }
     }
 }
 
-impl Default for Budget<DefaultClock> {
+/// The shared token buckets. Cheap to clone.
+#[derive(Clone)]
+pub struct Budget {
+    buckets: Arc<Mutex<HashMap<(Service, CallClass), Bucket>>>,
+}
+
+impl Default for Budget {
     fn default() -> Self {
-        Budget::with_rates(&default_rates(), &DefaultClock::default())
+        Budget::with_rates(&default_rates())
     }
 }
 
-impl<C: Clock + Clone> Budget<C> {
-    /// Buckets at the given rates, on `clock` (tests use a fake one).
-    pub fn with_rates(rates: &[((Service, CallClass), Rate)], clock: &C) -> Self {
+impl Budget {
+    /// Full buckets at the given rates. Time is tokio's (tests pause and advance it).
+    pub fn with_rates(rates: &[((Service, CallClass), Rate)]) -> Self {
+        let now = Instant::now();
         let buckets = rates
             .iter()
-            .map(|(k, r)| {
-                let burst = NonZeroU32::new(r.burst.max(1)).expect("at least 1");
-                // One token every `1/per_second` seconds (at least one per hour, at most one
-                // per microsecond).
-                let period = Duration::from_secs_f64(1.0 / r.per_second.clamp(1.0 / 3600.0, 1e6));
-                let quota = Quota::with_period(period)
-                    .expect("a non-zero period")
-                    .allow_burst(burst);
-                (*k, RateLimiter::direct_with_clock(quota, C::clone(clock)))
-            })
+            .map(|(k, r)| (*k, Bucket::full(*r, now)))
             .collect();
         Budget {
-            buckets: Arc::new(buckets),
+            buckets: Arc::new(Mutex::new(buckets)),
         }
     }
 
     /// The buckets a call draws on: its own class (falling back to the service's `Write`
     /// bucket for the special write classes), plus the account-wide bucket (the service's
     /// `Read` one) for the writes of ELBv2, Route53 and ACM.
-    fn buckets_for(&self, service: Service, class: CallClass) -> Vec<&Limiter<C>> {
+    fn keys_for(
+        buckets: &HashMap<(Service, CallClass), Bucket>,
+        service: Service,
+        class: CallClass,
+    ) -> Vec<(Service, CallClass)> {
         let mut out = Vec::new();
-        let own = self
-            .buckets
-            .get(&(service, class))
-            .or_else(|| self.buckets.get(&(service, CallClass::Write)));
-        out.extend(own);
-        if account_wide(service) && class != CallClass::Read {
-            out.extend(self.buckets.get(&(service, CallClass::Read)));
+        if buckets.contains_key(&(service, class)) {
+            out.push((service, class));
+        } else if buckets.contains_key(&(service, CallClass::Write)) {
+            out.push((service, CallClass::Write));
+        }
+        if account_wide(service)
+            && class != CallClass::Read
+            && buckets.contains_key(&(service, CallClass::Read))
+        {
+            out.push((service, CallClass::Read));
         }
         out
     }
 
-    /// Take a token from each of the call's buckets without waiting; false when one is empty.
-    /// Buckets are checked own-class first, so an empty write bucket never spends account-wide
-    /// tokens; a token taken before a later bucket turns out empty is spent (governor cannot
-    /// return it).
-    pub fn try_acquire(&self, service: Service, class: CallClass) -> bool {
-        self.buckets_for(service, class)
-            .iter()
-            .all(|b| b.check().is_ok())
+    /// Take a token from every bucket of the call if each has one (then `Ok`); else take
+    /// nothing and say how long until they all might (`Err`).
+    fn take(&self, service: Service, class: CallClass) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("budget lock");
+        let keys = Budget::keys_for(&buckets, service, class);
+        let mut wait = Duration::ZERO;
+        for k in &keys {
+            let b = buckets.get_mut(k).expect("a key of keys_for");
+            b.refill(now);
+            wait = wait.max(b.wait());
+        }
+        if wait > Duration::ZERO {
+            return Err(wait);
+        }
+        for k in &keys {
+            buckets.get_mut(k).expect("a key of keys_for").tokens -= 1.0;
+        }
+        Ok(())
     }
-}
 
-impl Budget<DefaultClock> {
-    /// Wait until the call may be made.
+    /// Take a token from each of the call's buckets without waiting; false (and nothing taken)
+    /// when one is empty.
+    pub fn try_acquire(&self, service: Service, class: CallClass) -> bool {
+        self.take(service, class).is_ok()
+    }
+
+    /// Wait until the call may be made, then take its tokens (all at once).
     pub async fn acquire(&self, service: Service, class: CallClass) {
-        for bucket in self.buckets_for(service, class) {
-            loop {
-                match bucket.check() {
-                    Ok(()) => break,
-                    Err(not_until) => {
-                        let wait = not_until.wait_time_from(DefaultClock::default().now());
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            }
+        while let Err(wait) = self.take(service, class) {
+            tokio::time::sleep(wait).await;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use governor::clock::FakeRelativeClock;
-
     use super::*;
 
-    fn budget(clock: &FakeRelativeClock) -> Budget<FakeRelativeClock> {
-        Budget::with_rates(&default_rates(), clock)
-    }
-
-    fn drain(b: &Budget<FakeRelativeClock>, s: Service, c: CallClass) -> u32 {
+    fn drain(b: &Budget, s: Service, c: CallClass) -> u32 {
         let mut n = 0;
         while b.try_acquire(s, c) {
             n += 1;
@@ -216,60 +249,85 @@ mod tests {
         n
     }
 
-    #[test]
-    fn ecs_describes_burst_to_80_then_refill_at_16_per_second() {
-        let clock = FakeRelativeClock::default();
-        let b = budget(&clock);
+    async fn advance(ms: u64) {
+        tokio::time::advance(Duration::from_millis(ms)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ecs_describes_burst_to_80_then_refill_at_16_per_second() {
+        let b = Budget::default();
         assert_eq!(drain(&b, Service::Ecs, CallClass::Read), 80);
-        clock.advance(Duration::from_secs(1));
+        advance(1000).await;
         assert_eq!(drain(&b, Service::Ecs, CallClass::Read), 16);
     }
 
-    #[test]
-    fn register_task_definition_is_one_every_1_25_seconds_and_separate_from_other_writes() {
-        let clock = FakeRelativeClock::default();
-        let b = budget(&clock);
+    #[tokio::test(start_paused = true)]
+    async fn register_task_definition_is_one_every_1_25_seconds_and_separate_from_other_writes() {
+        let b = Budget::default();
         assert_eq!(
             drain(&b, Service::Ecs, CallClass::RegisterTaskDefinition),
             1
         );
         assert_eq!(drain(&b, Service::Ecs, CallClass::Write), 4);
-        clock.advance(Duration::from_millis(1200));
+        advance(1200).await;
         assert_eq!(
             drain(&b, Service::Ecs, CallClass::RegisterTaskDefinition),
             0
         );
-        clock.advance(Duration::from_millis(50));
+        advance(50).await;
         assert_eq!(
             drain(&b, Service::Ecs, CallClass::RegisterTaskDefinition),
             1
         );
     }
 
-    #[test]
-    fn elbv2_writes_also_draw_on_the_account_wide_elbv2_bucket() {
-        let clock = FakeRelativeClock::default();
-        let b = budget(&clock);
+    #[tokio::test(start_paused = true)]
+    async fn elbv2_writes_also_draw_on_the_account_wide_elbv2_bucket() {
+        let b = Budget::default();
         assert_eq!(drain(&b, Service::Elbv2, CallClass::Write), 2);
         // 2 of the 32 account-wide tokens went to the writes.
         assert_eq!(drain(&b, Service::Elbv2, CallClass::Read), 30);
     }
 
-    #[test]
-    fn route53_reads_and_writes_share_one_account_wide_bucket_of_four() {
-        let clock = FakeRelativeClock::default();
-        let b = budget(&clock);
+    #[tokio::test(start_paused = true)]
+    async fn a_write_waiting_for_the_account_bucket_keeps_no_write_token() {
+        let b = Budget::default();
+        assert_eq!(drain(&b, Service::Elbv2, CallClass::Read), 32);
+        // The account bucket is empty: the write takes nothing, its write tokens stay.
+        assert!(!b.try_acquire(Service::Elbv2, CallClass::Write));
+        advance(1000).await;
+        // 8 account tokens came back; the write bucket still holds its 2.
+        assert_eq!(drain(&b, Service::Elbv2, CallClass::Write), 2);
+        assert_eq!(drain(&b, Service::Elbv2, CallClass::Read), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_waits_until_every_bucket_of_the_call_has_a_token() {
+        let b = Budget::default();
+        assert_eq!(drain(&b, Service::Ecs, CallClass::RegisterTaskDefinition), 1);
+        let start = Instant::now();
+        b.acquire(Service::Ecs, CallClass::RegisterTaskDefinition)
+            .await;
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1250) && waited < Duration::from_millis(1260),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn route53_reads_and_writes_share_one_account_wide_bucket_of_four() {
+        let b = Budget::default();
         assert_eq!(drain(&b, Service::Route53, CallClass::Read), 4);
         assert_eq!(drain(&b, Service::Route53, CallClass::Write), 0);
-        clock.advance(Duration::from_secs(1));
+        advance(1000).await;
         assert_eq!(drain(&b, Service::Route53, CallClass::Write), 4);
         assert_eq!(drain(&b, Service::Route53, CallClass::Read), 0);
     }
 
-    #[test]
-    fn request_certificate_has_its_own_bucket_of_four_inside_the_acm_one() {
-        let clock = FakeRelativeClock::default();
-        let b = budget(&clock);
+    #[tokio::test(start_paused = true)]
+    async fn request_certificate_has_its_own_bucket_of_four_inside_the_acm_one() {
+        let b = Budget::default();
         assert_eq!(drain(&b, Service::Acm, CallClass::RequestCertificate), 4);
         assert_eq!(drain(&b, Service::Acm, CallClass::Read), 4);
     }

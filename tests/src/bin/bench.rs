@@ -277,17 +277,20 @@ fn operator_lower_bound(counts: &Counts) -> Option<(String, f64)> {
 fn calls_table(p: &Pass) -> String {
     let ours = operator_calls(&p.metrics);
     let mut out = String::from(
-        "| operation | kind | forwarded | throttled | operator's count |\n|---|---|---|---|---|\n",
+        "| operation | kind | forwarded | throttled | operator's count | first s | last s |\n|---|---|---|---|---|---|---|\n",
     );
+    let at = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1}", d.as_secs_f64()));
     for (call, n) in &p.counts.by_call {
         let key = format!("{}/{}", call.service.label(), call.operation);
         let _ = writeln!(
             out,
-            "| {key} | {} | {} | {} | {} |",
+            "| {key} | {} | {} | {} | {} | {} | {} |",
             if call.is_mutating() { "write" } else { "read" },
             n.forwarded,
             n.throttled,
-            ours.get(&key).map_or("-".to_string(), |v| v.to_string())
+            ours.get(&key).map_or("-".to_string(), |v| v.to_string()),
+            at(n.first),
+            at(n.last),
         );
     }
     out
