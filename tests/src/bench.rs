@@ -395,7 +395,10 @@ mod tests {
         assert_eq!(calls(&m, "ecs/DescribeServices"), 1);
         assert_eq!(calls(&m, "ecs/DescribeTaskDefinition"), 0);
         assert_eq!(calls(&m, "elasticloadbalancingv2/DescribeRules"), 1);
-        assert_eq!(calls(&m, "elasticloadbalancingv2/DescribeTargetGroupAttributes"), 10);
+        assert_eq!(
+            calls(&m, "elasticloadbalancingv2/DescribeTargetGroupAttributes"),
+            10
+        );
         // 3 + 20 tagged ARNs: 2 calls.
         assert_eq!(calls(&m, "elasticloadbalancingv2/DescribeTags"), 2);
         // 23 records: one page.
@@ -441,6 +444,9 @@ mod tests {
         let c = operator_calls(text);
         assert_eq!(c.get("ecs/DescribeServices"), Some(&9));
         assert_eq!(c.get("route53/GetChange"), Some(&1));
-        assert_eq!(metric_sum(text, "ecs_operator_aws_throttles_total", &[]), 2.0);
+        assert_eq!(
+            metric_sum(text, "ecs_operator_aws_throttles_total", &[]),
+            2.0
+        );
     }
 }

@@ -293,7 +293,12 @@ impl Counts {
         self.by_call
             .iter()
             .filter(|(c, n)| c.is_mutating() && n.forwarded > 0)
-            .map(|(c, n)| (format!("{}/{}", c.service.label(), c.operation), n.forwarded))
+            .map(|(c, n)| {
+                (
+                    format!("{}/{}", c.service.label(), c.operation),
+                    n.forwarded,
+                )
+            })
             .collect()
     }
 
@@ -302,7 +307,12 @@ impl Counts {
         self.by_call
             .iter()
             .filter(|(c, n)| !c.is_mutating() && n.forwarded > 0)
-            .map(|(c, n)| (format!("{}/{}", c.service.label(), c.operation), n.forwarded))
+            .map(|(c, n)| {
+                (
+                    format!("{}/{}", c.service.label(), c.operation),
+                    n.forwarded,
+                )
+            })
             .collect()
     }
 }
@@ -460,7 +470,10 @@ mod tests {
         assert_eq!(burst(&mut l, &rtd, ms(0)), 1);
         assert_eq!(burst(&mut l, &update, ms(0)), 5);
         assert_eq!(burst(&mut l, &describe, ms(0)), 100);
-        assert_eq!(l.admit(&rtd, ms(999)), Err(Bucket::EcsRegisterTaskDefinition));
+        assert_eq!(
+            l.admit(&rtd, ms(999)),
+            Err(Bucket::EcsRegisterTaskDefinition)
+        );
         assert_eq!(
             l.admit(&rtd, ms(1000)),
             Ok(vec![Bucket::EcsRegisterTaskDefinition])
@@ -563,7 +576,9 @@ mod tests {
         ];
         for (aws, key) in pairs {
             let a = aws.aws_limit();
-            let o = ours.get(&key).unwrap_or_else(|| panic!("no operator bucket {key:?}"));
+            let o = ours
+                .get(&key)
+                .unwrap_or_else(|| panic!("no operator bucket {key:?}"));
             assert!(
                 o.per_second < a.rate,
                 "{key:?}: {} /s is not below AWS's {aws} at {} /s",

@@ -607,7 +607,10 @@ mod tests {
             "POST",
             "/",
             &[
-                ("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.DescribeServices"),
+                (
+                    "X-Amz-Target",
+                    "AmazonEC2ContainerServiceV20141113.DescribeServices",
+                ),
                 ("Content-Type", "application/x-amz-json-1.1"),
                 ("Authorization", &a),
             ],
@@ -658,10 +661,22 @@ mod tests {
     #[test]
     fn route53_rest_paths_map_to_operations() {
         let cases = [
-            ("GET", "/2013-04-01/hostedzonesbyname?dnsname=example.com", "ListHostedZonesByName"),
+            (
+                "GET",
+                "/2013-04-01/hostedzonesbyname?dnsname=example.com",
+                "ListHostedZonesByName",
+            ),
             ("GET", "/2013-04-01/hostedzone/Z1", "GetHostedZone"),
-            ("GET", "/2013-04-01/hostedzone/Z1/rrset?maxitems=300", "ListResourceRecordSets"),
-            ("POST", "/2013-04-01/hostedzone/Z1/rrset/", "ChangeResourceRecordSets"),
+            (
+                "GET",
+                "/2013-04-01/hostedzone/Z1/rrset?maxitems=300",
+                "ListResourceRecordSets",
+            ),
+            (
+                "POST",
+                "/2013-04-01/hostedzone/Z1/rrset/",
+                "ChangeResourceRecordSets",
+            ),
             ("GET", "/2013-04-01/change/C1", "GetChange"),
             ("POST", "/2013-04-01/hostedzone", "CreateHostedZone"),
         ];

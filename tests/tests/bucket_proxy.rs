@@ -14,10 +14,7 @@ use ecs_operator_tests::{Moto, REGION};
 
 /// Buckets that refill about never: ECS reads burst 2, ELBv2 and Route53 burst 1.
 fn tiny() -> BTreeMap<Bucket, Limit> {
-    let l = |burst| Limit {
-        rate: 0.001,
-        burst,
-    };
+    let l = |burst| Limit { rate: 0.001, burst };
     BTreeMap::from([
         (Bucket::EcsRead, l(2.0)),
         (Bucket::Elbv2Account, l(1.0)),
@@ -62,7 +59,11 @@ async fn an_empty_bucket_answers_throttling_in_each_protocols_shape_without_forw
     for _ in 0..2 {
         ecs.list_clusters().send().await.expect("within the burst");
     }
-    let err = ecs.list_clusters().send().await.expect_err("the bucket is empty");
+    let err = ecs
+        .list_clusters()
+        .send()
+        .await
+        .expect_err("the bucket is empty");
     assert_eq!(err.code(), Some("ThrottlingException"), "{err:?}");
 
     // ELBv2 (awsQuery): one, then <Code>Throttling</Code>.
@@ -78,7 +79,10 @@ async fn an_empty_bucket_answers_throttling_in_each_protocols_shape_without_forw
     assert_eq!(err.code(), Some("Throttling"), "{err:?}");
 
     // Route53 (REST-XML): one, then Throttling.
-    r53.list_hosted_zones().send().await.expect("within the burst");
+    r53.list_hosted_zones()
+        .send()
+        .await
+        .expect("within the burst");
     let err = r53
         .list_hosted_zones()
         .send()

@@ -92,16 +92,16 @@ pub fn default_rates() -> Vec<((Service, CallClass), Rate)> {
     use CallClass::*;
     use Service::*;
     vec![
-        ((Ecs, Read), rate(16.0, 80)),                  // AWS: 20/s, burst 100
-        ((Ecs, Write), rate(4.0, 4)),                   // AWS: 5/s
-        ((Ecs, RegisterTaskDefinition), rate(0.8, 1)),  // AWS: 1/s
-        ((Elbv2, Read), rate(8.0, 32)),                 // AWS: 10/s, burst 40, account-wide
-        ((Elbv2, Write), rate(2.4, 2)),                 // AWS: 3/s
-        ((Route53, Read), rate(4.0, 4)),                // AWS: 5/s per account, everything
-        ((Route53, Write), rate(4.0, 4)),               // (also draws on Read)
-        ((Acm, Read), rate(8.0, 8)),                    // AWS: 10/s
-        ((Acm, Write), rate(8.0, 8)),                   // (also draws on Read)
-        ((Acm, RequestCertificate), rate(4.0, 4)),      // AWS: 5/s
+        ((Ecs, Read), rate(16.0, 80)),                 // AWS: 20/s, burst 100
+        ((Ecs, Write), rate(4.0, 4)),                  // AWS: 5/s
+        ((Ecs, RegisterTaskDefinition), rate(0.8, 1)), // AWS: 1/s
+        ((Elbv2, Read), rate(8.0, 32)),                // AWS: 10/s, burst 40, account-wide
+        ((Elbv2, Write), rate(2.4, 2)),                // AWS: 3/s
+        ((Route53, Read), rate(4.0, 4)),               // AWS: 5/s per account, everything
+        ((Route53, Write), rate(4.0, 4)),              // (also draws on Read)
+        ((Acm, Read), rate(8.0, 8)),                   // AWS: 10/s
+        ((Acm, Write), rate(8.0, 8)),                  // (also draws on Read)
+        ((Acm, RequestCertificate), rate(4.0, 4)),     // AWS: 5/s
         ((Ecr, Read), rate(20.0, 20)),
         ((Ecr, Write), rate(10.0, 10)),
         ((ApplicationAutoScaling, Read), rate(10.0, 10)),
@@ -304,7 +304,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_until_every_bucket_of_the_call_has_a_token() {
         let b = Budget::default();
-        assert_eq!(drain(&b, Service::Ecs, CallClass::RegisterTaskDefinition), 1);
+        assert_eq!(
+            drain(&b, Service::Ecs, CallClass::RegisterTaskDefinition),
+            1
+        );
         let start = Instant::now();
         b.acquire(Service::Ecs, CallClass::RegisterTaskDefinition)
             .await;

@@ -412,9 +412,8 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
         let _ = h.await;
     }
     if let Some(path) = &args.metrics_file {
-        std::fs::write(path, metrics.render()).map_err(|e| {
-            CliError::Environment(format!("cannot write {}: {e}", path.display()))
-        })?;
+        std::fs::write(path, metrics.render())
+            .map_err(|e| CliError::Environment(format!("cannot write {}: {e}", path.display())))?;
     }
 
     match end {

@@ -195,9 +195,16 @@ fn run_pass(
     let log = work.join(format!("{name}.log"));
     let stdout_file = work.join(format!("{name}.out"));
     let mut cmd = Command::new(operator);
-    cmd.args(["run", "--store", &store, "--once", "--timeout", &args.timeout])
-        .arg("--metrics-file")
-        .arg(&metrics_file);
+    cmd.args([
+        "run",
+        "--store",
+        &store,
+        "--once",
+        "--timeout",
+        &args.timeout,
+    ])
+    .arg("--metrics-file")
+    .arg(&metrics_file);
     if let Some(c) = args.concurrency {
         cmd.args(["--concurrency", &c.to_string()]);
     }
@@ -246,7 +253,8 @@ fn operator_buckets_for(call: &Call) -> Vec<(Service, CallClass)> {
         _ => CallClass::Read,
     };
     let mut out = vec![(service, class)];
-    if matches!(service, Service::Elbv2 | Service::Route53 | Service::Acm) && class != CallClass::Read
+    if matches!(service, Service::Elbv2 | Service::Route53 | Service::Acm)
+        && class != CallClass::Read
     {
         out.push((service, CallClass::Read));
     }
@@ -398,10 +406,7 @@ struct SizeResult {
 
 async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
     let fleet = Fleet::new(n);
-    eprintln!(
-        "== N = {n}: {} ALB(s); starting moto",
-        fleet.albs()
-    );
+    eprintln!("== N = {n}: {} ALB(s); starting moto", fleet.albs());
     let moto = Moto::start_with_env(&[
         ("MOTO_ACM_VALIDATION_WAIT", "0"),
         ("MOTO_ECS_SERVICE_RUNNING", "2"),
@@ -536,7 +541,11 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
         d,
         "- lower bound under AWS's buckets: {:.1} s ({}); under the operator's own buckets: {}",
         row.lower_bound_secs,
-        if row.lower_bound_bucket.is_empty() { "no bucket had to wait" } else { &row.lower_bound_bucket },
+        if row.lower_bound_bucket.is_empty() {
+            "no bucket had to wait"
+        } else {
+            &row.lower_bound_bucket
+        },
         ours.map_or("0 s".to_string(), |(b, s)| format!("{s:.1} s ({b})"))
     );
     let _ = writeln!(
@@ -561,10 +570,21 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
     );
     let muts = steady.counts.mutating();
     if !muts.is_empty() {
-        let _ = writeln!(d, "- **mutating calls in the steady-state resync** (must be none): {muts:?}");
+        let _ = writeln!(
+            d,
+            "- **mutating calls in the steady-state resync** (must be none): {muts:?}"
+        );
     }
-    let _ = writeln!(d, "\nConvergence, by bucket:\n\n{}", buckets_table(&converge.counts));
-    let _ = writeln!(d, "Convergence, by operation:\n\n{}", calls_table(&converge));
+    let _ = writeln!(
+        d,
+        "\nConvergence, by bucket:\n\n{}",
+        buckets_table(&converge.counts)
+    );
+    let _ = writeln!(
+        d,
+        "Convergence, by operation:\n\n{}",
+        calls_table(&converge)
+    );
     let _ = writeln!(
         d,
         "Steady-state resync, reads against the batched minimum:\n\n{}",
@@ -603,7 +623,8 @@ async fn main() {
     }
     print!("{report}");
     if let Some(out) = &args.out {
-        std::fs::write(out, &report).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+        std::fs::write(out, &report)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
     }
     // Let the proxies' threads and moto go (drops ran already); make sure nothing lingers.
     std::thread::sleep(Duration::from_millis(10));
