@@ -311,6 +311,9 @@ pub struct Controller {
     finished: Mutex<HashMap<SpecKey, Option<String>>>,
     /// The snapshot of the current resync wave.
     waves: WaveSnapshots,
+    /// Keys reconciled at least once by this process: `--once` waits for every spec to have
+    /// been reconciled, not only for the status records it read at start to say Ready.
+    reconciled: Mutex<std::collections::HashSet<SpecKey>>,
 }
 
 /// The snapshot of the current resync wave (`crate::resources::snapshot`): made by the wave's
@@ -356,6 +359,7 @@ impl Controller {
             held: Mutex::new(std::collections::HashSet::new()),
             finished: Mutex::new(HashMap::new()),
             waves: WaveSnapshots::default(),
+            reconciled: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -422,13 +426,19 @@ impl Controller {
         self.statuses.lock().expect("status lock").get(key).cloned()
     }
 
-    /// Whether every spec of the desired cache reached a final phase for its current generation
-    /// (Ready, Failed, Invalid, Degraded; Paused counts as final and not failed).
+    /// Whether every spec of the desired cache was reconciled by this process and reached a
+    /// final phase for its current generation (Ready, Failed, Invalid, Degraded; Paused counts
+    /// as final and not failed). A status record read at start does not count until its spec
+    /// has been reconciled: `run --once` on a converged store still checks every spec for drift.
     pub fn settled(&self) -> Settled {
         let desired = self.desired();
+        let reconciled = self.reconciled.lock().expect("reconciled lock").clone();
         let statuses = self.statuses.lock().expect("status lock");
         let mut failed = Vec::new();
         for (key, entry) in &desired.entries {
+            if !reconciled.contains(key) {
+                return Settled::No;
+            }
             let Some(s) = statuses.get(key) else {
                 return Settled::No;
             };
@@ -582,6 +592,7 @@ impl Controller {
         };
         self.metrics
             .reconciled(key.kind.as_str(), label, started.elapsed());
+        self.reconciled.lock().expect("reconciled lock").insert(key);
         self.progress.send_modify(|n| *n += 1);
         result
     }

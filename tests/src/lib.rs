@@ -6,9 +6,12 @@
 //! failure with instructions, never a skip.
 
 pub mod aws_actions;
+pub mod bench;
+pub mod bucket_proxy;
 pub mod ecs_fixtures;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -94,6 +97,11 @@ impl Moto {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id (the benchmark reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn endpoint(&self) -> String {

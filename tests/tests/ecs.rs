@@ -560,6 +560,37 @@ fn run_once_exits_0_when_every_spec_is_ready_and_status_says_so() {
         assert_eq!(s["observedGeneration"], s["generation"], "{s}");
         assert!(!s["resources"].as_array().unwrap().is_empty(), "{s}");
     }
+
+    // Run again on the converged store, one reconcile at a time: the Ready records read at
+    // start do not end the run; every spec is reconciled (checked for drift) once, and nothing
+    // is written.
+    let metrics = dir.path().join(".again.prom");
+    let again = ecs_operator_tests::bin(
+        &[
+            "run",
+            "--store",
+            &store,
+            "--once",
+            "--timeout",
+            "60s",
+            "--concurrency",
+            "1",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+        dir.path(),
+        &moto.env(),
+    );
+    assert_eq!(again.code, 0, "{again:?}");
+    let text = std::fs::read_to_string(&metrics).expect("--metrics-file was written");
+    let reconciles =
+        ecs_operator_tests::bench::metric_sum(&text, "ecs_operator_reconciles_total", &[]);
+    assert_eq!(reconciles, 3.0, "one reconcile per spec:\n{text}");
+    let writes: Vec<_> = ecs_operator_tests::bench::operator_calls(&text)
+        .into_iter()
+        .filter(|(op, _)| ecs_operator::aws::calls::is_mutating(op.rsplit('/').next().unwrap()))
+        .collect();
+    assert!(writes.is_empty(), "no mutating call: {writes:?}");
 }
 
 #[test]

@@ -79,6 +79,10 @@ pub struct Args {
     /// How long running reconciles may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// On exit, write what /metrics would serve to this file (for batch runs with --once,
+    /// which exit before anything could scrape them; the benchmark reads it).
+    #[arg(long)]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// Parse `500ms`, `30s`, `5m`, `1h` (or a bare number of seconds).
@@ -450,6 +454,10 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let _ = stop_http_tx.send(true);
     if let Some(h) = http {
         let _ = h.await;
+    }
+    if let Some(path) = &args.metrics_file {
+        std::fs::write(path, metrics.render())
+            .map_err(|e| CliError::Environment(format!("cannot write {}: {e}", path.display())))?;
     }
 
     match end {
