@@ -210,6 +210,8 @@ fn run_pass(
     }
     let moto_before = process_cpu(moto.pid());
     let start = Instant::now();
+    // Reaped by `wait_rusage` (wait4(2)), which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .current_dir(dir)
         .env_remove("AWS_PROFILE")
