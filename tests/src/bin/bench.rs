@@ -97,7 +97,12 @@ fn parse_args() -> Args {
 /// The operator binary: `--operator`, else the release build, else the debug one (loudly).
 fn operator_binary(args: &Args) -> (PathBuf, &'static str) {
     if let Some(p) = &args.operator {
-        return (p.clone(), "given");
+        // Absolute, since each pass runs the operator in its own working directory.
+        let abs = std::fs::canonicalize(p).unwrap_or_else(|e| {
+            eprintln!("--operator {}: {e}\n{USAGE}", p.display());
+            std::process::exit(2)
+        });
+        return (abs, "given");
     }
     let root = workspace_root();
     let release = root.join("target/release/ecs-operator");
