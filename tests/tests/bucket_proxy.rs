@@ -116,3 +116,66 @@ async fn an_empty_bucket_answers_throttling_in_each_protocols_shape_without_forw
     assert_eq!(calls.total(Outcome::Throttled), 3, "{:?}", calls.snapshot());
     assert_eq!(calls.total(Outcome::Ok), 4, "{:?}", calls.snapshot());
 }
+
+/// The operator's clients (`resources::Aws`) charge each SDK retry to the call budget: a call
+/// throttled on every attempt leaves its bucket four tokens poorer than the one token its
+/// first attempt took (standard retry mode, 5 attempts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_retries_are_charged_to_the_operators_budget() {
+    use ecs_operator::aws::budget::Rate;
+    use ecs_operator::aws::{Budget, CallClass, Sdk, Service};
+    use ecs_operator::resources::context::Aws;
+
+    let moto = Moto::start();
+    // AWS's side: ECS reads burst 2, refilling about never.
+    let proxy = BucketProxy::start_with(moto.port(), &tiny());
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.endpoint())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    // The operator's side: ECS reads burst 10, refilling about never.
+    let budget = Budget::with_rates(&[(
+        (Service::Ecs, CallClass::Read),
+        Rate {
+            per_second: 0.001,
+            burst: 10,
+        },
+    )]);
+    let aws = Aws::new(&Sdk::new(config), "tests", budget.clone());
+    let list = || {
+        aws.call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListClusters",
+            "*",
+            aws.ecs.list_clusters().send(),
+        )
+    };
+    list().await.expect("within AWS's burst");
+    list().await.expect("within AWS's burst");
+    list()
+        .await
+        .expect_err("AWS's bucket is empty: every attempt is throttled");
+    let throttled = proxy
+        .counts()
+        .by_call
+        .get(&Call {
+            service: AwsService::Ecs,
+            operation: "ListClusters".into(),
+        })
+        .copied()
+        .unwrap_or_default()
+        .throttled;
+    assert_eq!(throttled, 5, "the SDK made 5 attempts of the third call");
+    // 10 - 3 calls - 4 charged retries = 3 tokens left.
+    let mut left = 0;
+    while budget.try_acquire(Service::Ecs, CallClass::Read) {
+        left += 1;
+        assert!(left <= 10, "the bucket never empties");
+    }
+    assert_eq!(left, 3, "3 calls and 4 retries spent 7 of the 10 tokens");
+}

@@ -27,16 +27,29 @@
 //! may arrive up to 0.25 s early. The benchmark (`docs/benchmarks.md`)
 //! checks this against a proxy that enforces AWS's buckets: 0 throttles is the target.
 //!
-//! The SDK's own retries (standard mode, 5 attempts, `operator/src/aws/sdk.rs`) do not pass
-//! through the budget: a retry is sent without waiting for a token. That only happens after an
-//! answer that asked for a retry (a throttle, a 5xx, a dropped connection), and the SDK backs
-//! off exponentially between attempts.
+//! **Retries are charged.** The SDK's own retries (standard mode, 5 attempts,
+//! `operator/src/aws/sdk.rs`) happen inside one `send()` and cannot wait for a token, so a retry
+//! leaves at once, after the SDK's backoff. It is charged all the same ([`RetryCharge`], an SDK
+//! interceptor): its buckets lose a token, going into debt if empty, and the calls queued behind
+//! it wait until the debt is repaid. Without the charge a throttled call's retry spends the AWS
+//! token the next call was paced for, that call is throttled in turn, and one early arrival
+//! becomes a chain of throttles (the benchmark saw 11 on RegisterTaskDefinition converging 100
+//! services).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use tokio::time::Instant;
+
+use super::calls::{is_mutating, service_label};
 
 /// An AWS service the operator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,7 +167,7 @@ impl Bucket {
 }
 
 /// The shared token buckets. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Budget {
     buckets: Arc<Mutex<HashMap<(Service, CallClass), Bucket>>>,
 }
@@ -233,6 +246,84 @@ impl Budget {
         while let Err(wait) = self.take(service, class) {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Charge a call that was sent without waiting (an SDK retry): a token from each of its
+    /// buckets, now, whether there is one or not. An empty bucket goes into debt, down to
+    /// `-burst` at most, so the calls waiting on it are delayed until AWS's bucket has had the
+    /// time to refill the token the retry spent there.
+    pub fn charge(&self, service: Service, class: CallClass) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("budget lock");
+        for k in Budget::keys_for(&buckets, service, class) {
+            let b = buckets.get_mut(&k).expect("a key of keys_for");
+            b.refill(now);
+            b.tokens = (b.tokens - 1.0).max(-b.burst);
+        }
+    }
+
+    /// The SDK interceptor that charges retries to this budget; see [`RetryCharge`].
+    pub fn retry_charge(&self) -> RetryCharge {
+        RetryCharge {
+            budget: self.clone(),
+        }
+    }
+}
+
+/// The budget's service and class of an SDK operation, from the SDK's own names (`ECS`,
+/// `RegisterTaskDefinition`); `None` for a service the budget does not know.
+pub fn classify_operation(sdk_service: &str, operation: &str) -> Option<(Service, CallClass)> {
+    let service = match service_label(sdk_service).as_str() {
+        "ecs" => Service::Ecs,
+        "elasticloadbalancingv2" => Service::Elbv2,
+        "route53" => Service::Route53,
+        "acm" => Service::Acm,
+        "ecr" => Service::Ecr,
+        "applicationautoscaling" => Service::ApplicationAutoScaling,
+        "s3" => Service::S3,
+        "dynamodb" => Service::DynamoDb,
+        _ => return None,
+    };
+    let class = match operation {
+        "RegisterTaskDefinition" => CallClass::RegisterTaskDefinition,
+        "RequestCertificate" => CallClass::RequestCertificate,
+        op if is_mutating(op) => CallClass::Write,
+        _ => CallClass::Read,
+    };
+    Some((service, class))
+}
+
+/// An SDK interceptor that charges every retry attempt (the second attempt of a call and
+/// later) to the [`Budget`]: the first attempt took its tokens in `Aws::call` before `send()`,
+/// and a retry is sent by the SDK without asking. See the module doc.
+#[derive(Debug, Clone)]
+pub struct RetryCharge {
+    budget: Budget,
+}
+
+impl Intercept for RetryCharge {
+    fn name(&self) -> &'static str {
+        "ecs-operator retry charge"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let retry = cfg
+            .load::<RequestAttempts>()
+            .is_some_and(|a| a.attempts() > 1);
+        if retry {
+            if let Some((service, class)) = cfg
+                .load::<Metadata>()
+                .and_then(|m| classify_operation(m.service(), m.name()))
+            {
+                self.budget.charge(service, class);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -326,6 +417,70 @@ mod tests {
         advance(1000).await;
         assert_eq!(drain(&b, Service::Route53, CallClass::Write), 4);
         assert_eq!(drain(&b, Service::Route53, CallClass::Read), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_charged_retry_puts_the_bucket_in_debt_and_delays_the_next_call() {
+        let b = Budget::default();
+        assert!(b.try_acquire(Service::Ecs, CallClass::RegisterTaskDefinition));
+        // The call was throttled and the SDK retried it: one token more, owed.
+        b.charge(Service::Ecs, CallClass::RegisterTaskDefinition);
+        let start = Instant::now();
+        b.acquire(Service::Ecs, CallClass::RegisterTaskDefinition)
+            .await;
+        let waited = start.elapsed();
+        // From -1 to 1 token at 0.8/s: 2.5 s, not 1.25 s.
+        assert!(
+            waited >= Duration::from_millis(2500) && waited < Duration::from_millis(2510),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debt_is_bounded_by_the_burst() {
+        let b = Budget::default();
+        assert_eq!(drain(&b, Service::Ecs, CallClass::Write), 4);
+        for _ in 0..100 {
+            b.charge(Service::Ecs, CallClass::Write);
+        }
+        // From -4 to 1 token at 4/s: 1.25 s.
+        advance(1240).await;
+        assert!(!b.try_acquire(Service::Ecs, CallClass::Write));
+        advance(20).await;
+        assert!(b.try_acquire(Service::Ecs, CallClass::Write));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_charged_elbv2_write_retry_also_owes_the_account_bucket() {
+        let b = Budget::default();
+        b.charge(Service::Elbv2, CallClass::Write);
+        assert_eq!(drain(&b, Service::Elbv2, CallClass::Write), 1);
+        assert_eq!(drain(&b, Service::Elbv2, CallClass::Read), 30);
+    }
+
+    #[test]
+    fn sdk_operations_map_to_the_budgets_classes() {
+        assert_eq!(
+            classify_operation("ECS", "RegisterTaskDefinition"),
+            Some((Service::Ecs, CallClass::RegisterTaskDefinition))
+        );
+        assert_eq!(
+            classify_operation("ECS", "DescribeServices"),
+            Some((Service::Ecs, CallClass::Read))
+        );
+        assert_eq!(
+            classify_operation("Elastic Load Balancing v2", "CreateRule"),
+            Some((Service::Elbv2, CallClass::Write))
+        );
+        assert_eq!(
+            classify_operation("ACM", "RequestCertificate"),
+            Some((Service::Acm, CallClass::RequestCertificate))
+        );
+        assert_eq!(
+            classify_operation("Application Auto Scaling", "DescribeScalingPolicies"),
+            Some((Service::ApplicationAutoScaling, CallClass::Read))
+        );
+        assert_eq!(classify_operation("STS", "AssumeRole"), None);
     }
 
     #[tokio::test(start_paused = true)]

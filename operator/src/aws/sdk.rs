@@ -1,11 +1,13 @@
 //! Client construction: every AWS client the operator uses is built here, with the SDK's standard
-//! retry mode and the call-counting interceptor, from one shared [`Sdk`].
+//! retry mode and the call-counting interceptor, from one shared [`Sdk`]; the reconcilers' clients
+//! also charge the SDK's retries to the call budget ([`Sdk::with_retry_charge`]).
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 
+use super::budget::{Budget, RetryCharge};
 use super::calls::CallMetrics;
 
 /// Attempts per call (the first one included) unless `AWS_MAX_ATTEMPTS` says otherwise.
@@ -18,19 +20,31 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 pub struct Sdk {
     pub config: SdkConfig,
     pub calls: CallMetrics,
+    /// When set, every client built also charges its retries to this budget.
+    retry_charge: Option<RetryCharge>,
 }
 
 impl Sdk {
     /// Wrap standard SDK settings with fresh call counters.
     pub fn new(config: SdkConfig) -> Self {
-        Sdk {
-            config,
-            calls: CallMetrics::new(),
-        }
+        Sdk::with_calls(config, CallMetrics::new())
     }
 
     pub fn with_calls(config: SdkConfig, calls: CallMetrics) -> Self {
-        Sdk { config, calls }
+        Sdk {
+            config,
+            calls,
+            retry_charge: None,
+        }
+    }
+
+    /// The same settings, for clients whose SDK retries are charged to `budget` (the first
+    /// attempt of each call waits for the budget's tokens in `Aws::call`).
+    pub fn with_retry_charge(&self, budget: &Budget) -> Self {
+        Sdk {
+            retry_charge: Some(budget.retry_charge()),
+            ..self.clone()
+        }
     }
 
     /// The retry settings: `AWS_RETRY_MODE`/`AWS_MAX_ATTEMPTS` when set (the SDK's own
@@ -52,6 +66,9 @@ impl Sdk {
         let mut b = aws_sdk_s3::config::Builder::from(&self.config)
             .retry_config(self.retry_config())
             .interceptor(self.calls.interceptor());
+        if let Some(charge) = &self.retry_charge {
+            b = b.interceptor(charge.clone());
+        }
         if self.config.endpoint_url().is_some() {
             b = b.force_path_style(true);
         }
@@ -64,9 +81,12 @@ macro_rules! client {
     ($name:ident, $krate:ident) => {
         impl Sdk {
             pub fn $name(&self) -> $krate::Client {
-                let b = $krate::config::Builder::from(&self.config)
+                let mut b = $krate::config::Builder::from(&self.config)
                     .retry_config(self.retry_config())
                     .interceptor(self.calls.interceptor());
+                if let Some(charge) = &self.retry_charge {
+                    b = b.interceptor(charge.clone());
+                }
                 $krate::Client::from_conf(b.build())
             }
         }

@@ -26,7 +26,9 @@ pub struct Aws {
 }
 
 impl Aws {
+    /// The clients charge the SDK's retries to `budget` too (see `aws::budget`).
     pub fn new(sdk: &Sdk, instance: &str, budget: Budget) -> Arc<Aws> {
+        let sdk = sdk.with_retry_charge(&budget);
         Arc::new(Aws {
             instance: instance.to_string(),
             region: sdk

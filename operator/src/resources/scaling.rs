@@ -121,8 +121,15 @@ struct Listing {
     complete: bool,
 }
 
-/// The largest page DescribeScalableTargets and DescribeScalingPolicies return.
-const PAGE_SIZE: i32 = 50;
+/// The largest page DescribeScalableTargets returns (AWS: MaxResults 1..50).
+const TARGETS_PAGE_SIZE: i32 = 50;
+/// The largest page DescribeScalingPolicies returns (AWS: MaxResults 1..10; AWS refuses more,
+/// moto does not).
+const POLICIES_PAGE_SIZE: i32 = 10;
+
+/// Every scalable target and scaling policy of the ECS namespace. The listings name no
+/// scalable dimension: AWS wants a resource ID with one, and ECS services have only
+/// `ecs:service:DesiredCount` anyway (checked here all the same).
 
 async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
     let mut out = Listing {
@@ -143,13 +150,15 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
                     .scaling
                     .describe_scalable_targets()
                     .service_namespace(ServiceNamespace::Ecs)
-                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                    .max_results(PAGE_SIZE)
+                    .max_results(TARGETS_PAGE_SIZE)
                     .set_next_token(token.take())
                     .send(),
             )
             .await?;
         for t in page.scalable_targets() {
+            if t.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount {
+                continue;
+            }
             out.targets.insert(
                 t.resource_id().to_string(),
                 (t.min_capacity(), t.max_capacity()),
@@ -177,13 +186,15 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
                     .scaling
                     .describe_scaling_policies()
                     .service_namespace(ServiceNamespace::Ecs)
-                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                    .max_results(PAGE_SIZE)
+                    .max_results(POLICIES_PAGE_SIZE)
                     .set_next_token(token.take())
                     .send(),
             )
             .await?;
         for p in page.scaling_policies() {
+            if p.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount {
+                continue;
+            }
             if let Some((name, policy)) = policy_from(p) {
                 out.policies
                     .entry(p.resource_id().to_string())
