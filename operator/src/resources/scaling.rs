@@ -130,7 +130,6 @@ const POLICIES_PAGE_SIZE: i32 = 10;
 /// Every scalable target and scaling policy of the ECS namespace. The listings name no
 /// scalable dimension: AWS wants a resource ID with one, and ECS services have only
 /// `ecs:service:DesiredCount` anyway (checked here all the same).
-
 async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
     let mut out = Listing {
         complete: true,
