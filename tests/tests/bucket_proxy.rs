@@ -22,18 +22,23 @@ fn tiny() -> BTreeMap<Bucket, Limit> {
     ])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_bucket_answers_throttling_in_each_protocols_shape_without_forwarding() {
-    let moto = Moto::start();
-    let proxy = BucketProxy::start_with(moto.port(), &tiny());
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// SDK settings with every endpoint at the proxy.
+async fn sdk_config(proxy: &BucketProxy) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(proxy.endpoint())
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "testing", "testing", None, None, "tests",
         ))
         .load()
-        .await;
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_bucket_answers_throttling_in_each_protocols_shape_without_forwarding() {
+    let moto = Moto::start();
+    let proxy = BucketProxy::start_with(moto.port(), &tiny());
+    let config = sdk_config(&proxy).await;
     let calls = CallMetrics::new();
     // No retries: the throttle must surface as the call's error.
     let ecs = aws_sdk_ecs::Client::from_conf(
@@ -129,14 +134,7 @@ async fn the_sdks_retries_are_charged_to_the_operators_budget() {
     let moto = Moto::start();
     // AWS's side: ECS reads burst 2, refilling about never.
     let proxy = BucketProxy::start_with(moto.port(), &tiny());
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(proxy.endpoint())
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let config = sdk_config(&proxy).await;
     // The operator's side: ECS reads burst 10, refilling about never.
     let budget = Budget::with_rates(&[(
         (Service::Ecs, CallClass::Read),

@@ -112,13 +112,14 @@ fn policy_from(p: &ScalingPolicy) -> Option<(String, Policy)> {
 
 /// Every scalable target and scaling policy on ECS services' desired counts, by resource id:
 /// a resync wave's read, shared by every ServiceSpec.
+///
+/// Each half is `None` when its listing is incomplete (an emulator whose paging loops: moto
+/// hands out the same DescribeScalableTargets token again past 100 targets); the specs then
+/// read that half fresh, one call each, and still use the other half.
 #[derive(Debug, Default)]
 struct Listing {
-    targets: HashMap<String, (i32, i32)>,
-    policies: HashMap<String, BTreeMap<String, Policy>>,
-    /// Every page was read (an emulator whose paging loops gives an incomplete listing: the
-    /// specs then read fresh).
-    complete: bool,
+    targets: Option<HashMap<String, (i32, i32)>>,
+    policies: Option<HashMap<String, BTreeMap<String, Policy>>>,
 }
 
 /// The largest page DescribeScalableTargets returns (AWS: MaxResults 1..50).
@@ -131,10 +132,8 @@ const POLICIES_PAGE_SIZE: i32 = 10;
 /// scalable dimension: AWS wants a resource ID with one, and ECS services have only
 /// `ecs:service:DesiredCount` anyway (checked here all the same).
 async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
-    let mut out = Listing {
-        complete: true,
-        ..Listing::default()
-    };
+    let mut targets = HashMap::new();
+    let mut complete = true;
     let mut seen = HashSet::new();
     let mut token: Option<String> = None;
     loop {
@@ -158,7 +157,7 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
             if t.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount {
                 continue;
             }
-            out.targets.insert(
+            targets.insert(
                 t.resource_id().to_string(),
                 (t.min_capacity(), t.max_capacity()),
             );
@@ -166,13 +165,20 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
         match page.next_token() {
             Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = Some(t.to_string()),
             Some(t) if !t.is_empty() => {
-                out.complete = false;
+                complete = false;
                 break;
             }
             _ => break,
         }
     }
+    let mut out = Listing {
+        targets: complete.then_some(targets),
+        policies: None,
+    };
+    let mut policies: HashMap<String, BTreeMap<String, Policy>> = HashMap::new();
+    let mut complete = true;
     seen.clear();
+    token = None;
     loop {
         let page = run
             .aws
@@ -195,7 +201,7 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
                 continue;
             }
             if let Some((name, policy)) = policy_from(p) {
-                out.policies
+                policies
                     .entry(p.resource_id().to_string())
                     .or_default()
                     .insert(name, policy);
@@ -204,30 +210,39 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
         match page.next_token() {
             Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = Some(t.to_string()),
             Some(t) if !t.is_empty() => {
-                out.complete = false;
+                complete = false;
                 break;
             }
             _ => break,
         }
     }
+    out.policies = complete.then_some(policies);
     Ok(out)
 }
 
 /// The scalable target of `id` and its policies. In a resync wave, from one listing of every
 /// ECS scalable target and policy for the whole wave.
 pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceError> {
-    if let Some(listing) = run.cached(Entry::Scaling, |_| list_all(run)).await {
-        let listing = listing?;
-        if listing.complete {
-            return Ok(match listing.targets.get(id) {
-                None => Observed::default(),
-                Some(range) => Observed {
-                    range: Some(*range),
-                    policies: listing.policies.get(id).cloned().unwrap_or_default(),
-                },
-            });
-        }
+    let listing = match run.cached(Entry::Scaling, |_| list_all(run)).await {
+        Some(listing) => Some(listing?),
+        None => None,
+    };
+    let range = match listing.as_ref().and_then(|l| l.targets.as_ref()) {
+        Some(targets) => targets.get(id).copied(),
+        None => read_range(run, id).await?,
+    };
+    if range.is_none() {
+        return Ok(Observed::default());
     }
+    let policies = match listing.as_ref().and_then(|l| l.policies.as_ref()) {
+        Some(policies) => policies.get(id).cloned().unwrap_or_default(),
+        None => read_policies(run, id).await?,
+    };
+    Ok(Observed { range, policies })
+}
+
+/// The scalable target of `id` (min, max), read fresh; `None` when there is none.
+async fn read_range(run: &SpecRun<'_>, id: &str) -> Result<Option<(i32, i32)>, ResourceError> {
     let targets = run
         .aws
         .call(
@@ -245,14 +260,18 @@ pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceEr
         )
         .await?;
     // Filter again by resource id: moto (at least) ignores the filter.
-    let range = targets
+    Ok(targets
         .scalable_targets()
         .iter()
         .find(|t| t.resource_id() == id)
-        .map(|t| (t.min_capacity(), t.max_capacity()));
-    if range.is_none() {
-        return Ok(Observed::default());
-    }
+        .map(|t| (t.min_capacity(), t.max_capacity())))
+}
+
+/// The scaling policies of `id` by name, read fresh.
+async fn read_policies(
+    run: &SpecRun<'_>,
+    id: &str,
+) -> Result<BTreeMap<String, Policy>, ResourceError> {
     let out = run
         .aws
         .call(
@@ -269,13 +288,12 @@ pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceEr
                 .send(),
         )
         .await?;
-    let policies = out
+    Ok(out
         .scaling_policies()
         .iter()
         .filter(|p| p.resource_id() == id)
         .filter_map(policy_from)
-        .collect();
-    Ok(Observed { range, policies })
+        .collect())
 }
 
 /// One step of the plan.
