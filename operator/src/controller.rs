@@ -432,7 +432,8 @@ impl Controller {
     /// has been reconciled: `run --once` on a converged store still checks every spec for drift.
     pub fn settled(&self) -> Settled {
         let desired = self.desired();
-        let reconciled = self.reconciled.lock().expect("reconciled lock").clone();
+        // Lock order: `reconciled`, then `statuses` (nothing takes them the other way round).
+        let reconciled = self.reconciled.lock().expect("reconciled lock");
         let statuses = self.statuses.lock().expect("status lock");
         let mut failed = Vec::new();
         for (key, entry) in &desired.entries {

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::fixtures::Network;
+use crate::prom::{label, labelled};
 
 /// Services per ALB (AWS: at most 100 target groups per load balancer).
 pub const SERVICES_PER_ALB: usize = 100;
@@ -276,42 +277,13 @@ pub fn total(terms: &[Term]) -> u64 {
     terms.iter().map(|t| t.calls).sum()
 }
 
-/// The sum of every sample of `name` whose labels contain all of `labels` (`k="v"` strings),
-/// from Prometheus text.
-pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|l| labels.iter().all(|lab| l.contains(lab)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b)
-}
-
-/// The value of label `key` in one Prometheus sample line.
-fn label<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("{key}=\""))? + key.len() + 2;
-    let len = line[start..].find('"')?;
-    Some(&line[start..start + len])
-}
-
 /// `ecs_operator_aws_calls_total` by `service/operation`, all outcomes, from Prometheus text.
 pub fn operator_calls(text: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    for l in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = l.strip_prefix("ecs_operator_aws_calls_total{") else {
-            continue;
-        };
-        let (Some(s), Some(op), Some(v)) = (
-            label(rest, "service"),
-            label(rest, "operation"),
-            l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
-        ) else {
-            continue;
-        };
-        *out.entry(format!("{s}/{op}")).or_default() += v as u64;
+    for (labels, v) in labelled(text, "ecs_operator_aws_calls_total") {
+        if let (Some(s), Some(op)) = (label(labels, "service"), label(labels, "operation")) {
+            *out.entry(format!("{s}/{op}")).or_default() += v as u64;
+        }
     }
     out
 }
@@ -367,6 +339,7 @@ impl Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prom::metric_sum;
 
     fn calls(terms: &[Term], op: &str) -> u64 {
         terms

@@ -11,6 +11,7 @@ pub mod bucket_proxy;
 pub mod ecs_fixtures;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod prom;
 pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};
@@ -122,8 +123,13 @@ impl Moto {
 
     /// Environment for a child process so the standard SDK settings reach this server.
     pub fn env(&self) -> Vec<(String, String)> {
+        self.env_via(&self.endpoint())
+    }
+
+    /// [`Moto::env`] with every AWS endpoint at `endpoint` (a proxy in front of this moto).
+    pub fn env_via(&self, endpoint: &str) -> Vec<(String, String)> {
         vec![
-            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+            ("AWS_ENDPOINT_URL".into(), endpoint.to_string()),
             ("AWS_REGION".into(), REGION.into()),
             ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),

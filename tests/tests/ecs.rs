@@ -584,7 +584,7 @@ fn run_once_exits_0_when_every_spec_is_ready_and_status_says_so() {
     assert_eq!(again.code, 0, "{again:?}");
     let text = std::fs::read_to_string(&metrics).expect("--metrics-file was written");
     let reconciles =
-        ecs_operator_tests::bench::metric_sum(&text, "ecs_operator_reconciles_total", &[]);
+        ecs_operator_tests::prom::metric_sum(&text, "ecs_operator_reconciles_total", &[]);
     assert_eq!(reconciles, 3.0, "one reconcile per spec:\n{text}");
     let writes: Vec<_> = ecs_operator_tests::bench::operator_calls(&text)
         .into_iter()

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use ecs_operator_tests::fault_proxy::{Fault, FaultConfig, FaultProxy, Mode, Rng};
 use ecs_operator_tests::fixtures::{reference_specs, write_specs, Network};
+use ecs_operator_tests::prom::metric_sum;
 use ecs_operator_tests::{bin, free_addr, http_get, Moto, OperatorProcess, Output};
 
 const ZONE: &str = "example.com";
@@ -36,20 +37,6 @@ fn seed(default: u64) -> u64 {
         .unwrap_or(default);
     println!("seed: {s} (replay with RELIABILITY_SEED={s})");
     s
-}
-
-/// moto's environment with every AWS endpoint replaced by `endpoint`.
-fn env_via(moto: &Moto, endpoint: &str) -> Vec<(String, String)> {
-    moto.env()
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "AWS_ENDPOINT_URL" {
-                (k, endpoint.to_string())
-            } else {
-                (k, v)
-            }
-        })
-        .collect()
 }
 
 /// Poll `f` every 200 ms until it returns `Some`, or panic with `what()` after `limit`.
@@ -73,19 +60,6 @@ fn scrape(addr: &str) -> Option<String> {
         Some((200, text)) => Some(text),
         _ => None,
     }
-}
-
-/// The sum of every sample of `name` whose labels contain all of `labels` (`k="v"` strings).
-fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|l| labels.iter().all(|lab| l.contains(lab)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b)
 }
 
 /// The number of specs in `phase` according to /metrics.
@@ -308,7 +282,7 @@ async fn at_30_percent_faults_the_reference_architecture_converges_without_dupli
             "0s",
         ],
         dir.path(),
-        &env_via(&moto, &proxy.endpoint()),
+        &moto.env_via(&proxy.endpoint()),
         logs.path().join("op.log"),
     );
     let start = Instant::now();
@@ -846,7 +820,7 @@ fn replica(
     // The lease goes straight to moto: the test is about reconciles under faults, and a
     // renewal delayed past the renew deadline by injected faults would (rightly) end the
     // leader's term early.
-    let mut env = env_via(moto, endpoint);
+    let mut env = moto.env_via(endpoint);
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.endpoint()));
     OperatorProcess::spawn(
         &[

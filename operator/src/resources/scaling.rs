@@ -116,7 +116,7 @@ fn policy_from(p: &ScalingPolicy) -> Option<(String, Policy)> {
 /// Each half is `None` when its listing is incomplete (an emulator whose paging loops: moto
 /// hands out the same DescribeScalableTargets token again past 100 targets); the specs then
 /// read that half fresh, one call each, and still use the other half.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Listing {
     targets: Option<HashMap<String, (i32, i32)>>,
     policies: Option<HashMap<String, BTreeMap<String, Policy>>>,
@@ -132,8 +132,34 @@ const POLICIES_PAGE_SIZE: i32 = 10;
 /// scalable dimension: AWS wants a resource ID with one, and ECS services have only
 /// `ecs:service:DesiredCount` anyway (checked here all the same).
 async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
+    Ok(Listing {
+        targets: list_targets(run).await?,
+        policies: list_policies(run).await?,
+    })
+}
+
+/// What a listing does after a page.
+enum Next {
+    Page(String),
+    Done,
+    /// The page handed out a token already used: the paging loops.
+    Looped,
+}
+
+/// The step after a page whose next token is `token`, given the tokens used so far.
+fn next_page(token: Option<&str>, seen: &mut HashSet<String>) -> Next {
+    match token {
+        Some(t) if !t.is_empty() && seen.insert(t.to_string()) => Next::Page(t.to_string()),
+        Some(t) if !t.is_empty() => Next::Looped,
+        _ => Next::Done,
+    }
+}
+
+/// Every ECS scalable target's (min, max) by resource id; `None` when the paging loops.
+async fn list_targets(
+    run: &SpecRun<'_>,
+) -> Result<Option<HashMap<String, (i32, i32)>>, ResourceError> {
     let mut targets = HashMap::new();
-    let mut complete = true;
     let mut seen = HashSet::new();
     let mut token: Option<String> = None;
     loop {
@@ -162,23 +188,21 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
                 (t.min_capacity(), t.max_capacity()),
             );
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = Some(t.to_string()),
-            Some(t) if !t.is_empty() => {
-                complete = false;
-                break;
-            }
-            _ => break,
+        match next_page(page.next_token(), &mut seen) {
+            Next::Page(t) => token = Some(t),
+            Next::Done => return Ok(Some(targets)),
+            Next::Looped => return Ok(None),
         }
     }
-    let mut out = Listing {
-        targets: complete.then_some(targets),
-        policies: None,
-    };
+}
+
+/// Every ECS scaling policy by resource id, then name; `None` when the paging loops.
+async fn list_policies(
+    run: &SpecRun<'_>,
+) -> Result<Option<HashMap<String, BTreeMap<String, Policy>>>, ResourceError> {
     let mut policies: HashMap<String, BTreeMap<String, Policy>> = HashMap::new();
-    let mut complete = true;
-    seen.clear();
-    token = None;
+    let mut seen = HashSet::new();
+    let mut token: Option<String> = None;
     loop {
         let page = run
             .aws
@@ -207,17 +231,12 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
                     .insert(name, policy);
             }
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = Some(t.to_string()),
-            Some(t) if !t.is_empty() => {
-                complete = false;
-                break;
-            }
-            _ => break,
+        match next_page(page.next_token(), &mut seen) {
+            Next::Page(t) => token = Some(t),
+            Next::Done => return Ok(Some(policies)),
+            Next::Looped => return Ok(None),
         }
     }
-    out.policies = complete.then_some(policies);
-    Ok(out)
 }
 
 /// The scalable target of `id` and its policies. In a resync wave, from one listing of every
@@ -472,6 +491,17 @@ pub async fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_follows_new_tokens_and_stops_at_a_repeated_one() {
+        let mut seen = HashSet::new();
+        assert!(matches!(next_page(Some("49"), &mut seen), Next::Page(t) if t == "49"));
+        assert!(matches!(next_page(Some("99"), &mut seen), Next::Page(t) if t == "99"));
+        // moto past 100 targets: the same token again.
+        assert!(matches!(next_page(Some("49"), &mut seen), Next::Looped));
+        assert!(matches!(next_page(Some(""), &mut seen), Next::Done));
+        assert!(matches!(next_page(None, &mut seen), Next::Done));
+    }
 
     fn spec() -> Autoscaling {
         Autoscaling {

@@ -27,9 +27,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ecs_operator::aws::budget::{default_rates, CallClass, Service};
-use ecs_operator_tests::bench::{batched_minimum, metric_sum, operator_calls, total, Fleet, Row};
+use ecs_operator_tests::bench::{batched_minimum, operator_calls, total, Fleet, Row};
 use ecs_operator_tests::bucket_proxy::{aws_limits, lower_bound, Bucket, BucketProxy, Counts};
 use ecs_operator_tests::fixtures::Network;
+use ecs_operator_tests::prom::{label, labelled, metric_sum};
 use ecs_operator_tests::proxy::{AwsService, Call};
 use ecs_operator_tests::{workspace_root, Moto};
 
@@ -381,17 +382,8 @@ fn steady_table(p: &Pass, fleet: Fleet) -> String {
 
 fn reconciles(metrics: &str) -> String {
     let mut by: BTreeMap<String, f64> = BTreeMap::new();
-    for l in metrics.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = l.strip_prefix("ecs_operator_reconciles_total{") else {
-            continue;
-        };
-        let label = |k: &str| {
-            let start = rest.find(&format!("{k}=\""))? + k.len() + 2;
-            let len = rest[start..].find('"')?;
-            Some(rest[start..start + len].to_string())
-        };
-        let v = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        if let (Some(kind), Some(result), Some(v)) = (label("kind"), label("result"), v) {
+    for (labels, v) in labelled(metrics, "ecs_operator_reconciles_total") {
+        if let (Some(kind), Some(result)) = (label(labels, "kind"), label(labels, "result")) {
             *by.entry(format!("{kind} {result}")).or_default() += v;
         }
     }
@@ -438,19 +430,6 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
     for (file, text) in fleet.specs(&net) {
         std::fs::write(dir.join(file), text).expect("write a spec");
     }
-    let env_via = |endpoint: &str| -> Vec<(String, String)> {
-        moto.env()
-            .into_iter()
-            .map(|(k, v)| {
-                if k == "AWS_ENDPOINT_URL" {
-                    (k, endpoint.to_string())
-                } else {
-                    (k, v)
-                }
-            })
-            .collect()
-    };
-
     eprintln!("   converging from empty ...");
     let proxy = BucketProxy::start(moto.port());
     let converge = run_pass(
@@ -458,7 +437,7 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
         &dir,
         &work,
         "converge",
-        &env_via(&proxy.endpoint()),
+        &moto.env_via(&proxy.endpoint()),
         args,
         &proxy,
         &moto,
@@ -491,7 +470,7 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
         &dir,
         &work,
         "resync",
-        &env_via(&proxy.endpoint()),
+        &moto.env_via(&proxy.endpoint()),
         args,
         &proxy,
         &moto,
