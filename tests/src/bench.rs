@@ -13,8 +13,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::bucket_proxy::{buckets_for, lower_bound, Bucket, Limit};
 use crate::fixtures::Network;
 use crate::prom::{label, labelled};
+use crate::proxy::{AwsService, Call};
 
 /// Services per ALB (AWS: at most 100 target groups per load balancer).
 pub const SERVICES_PER_ALB: usize = 100;
@@ -272,6 +274,162 @@ pub fn batched_minimum(fleet: Fleet, fresh_process: bool) -> Vec<Term> {
     out
 }
 
+/// The calls a perfect operator must make to converge `fleet` from an empty account: every
+/// create (ownership tags ride in the create call wherever AWS accepts them there), every write
+/// AWS has no batch form for, and one listing per page to learn that nothing exists yet and,
+/// once, that the services are stable. Independent of the code: this is what the
+/// `physical bound` column divides by AWS's rates, so an operator that makes needless calls
+/// (re-reads, failed reconciles, polls) shows up as a ratio above 1.
+///
+/// What a perfect operator cannot avoid for the benchmark fleet:
+/// - ECS: CreateCluster (capacity providers and default strategy in the same call), one
+///   RegisterTaskDefinition and one CreateService per service (no batch forms), DescribeClusters
+///   once, DescribeServices twice per 10 services (absent, then stable).
+/// - ELBv2: per ALB CreateLoadBalancer and two CreateListener (attributes are AWS's defaults,
+///   so no ModifyLoadBalancerAttributes); per service CreateTargetGroup,
+///   ModifyTargetGroupAttributes (a 30 s deregistration delay is not the 300 s default and
+///   cannot be set at create) and CreateRule; one DescribeLoadBalancers per 20 names and one
+///   DescribeTargetGroups page.
+/// - ACM: one ListCertificates page, RequestCertificate, DescribeCertificate twice (the
+///   validation record, then ISSUED).
+/// - Route53: ListHostedZonesByName, one ListResourceRecordSets page, and the changes batched
+///   as far as AWS allows (1000 records per ChangeResourceRecordSets): the validation CNAME,
+///   then an alias A and an ownership TXT per host.
+/// - Application Auto Scaling: one listing page of targets and of policies, then
+///   RegisterScalableTarget and PutScalingPolicy per service.
+pub fn physical_minimum(fleet: Fleet) -> Vec<Term> {
+    let n = fleet.services;
+    let l = fleet.albs();
+    let changes = 1 + 2 * n;
+    vec![
+        term("ecs/DescribeClusters", 1, "1 (absent)"),
+        term("ecs/CreateCluster", 1, "1 cluster, strategy included"),
+        term(
+            "ecs/RegisterTaskDefinition",
+            n,
+            format!("{n} revisions, no batch form"),
+        ),
+        term(
+            "ecs/DescribeServices",
+            2 * n.div_ceil(limits::DESCRIBE_SERVICES),
+            format!("{n} services, 10 per call, twice (absent, stable)"),
+        ),
+        term(
+            "ecs/CreateService",
+            n,
+            format!("{n} services, no batch form"),
+        ),
+        term(
+            "elasticloadbalancingv2/DescribeLoadBalancers",
+            l.div_ceil(limits::DESCRIBE_LOAD_BALANCERS),
+            format!("{l} ALB name(s), 20 per call"),
+        ),
+        term("elasticloadbalancingv2/CreateLoadBalancer", l, "1 per ALB"),
+        term(
+            "elasticloadbalancingv2/CreateListener",
+            2 * l,
+            ":80 and :443 per ALB",
+        ),
+        term(
+            "elasticloadbalancingv2/DescribeTargetGroups",
+            1,
+            "1 page (none exist)",
+        ),
+        term(
+            "elasticloadbalancingv2/CreateTargetGroup",
+            n,
+            "1 per service",
+        ),
+        term(
+            "elasticloadbalancingv2/ModifyTargetGroupAttributes",
+            n,
+            "1 per service (deregistration delay)",
+        ),
+        term("elasticloadbalancingv2/CreateRule", n, "1 per service"),
+        term("acm/ListCertificates", 1, "1 page (none exist)"),
+        term("acm/RequestCertificate", 1, "1 certificate for every ALB"),
+        term(
+            "acm/DescribeCertificate",
+            2,
+            "validation record, then ISSUED",
+        ),
+        term("route53/ListHostedZonesByName", 1, "zone name to id"),
+        term("route53/ListResourceRecordSets", 1, "1 page (none of ours)"),
+        term(
+            "route53/ChangeResourceRecordSets",
+            1 + (changes - 1).div_ceil(1000),
+            format!("{changes} records, 1000 per batch, validation first"),
+        ),
+        term(
+            "applicationautoscaling/DescribeScalableTargets",
+            1,
+            "1 page (none exist)",
+        ),
+        term(
+            "applicationautoscaling/DescribeScalingPolicies",
+            1,
+            "1 page (none exist)",
+        ),
+        term(
+            "applicationautoscaling/RegisterScalableTarget",
+            n,
+            "1 per service",
+        ),
+        term(
+            "applicationautoscaling/PutScalingPolicy",
+            n,
+            "1 per service",
+        ),
+    ]
+}
+
+/// The proxy's view of a term's operation (`service/Operation`, as the operator's metrics name
+/// the service).
+fn call_of(op: &str) -> Call {
+    let (service, operation) = op.split_once('/').expect("service/Operation");
+    let service = match service {
+        "ecs" => AwsService::Ecs,
+        "ecr" => AwsService::Ecr,
+        "elasticloadbalancingv2" => AwsService::Elbv2,
+        "route53" => AwsService::Route53,
+        "acm" => AwsService::Acm,
+        "applicationautoscaling" => AwsService::ApplicationAutoScaling,
+        other => AwsService::Other(other.to_string()),
+    };
+    Call {
+        service,
+        operation: operation.to_string(),
+    }
+}
+
+/// Tokens the terms take from each bucket (a call may take from two: ELBv2 writes take an
+/// account token too).
+pub fn bucket_calls(terms: &[Term]) -> BTreeMap<Bucket, u64> {
+    let mut out = BTreeMap::new();
+    for t in terms {
+        for b in buckets_for(&call_of(t.op)) {
+            *out.entry(b).or_default() += t.calls;
+        }
+    }
+    out
+}
+
+/// The physical bound of converging `fleet`: the longest any bucket must refill to admit the
+/// [`physical_minimum`] at `limits` (AWS's, not the operator's lower budget: its safety margin
+/// counts against the operator). `None` when every call fits in the bursts.
+pub fn physical_bound(fleet: Fleet, limits: &BTreeMap<Bucket, Limit>) -> Option<(Bucket, f64)> {
+    lower_bound(&bucket_calls(&physical_minimum(fleet)), limits)
+}
+
+/// `converge / bound` as the table prints it (`1.21x`), `-` without a bound.
+pub fn ratio(converge_secs: f64, bound_secs: f64) -> String {
+    if bound_secs > 0.0 {
+        format!("{:.2}x", converge_secs / bound_secs)
+    } else {
+        "-".to_string()
+    }
+}
+
 /// The sum of the terms.
 pub fn total(terms: &[Term]) -> u64 {
     terms.iter().map(|t| t.calls).sum()
@@ -297,6 +455,9 @@ pub struct Row {
     /// The AWS-bucket lower bound for the calls made, and its bucket.
     pub lower_bound_secs: f64,
     pub lower_bound_bucket: String,
+    /// The physical bound ([`physical_bound`]) and its bucket.
+    pub physical_bound_secs: f64,
+    pub physical_bound_bucket: String,
     /// Requests of the convergence the proxy forwarded.
     pub converge_calls: u64,
     /// Throttling answers received: from the proxy, and as the operator counted them.
@@ -310,14 +471,21 @@ pub struct Row {
 }
 
 impl Row {
-    pub const HEADER: &'static str = "| N | ALBs | converge wall s | lower bound s (bucket) | calls | throttles (proxy / operator) | steady reads | batched min | steady writes | peak RSS MiB | CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|";
+    pub const HEADER: &'static str = "| N | ALBs | converge wall s | physical bound s | physical ratio | lower bound s (bucket) | calls | throttles (proxy / operator) | steady reads | batched min | steady writes | peak RSS MiB | CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
     pub fn markdown(&self) -> String {
         format!(
-            "| {} | {} | {:.1} | {:.1} ({}) | {} | {} / {} | {} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {:.1} | {:.1} ({}) | {} | {:.1} ({}) | {} | {} / {} | {} | {} | {} | {:.1} | {:.1} |",
             self.services,
             self.albs,
             self.converge_secs,
+            self.physical_bound_secs,
+            if self.physical_bound_bucket.is_empty() {
+                "none"
+            } else {
+                &self.physical_bound_bucket
+            },
+            ratio(self.converge_secs, self.physical_bound_secs),
             self.lower_bound_secs,
             if self.lower_bound_bucket.is_empty() {
                 "none"
@@ -405,6 +573,38 @@ mod tests {
             calls(&m, "applicationautoscaling/DescribeScalingPolicies"),
             30
         );
+    }
+
+    #[test]
+    fn the_physical_bound_of_three_hundred_services_is_the_elbv2_write_bucket() {
+        let limits = crate::bucket_proxy::aws_limits();
+        let calls = bucket_calls(&physical_minimum(Fleet::new(300)));
+        // 3 ALBs x (1 + 2) + 300 x 3 ELBv2 writes.
+        assert_eq!(calls[&Bucket::Elbv2Write], 909);
+        assert_eq!(calls[&Bucket::EcsRegisterTaskDefinition], 300);
+        let (bucket, secs) = physical_bound(Fleet::new(300), &limits).expect("a bound");
+        assert_eq!(bucket, Bucket::Elbv2Write);
+        // (909 - burst 3) / 3 per second.
+        assert!((secs - 302.0).abs() < 1e-9, "{secs}");
+    }
+
+    #[test]
+    fn the_physical_bound_of_a_thousand_services_on_ten_albs() {
+        let limits = crate::bucket_proxy::aws_limits();
+        let (bucket, secs) = physical_bound(Fleet::new(1000), &limits).expect("a bound");
+        assert_eq!(Fleet::new(1000).albs(), 10);
+        assert_eq!(bucket, Bucket::Elbv2Write);
+        // (10 x 3 + 1000 x 3 - 3) / 3.
+        assert!((secs - 1009.0).abs() < 1e-9, "{secs}");
+        // 2001 records need 3 change batches: the validation CNAME, then 1000 + 1000.
+        let m = physical_minimum(Fleet::new(1000));
+        assert_eq!(calls(&m, "route53/ChangeResourceRecordSets"), 3);
+    }
+
+    #[test]
+    fn the_physical_ratio_reads_as_a_factor() {
+        assert_eq!(ratio(363.0, 302.0), "1.20x");
+        assert_eq!(ratio(10.0, 0.0), "-");
     }
 
     #[test]

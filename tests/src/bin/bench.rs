@@ -27,7 +27,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ecs_operator::aws::budget::{default_rates, CallClass, Service};
-use ecs_operator_tests::bench::{batched_minimum, operator_calls, total, Fleet, Row};
+use ecs_operator_tests::bench::{
+    batched_minimum, operator_calls, physical_bound, total, Fleet, Row,
+};
 use ecs_operator_tests::bucket_proxy::{aws_limits, lower_bound, Bucket, BucketProxy, Counts};
 use ecs_operator_tests::fixtures::Network;
 use ecs_operator_tests::prom::{label, labelled, metric_sum};
@@ -501,12 +503,17 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
         .map(|(b, s)| (b.name().to_string(), s))
         .unwrap_or_default();
     let ours = operator_lower_bound(&converge.counts);
+    let (physical_bucket, physical_secs) = physical_bound(fleet, &limits)
+        .map(|(b, s)| (b.name().to_string(), s))
+        .unwrap_or_default();
     let throttles_operator = metric_sum(&converge.metrics, "ecs_operator_aws_throttles_total", &[])
         + metric_sum(&steady.metrics, "ecs_operator_aws_throttles_total", &[]);
     let row = Row {
         services: n,
         albs: fleet.albs(),
         converge_secs: converge.wall,
+        physical_bound_secs: physical_secs,
+        physical_bound_bucket: physical_bucket,
         lower_bound_secs: lb_secs,
         lower_bound_bucket: lb_bucket,
         converge_calls: converge.counts.forwarded(),
