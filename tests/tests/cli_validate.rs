@@ -60,6 +60,74 @@ fn validate_reports_all_three_mistakes_of_a_file_with_file_path_and_line_column_
 }
 
 #[test]
+fn a_bad_name_a_wrong_type_and_an_unknown_field_are_all_reported_in_one_run() {
+    // The name check is semantic (a DNS label), the other two structural: the name must not
+    // wait for the type to be fixed. `--json` carries the same places as the lines.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "apiVersion: ecs-operator.io/v1alpha1\n\
+         kind: ServiceSpec\n\
+         metadata: {name: Bad_Name}\n\
+         spec:\n\
+         \x20 cluster: prod\n\
+         \x20 desiredCount: two\n\
+         \x20 container: {name: app, image: nginx:1, cpu: 256, memory: 512}\n\
+         \x20 network: {subnets: [subnet-a]}\n\
+         \x20 colour: blue\n",
+    )
+    .unwrap();
+    let out = bin(&["validate", "bad.yaml"], dir.path(), &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("bad.yaml:"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert!(
+        lines[0]
+            .starts_with("bad.yaml:3:12: document 0: metadata.name: `Bad_Name` is not a DNS label"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1],
+        "bad.yaml:6:3: document 0: spec.desiredCount: \"two\" is not of type \"integer\""
+    );
+    assert_eq!(
+        lines[2],
+        "bad.yaml:9:3: document 0: spec.colour: unknown field `colour`"
+    );
+    assert!(out.stderr.contains("3 errors in 1 of 1 files"), "{out:?}");
+    let json = bin(&["validate", "--json", "bad.yaml"], dir.path(), &[]);
+    assert_eq!(json.code, 1, "{json:?}");
+    let errors: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let places: Vec<(String, u64, String, u64, u64)> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["file"].as_str().unwrap().to_string(),
+                e["document"].as_u64().unwrap(),
+                e["path"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap(),
+                e["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("bad.yaml".into(), 0, "metadata.name".into(), 3, 12),
+            ("bad.yaml".into(), 0, "spec.desiredCount".into(), 6, 3),
+            ("bad.yaml".into(), 0, "spec.colour".into(), 9, 3),
+        ]
+    );
+}
+
+#[test]
 fn validate_reports_errors_of_every_file_and_document_in_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let base =

@@ -1,8 +1,10 @@
 //! Files -> located, validated spec documents.
 //!
 //! Invariants: a broken document never hides another (each document carries its own result, and
-//! a broken file never hides other files); every error is a [`Diagnostic`] naming file, document
-//! index, field path and, where the text allows, line:column.
+//! a broken file never hides other files); a broken field never hides a semantic problem of the
+//! document's other fields (the document is repaired for the semantic checks, see
+//! [`super::repair`]); every error is a [`Diagnostic`] naming file, document index, field path
+//! and, where the text allows, line:column; a document's errors are in line order.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::yaml::{self, Limits, Positions};
-use super::{schema, validate, Diagnostic, Kind, Spec, SpecKey};
+use super::{repair, schema, validate, Diagnostic, Kind, Spec, SpecKey};
+
+/// How many fields a typed decode may still find broken after the schema's errors are repaired
+/// (the schema catches nearly everything; this bounds the loop).
+const MAX_DECODE_REPAIRS: usize = 16;
 
 /// Files larger than this are refused whole: no spec needs more, and it bounds what a bad input
 /// can cost.
@@ -40,6 +46,9 @@ pub struct Document {
     /// The document as written (before defaults), for stores that keep one item per document.
     pub raw: Value,
     positions: Positions,
+    /// The typed spec even when the document is invalid (decoded after repairs), and the
+    /// pointers that were repaired; `None` when it could not be decoded at all.
+    decoded: Option<(Spec, Vec<String>)>,
 }
 
 impl Document {
@@ -61,6 +70,19 @@ impl Document {
         }
     }
 
+    /// The typed spec as far as it could be read: the valid spec, or the invalid document
+    /// decoded with its broken fields replaced by placeholders, with their pointers. Checks on it
+    /// must drop what they find at or around those pointers.
+    pub fn decoded(&self) -> Option<(&Spec, &[String])> {
+        match &self.result {
+            Ok(spec) => Some((spec, &[])),
+            Err(_) => self
+                .decoded
+                .as_ref()
+                .map(|(spec, replaced)| (spec, replaced.as_slice())),
+        }
+    }
+
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match &self.result {
             Ok(_) => &[],
@@ -68,7 +90,7 @@ impl Document {
         }
     }
 
-    /// Mark the document invalid with one more problem at `pointer`.
+    /// Mark the document invalid with one more problem at `pointer`, kept in line order.
     pub fn add_problem(&mut self, pointer: String, message: String) {
         let diag = Diagnostic::at(
             &self.origin.file,
@@ -79,7 +101,12 @@ impl Document {
         );
         match &mut self.result {
             Ok(_) => self.result = Err(vec![diag]),
-            Err(list) => list.push(diag),
+            Err(list) => {
+                // Line order; problems without a line last; equal positions in arrival order.
+                let key = |d: &Diagnostic| (d.line.is_none(), d.line, d.column);
+                let at = list.partition_point(|d| key(d) <= key(&diag));
+                list.insert(at, diag);
+            }
         }
     }
 }
@@ -222,6 +249,7 @@ pub fn parse_document(origin: Origin, value: Value, positions: Positions) -> Doc
         result: Err(Vec::new()),
         raw: value.clone(),
         positions,
+        decoded: None,
     };
     let Some(obj) = value.as_object() else {
         doc.add_problem(
@@ -263,35 +291,59 @@ pub fn parse_document(origin: Origin, value: Value, positions: Positions) -> Doc
     };
     doc.kind = Some(kind);
     let structural = schema::check(kind, &value);
-    if !structural.is_empty() {
-        for e in structural {
-            doc.add_problem(e.pointer, e.message);
-        }
-        return doc;
+    for e in &structural {
+        doc.add_problem(e.pointer.clone(), e.message.clone());
     }
-    let decoded = match kind {
-        Kind::ClusterSpec => decode(&value).map(|c| Spec::Cluster(Box::new(c))),
-        Kind::ServiceSpec => decode(&value).map(|s| Spec::Service(Box::new(s))),
-    };
-    let spec = match decoded {
-        Ok(s) => s,
-        Err((pointer, message)) => {
-            doc.add_problem(pointer, message);
-            return doc;
+    let root_schema = schema::cached_schema(kind);
+    let repair::Repaired {
+        value: mut fixed,
+        mut replaced,
+    } = repair::repair(root_schema, &value, &structural);
+    let mut spec = None;
+    for _ in 0..=MAX_DECODE_REPAIRS {
+        match decode_kind(kind, &fixed) {
+            Ok(s) => {
+                spec = Some(s);
+                break;
+            }
+            Err((pointer, message)) => {
+                // Reported unless it is about a placeholder or inside a field already reported.
+                if !replaced.iter().any(|r| repair::on_one_line(r, &pointer)) {
+                    doc.add_problem(pointer.clone(), message);
+                }
+                if replaced.contains(&pointer)
+                    || !repair::replace(root_schema, &mut fixed, &pointer)
+                {
+                    break;
+                }
+                replaced.push(pointer);
+            }
         }
-    };
-    let problems = match &spec {
-        Spec::Cluster(c) => validate::cluster(c),
-        Spec::Service(s) => validate::service(s),
-    };
-    if problems.is_empty() {
-        doc.result = Ok(spec);
-    } else {
-        for (p, m) in problems {
-            doc.add_problem(p, m);
+    }
+    if let Some(spec) = spec {
+        let problems = match &spec {
+            Spec::Cluster(c) => validate::cluster(c),
+            Spec::Service(s) => validate::service(s),
+        };
+        for p in problems {
+            if !p.read_any_of(&replaced) {
+                doc.add_problem(p.pointer, p.message);
+            }
+        }
+        if doc.diagnostics().is_empty() {
+            doc.result = Ok(spec);
+        } else {
+            doc.decoded = Some((spec, replaced));
         }
     }
     doc
+}
+
+fn decode_kind(kind: Kind, value: &Value) -> Result<Spec, (String, String)> {
+    match kind {
+        Kind::ClusterSpec => decode(value).map(|c| Spec::Cluster(Box::new(c))),
+        Kind::ServiceSpec => decode(value).map(|s| Spec::Service(Box::new(s))),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
@@ -464,6 +516,113 @@ mod tests {
             "{msgs:?}"
         );
         assert_eq!(f.documents[1].name.as_deref(), Some("b"));
+    }
+
+    fn messages(f: &ParsedFile) -> Vec<String> {
+        f.all_diagnostics().iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn a_bad_name_a_wrong_type_and_an_unknown_field_are_all_reported_with_their_places() {
+        let text = "apiVersion: ecs-operator.io/v1alpha1\nkind: ServiceSpec\nmetadata: {name: Bad_Name}\nspec:\n  cluster: prod\n  desiredCount: two\n  container: {name: app, image: 'nginx:1', cpu: 256, memory: 512}\n  network: {subnets: [subnet-a]}\n  colour: blue\n";
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with(
+                "a.yaml:3:12: document 0: metadata.name: `Bad_Name` is not a DNS label"
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with("a.yaml:6:3: document 0: spec.desiredCount: \"two\""),
+            "{msgs:?}"
+        );
+        assert_eq!(
+            msgs[2],
+            "a.yaml:9:3: document 0: spec.colour: unknown field `colour`"
+        );
+        // Invalid, yet still known by kind and name.
+        assert_eq!(
+            f.documents[0].key(),
+            Some(SpecKey::new(Kind::ServiceSpec, "Bad_Name"))
+        );
+    }
+
+    #[test]
+    fn cross_field_checks_run_beside_schema_errors_in_line_order() {
+        let text = format!(
+            "{SERVICE}  desiredCount: -1\n  autoscaling: {{minCapacity: 5, maxCapacity: 3, targetCpuUtilization: 50}}\n  deployment: {{minimumHealthyPercent: 100, maximumPercent: 100, circuitBreaker: {{enable: false}}}}\n"
+        );
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("a.yaml:8:3: document 0: spec.desiredCount: -1"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].contains("a.yaml:9:17: document 0: spec.autoscaling.minCapacity: must not exceed maxCapacity (5 > 3)"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].contains(
+                "spec.deployment.circuitBreaker.rollback: needs the circuit breaker enabled"
+            ),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
+    fn no_problem_is_reported_about_a_placeholder_that_replaced_a_broken_field() {
+        // Each broken field here would, replaced by its default or by nothing, make a check fire:
+        // a timeout not below the default interval, secrets without a role, a port missing for
+        // ingress, requests per target without ingress. Only the schema errors may be reported.
+        let text = "apiVersion: ecs-operator.io/v1alpha1\nkind: ServiceSpec\nmetadata: {name: api}\nspec:\n  cluster: prod\n  executionRoleArn: 5\n  container:\n    name: app\n    image: 'nginx:1'\n    port: eighty\n    cpu: 256\n    memory: 512\n    secrets: {DB: 'arn:aws:ssm:eu-west-1:1:parameter/db'}\n    healthCheck: {command: [CMD, check], intervalSeconds: often, timeoutSeconds: 40}\n  network: {subnets: [subnet-a]}\n  ingress: {loadBalancer: lb, hosts: [a.example.com]}\n";
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        let paths: Vec<&str> = f.documents[0]
+            .diagnostics()
+            .iter()
+            .map(|d| d.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.executionRoleArn",
+                "spec.container.port",
+                "spec.container.healthCheck.intervalSeconds",
+            ],
+            "{msgs:?}"
+        );
+        let text = format!("{SERVICE}  ingress: yes\n  autoscaling: {{minCapacity: 1, maxCapacity: 2, targetRequestsPerTarget: 100}}\n");
+        let f = parse_file("b.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].contains("spec.ingress"), "{msgs:?}");
+    }
+
+    #[test]
+    fn an_invalid_service_is_still_checked_against_its_cluster() {
+        let cluster = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec: {}\n";
+        let service = format!(
+            "{SERVICE}  desiredCount: many\n  capacityProviderStrategy: [{{capacityProvider: spot-ec2}}]\n"
+        );
+        let mut files = vec![
+            parse_file("c.yaml", cluster.as_bytes()),
+            parse_file("s.yaml", service.as_bytes()),
+        ];
+        validate_files(&mut files);
+        assert!(files[0].all_diagnostics().is_empty());
+        let msgs = messages(&files[1]);
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(msgs[0].contains("spec.desiredCount"), "{msgs:?}");
+        assert!(
+            msgs[1].contains(
+                "`spot-ec2` is not a capacity provider of cluster `prod` (declared: none)"
+            ),
+            "{msgs:?}"
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! Spec documents: the types (CONTRACT.md §1), how files become typed specs, validation, digests
-//! and the JSON Schemas.
+//! Spec documents: the types (described field by field in docs/spec-reference.md), how files
+//! become typed specs, validation, digests and the JSON Schemas.
 //!
 //! The pipeline for one file is `bytes -> documents (yaml.rs) -> schema check (schema.rs) ->
 //! typed decode -> semantic checks (validate.rs)`, and for a set of files `-> cross-document
 //! checks (validate::validate_set)`. Every step collects all of its errors instead of stopping at
 //! the first, and every error names the file, document index, field path and (YAML) line:column.
+//! A document with schema errors still gets its semantic checks: its broken fields are replaced
+//! by placeholders (repair.rs) and only the problems that read none of them are reported.
 
 pub mod diagnostic;
 pub mod load;
+pub mod repair;
 pub mod schema;
 pub mod types;
 pub mod validate;

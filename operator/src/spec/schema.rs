@@ -68,11 +68,34 @@ pub fn crd(kind: Kind) -> Value {
     })
 }
 
-/// A structural error: where (JSON Pointer) and what.
+/// A structural error: where (JSON Pointer), what, and which sort of error it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaError {
     pub pointer: String,
     pub message: String,
+    pub kind: SchemaErrorKind,
+}
+
+/// What a structural error says about the field at its pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaErrorKind {
+    /// The field is not in the schema.
+    UnknownField,
+    /// A required field is absent.
+    MissingField,
+    /// The field is present with a value its schema refuses (type, range, enum, length...).
+    BadValue,
+}
+
+/// The kind's schema as a value, built once (for [`super::repair`]).
+pub fn cached_schema(kind: Kind) -> &'static Value {
+    static CLUSTER: OnceLock<Value> = OnceLock::new();
+    static SERVICE: OnceLock<Value> = OnceLock::new();
+    let cell = match kind {
+        Kind::ClusterSpec => &CLUSTER,
+        Kind::ServiceSpec => &SERVICE,
+    };
+    cell.get_or_init(|| json_schema(kind))
 }
 
 fn validator(kind: Kind) -> &'static jsonschema::Validator {
@@ -83,43 +106,70 @@ fn validator(kind: Kind) -> &'static jsonschema::Validator {
         Kind::ServiceSpec => &SERVICE,
     };
     cell.get_or_init(|| {
-        jsonschema::validator_for(&json_schema(kind))
+        jsonschema::validator_for(cached_schema(kind))
             .expect("generated schemas are valid JSON Schema")
     })
 }
 
-/// Every structural error of `document` against its kind's schema, in document order.
+/// Every structural error of `document` against its kind's schema.
 pub fn check(kind: Kind, document: &Value) -> Vec<SchemaError> {
-    use jsonschema::error::ValidationErrorKind as K;
     let mut out = Vec::new();
     for err in validator(kind).iter_errors(document) {
-        let pointer = err.instance_path().as_str().to_string();
-        match err.kind() {
-            K::AdditionalProperties { unexpected } => {
-                for field in unexpected {
-                    out.push(SchemaError {
-                        pointer: format!("{pointer}/{}", super::yaml::escape_pointer(field)),
-                        message: format!("unknown field `{field}`"),
-                    });
-                }
-            }
-            K::Required { property } => {
-                let name = property
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| property.to_string());
-                out.push(SchemaError {
-                    pointer: format!("{pointer}/{}", super::yaml::escape_pointer(&name)),
-                    message: format!("missing required field `{name}`"),
-                });
-            }
-            _ => out.push(SchemaError {
-                pointer,
-                message: err.to_string(),
-            }),
-        }
+        collect(&err, &mut out);
     }
     out
+}
+
+fn collect(err: &jsonschema::ValidationError<'_>, out: &mut Vec<SchemaError>) {
+    use jsonschema::error::ValidationErrorKind as K;
+    let pointer = err.instance_path().as_str().to_string();
+    match err.kind() {
+        K::AdditionalProperties { unexpected } => {
+            for field in unexpected {
+                out.push(SchemaError {
+                    pointer: format!("{pointer}/{}", super::yaml::escape_pointer(field)),
+                    message: format!("unknown field `{field}`"),
+                    kind: SchemaErrorKind::UnknownField,
+                });
+            }
+        }
+        K::Required { property } => {
+            let name = property
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| property.to_string());
+            out.push(SchemaError {
+                pointer: format!("{pointer}/{}", super::yaml::escape_pointer(&name)),
+                message: format!("missing required field `{name}`"),
+                kind: SchemaErrorKind::MissingField,
+            });
+        }
+        // An optional field is `anyOf [T, null]`. A value that is there was meant as a T: report
+        // what is wrong inside it, where it is, rather than "not valid under any of the schemas".
+        K::AnyOf { context } if !err.instance().is_null() => {
+            let meant: Vec<&Vec<jsonschema::ValidationError<'static>>> =
+                context.iter().filter(|alt| !only_not_null(alt)).collect();
+            match meant.as_slice() {
+                [errors] => errors.iter().for_each(|e| collect(e, out)),
+                _ => out.push(SchemaError {
+                    pointer,
+                    message: err.to_string(),
+                    kind: SchemaErrorKind::BadValue,
+                }),
+            }
+        }
+        _ => out.push(SchemaError {
+            pointer,
+            message: err.to_string(),
+            kind: SchemaErrorKind::BadValue,
+        }),
+    }
+}
+
+/// Whether an alternative's errors say only "not null" (the `null` arm of an optional field).
+fn only_not_null(errors: &[jsonschema::ValidationError<'_>]) -> bool {
+    use jsonschema::error::{TypeKind, ValidationErrorKind as K};
+    matches!(errors, [e] if matches!(e.kind(), K::Type { kind: TypeKind::Single(jsonschema::JsonType::Null) }))
 }
 
 #[cfg(test)]
@@ -132,6 +182,38 @@ mod tests {
         assert!(s.contains("\"additionalProperties\":false"));
         assert!(s.contains("\"maximum\":65535"));
         assert!(s.contains("\"maximum\":50000"));
+    }
+
+    #[test]
+    fn an_optional_object_with_a_bad_field_is_reported_at_that_field() {
+        let doc = json!({
+            "apiVersion": "ecs-operator.io/v1alpha1",
+            "kind": "ServiceSpec",
+            "metadata": {"name": "a"},
+            "spec": {
+                "cluster": "prod",
+                "container": {"name": "app", "image": "x:1", "cpu": 256, "memory": 512,
+                              "healthCheck": {"command": ["CMD", "true"], "retries": "many"}},
+                "network": {"subnets": ["subnet-a"]},
+                "ingress": "yes",
+            }
+        });
+        let errs = check(Kind::ServiceSpec, &doc);
+        let found: Vec<(&str, &str)> = errs
+            .iter()
+            .map(|e| (e.pointer.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "/spec/container/healthCheck/retries",
+                    "\"many\" is not of type \"integer\""
+                ),
+                ("/spec/ingress", "\"yes\" is not of type \"object\""),
+            ],
+            "{errs:?}"
+        );
     }
 
     #[test]

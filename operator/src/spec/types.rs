@@ -1,4 +1,5 @@
-//! The spec documents of CONTRACT.md §1 as serde types.
+//! The spec documents (`ClusterSpec`, `ServiceSpec`) as serde types; docs/spec-reference.md
+//! describes every field (a test keeps it complete).
 //!
 //! Invariants:
 //! - every struct denies unknown fields, so a typo is an error with its path, never silently ignored;

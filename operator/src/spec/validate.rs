@@ -8,8 +8,42 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::types::*;
 use super::{Document, Kind, Spec};
 
-/// A problem at a JSON Pointer inside one document.
-pub type Problem = (String, String);
+/// A problem at a JSON Pointer inside one document, with the other fields its check read.
+///
+/// Invariant: `reads` names every field outside `pointer` (and what lies under it) whose value
+/// the check looked at, so that a problem found on a document whose broken fields were replaced
+/// by placeholders ([`super::repair`]) can be dropped when it may be about a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub pointer: String,
+    pub message: String,
+    pub reads: Vec<String>,
+}
+
+impl Problem {
+    pub fn new(pointer: String, message: String) -> Self {
+        Problem {
+            pointer,
+            message,
+            reads: Vec::new(),
+        }
+    }
+
+    /// The same problem, noting more fields (JSON Pointers) its check read.
+    pub fn reading<S: AsRef<str>>(mut self, pointers: &[S]) -> Self {
+        self.reads
+            .extend(pointers.iter().map(|p| p.as_ref().to_string()));
+        self
+    }
+
+    /// Whether the check read any of the `repaired` fields (or a field inside or around one):
+    /// then the problem may describe a placeholder, not what was written.
+    pub fn read_any_of(&self, repaired: &[String]) -> bool {
+        std::iter::once(&self.pointer)
+            .chain(&self.reads)
+            .any(|read| repaired.iter().any(|r| super::repair::on_one_line(read, r)))
+    }
+}
 
 const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
 
@@ -64,7 +98,7 @@ pub fn fargate_accepts(cpu: u32, memory: u32) -> bool {
 
 fn check_name(out: &mut Vec<Problem>, metadata: &Metadata) {
     if !is_dns_label(&metadata.name) {
-        out.push((
+        out.push(Problem::new(
             "/metadata/name".into(),
             format!(
                 "`{}` is not a DNS label (1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit)",
@@ -74,7 +108,7 @@ fn check_name(out: &mut Vec<Problem>, metadata: &Metadata) {
     }
     if let Some(v) = metadata.annotations.get(crate::ADOPT_ANNOTATION) {
         if v != "true" && v != "false" {
-            out.push((
+            out.push(Problem::new(
                 format!(
                     "/metadata/annotations/{}",
                     super::yaml::escape_pointer(crate::ADOPT_ANNOTATION)
@@ -87,7 +121,7 @@ fn check_name(out: &mut Vec<Problem>, metadata: &Metadata) {
 
 fn check_strategy(out: &mut Vec<Problem>, base: &str, strategy: &[CapacityProviderStrategyItem]) {
     if strategy.iter().filter(|i| i.base > 0).count() > 1 {
-        out.push((
+        out.push(Problem::new(
             base.into(),
             "only one capacity provider in a strategy may have a base".into(),
         ));
@@ -99,24 +133,29 @@ fn check_strategy(out: &mut Vec<Problem>, base: &str, strategy: &[CapacityProvid
         .iter()
         .any(|i| !FARGATE_PROVIDERS.contains(&i.capacity_provider.as_str()));
     if fargate && other {
-        out.push((
+        out.push(Problem::new(
             base.into(),
             "a strategy cannot mix FARGATE/FARGATE_SPOT with Auto Scaling group providers".into(),
         ));
     }
     if !strategy.is_empty() && strategy.iter().all(|i| i.weight == 0) {
-        out.push((
+        out.push(Problem::new(
             base.into(),
             "at least one capacity provider in a strategy needs a weight above 0".into(),
         ));
     }
-    let mut seen = BTreeSet::new();
+    let mut seen = BTreeMap::new();
     for (i, item) in strategy.iter().enumerate() {
-        if !seen.insert(item.capacity_provider.as_str()) {
-            out.push((
-                format!("{base}/{i}/capacityProvider"),
-                format!("`{}` appears twice in the strategy", item.capacity_provider),
-            ));
+        if let Some(first) = seen.get(item.capacity_provider.as_str()) {
+            out.push(
+                Problem::new(
+                    format!("{base}/{i}/capacityProvider"),
+                    format!("`{}` appears twice in the strategy", item.capacity_provider),
+                )
+                .reading(&[format!("{base}/{first}/capacityProvider")]),
+            );
+        } else {
+            seen.insert(item.capacity_provider.as_str(), i);
         }
     }
 }
@@ -154,49 +193,60 @@ pub fn cluster(spec: &ClusterSpec) -> Vec<Problem> {
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         {
-            out.push((
+            out.push(Problem::new(
                 "/spec/clusterName".into(),
                 "must be 1-255 letters, digits, `-` and `_`".into(),
             ));
         }
     }
-    let mut names = BTreeSet::new();
+    let mut names = BTreeMap::new();
     for (i, cp) in s.capacity_providers.iter().enumerate() {
         let p = format!("/spec/capacityProviders/{i}");
         if !is_capacity_provider_name(&cp.name) {
-            out.push((
+            out.push(Problem::new(
                 format!("{p}/name"),
                 "must be 1-255 letters, digits, `-` and `_`, and not start with `aws`, `ecs` or `fargate`".into(),
             ));
         }
-        if !names.insert(cp.name.as_str()) {
-            out.push((
-                format!("{p}/name"),
-                format!("capacity provider `{}` is declared twice", cp.name),
-            ));
+        if let Some(&first) = names.get(cp.name.as_str()) {
+            out.push(
+                Problem::new(
+                    format!("{p}/name"),
+                    format!("capacity provider `{}` is declared twice", cp.name),
+                )
+                .reading(&[format!("/spec/capacityProviders/{first}/name")]),
+            );
+        } else {
+            names.insert(cp.name.as_str(), i);
         }
         if cp.auto_scaling_group.is_empty() {
-            out.push((
+            out.push(Problem::new(
                 format!("{p}/autoScalingGroup"),
                 "must name an Auto Scaling group or give its ARN".into(),
             ));
         }
         if let Some(ms) = &cp.managed_scaling {
             if ms.minimum_scaling_step_size > ms.maximum_scaling_step_size {
-                out.push((
-                    format!("{p}/managedScaling/minimumScalingStepSize"),
-                    format!(
-                        "must not exceed maximumScalingStepSize ({} > {})",
-                        ms.minimum_scaling_step_size, ms.maximum_scaling_step_size
-                    ),
-                ));
+                out.push(
+                    Problem::new(
+                        format!("{p}/managedScaling/minimumScalingStepSize"),
+                        format!(
+                            "must not exceed maximumScalingStepSize ({} > {})",
+                            ms.minimum_scaling_step_size, ms.maximum_scaling_step_size
+                        ),
+                    )
+                    .reading(&[format!("{p}/managedScaling/maximumScalingStepSize")]),
+                );
             }
         } else if cp.managed_termination_protection {
-            out.push((
-                format!("{p}/managedTerminationProtection"),
-                "needs managedScaling: ECS only protects instances of a managed-scaling provider"
-                    .into(),
-            ));
+            out.push(
+                Problem::new(
+                    format!("{p}/managedTerminationProtection"),
+                    "needs managedScaling: ECS only protects instances of a managed-scaling provider"
+                        .into(),
+                )
+                .reading(&[format!("{p}/managedScaling")]),
+            );
         }
     }
     check_strategy(
@@ -206,51 +256,66 @@ pub fn cluster(spec: &ClusterSpec) -> Vec<Problem> {
     );
     for (i, item) in s.default_capacity_provider_strategy.iter().enumerate() {
         let cp = item.capacity_provider.as_str();
-        if !FARGATE_PROVIDERS.contains(&cp) && !names.contains(cp) {
-            out.push((
-                format!("/spec/defaultCapacityProviderStrategy/{i}/capacityProvider"),
-                format!(
-                    "`{cp}` is not a capacity provider of this cluster (declared: {})",
-                    list(&names)
-                ),
-            ));
+        if !FARGATE_PROVIDERS.contains(&cp) && !names.contains_key(cp) {
+            let declared: BTreeSet<&str> = names.keys().copied().collect();
+            out.push(
+                Problem::new(
+                    format!("/spec/defaultCapacityProviderStrategy/{i}/capacityProvider"),
+                    format!(
+                        "`{cp}` is not a capacity provider of this cluster (declared: {})",
+                        list(&declared)
+                    ),
+                )
+                .reading(&["/spec/capacityProviders"]),
+            );
         }
     }
-    let mut lbs = BTreeSet::new();
+    let mut lbs = BTreeMap::new();
     for (i, lb) in s.load_balancers.iter().enumerate() {
         let p = format!("/spec/loadBalancers/{i}");
         if !is_alb_name(&lb.name) {
-            out.push((
+            out.push(Problem::new(
                 format!("{p}/name"),
                 "must be 1-32 letters, digits and `-`, not starting or ending with `-` nor starting with `internal-`".into(),
             ));
         }
-        if !lbs.insert(lb.name.as_str()) {
-            out.push((
-                format!("{p}/name"),
-                format!("load balancer `{}` is declared twice", lb.name),
-            ));
+        if let Some(&first) = lbs.get(lb.name.as_str()) {
+            out.push(
+                Problem::new(
+                    format!("{p}/name"),
+                    format!("load balancer `{}` is declared twice", lb.name),
+                )
+                .reading(&[format!("/spec/loadBalancers/{first}/name")]),
+            );
+        } else {
+            lbs.insert(lb.name.as_str(), i);
         }
         let distinct: BTreeSet<&String> = lb.subnets.iter().collect();
         if distinct.len() != lb.subnets.len() {
-            out.push((format!("{p}/subnets"), "lists a subnet twice".into()));
+            out.push(Problem::new(
+                format!("{p}/subnets"),
+                "lists a subnet twice".into(),
+            ));
         }
         if lb.https_redirect && lb.certificate.domains.is_empty() {
-            out.push((
-                format!("{p}/certificate/domains"),
-                "httpsRedirect needs a certificate domain".into(),
-            ));
+            out.push(
+                Problem::new(
+                    format!("{p}/certificate/domains"),
+                    "httpsRedirect needs a certificate domain".into(),
+                )
+                .reading(&[format!("{p}/httpsRedirect")]),
+            );
         }
         for (j, d) in lb.certificate.domains.iter().enumerate() {
             if !is_dns_name(d, true) {
-                out.push((
+                out.push(Problem::new(
                     format!("{p}/certificate/domains/{j}"),
                     format!("`{d}` is not a valid DNS name"),
                 ));
             }
         }
         if lb.certificate.hosted_zone.is_empty() {
-            out.push((
+            out.push(Problem::new(
                 format!("{p}/certificate/hostedZone"),
                 "must name a Route53 hosted zone".into(),
             ));
@@ -265,7 +330,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
     check_name(&mut out, &spec.metadata);
     let s = &spec.spec;
     if !is_dns_label(&s.cluster) {
-        out.push((
+        out.push(Problem::new(
             "/spec/cluster".into(),
             format!("`{}` is not a ClusterSpec name (a DNS label)", s.cluster),
         ));
@@ -279,7 +344,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-/".contains(&c))
             && repo.name.as_bytes()[0].is_ascii_alphanumeric();
         if !ok {
-            out.push((
+            out.push(Problem::new(
                 "/spec/repository/name".into(),
                 "must be 2-256 lowercase letters, digits, `.`, `_`, `-` and `/`, starting with a letter or digit".into(),
             ));
@@ -288,7 +353,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
             for (i, k) in lc.keep_tagged.iter().enumerate() {
                 for (j, prefix) in k.tag_prefixes.iter().enumerate() {
                     if prefix.is_empty() {
-                        out.push((
+                        out.push(Problem::new(
                             format!("/spec/repository/lifecycle/keepTagged/{i}/tagPrefixes/{j}"),
                             "must not be empty".into(),
                         ));
@@ -305,38 +370,49 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        out.push((
+        out.push(Problem::new(
             "/spec/container/name".into(),
             "must be 1-255 letters, digits, `-` and `_`".into(),
         ));
     }
     check_image(&mut out, s);
     if c.memory < 6 {
-        out.push((
+        out.push(Problem::new(
             "/spec/container/memory".into(),
             "must be at least 6 MiB".into(),
         ));
     }
-    for key in c.environment.keys().chain(c.secrets.keys()) {
-        if key.is_empty() || key.contains('=') {
-            out.push((
-                "/spec/container/environment".into(),
-                format!("`{key}` is not a valid variable name"),
-            ));
+    for (field, map) in [("environment", &c.environment), ("secrets", &c.secrets)] {
+        for key in map.keys() {
+            if key.is_empty() || key.contains('=') {
+                out.push(Problem::new(
+                    format!(
+                        "/spec/container/{field}/{}",
+                        super::yaml::escape_pointer(key)
+                    ),
+                    format!("`{key}` is not a valid variable name"),
+                ));
+            }
         }
     }
     for dup in c.environment.keys().filter(|k| c.secrets.contains_key(*k)) {
-        out.push((
-            format!(
-                "/spec/container/secrets/{}",
+        out.push(
+            Problem::new(
+                format!(
+                    "/spec/container/secrets/{}",
+                    super::yaml::escape_pointer(dup)
+                ),
+                format!("`{dup}` is set both in environment and in secrets"),
+            )
+            .reading(&[format!(
+                "/spec/container/environment/{}",
                 super::yaml::escape_pointer(dup)
-            ),
-            format!("`{dup}` is set both in environment and in secrets"),
-        ));
+            )]),
+        );
     }
     for (k, v) in &c.secrets {
         if v.is_empty() {
-            out.push((
+            out.push(Problem::new(
                 format!("/spec/container/secrets/{}", super::yaml::escape_pointer(k)),
                 "must be a parameter or secret ARN".into(),
             ));
@@ -344,13 +420,16 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
     }
     if let Some(hc) = &c.health_check {
         if hc.timeout_seconds >= hc.interval_seconds {
-            out.push((
-                "/spec/container/healthCheck/timeoutSeconds".into(),
-                format!(
-                    "must be less than intervalSeconds ({} >= {})",
-                    hc.timeout_seconds, hc.interval_seconds
-                ),
-            ));
+            out.push(
+                Problem::new(
+                    "/spec/container/healthCheck/timeoutSeconds".into(),
+                    format!(
+                        "must be less than intervalSeconds ({} >= {})",
+                        hc.timeout_seconds, hc.interval_seconds
+                    ),
+                )
+                .reading(&["/spec/container/healthCheck/intervalSeconds"]),
+            );
         }
     }
     for (role, p) in [
@@ -359,7 +438,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
     ] {
         if let Some(arn) = role {
             if !arn.starts_with("arn:") || !arn.contains(":iam::") || !arn.contains(":role/") {
-                out.push((
+                out.push(Problem::new(
                     format!("/spec/{p}"),
                     format!("`{arn}` is not an IAM role ARN"),
                 ));
@@ -367,10 +446,13 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
         }
     }
     if !c.secrets.is_empty() && s.execution_role_arn.is_none() {
-        out.push((
-            "/spec/executionRoleArn".into(),
-            "is required when the container has secrets".into(),
-        ));
+        out.push(
+            Problem::new(
+                "/spec/executionRoleArn".into(),
+                "is required when the container has secrets".into(),
+            )
+            .reading(&["/spec/container/secrets"]),
+        );
     }
     check_strategy(
         &mut out,
@@ -378,122 +460,156 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
         &s.capacity_provider_strategy,
     );
     if uses_fargate(&s.capacity_provider_strategy) && !fargate_accepts(c.cpu, c.memory) {
-        out.push((
-            "/spec/container/memory".into(),
-            format!(
-                "Fargate does not accept cpu {} with memory {} (see the Fargate task size table)",
-                c.cpu, c.memory
-            ),
-        ));
+        out.push(
+            Problem::new(
+                "/spec/container/memory".into(),
+                format!(
+                    "Fargate does not accept cpu {} with memory {} (see the Fargate task size table)",
+                    c.cpu, c.memory
+                ),
+            )
+            .reading(&["/spec/capacityProviderStrategy", "/spec/container/cpu"]),
+        );
     }
     for (i, st) in s.placement.strategy.iter().enumerate() {
         let p = format!("/spec/placement/strategy/{i}/field");
+        let read = [format!("/spec/placement/strategy/{i}/type")];
         match (st.strategy_type, st.field.as_deref()) {
             (PlacementStrategyType::Random, Some(_)) => {
-                out.push((p, "random placement takes no field".into()))
+                out.push(Problem::new(p, "random placement takes no field".into()).reading(&read))
             }
-            (PlacementStrategyType::Binpack, f) if !matches!(f, Some("cpu" | "memory")) => {
-                out.push((p, "binpack needs field `cpu` or `memory`".into()))
-            }
-            (PlacementStrategyType::Spread, None) => out.push((
-                p,
-                "spread needs a field (`instanceId` or `attribute:...`)".into(),
-            )),
+            (PlacementStrategyType::Binpack, f) if !matches!(f, Some("cpu" | "memory")) => out
+                .push(
+                    Problem::new(p, "binpack needs field `cpu` or `memory`".into()).reading(&read),
+                ),
+            (PlacementStrategyType::Spread, None) => out.push(
+                Problem::new(
+                    p,
+                    "spread needs a field (`instanceId` or `attribute:...`)".into(),
+                )
+                .reading(&read),
+            ),
             _ => {}
         }
     }
     if (!s.placement.strategy.is_empty() || !s.placement.constraints.is_empty())
         && uses_fargate(&s.capacity_provider_strategy)
     {
-        out.push((
-            "/spec/placement".into(),
-            "Fargate tasks take no placement strategy or constraints".into(),
-        ));
+        out.push(
+            Problem::new(
+                "/spec/placement".into(),
+                "Fargate tasks take no placement strategy or constraints".into(),
+            )
+            .reading(&["/spec/capacityProviderStrategy"]),
+        );
     }
     for (i, pc) in s.placement.constraints.iter().enumerate() {
         if pc.constraint_type == PlacementConstraintType::MemberOf
             && pc.expression.as_deref().unwrap_or("").is_empty()
         {
-            out.push((
-                format!("/spec/placement/constraints/{i}/expression"),
-                "memberOf needs an expression".into(),
-            ));
+            out.push(
+                Problem::new(
+                    format!("/spec/placement/constraints/{i}/expression"),
+                    "memberOf needs an expression".into(),
+                )
+                .reading(&[format!("/spec/placement/constraints/{i}/type")]),
+            );
         }
     }
     let d = &s.deployment;
     if d.minimum_healthy_percent > d.maximum_percent {
-        out.push((
-            "/spec/deployment/minimumHealthyPercent".into(),
-            format!(
-                "must not exceed maximumPercent ({} > {})",
-                d.minimum_healthy_percent, d.maximum_percent
-            ),
-        ));
+        out.push(
+            Problem::new(
+                "/spec/deployment/minimumHealthyPercent".into(),
+                format!(
+                    "must not exceed maximumPercent ({} > {})",
+                    d.minimum_healthy_percent, d.maximum_percent
+                ),
+            )
+            .reading(&["/spec/deployment/maximumPercent"]),
+        );
     }
     if d.circuit_breaker.rollback && !d.circuit_breaker.enable {
-        out.push((
-            "/spec/deployment/circuitBreaker/rollback".into(),
-            "needs the circuit breaker enabled".into(),
-        ));
+        out.push(
+            Problem::new(
+                "/spec/deployment/circuitBreaker/rollback".into(),
+                "needs the circuit breaker enabled".into(),
+            )
+            .reading(&["/spec/deployment/circuitBreaker/enable"]),
+        );
     }
     if let Some(a) = &s.autoscaling {
         if a.min_capacity > a.max_capacity {
-            out.push((
-                "/spec/autoscaling/minCapacity".into(),
-                format!(
-                    "must not exceed maxCapacity ({} > {})",
-                    a.min_capacity, a.max_capacity
-                ),
-            ));
+            out.push(
+                Problem::new(
+                    "/spec/autoscaling/minCapacity".into(),
+                    format!(
+                        "must not exceed maxCapacity ({} > {})",
+                        a.min_capacity, a.max_capacity
+                    ),
+                )
+                .reading(&["/spec/autoscaling/maxCapacity"]),
+            );
         }
         if a.target_cpu_utilization.is_none()
             && a.target_memory_utilization.is_none()
             && a.target_requests_per_target.is_none()
         {
-            out.push((
+            out.push(Problem::new(
                 "/spec/autoscaling".into(),
                 "needs at least one of targetCpuUtilization, targetMemoryUtilization, targetRequestsPerTarget".into(),
             ));
         }
         if a.target_requests_per_target.is_some() && s.ingress.is_none() {
-            out.push((
-                "/spec/autoscaling/targetRequestsPerTarget".into(),
-                "needs ingress (a target group to count requests on)".into(),
-            ));
+            out.push(
+                Problem::new(
+                    "/spec/autoscaling/targetRequestsPerTarget".into(),
+                    "needs ingress (a target group to count requests on)".into(),
+                )
+                .reading(&["/spec/ingress"]),
+            );
         }
     }
     if let Some(ing) = &s.ingress {
         if c.port.is_none() {
-            out.push((
-                "/spec/container/port".into(),
-                "is required when the service has ingress".into(),
-            ));
+            out.push(
+                Problem::new(
+                    "/spec/container/port".into(),
+                    "is required when the service has ingress".into(),
+                )
+                .reading(&["/spec/ingress"]),
+            );
         }
-        let mut seen = BTreeSet::new();
+        let mut seen = BTreeMap::new();
         for (i, h) in ing.hosts.iter().enumerate() {
             if !is_dns_name(h, true) {
-                out.push((
+                out.push(Problem::new(
                     format!("/spec/ingress/hosts/{i}"),
                     format!("`{h}` is not a valid host name"),
                 ));
             }
-            if !seen.insert(h.to_ascii_lowercase()) {
-                out.push((
-                    format!("/spec/ingress/hosts/{i}"),
-                    format!("`{h}` is listed twice"),
-                ));
+            if let Some(first) = seen.get(&h.to_ascii_lowercase()) {
+                out.push(
+                    Problem::new(
+                        format!("/spec/ingress/hosts/{i}"),
+                        format!("`{h}` is listed twice"),
+                    )
+                    .reading(&[format!("/spec/ingress/hosts/{first}")]),
+                );
+            } else {
+                seen.insert(h.to_ascii_lowercase(), i);
             }
         }
         for (i, p) in ing.paths.iter().enumerate() {
             if !p.starts_with('/') || p.len() > 128 {
-                out.push((
+                out.push(Problem::new(
                     format!("/spec/ingress/paths/{i}"),
                     format!("`{p}` must start with `/` and be at most 128 characters"),
                 ));
             }
         }
         if ing.hosts.len() + ing.paths.len() > 5 {
-            out.push((
+            out.push(Problem::new(
                 "/spec/ingress".into(),
                 format!(
                     "a listener rule takes at most 5 condition values: {} hosts + {} paths",
@@ -504,22 +620,25 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
         }
         let hc = &ing.health_check;
         if !hc.path.starts_with('/') || hc.path.len() > 1024 {
-            out.push((
+            out.push(Problem::new(
                 "/spec/ingress/healthCheck/path".into(),
                 "must start with `/` and be at most 1024 characters".into(),
             ));
         }
         if hc.timeout_seconds >= hc.interval_seconds {
-            out.push((
-                "/spec/ingress/healthCheck/timeoutSeconds".into(),
-                format!(
-                    "must be less than intervalSeconds ({} >= {})",
-                    hc.timeout_seconds, hc.interval_seconds
-                ),
-            ));
+            out.push(
+                Problem::new(
+                    "/spec/ingress/healthCheck/timeoutSeconds".into(),
+                    format!(
+                        "must be less than intervalSeconds ({} >= {})",
+                        hc.timeout_seconds, hc.interval_seconds
+                    ),
+                )
+                .reading(&["/spec/ingress/healthCheck/intervalSeconds"]),
+            );
         }
         if !is_matcher(&hc.matcher) {
-            out.push((
+            out.push(Problem::new(
                 "/spec/ingress/healthCheck/matcher".into(),
                 format!(
                     "`{}` is not an HTTP code list (`200`, `200,204` or `200-299`, codes 200-499)",
@@ -529,7 +648,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
         }
         if let Some(dns) = &ing.dns {
             if dns.hosted_zone.is_empty() {
-                out.push((
+                out.push(Problem::new(
                     "/spec/ingress/dns/hostedZone".into(),
                     "must name a Route53 hosted zone".into(),
                 ));
@@ -542,7 +661,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
 fn check_image(out: &mut Vec<Problem>, s: &ServiceSpecFields) {
     let image = &s.container.image;
     if image.is_empty() || image.chars().any(char::is_whitespace) {
-        out.push((
+        out.push(Problem::new(
             "/spec/container/image".into(),
             "must be `repository:tag` or a full image URI".into(),
         ));
@@ -553,10 +672,13 @@ fn check_image(out: &mut Vec<Problem>, s: &ServiceSpecFields) {
         if !image.contains('/') || !image.contains('.') {
             let name = image.split(['@', ':']).next().unwrap_or_default();
             if name != repo.name {
-                out.push((
-                    "/spec/container/image".into(),
-                    format!("`{image}` is neither `{}:TAG` (the spec's repository) nor a full image URI", repo.name),
-                ));
+                out.push(
+                    Problem::new(
+                        "/spec/container/image".into(),
+                        format!("`{image}` is neither `{}:TAG` (the spec's repository) nor a full image URI", repo.name),
+                    )
+                    .reading(&["/spec/repository/name"]),
+                );
             }
         }
     }
@@ -605,7 +727,7 @@ pub fn service_against_cluster(service: &ServiceSpec, cluster: &ClusterSpec) -> 
     for (i, item) in service.spec.capacity_provider_strategy.iter().enumerate() {
         let cp = item.capacity_provider.as_str();
         if !FARGATE_PROVIDERS.contains(&cp) && !declared.contains(cp) {
-            out.push((
+            out.push(Problem::new(
                 format!("/spec/capacityProviderStrategy/{i}/capacityProvider"),
                 format!(
                     "`{cp}` is not a capacity provider of cluster `{}` (declared: {})",
@@ -625,13 +747,16 @@ pub fn service_against_cluster(service: &ServiceSpec, cluster: &ClusterSpec) -> 
         && uses_fargate(effective)
         && !fargate_accepts(c.cpu, c.memory)
     {
-        out.push((
-            "/spec/container/memory".into(),
-            format!(
-                "cluster `{}` runs this service on Fargate, which does not accept cpu {} with memory {}",
-                cluster.metadata.name, c.cpu, c.memory
-            ),
-        ));
+        out.push(
+            Problem::new(
+                "/spec/container/memory".into(),
+                format!(
+                    "cluster `{}` runs this service on Fargate, which does not accept cpu {} with memory {}",
+                    cluster.metadata.name, c.cpu, c.memory
+                ),
+            )
+            .reading(&["/spec/capacityProviderStrategy", "/spec/container/cpu"]),
+        );
     }
     if let Some(ing) = &service.spec.ingress {
         if !cluster
@@ -646,7 +771,7 @@ pub fn service_against_cluster(service: &ServiceSpec, cluster: &ClusterSpec) -> 
                 .iter()
                 .map(|l| l.name.as_str())
                 .collect();
-            out.push((
+            out.push(Problem::new(
                 "/spec/ingress/loadBalancer".into(),
                 format!(
                     "`{}` is not a load balancer of cluster `{}` (declared: {})",
@@ -696,15 +821,19 @@ pub fn validate_set(documents: &mut [Document]) {
         })
         .collect();
     for d in documents.iter_mut() {
-        let problems = match &d.result {
-            Ok(Spec::Service(s)) => match clusters.get(&s.spec.cluster) {
-                Some(c) => service_against_cluster(s, c),
+        // Invalid services are checked too, as far as they could be decoded.
+        let problems: Vec<Problem> = match d.decoded() {
+            Some((Spec::Service(s), replaced)) => match clusters.get(&s.spec.cluster) {
+                Some(c) => service_against_cluster(s, c)
+                    .into_iter()
+                    .filter(|p| !p.read_any_of(replaced))
+                    .collect(),
                 None => Vec::new(),
             },
             _ => Vec::new(),
         };
-        for (p, m) in problems {
-            d.add_problem(p, m);
+        for p in problems {
+            d.add_problem(p.pointer, p.message);
         }
     }
 }
