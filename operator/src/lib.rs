@@ -11,6 +11,7 @@ pub mod controller;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod reconcile;
 pub mod resources;
 pub mod runtime;
 pub mod spec;

@@ -150,7 +150,7 @@ pub async fn observe(
                 scaling,
                 termination_protection: asg.and_then(|a| a.managed_termination_protection())
                     == Some(&ManagedTerminationProtection::Enabled),
-                tags: super::ecs_tags::to_map(cp.tags()),
+                tags: super::shared::ecs_tags::to_map(cp.tags()),
             },
         );
     }
@@ -258,7 +258,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
             Some(o) => {
                 let missing = run.claim(&resource, &o.tags)?;
                 run.resource("ecs:capacity-provider", o.arn.clone());
-                super::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
+                super::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
                 let changes = plan(d, o)?;
                 if changes.is_empty() {
                     continue;

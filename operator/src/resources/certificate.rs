@@ -17,9 +17,9 @@ use std::time::Duration;
 use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use super::run::{Change, SpecRun};
+use super::shared::tags::{ownership, Ownership};
+use super::shared::zone::{self, Action, Record, RecordChange, Zone};
 use super::snapshot::Entry;
-use super::tags::{ownership, Ownership};
-use super::zone::{self, Action, Record, RecordChange, Zone};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 
@@ -95,7 +95,7 @@ pub fn covers(domains: &[String], host: &str) -> bool {
 /// The idempotency token of a request: stable for one owner and domain list, at most 32 word
 /// characters as ACM requires.
 pub fn idempotency_token(instance: &str, owner: &str, domains: &[String]) -> String {
-    super::names::short_hash(&format!("{instance}|{owner}|{}", domains.join(",")), 32)
+    super::shared::names::short_hash(&format!("{instance}|{owner}|{}", domains.join(",")), 32)
 }
 
 /// The validation changes a zone needs (pure). `Err` names a record outside the zone or one
@@ -501,7 +501,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             "released (deletionPolicy Retain)",
         )) {
             let released = Tag::builder()
-                .key(super::teardown::RELEASED_TAG)
+                .key(super::shared::tags::RELEASED_TAG)
                 .value(run.key.to_string())
                 .build()
                 .map_err(ResourceError::request)?;

@@ -3,7 +3,7 @@
 
 use super::run::SpecRun;
 use super::{capacity_provider, ecs_cluster, edge, ResourceError};
-use crate::controller::ReconcileInput;
+use crate::reconcile::ReconcileInput;
 use crate::spec::types::ClusterSpec;
 
 pub async fn reconcile(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::load_balancer::Info;
 use super::run::{Change, SpecRun};
-use super::zone::{self, Action, Alias, Record, RecordChange, Zone};
+use super::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
 use super::ResourceError;
 use crate::spec::SpecKey;
 

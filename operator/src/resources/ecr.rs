@@ -168,7 +168,7 @@ pub fn plan(
             Step::Tag(tags_missing.clone()),
             Change::update(
                 &resource,
-                format!("tags: + {}", super::elb_tags::keys(&tags_missing)),
+                format!("tags: + {}", super::shared::elb_tags::keys(&tags_missing)),
             ),
         ));
     }
@@ -480,7 +480,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 /// Replace the ownership tags of a repository by the released tag.
 async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), ResourceError> {
     let released = BTreeMap::from([(
-        super::teardown::RELEASED_TAG.to_string(),
+        super::shared::tags::RELEASED_TAG.to_string(),
         run.key.to_string(),
     )]);
     run.aws
@@ -531,8 +531,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         return Ok(true);
     };
     if o.arn != arn
-        || super::tags::ownership(&run.aws.instance, &run.key, &o.tags)
-            != super::tags::Ownership::Ours
+        || super::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
+            != super::shared::tags::Ownership::Ours
     {
         return Ok(true);
     }
@@ -591,7 +591,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             Err(e) if not_found(&e, "RepositoryNotEmptyException") => {
                 run.wait(
                     format!("{resource} received an image while being deleted"),
-                    super::teardown::DRAIN_POLL,
+                    super::shared::DRAIN_POLL,
                 );
                 return Ok(false);
             }

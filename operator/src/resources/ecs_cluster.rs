@@ -84,7 +84,7 @@ fn observed_from(c: &Cluster) -> Observed {
             .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
             .and_then(|s| s.value())
             .map(str::to_string),
-        tags: super::ecs_tags::to_map(c.tags()),
+        tags: super::shared::ecs_tags::to_map(c.tags()),
         providers: c.capacity_providers().iter().cloned().collect(),
         strategy: normalise_strategy(c.default_capacity_provider_strategy().iter().map(|i| {
             (
@@ -260,7 +260,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                     .to_string();
             }
             Step::Tag(tags) => {
-                super::ecs_tags::put(run, &d.name, &arn, tags).await?;
+                super::shared::ecs_tags::put(run, &d.name, &arn, tags).await?;
             }
             Step::Insights(on) => {
                 run.aws

@@ -14,13 +14,14 @@ use aws_sdk_ecs::types::{
 };
 
 use super::run::{Change, SpecRun};
-use super::snapshot::{services_of_cluster, Entry};
+use super::snapshot::{service_specs, Entry};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::ConditionReport;
+use crate::reconcile::ConditionReport;
 use crate::spec::types::{
     PlacementConstraintType as SpecConstraint, PlacementStrategyType as SpecStrategy, ServiceSpec,
 };
+use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
 
 /// How long to wait before looking at a rollout again.
 pub const ROLLOUT_POLL: Duration = Duration::from_secs(15);
@@ -68,6 +69,24 @@ pub enum Rollout {
 
 pub fn service_name(spec: &ServiceSpec) -> String {
     spec.metadata.name.clone()
+}
+
+/// The ECS service names of the ServiceSpecs whose ClusterSpec names the ECS cluster
+/// `cluster`, sorted (what the wave's batched DescribeServices covers).
+pub fn services_of_cluster(specs: &ValidSpecs, cluster: &str) -> Vec<String> {
+    let names: std::collections::BTreeSet<String> = service_specs(specs)
+        .filter(|svc| {
+            match specs
+                .get(&SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone()))
+                .map(|c| c.as_ref())
+            {
+                Some(Spec::Cluster(c)) => super::ecs_cluster::cluster_name(c) == cluster,
+                _ => false,
+            }
+        })
+        .map(service_name)
+        .collect();
+    names.into_iter().collect()
 }
 
 fn strategy_type(t: &SpecStrategy) -> &'static str {
@@ -223,7 +242,7 @@ fn observed_from(svc: &AwsService, autoscaled: bool) -> Observed {
                 )
             }),
         },
-        tags: super::ecs_tags::to_map(svc.tags()),
+        tags: super::shared::ecs_tags::to_map(svc.tags()),
         rollout,
     }
 }
@@ -581,7 +600,7 @@ pub async fn reconcile(
     };
     let missing = run.claim(&resource, &o.tags)?;
     run.resource("ecs:service", o.arn.clone());
-    super::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
+    super::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
     let diffs = differences(&o.settings, want);
     let mut updated = false;
     if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {

@@ -87,7 +87,7 @@ pub async fn service(
                 ingress.load_balancer, cluster.metadata.name
             ))
         })?;
-    let lb_name = super::names::load_balancer_name(&lb_spec.name);
+    let lb_name = super::shared::names::load_balancer_name(&lb_spec.name);
     let info = load_balancer::find(run, &lb_name).await?.ok_or_else(|| {
         ResourceError::Dependency(format!(
             "load balancer {lb_name} does not exist yet (ClusterSpec/{} creates it)",

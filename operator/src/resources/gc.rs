@@ -13,7 +13,7 @@
 //! - only resources carrying both ownership tags with this instance's `managed-by` value are
 //!   returned (Route53: TXT values naming this instance); released resources, other instances'
 //!   and untagged ones never are;
-//! - a kind that cannot be listed is reported in [`Scan::errors`] and skipped; the rest still
+//! - a kind that cannot be listed is reported in [`OwnedScan::errors`] and skipped; the rest still
 //!   count (finding less is safe: the scan only ever adds to a ledger).
 //!
 //! Listings page with the SDK's paginators and spend one budget token per listing (most
@@ -33,40 +33,10 @@ use super::context::Aws;
 use super::run::SpecRun;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::ValidSpecs;
+use crate::reconcile::{OwnedScan, ValidSpecs};
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::status::ResourceRef;
 use crate::{MANAGED_BY_TAG, OWNER_TAG};
-
-/// What a scan found: `(resource type, id)` pairs as the ledger records them, by owner.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Scan {
-    pub owned: BTreeMap<SpecKey, BTreeSet<(String, String)>>,
-    /// Kinds that could not be listed, with the reason.
-    pub errors: Vec<String>,
-}
-
-impl Scan {
-    fn add(&mut self, owner: SpecKey, resource_type: &str, id: impl Into<String>) {
-        self.owned
-            .entry(owner)
-            .or_default()
-            .insert((resource_type.to_string(), id.into()));
-    }
-
-    /// The resources found for `owner`, as ledger entries.
-    pub fn resources_of(&self, owner: &SpecKey) -> Vec<ResourceRef> {
-        self.owned
-            .get(owner)
-            .into_iter()
-            .flatten()
-            .map(|(t, id)| ResourceRef {
-                resource_type: t.clone(),
-                id: id.clone(),
-            })
-            .collect()
-    }
-}
 
 /// The owner that `tags` name, if they carry both ownership tags with `instance`'s value.
 pub fn owner_of(instance: &str, tags: &BTreeMap<String, String>) -> Option<SpecKey> {
@@ -105,7 +75,7 @@ pub fn zones(specs: &ValidSpecs, ledgers: &[ResourceRef]) -> BTreeSet<String> {
 }
 
 /// List everything this instance owns (see the module doc).
-pub async fn scan(aws: &Aws, zones: &BTreeSet<String>) -> Scan {
+pub async fn scan(aws: &Aws, zones: &BTreeSet<String>) -> OwnedScan {
     // The tag helpers take a run; this one never writes (apply == false) and its key is only
     // a label in errors.
     let run = SpecRun::new(
@@ -114,7 +84,7 @@ pub async fn scan(aws: &Aws, zones: &BTreeSet<String>) -> Scan {
         false,
         false,
     );
-    let mut scan = Scan::default();
+    let mut scan = OwnedScan::default();
     let mut cert_owners = BTreeMap::new();
     if let Err(e) = certificates(&run, &mut scan, &mut cert_owners).await {
         scan.errors.push(format!("ACM certificates: {e}"));
@@ -149,7 +119,7 @@ pub async fn scan(aws: &Aws, zones: &BTreeSet<String>) -> Scan {
 
 async fn certificates(
     run: &SpecRun<'_>,
-    scan: &mut Scan,
+    scan: &mut OwnedScan,
     owners: &mut BTreeMap<String, SpecKey>,
 ) -> Result<(), ResourceError> {
     let page = run
@@ -187,7 +157,7 @@ async fn certificates(
 /// certificates (an attachment belongs to the certificate's owner).
 async fn elbv2(
     run: &SpecRun<'_>,
-    scan: &mut Scan,
+    scan: &mut OwnedScan,
     cert_owners: &BTreeMap<String, SpecKey>,
 ) -> Result<(), ResourceError> {
     let elb = &run.aws.elbv2;
@@ -211,7 +181,7 @@ async fn elbv2(
             .filter_map(|l| l.load_balancer_arn().map(str::to_string)),
     );
     let mut ours = Vec::new();
-    for (arn, tags) in super::elb_tags::describe(run, &lbs).await? {
+    for (arn, tags) in super::shared::elb_tags::describe(run, &lbs).await? {
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
             scan.add(owner, "elbv2:loadbalancer", arn.clone());
             ours.push(arn);
@@ -237,7 +207,7 @@ async fn elbv2(
         page.iter()
             .filter_map(|t| t.target_group_arn().map(str::to_string)),
     );
-    for (arn, tags) in super::elb_tags::describe(run, &tgs).await? {
+    for (arn, tags) in super::shared::elb_tags::describe(run, &tgs).await? {
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
             scan.add(owner, "elbv2:targetgroup", arn);
         }
@@ -259,7 +229,7 @@ async fn elbv2(
             .iter()
             .filter_map(|l| l.listener_arn().map(str::to_string))
             .collect();
-        for (arn, tags) in super::elb_tags::describe(run, &arns).await? {
+        for (arn, tags) in super::shared::elb_tags::describe(run, &arns).await? {
             if let Some(owner) = owner_of(&run.aws.instance, &tags) {
                 scan.add(owner, "elbv2:listener", arn);
             }
@@ -281,7 +251,7 @@ async fn elbv2(
                 .filter(|r| r.is_default() != Some(true))
                 .filter_map(|r| r.rule_arn().map(str::to_string))
                 .collect();
-            for (arn, tags) in super::elb_tags::describe(run, &rule_arns).await? {
+            for (arn, tags) in super::shared::elb_tags::describe(run, &rule_arns).await? {
                 if let Some(owner) = owner_of(&run.aws.instance, &tags) {
                     scan.add(owner, "elbv2:listener-rule", arn);
                 }
@@ -318,7 +288,7 @@ async fn elbv2(
     Ok(())
 }
 
-async fn repositories(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), ResourceError> {
+async fn repositories(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
     let page = run
         .aws
         .call(
@@ -369,7 +339,7 @@ async fn repositories(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), Resource
 /// providers the clusters use.
 async fn ecs(
     run: &SpecRun<'_>,
-    scan: &mut Scan,
+    scan: &mut OwnedScan,
     services: &mut BTreeMap<(String, String), SpecKey>,
     attached: &mut BTreeSet<String>,
 ) -> Result<(), ResourceError> {
@@ -414,7 +384,10 @@ async fn ecs(
             };
             active.push((arn.to_string(), name.to_string()));
             attached.extend(c.capacity_providers().iter().cloned());
-            if let Some(owner) = owner_of(&run.aws.instance, &super::ecs_tags::to_map(c.tags())) {
+            if let Some(owner) = owner_of(
+                &run.aws.instance,
+                &super::shared::ecs_tags::to_map(c.tags()),
+            ) {
                 scan.add(owner, "ecs:cluster", arn);
             }
         }
@@ -459,8 +432,10 @@ async fn ecs(
                 let (Some(arn), Some(name)) = (s.service_arn(), s.service_name()) else {
                     continue;
                 };
-                if let Some(owner) = owner_of(&run.aws.instance, &super::ecs_tags::to_map(s.tags()))
-                {
+                if let Some(owner) = owner_of(
+                    &run.aws.instance,
+                    &super::shared::ecs_tags::to_map(s.tags()),
+                ) {
                     scan.add(owner.clone(), "ecs:service", arn);
                     services.insert((cluster_name.clone(), name.to_string()), owner);
                 }
@@ -473,7 +448,7 @@ async fn ecs(
 /// Scalable targets have no tags: one belongs to the owner of the service it scales.
 async fn scalable_targets(
     run: &SpecRun<'_>,
-    scan: &mut Scan,
+    scan: &mut OwnedScan,
     services: &BTreeMap<(String, String), SpecKey>,
 ) -> Result<(), ResourceError> {
     if services.is_empty() {
@@ -515,7 +490,7 @@ async fn scalable_targets(
 /// leaked provider attached to no cluster is then not found).
 async fn capacity_providers(
     run: &SpecRun<'_>,
-    scan: &mut Scan,
+    scan: &mut OwnedScan,
     attached: &BTreeSet<String>,
 ) -> Result<(), ResourceError> {
     let mut token: Option<String> = None;
@@ -558,7 +533,10 @@ async fn capacity_providers(
             let Some(arn) = cp.capacity_provider_arn() else {
                 continue;
             };
-            if let Some(owner) = owner_of(&run.aws.instance, &super::ecs_tags::to_map(cp.tags())) {
+            if let Some(owner) = owner_of(
+                &run.aws.instance,
+                &super::shared::ecs_tags::to_map(cp.tags()),
+            ) {
                 scan.add(owner, "ecs:capacity-provider", arn);
             }
         }
@@ -571,7 +549,7 @@ async fn capacity_providers(
 
 /// The latest active revision of every active family; its tags say whose the family is (the
 /// teardown deregisters every revision of the family that is ours).
-async fn task_definitions(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), ResourceError> {
+async fn task_definitions(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
     let ecs = &run.aws.ecs;
     let mut families = Vec::new();
     let page = run
@@ -626,7 +604,10 @@ async fn task_definitions(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), Reso
                     .send(),
             )
             .await?;
-        if let Some(owner) = owner_of(&run.aws.instance, &super::ecs_tags::to_map(d.tags())) {
+        if let Some(owner) = owner_of(
+            &run.aws.instance,
+            &super::shared::ecs_tags::to_map(d.tags()),
+        ) {
             scan.add(owner, "ecs:task-definition", latest.clone());
         }
     }
@@ -634,14 +615,14 @@ async fn task_definitions(run: &SpecRun<'_>, scan: &mut Scan) -> Result<(), Reso
 }
 
 /// Ownership TXT records naming this instance: each stands for the records at its name.
-async fn records(run: &SpecRun<'_>, scan: &mut Scan, zone: &str) -> Result<(), ResourceError> {
-    let z = match super::zone::resolve(run, zone).await {
+async fn records(run: &SpecRun<'_>, scan: &mut OwnedScan, zone: &str) -> Result<(), ResourceError> {
+    let z = match super::shared::zone::resolve(run, zone).await {
         Ok(z) => z,
         // A zone that no longer exists holds nothing to collect.
         Err(ResourceError::Unsatisfiable(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    for r in super::zone::records(run, &z).await?.iter() {
+    for r in super::shared::zone::records(run, &z).await?.iter() {
         if r.rtype != "TXT" || r.set_identifier.is_some() {
             continue;
         }
@@ -684,7 +665,10 @@ mod tests {
             None
         );
         assert_eq!(owner_of("ops", &tags(&[(MANAGED_BY_TAG, "ops")])), None);
-        let released = tags(&[(crate::resources::teardown::RELEASED_TAG, "ServiceSpec/web")]);
+        let released = tags(&[(
+            crate::resources::shared::tags::RELEASED_TAG,
+            "ServiceSpec/web",
+        )]);
         assert_eq!(owner_of("ops", &released), None);
         let garbled = tags(&[(MANAGED_BY_TAG, "ops"), (OWNER_TAG, "Widget/web")]);
         assert_eq!(owner_of("ops", &garbled), None);

@@ -16,14 +16,14 @@ use aws_sdk_elasticloadbalancingv2::types::{
     HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, RulePriorityPair,
 };
 
-use super::elb_tags;
-use super::listener::Act;
 use super::run::{Change, SpecRun};
+use super::shared::elb_actions::Act;
+use super::shared::elb_tags;
+use super::shared::tags::{ownership, Ownership};
 use super::snapshot::Entry;
-use super::tags::{ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::ConditionReport;
+use crate::reconcile::ConditionReport;
 
 /// The highest priority ALB rules may have.
 pub const MAX_PRIORITY: u32 = 50000;
@@ -381,7 +381,7 @@ pub async fn reconcile(
                 .iter()
                 .any(|r| &r.arn == arn && r.forwards_to(&d.target_group))
         {
-            let missing = super::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
+            let missing = super::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
             if run.plan(Change::update(
                 format!("listener rule {lb} :443"),
                 format!("tags: + {}", elb_tags::keys(&missing)),
@@ -499,7 +499,10 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     if !elb_tags::owned(run, arn).await? {
         return Ok(true);
     }
-    let resource = format!("listener rule {}", super::listener::short_arn(arn));
+    let resource = format!(
+        "listener rule {}",
+        super::shared::elb_actions::short_arn(arn)
+    );
     if retain {
         elb_tags::release(run, arn, &resource).await?;
         return Ok(true);

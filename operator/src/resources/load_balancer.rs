@@ -14,12 +14,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerTypeEnum,
 };
 
-use super::elb_tags::{self, Tags};
 use super::run::{Change, SpecRun};
+use super::shared::elb_tags::{self, Tags};
 use super::snapshot::Entry;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::ConditionReport;
+use crate::reconcile::ConditionReport;
 use crate::spec::types::LoadBalancer;
 
 pub const ATTR_DELETION_PROTECTION: &str = "deletion_protection.enabled";
@@ -79,7 +79,7 @@ impl From<&Observed> for Info {
 
 pub fn desired(lb: &LoadBalancer) -> Desired {
     Desired {
-        name: super::names::load_balancer_name(&lb.name),
+        name: super::shared::names::load_balancer_name(&lb.name),
         scheme: lb.scheme.as_aws().to_string(),
         subnets: lb.subnets.iter().cloned().collect(),
         security_groups: lb.security_groups.iter().cloned().collect(),

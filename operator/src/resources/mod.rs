@@ -27,25 +27,21 @@ pub mod dns;
 pub mod ecr;
 pub mod ecs_cluster;
 pub mod ecs_service;
-pub mod ecs_tags;
 pub mod edge;
-pub mod elb_tags;
 pub mod error;
 pub mod gc;
 pub mod listener;
 pub mod listener_rule;
 pub mod load_balancer;
-pub mod names;
 pub mod reconciler;
 pub mod run;
 pub mod scaling;
 pub mod service;
+pub mod shared;
 pub mod snapshot;
-pub mod tags;
 pub mod target_group;
 pub mod task_definition;
 pub mod teardown;
-pub mod zone;
 
 pub use context::Aws;
 pub use error::ResourceError;
@@ -78,7 +74,7 @@ pub async fn edge_teardown(
             let why = format!(
                 "{other} {id} cannot be deleted by this build; it is left in place and the deletion waits"
             );
-            run.condition(crate::controller::ConditionReport::new(
+            run.condition(crate::reconcile::ConditionReport::new(
                 "Deleted",
                 false,
                 "NoTeardown",

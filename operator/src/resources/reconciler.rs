@@ -8,7 +8,7 @@ use super::context::Aws;
 use super::run::{Change, SpecRun};
 use super::task_definition::RevisionCache;
 use super::ResourceError;
-use crate::controller::{Deletion, Failure, OwnedScan, ReconcileInput, Reconciler, Report};
+use crate::reconcile::{Deletion, Failure, OwnedScan, ReconcileInput, Reconciler, Report};
 use crate::spec::types::Mode;
 use crate::spec::Spec;
 use crate::spec::SpecKey;

@@ -4,7 +4,7 @@
 use super::run::SpecRun;
 use super::task_definition::RevisionCache;
 use super::{ecs_cluster, ecs_service, edge, scaling, task_definition, ResourceError};
-use crate::controller::ReconcileInput;
+use crate::reconcile::ReconcileInput;
 use crate::spec::types::{ClusterSpec, ServiceSpec};
 use crate::spec::{Kind, Spec, SpecKey};
 

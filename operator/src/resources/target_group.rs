@@ -13,14 +13,15 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetGroupAttribute, TargetTypeEnum,
 };
 
-use super::elb_tags::{self, Tags};
 use super::load_balancer::PAGE_SIZE;
 use super::run::{Change, SpecRun};
-use super::snapshot::{target_group_names, Entry};
+use super::shared::elb_tags::{self, Tags};
+use super::snapshot::{service_specs, Entry};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::ConditionReport;
+use crate::reconcile::ConditionReport;
 use crate::spec::types::{Ingress, TargetHealthCheck};
+use crate::spec::ValidSpecs;
 
 pub const ATTR_DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 /// AWS's deregistration delay when the attribute was never set.
@@ -85,7 +86,7 @@ pub struct Observed {
 
 pub fn desired(service: &str, ingress: &Ingress, port: u32, vpc_id: &str) -> Desired {
     Desired {
-        name: super::names::target_group_name(service),
+        name: super::shared::names::target_group_name(service),
         port: port as i32,
         vpc_id: vpc_id.to_string(),
         health: Health::from_spec(&ingress.health_check),
@@ -206,6 +207,15 @@ pub fn plan(
         ));
     }
     (steps, immutable)
+}
+
+/// The target group names of the ServiceSpecs with ingress (what the wave's DescribeTags
+/// covers).
+pub fn target_group_names(specs: &ValidSpecs) -> BTreeSet<String> {
+    service_specs(specs)
+        .filter(|svc| svc.spec.ingress.is_some())
+        .map(|svc| super::shared::names::target_group_name(&svc.metadata.name))
+        .collect()
 }
 
 /// Every target group by name, and the tags of those the store's ServiceSpecs name (a resync
@@ -528,7 +538,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         Err(e) if e.code() == Some("ResourceInUse") => {
             run.wait(
                 format!("{resource} is still in use ({e})"),
-                super::teardown::DRAIN_POLL,
+                super::shared::DRAIN_POLL,
             );
             Ok(false)
         }

@@ -13,7 +13,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::run::{Change, SpecRun};
-use super::tags::{ownership, Ownership};
+use super::shared::tags::{ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::spec::types::ServiceSpec;
@@ -388,7 +388,7 @@ async fn latest_matching_revision(
     let Some(td) = out.task_definition() else {
         return Ok(None);
     };
-    let tags: BTreeMap<String, String> = super::ecs_tags::to_map(out.tags());
+    let tags: BTreeMap<String, String> = super::shared::ecs_tags::to_map(out.tags());
     let ours = ownership(&run.aws.instance, &run.key, &tags) == Ownership::Ours;
     let active = td.status() == Some(&TaskDefinitionStatus::Active);
     let matches = from_aws(td).is_some_and(|have| differences(&have, want).is_empty());

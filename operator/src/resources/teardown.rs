@@ -16,18 +16,14 @@ use std::time::Duration;
 use aws_sdk_ecs::types::{ServiceField, Tag, TaskDefinitionField};
 
 use super::run::SpecRun;
+use super::shared::tags::RELEASED_TAG;
+use super::shared::DRAIN_POLL;
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::{ConditionReport, ReconcileInput};
+use crate::reconcile::{ConditionReport, ReconcileInput};
 use crate::spec::types::DeletionPolicy;
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::status::ResourceRef;
-
-/// The tag a released resource carries instead of the ownership tags.
-pub const RELEASED_TAG: &str = "ecs-operator.io/released-from";
-
-/// How long to wait before looking at a draining service again.
-pub const DRAIN_POLL: Duration = Duration::from_secs(10);
 
 /// The order resources are torn down in: dependents first.
 fn rank(resource_type: &str) -> u8 {
@@ -199,12 +195,12 @@ async fn service(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool,
         }
         _ => {}
     }
-    if !super::ecs_tags::is_ours(run, svc.tags()) {
+    if !super::shared::ecs_tags::is_ours(run, svc.tags()) {
         // Not ours (any more): leave it alone.
         return Ok(true);
     }
     if retain {
-        super::ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
+        super::shared::ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
         return Ok(true);
     }
     if svc.desired_count() > 0
@@ -314,11 +310,11 @@ async fn task_definitions(
                     .send(),
             )
             .await?;
-        if !super::ecs_tags::is_ours(run, d.tags()) {
+        if !super::shared::ecs_tags::is_ours(run, d.tags()) {
             continue;
         }
         if retain {
-            super::ecs_tags::release(run, td, "task definition", RELEASED_TAG).await?;
+            super::shared::ecs_tags::release(run, td, "task definition", RELEASED_TAG).await?;
         } else if run.plan(super::Change::delete(
             format!("task definition {td}"),
             "deregister",
@@ -345,11 +341,11 @@ async fn cluster(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool,
     let Some(tags) = ecs_tags(run, arn).await? else {
         return Ok(true);
     };
-    if !super::ecs_tags::is_ours(run, &tags) {
+    if !super::shared::ecs_tags::is_ours(run, &tags) {
         return Ok(true);
     }
     if retain {
-        super::ecs_tags::release(run, arn, "ecs cluster", RELEASED_TAG).await?;
+        super::shared::ecs_tags::release(run, arn, "ecs cluster", RELEASED_TAG).await?;
         return Ok(true);
     }
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
@@ -406,11 +402,11 @@ async fn capacity_provider(
     let Some(tags) = ecs_tags(run, arn).await? else {
         return Ok(true);
     };
-    if !super::ecs_tags::is_ours(run, &tags) {
+    if !super::shared::ecs_tags::is_ours(run, &tags) {
         return Ok(true);
     }
     if retain {
-        super::ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
+        super::shared::ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
         return Ok(true);
     }
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();

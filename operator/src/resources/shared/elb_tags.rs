@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
-use super::run::SpecRun;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
 
 /// DescribeTags' limit of ARNs per call.
 pub const DESCRIBE_TAGS_BATCH: usize = 20;
@@ -106,16 +106,13 @@ pub fn is_ours(run: &SpecRun<'_>, tags: &Tags) -> bool {
 /// `deletionPolicy: Retain`: replace the ownership tags of `arn` by
 /// `ecs-operator.io/released-from=<Kind/name>` (AddTags, then RemoveTags).
 pub async fn release(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(), ResourceError> {
-    if !run.plan(super::Change::update(
+    if !run.plan(crate::resources::Change::update(
         what.to_string(),
         "released (deletionPolicy Retain)",
     )) {
         return Ok(());
     }
-    let released = Tags::from([(
-        super::teardown::RELEASED_TAG.to_string(),
-        run.key.to_string(),
-    )]);
+    let released = Tags::from([(super::tags::RELEASED_TAG.to_string(), run.key.to_string())]);
     add(run, arn, &released).await?;
     run.aws
         .call(

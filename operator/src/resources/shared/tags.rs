@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use crate::spec::SpecKey;
 use crate::{MANAGED_BY_TAG, OWNER_TAG};
 
+/// The tag a released resource carries instead of the ownership tags
+/// (`deletionPolicy: Retain`): `ecs-operator.io/released-from=<Kind/name>`.
+pub const RELEASED_TAG: &str = "ecs-operator.io/released-from";
+
 /// Who owns a resource, read from its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ownership {

@@ -11,10 +11,10 @@ use aws_sdk_route53::types::{
     RrType,
 };
 
-use super::run::SpecRun;
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::SpecRun;
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
 
 /// A hosted zone: its id (without `/hostedzone/`) and normalised name.
 #[derive(Debug, Clone, PartialEq, Eq)]

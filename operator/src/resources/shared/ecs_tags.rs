@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::Tag;
 
-use super::run::{Change, SpecRun};
 use super::tags::{ownership, Ownership};
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::ResourceError;
 use crate::{MANAGED_BY_TAG, OWNER_TAG};
 
 /// ECS tags as a map (tags without a key or value are skipped).
