@@ -1,4 +1,4 @@
-//! The shared observe cache of a resync wave (DESIGN.md "observed cache").
+//! The shared observe cache of a resync wave (docs/design.md "Shared reads").
 //!
 //! **Why.** Observing one spec reads AWS per spec: its ECS service, its target group and tags,
 //! the rules of its listener, its zone's records... For N ServiceSpecs one resync is roughly N

@@ -1,6 +1,6 @@
 //! The reconcile runner: turns triggers into reconciles, one key at a time, a bounded number at once.
 //!
-//! Invariants (DESIGN.md "Runtime invariants"; each has a test on paused time in `tests.rs`):
+//! Invariants (docs/design.md "Runtime invariants"; each has a test on paused time in `tests.rs`):
 //! 1. a key is never reconciled by two tasks at once;
 //! 2. any number of triggers while a key runs cause exactly one follow-up reconcile;
 //! 3. a key scheduled twice keeps the earliest deadline; running reconciles never exceed

@@ -1,4 +1,4 @@
-//! The runtime invariants of DESIGN.md, each proven on paused tokio time.
+//! The runtime invariants (docs/design.md "Runtime invariants"), each proven on paused tokio time.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

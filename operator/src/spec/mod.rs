@@ -1,4 +1,4 @@
-//! Spec documents: the types (CONTRACT.md §1), how files become typed specs, validation, digests
+//! Spec documents: the types (README "Specs"), how files become typed specs, validation, digests
 //! and the JSON Schemas.
 //!
 //! The pipeline for one file is `bytes -> documents (yaml.rs) -> schema check (schema.rs) ->

@@ -1,4 +1,4 @@
-//! The spec documents of CONTRACT.md §1 as serde types.
+//! The spec documents (README "Specs"; every field in `crds/`) as serde types.
 //!
 //! Invariants:
 //! - every struct denies unknown fields, so a typo is an error with its path, never silently ignored;

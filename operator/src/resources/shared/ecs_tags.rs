@@ -93,3 +93,31 @@ pub async fn release(
         .await?;
     Ok(())
 }
+
+/// The tags of an ECS resource; `None` when ECS does not know it (deleted already).
+pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Vec<Tag>>, ResourceError> {
+    match run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListTagsForResource",
+            arn,
+            run.aws
+                .ecs
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send(),
+        )
+        .await
+    {
+        Ok(o) => Ok(Some(o.tags().to_vec())),
+        Err(e)
+            if e.code()
+                .is_some_and(|c| c.contains("NotFound") || c == "InvalidParameterException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

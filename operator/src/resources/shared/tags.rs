@@ -1,4 +1,4 @@
-//! Ownership (CONTRACT.md §4): every resource the operator creates carries
+//! Ownership (README "Safety"): every resource the operator creates carries
 //! `ecs-operator.io/managed-by=<instance>` and `ecs-operator.io/owner=<Kind>/<name>`.
 
 use std::collections::BTreeMap;
@@ -48,6 +48,14 @@ pub fn missing_owner_tags(
         .into_iter()
         .filter(|(k, v)| tags.get(k) != Some(v))
         .collect()
+}
+
+/// The owner that `tags` name, if they carry both ownership tags with `instance`'s value.
+pub fn owner_of(instance: &str, tags: &BTreeMap<String, String>) -> Option<SpecKey> {
+    if tags.get(MANAGED_BY_TAG).map(String::as_str) != Some(instance) {
+        return None;
+    }
+    SpecKey::parse(tags.get(OWNER_TAG)?)
 }
 
 #[cfg(test)]

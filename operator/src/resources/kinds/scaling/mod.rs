@@ -11,11 +11,14 @@ use aws_sdk_applicationautoscaling::types::{
     ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
 };
 
-use super::run::{Change, SpecRun};
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
 use crate::spec::types::Autoscaling;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "application-autoscaling:scalable-target";
 
 /// One target-tracking policy: metric, target value, scale-in and scale-out cooldowns, and the
 /// ALB resource label for request counts.
@@ -397,7 +400,7 @@ pub async fn reconcile(
     let id = resource_id(cluster, service);
     let o = observe(run, &id).await?;
     if d.range.is_some() {
-        run.resource("application-autoscaling:scalable-target", id.clone());
+        run.resource(TYPE, id.clone());
     }
     for (step, change) in plan(service, d, &o) {
         if !run.plan(change) {
@@ -487,6 +490,30 @@ pub async fn reconcile(
     }
     Ok(())
 }
+
+/// Teardown of the scalable target (`application-autoscaling:scalable-target`,
+/// `service/<cluster>/<service>`): its policies and registration go; with `retain` it is left
+/// as it is (scalable targets carry no tags to release).
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<bool, ResourceError> {
+    if retain {
+        return Ok(true);
+    }
+    let Some(service) = id.rsplit('/').next().map(str::to_string) else {
+        return Ok(true);
+    };
+    let cluster = id.split('/').nth(1).unwrap_or_default().to_string();
+    let none = Desired::default();
+    reconcile(run, &cluster, &service, &none).await?;
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// An ECS service's scalable target and its policies, as the generic driver sees it.
+    ScalableTargetKind,
+    TYPE,
+    1,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

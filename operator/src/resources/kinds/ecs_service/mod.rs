@@ -13,15 +13,21 @@ use aws_sdk_ecs::types::{
     PlacementStrategyType, PropagateTags, Service as AwsService, ServiceField, Tag,
 };
 
-use super::run::{Change, SpecRun};
-use super::snapshot::{service_specs, Entry};
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::reconcile::ConditionReport;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::RELEASED_TAG;
+use crate::resources::shared::DRAIN_POLL;
+use crate::resources::snapshot::{service_specs, Entry};
+use crate::resources::ResourceError;
 use crate::spec::types::{
     PlacementConstraintType as SpecConstraint, PlacementStrategyType as SpecStrategy, ServiceSpec,
 };
 use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "ecs:service";
 
 /// How long to wait before looking at a rollout again.
 pub const ROLLOUT_POLL: Duration = Duration::from_secs(15);
@@ -242,7 +248,7 @@ fn observed_from(svc: &AwsService, autoscaled: bool) -> Observed {
                 )
             }),
         },
-        tags: super::shared::ecs_tags::to_map(svc.tags()),
+        tags: crate::resources::shared::ecs_tags::to_map(svc.tags()),
         rollout,
     }
 }
@@ -593,14 +599,14 @@ pub async fn reconcile(
             )
             .await?;
         if let Some(arn) = out.service().and_then(|s| s.service_arn()) {
-            run.resource("ecs:service", arn);
+            run.resource(TYPE, arn);
         }
         run.wait("service created; rollout starting", ROLLOUT_POLL);
         return Ok(());
     };
     let missing = run.claim(&resource, &o.tags)?;
-    run.resource("ecs:service", o.arn.clone());
-    super::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
+    run.resource(TYPE, o.arn.clone());
+    crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
     let diffs = differences(&o.settings, want);
     let mut updated = false;
     if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {
@@ -647,6 +653,113 @@ pub async fn reconcile(
     Ok(())
 }
 
+/// `arn:aws:ecs:region:acct:service/cluster/name` -> (cluster, name).
+fn service_parts(arn: &str) -> Option<(String, String)> {
+    let rest = arn.split_once(":service/")?.1;
+    let (cluster, name) = rest.split_once('/')?;
+    Some((cluster.to_string(), name.to_string()))
+}
+
+/// Teardown of the ECS service (`ecs:service`, its ARN): scale to 0, delete, and follow until
+/// INACTIVE. Returns whether it is gone (or released).
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some((cluster, name)) = service_parts(arn) else {
+        return Ok(true);
+    };
+    let out = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "DescribeServices",
+            &name,
+            run.aws
+                .ecs
+                .describe_services()
+                .cluster(&cluster)
+                .services(&name)
+                .include(ServiceField::Tags)
+                .send(),
+        )
+        .await;
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.code() == Some("ClusterNotFoundException") => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let Some(svc) = out.services().first() else {
+        return Ok(true);
+    };
+    match svc.status() {
+        Some("INACTIVE") | None => return Ok(true),
+        Some("DRAINING") => {
+            run.wait(format!("ecs service {name} is draining"), DRAIN_POLL);
+            return Ok(false);
+        }
+        _ => {}
+    }
+    if !ecs_tags::is_ours(run, svc.tags()) {
+        // Not ours (any more): leave it alone.
+        return Ok(true);
+    }
+    if retain {
+        ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
+        return Ok(true);
+    }
+    if svc.desired_count() > 0
+        && run.plan(Change::update(
+            format!("ecs service {name}"),
+            format!(
+                "desiredCount: {} -> 0 (before deletion)",
+                svc.desired_count()
+            ),
+        ))
+    {
+        run.aws
+            .call(
+                Service::Ecs,
+                CallClass::Write,
+                "UpdateService",
+                &name,
+                run.aws
+                    .ecs
+                    .update_service()
+                    .cluster(&cluster)
+                    .service(&name)
+                    .desired_count(0)
+                    .send(),
+            )
+            .await?;
+    }
+    if run.plan(Change::delete(format!("ecs service {name}"), "")) {
+        run.aws
+            .call(
+                Service::Ecs,
+                CallClass::Write,
+                "DeleteService",
+                &name,
+                run.aws
+                    .ecs
+                    .delete_service()
+                    .cluster(&cluster)
+                    .service(&name)
+                    .force(true)
+                    .send(),
+            )
+            .await?;
+    }
+    run.wait(format!("ecs service {name} is draining"), DRAIN_POLL);
+    Ok(false)
+}
+
+crate::resources::kind::kind!(
+    /// An ECS service, as the generic driver sees it.
+    EcsServiceKind,
+    TYPE,
+    2,
+    delete
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,5 +805,13 @@ mod tests {
         let mut have = settings();
         have.capacity_strategy = vec![("prod-ec2".into(), 1, 0)];
         assert!(differences(&have, &settings()).is_empty());
+    }
+
+    #[test]
+    fn service_arns_name_their_cluster() {
+        assert_eq!(
+            service_parts("arn:aws:ecs:eu-west-1:1:service/prod/web"),
+            Some(("prod".into(), "web".into()))
+        );
     }
 }

@@ -12,11 +12,14 @@ use aws_sdk_ecr::types::{
 };
 use serde_json::{json, Value};
 
-use super::run::{Change, SpecRun};
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
 use crate::spec::types::{Lifecycle, Repository, TagMutability};
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "ecr:repository";
 
 /// The repository as the spec wants it.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +171,10 @@ pub fn plan(
             Step::Tag(tags_missing.clone()),
             Change::update(
                 &resource,
-                format!("tags: + {}", super::shared::elb_tags::keys(&tags_missing)),
+                format!(
+                    "tags: + {}",
+                    crate::resources::shared::elb_tags::keys(&tags_missing)
+                ),
             ),
         ));
     }
@@ -472,7 +478,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
         }
     }
     if !arn.is_empty() {
-        run.resource("ecr:repository", arn);
+        run.resource(TYPE, arn);
     }
     Ok(uri)
 }
@@ -480,7 +486,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 /// Replace the ownership tags of a repository by the released tag.
 async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), ResourceError> {
     let released = BTreeMap::from([(
-        super::shared::tags::RELEASED_TAG.to_string(),
+        crate::resources::shared::tags::RELEASED_TAG.to_string(),
         run.key.to_string(),
     )]);
     run.aws
@@ -531,8 +537,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         return Ok(true);
     };
     if o.arn != arn
-        || super::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
-            != super::shared::tags::Ownership::Ours
+        || crate::resources::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
+            != crate::resources::shared::tags::Ownership::Ours
     {
         return Ok(true);
     }
@@ -591,7 +597,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             Err(e) if not_found(&e, "RepositoryNotEmptyException") => {
                 run.wait(
                     format!("{resource} received an image while being deleted"),
-                    super::shared::DRAIN_POLL,
+                    crate::resources::shared::DRAIN_POLL,
                 );
                 return Ok(false);
             }
@@ -602,6 +608,14 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     Ok(true)
 }
+
+crate::resources::kind::kind!(
+    /// An ECR repository, as the generic driver sees it.
+    RepositoryKind,
+    TYPE,
+    7,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

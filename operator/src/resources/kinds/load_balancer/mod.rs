@@ -14,13 +14,16 @@ use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerTypeEnum,
 };
 
-use super::run::{Change, SpecRun};
-use super::shared::elb_tags::{self, Tags};
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::reconcile::ConditionReport;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "elbv2:loadbalancer";
 
 pub const ATTR_DELETION_PROTECTION: &str = "deletion_protection.enabled";
 pub const ATTR_IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
@@ -79,7 +82,7 @@ impl From<&Observed> for Info {
 
 pub fn desired(lb: &LoadBalancer) -> Desired {
     Desired {
-        name: super::shared::names::load_balancer_name(&lb.name),
+        name: crate::resources::shared::names::load_balancer_name(&lb.name),
         scheme: lb.scheme.as_aws().to_string(),
         subnets: lb.subnets.iter().cloned().collect(),
         security_groups: lb.security_groups.iter().cloned().collect(),
@@ -450,7 +453,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
         }
     }
     if !info.arn.is_empty() {
-        run.resource("elbv2:loadbalancer", info.arn.clone());
+        run.resource(TYPE, info.arn.clone());
     }
     Ok(info)
 }
@@ -535,6 +538,14 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     Ok(true)
 }
+
+crate::resources::kind::kind!(
+    /// An ALB, as the generic driver sees it.
+    LoadBalancerKind,
+    TYPE,
+    9,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

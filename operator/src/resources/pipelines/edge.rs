@@ -7,14 +7,15 @@
 //!   target group -> listener rule + SNI certificate. Returns what the ECS service needs.
 //! - [`service_dns`]: the alias records, last, once the service is in place.
 
-use super::certificate;
-use super::ecr;
-use super::listener;
-use super::listener_rule;
-use super::load_balancer::{self, Info};
-use super::run::SpecRun;
-use super::target_group;
-use super::{dns, ResourceError};
+use crate::resources::kinds::certificate;
+use crate::resources::kinds::dns;
+use crate::resources::kinds::ecr;
+use crate::resources::kinds::listener;
+use crate::resources::kinds::listener_rule;
+use crate::resources::kinds::load_balancer::{self, Info};
+use crate::resources::kinds::target_group;
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
 use crate::spec::types::{ClusterSpec, LoadBalancer, ServiceSpec};
 
 /// Reconcile one `loadBalancers[]` entry of a ClusterSpec. A certificate still pending leaves the
@@ -87,7 +88,7 @@ pub async fn service(
                 ingress.load_balancer, cluster.metadata.name
             ))
         })?;
-    let lb_name = super::shared::names::load_balancer_name(&lb_spec.name);
+    let lb_name = crate::resources::shared::names::load_balancer_name(&lb_spec.name);
     let info = load_balancer::find(run, &lb_name).await?.ok_or_else(|| {
         ResourceError::Dependency(format!(
             "load balancer {lb_name} does not exist yet (ClusterSpec/{} creates it)",

@@ -29,22 +29,18 @@ use aws_sdk_ecs::types::{
     TaskDefinitionField, TaskDefinitionStatus,
 };
 
-use super::context::Aws;
-use super::run::SpecRun;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::reconcile::{OwnedScan, ValidSpecs};
+use crate::resources::context::Aws;
+use crate::resources::kinds::{
+    capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener, listener_rule,
+    load_balancer, scaling, target_group, task_definition,
+};
+use crate::resources::run::SpecRun;
+use crate::resources::shared::tags::owner_of;
+use crate::resources::ResourceError;
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::status::ResourceRef;
-use crate::{MANAGED_BY_TAG, OWNER_TAG};
-
-/// The owner that `tags` name, if they carry both ownership tags with `instance`'s value.
-pub fn owner_of(instance: &str, tags: &BTreeMap<String, String>) -> Option<SpecKey> {
-    if tags.get(MANAGED_BY_TAG).map(String::as_str) != Some(instance) {
-        return None;
-    }
-    SpecKey::parse(tags.get(OWNER_TAG)?)
-}
 
 /// The hosted zones whose ownership TXT records are read: those the specs name and those the
 /// ledgers' `route53:record` entries (`<zone id>/<host>/A`) name.
@@ -65,7 +61,7 @@ pub fn zones(specs: &ValidSpecs, ledgers: &[ResourceRef]) -> BTreeSet<String> {
         }
     }
     for r in ledgers {
-        if r.resource_type == "route53:record" {
+        if r.resource_type == dns::TYPE {
             if let Some(z) = r.id.split('/').next().filter(|z| !z.is_empty()) {
                 out.insert(format!("/hostedzone/{z}"));
             }
@@ -142,11 +138,11 @@ async fn certificates(
         let Some(arn) = c.certificate_arn() else {
             continue;
         };
-        let Some(tags) = super::certificate::tags_of(run, arn).await? else {
+        let Some(tags) = certificate::tags_of(run, arn).await? else {
             continue;
         };
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-            scan.add(owner.clone(), "acm:certificate", arn);
+            scan.add(owner.clone(), certificate::TYPE, arn);
             owners.insert(arn.to_string(), owner);
         }
     }
@@ -181,37 +177,14 @@ async fn elbv2(
             .filter_map(|l| l.load_balancer_arn().map(str::to_string)),
     );
     let mut ours = Vec::new();
-    for (arn, tags) in super::shared::elb_tags::describe(run, &lbs).await? {
+    for (arn, tags) in crate::resources::shared::elb_tags::describe(run, &lbs).await? {
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-            scan.add(owner, "elbv2:loadbalancer", arn.clone());
+            scan.add(owner, load_balancer::TYPE, arn.clone());
             ours.push(arn);
         }
     }
 
-    let mut tgs = Vec::new();
-    let page = run
-        .aws
-        .call(
-            Service::Elbv2,
-            CallClass::Read,
-            "DescribeTargetGroups",
-            "*",
-            elb.describe_target_groups()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect(),
-        )
-        .await?;
-    tgs.extend(
-        page.iter()
-            .filter_map(|t| t.target_group_arn().map(str::to_string)),
-    );
-    for (arn, tags) in super::shared::elb_tags::describe(run, &tgs).await? {
-        if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-            scan.add(owner, "elbv2:targetgroup", arn);
-        }
-    }
+    target_group::list_owned(run, scan).await?;
 
     for lb in &ours {
         let listeners = run
@@ -229,9 +202,9 @@ async fn elbv2(
             .iter()
             .filter_map(|l| l.listener_arn().map(str::to_string))
             .collect();
-        for (arn, tags) in super::shared::elb_tags::describe(run, &arns).await? {
+        for (arn, tags) in crate::resources::shared::elb_tags::describe(run, &arns).await? {
             if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-                scan.add(owner, "elbv2:listener", arn);
+                scan.add(owner, listener::TYPE, arn);
             }
         }
         for listener in &arns {
@@ -251,9 +224,10 @@ async fn elbv2(
                 .filter(|r| r.is_default() != Some(true))
                 .filter_map(|r| r.rule_arn().map(str::to_string))
                 .collect();
-            for (arn, tags) in super::shared::elb_tags::describe(run, &rule_arns).await? {
+            for (arn, tags) in crate::resources::shared::elb_tags::describe(run, &rule_arns).await?
+            {
                 if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-                    scan.add(owner, "elbv2:listener-rule", arn);
+                    scan.add(owner, listener_rule::TYPE, arn);
                 }
             }
             let certs = run
@@ -278,8 +252,8 @@ async fn elbv2(
                 if let Some(owner) = cert_owners.get(cert) {
                     scan.add(
                         owner.clone(),
-                        "elbv2:listener-certificate",
-                        super::listener::listener_certificate_id(listener, cert),
+                        listener::CERTIFICATE_TYPE,
+                        listener::listener_certificate_id(listener, cert),
                     );
                 }
             }
@@ -328,7 +302,7 @@ async fn repositories(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), Res
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect();
         if let Some(owner) = owner_of(&run.aws.instance, &tags) {
-            scan.add(owner, "ecr:repository", arn);
+            scan.add(owner, ecr::TYPE, arn);
         }
     }
     Ok(())
@@ -386,9 +360,9 @@ async fn ecs(
             attached.extend(c.capacity_providers().iter().cloned());
             if let Some(owner) = owner_of(
                 &run.aws.instance,
-                &super::shared::ecs_tags::to_map(c.tags()),
+                &crate::resources::shared::ecs_tags::to_map(c.tags()),
             ) {
-                scan.add(owner, "ecs:cluster", arn);
+                scan.add(owner, ecs_cluster::TYPE, arn);
             }
         }
     }
@@ -434,9 +408,9 @@ async fn ecs(
                 };
                 if let Some(owner) = owner_of(
                     &run.aws.instance,
-                    &super::shared::ecs_tags::to_map(s.tags()),
+                    &crate::resources::shared::ecs_tags::to_map(s.tags()),
                 ) {
-                    scan.add(owner.clone(), "ecs:service", arn);
+                    scan.add(owner.clone(), ecs_service::TYPE, arn);
                     services.insert((cluster_name.clone(), name.to_string()), owner);
                 }
             }
@@ -478,7 +452,7 @@ async fn scalable_targets(
             (parts.next(), parts.next(), parts.next(), parts.next())
         {
             if let Some(owner) = services.get(&(cluster.to_string(), service.to_string())) {
-                scan.add(owner.clone(), "application-autoscaling:scalable-target", id);
+                scan.add(owner.clone(), scaling::TYPE, id);
             }
         }
     }
@@ -535,9 +509,9 @@ async fn capacity_providers(
             };
             if let Some(owner) = owner_of(
                 &run.aws.instance,
-                &super::shared::ecs_tags::to_map(cp.tags()),
+                &crate::resources::shared::ecs_tags::to_map(cp.tags()),
             ) {
-                scan.add(owner, "ecs:capacity-provider", arn);
+                scan.add(owner, capacity_provider::TYPE, arn);
             }
         }
         match page.next_token() {
@@ -606,9 +580,9 @@ async fn task_definitions(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(),
             .await?;
         if let Some(owner) = owner_of(
             &run.aws.instance,
-            &super::shared::ecs_tags::to_map(d.tags()),
+            &crate::resources::shared::ecs_tags::to_map(d.tags()),
         ) {
-            scan.add(owner, "ecs:task-definition", latest.clone());
+            scan.add(owner, task_definition::TYPE, latest.clone());
         }
     }
     Ok(())
@@ -616,25 +590,28 @@ async fn task_definitions(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(),
 
 /// Ownership TXT records naming this instance: each stands for the records at its name.
 async fn records(run: &SpecRun<'_>, scan: &mut OwnedScan, zone: &str) -> Result<(), ResourceError> {
-    let z = match super::shared::zone::resolve(run, zone).await {
+    let z = match crate::resources::shared::zone::resolve(run, zone).await {
         Ok(z) => z,
         // A zone that no longer exists holds nothing to collect.
         Err(ResourceError::Unsatisfiable(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    for r in super::shared::zone::records(run, &z).await?.iter() {
+    for r in crate::resources::shared::zone::records(run, &z)
+        .await?
+        .iter()
+    {
         if r.rtype != "TXT" || r.set_identifier.is_some() {
             continue;
         }
         for v in &r.values {
-            let Some((owner, instance)) = super::dns::parse_owner(v) else {
+            let Some((owner, instance)) = dns::parse_owner(v) else {
                 continue;
             };
             if instance != run.aws.instance {
                 continue;
             }
             if let Some(key) = SpecKey::parse(&owner) {
-                scan.add(key, "route53:record", format!("{}/{}/A", z.id, r.name));
+                scan.add(key, dns::TYPE, format!("{}/{}/A", z.id, r.name));
             }
         }
     }
@@ -644,6 +621,7 @@ async fn records(run: &SpecRun<'_>, scan: &mut OwnedScan, zone: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{MANAGED_BY_TAG, OWNER_TAG};
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

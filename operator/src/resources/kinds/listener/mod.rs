@@ -12,14 +12,19 @@
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 
 use super::load_balancer::Info;
-use super::run::{Change, SpecRun};
-use super::shared::elb_actions::{short_arn, Act};
-use super::shared::elb_tags::{self, Tags};
-use super::shared::tags::{ownership, Ownership};
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::elb_actions::{short_arn, Act};
+use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "elbv2:listener";
+/// The id of an SNI certificate attached to a listener (`<listener ARN>|<certificate ARN>`).
+pub const CERTIFICATE_TYPE: &str = "elbv2:listener-certificate";
 
 /// `old -> new` for default actions; two redirects that differ only in status read as
 /// `redirect 302 -> 301`.
@@ -320,7 +325,7 @@ pub async fn reconcile(
             }
         }
         if !arn.is_empty() {
-            run.resource("elbv2:listener", arn);
+            run.resource(TYPE, arn);
         }
     }
     Ok(())
@@ -484,10 +489,7 @@ pub async fn reconcile_sni(
     }
     if let Some(w) = want {
         // Recorded so a deletion detaches it before deleting the certificate.
-        run.resource(
-            "elbv2:listener-certificate",
-            listener_certificate_id(&listener.arn, w),
-        );
+        run.resource(CERTIFICATE_TYPE, listener_certificate_id(&listener.arn, w));
     }
     Ok(())
 }
@@ -627,6 +629,22 @@ pub async fn delete_certificate(
     }
     Ok(true)
 }
+
+crate::resources::kind::kind!(
+    /// An ALB listener, as the generic driver sees it.
+    ListenerKind,
+    TYPE,
+    8,
+    delete
+);
+
+crate::resources::kind::kind!(
+    /// An SNI certificate attached to a listener, as the generic driver sees it.
+    ListenerCertificateKind,
+    CERTIFICATE_TYPE,
+    4,
+    delete_certificate
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,12 @@
 //! A ServiceSpec's resources in dependency order: ECR repository -> certificate -> target group
 //! -> listener rule -> task definition -> ECS service -> autoscaling -> Route53 records.
 
-use super::run::SpecRun;
-use super::task_definition::RevisionCache;
-use super::{ecs_cluster, ecs_service, edge, scaling, task_definition, ResourceError};
+use super::edge;
 use crate::reconcile::ReconcileInput;
+use crate::resources::kinds::task_definition::RevisionCache;
+use crate::resources::kinds::{ecs_cluster, ecs_service, scaling, task_definition};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
 use crate::spec::types::{ClusterSpec, ServiceSpec};
 use crate::spec::{Kind, Spec, SpecKey};
 
@@ -76,7 +78,7 @@ pub async fn reconcile(
         });
     if td_arn.is_empty() && current.is_none() {
         // Only planning, and nothing exists yet: the service would be created.
-        run.plan(super::Change::create(
+        run.plan(crate::resources::Change::create(
             format!("ecs service {name}"),
             format!("{initial} task(s)"),
         ));

@@ -16,12 +16,15 @@ use std::time::Duration;
 
 use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
-use super::run::{Change, SpecRun};
-use super::shared::tags::{ownership, Ownership};
-use super::shared::zone::{self, Action, Record, RecordChange, Zone};
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::shared::zone::{self, Action, Record, RecordChange, Zone};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "acm:certificate";
 
 /// How long to wait before looking at a pending certificate again.
 pub const PENDING_REQUEUE: Duration = Duration::from_secs(30);
@@ -95,7 +98,10 @@ pub fn covers(domains: &[String], host: &str) -> bool {
 /// The idempotency token of a request: stable for one owner and domain list, at most 32 word
 /// characters as ACM requires.
 pub fn idempotency_token(instance: &str, owner: &str, domains: &[String]) -> String {
-    super::shared::names::short_hash(&format!("{instance}|{owner}|{}", domains.join(",")), 32)
+    crate::resources::shared::names::short_hash(
+        &format!("{instance}|{owner}|{}", domains.join(",")),
+        32,
+    )
 }
 
 /// The validation changes a zone needs (pure). `Err` names a record outside the zone or one
@@ -334,7 +340,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
         observed = Some(describe(run, &arn).await?);
     }
     let o = observed.expect("observed or requested");
-    run.resource("acm:certificate", o.arn.clone());
+    run.resource(TYPE, o.arn.clone());
     if o.validation.is_empty() && o.status != "ISSUED" {
         run.wait(
             format!(
@@ -501,7 +507,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             "released (deletionPolicy Retain)",
         )) {
             let released = Tag::builder()
-                .key(super::shared::tags::RELEASED_TAG)
+                .key(crate::resources::shared::tags::RELEASED_TAG)
                 .value(run.key.to_string())
                 .build()
                 .map_err(ResourceError::request)?;
@@ -607,6 +613,14 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     Ok(true)
 }
+
+crate::resources::kind::kind!(
+    /// An ACM certificate, as the generic driver sees it.
+    CertificateKind,
+    TYPE,
+    10,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,10 +8,16 @@ use aws_sdk_ecs::types::{
     ClusterSettingName, Tag,
 };
 
-use super::run::{Change, SpecRun};
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::RELEASED_TAG;
+use crate::resources::ResourceError;
 use crate::spec::types::{CapacityProviderStrategyItem, ClusterSpec};
+use std::time::Duration;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "ecs:cluster";
 
 /// Providers AWS offers without creating them.
 pub const BUILTIN_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
@@ -84,7 +90,7 @@ fn observed_from(c: &Cluster) -> Observed {
             .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
             .and_then(|s| s.value())
             .map(str::to_string),
-        tags: super::shared::ecs_tags::to_map(c.tags()),
+        tags: crate::resources::shared::ecs_tags::to_map(c.tags()),
         providers: c.capacity_providers().iter().cloned().collect(),
         strategy: normalise_strategy(c.default_capacity_provider_strategy().iter().map(|i| {
             (
@@ -260,7 +266,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                     .to_string();
             }
             Step::Tag(tags) => {
-                super::shared::ecs_tags::put(run, &d.name, &arn, tags).await?;
+                crate::resources::shared::ecs_tags::put(run, &d.name, &arn, tags).await?;
             }
             Step::Insights(on) => {
                 run.aws
@@ -314,10 +320,77 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
         }
     }
     if !arn.is_empty() {
-        run.resource("ecs:cluster", arn.clone());
+        run.resource(TYPE, arn.clone());
     }
     Ok(arn)
 }
+
+/// Teardown of the ECS cluster (`ecs:cluster`, its ARN): providers detached, then deleted;
+/// waits while it still has services or tasks. Released with `retain`.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(tags) = ecs_tags::lookup(run, arn).await? else {
+        return Ok(true);
+    };
+    if !ecs_tags::is_ours(run, &tags) {
+        return Ok(true);
+    }
+    if retain {
+        ecs_tags::release(run, arn, "ecs cluster", RELEASED_TAG).await?;
+        return Ok(true);
+    }
+    let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
+    if run.plan(Change::delete(format!("ecs cluster {name}"), "")) {
+        // Detach providers first, so they can be deleted after the cluster.
+        run.aws
+            .call(
+                Service::Ecs,
+                CallClass::Write,
+                "PutClusterCapacityProviders",
+                &name,
+                run.aws
+                    .ecs
+                    .put_cluster_capacity_providers()
+                    .cluster(&name)
+                    .set_capacity_providers(Some(Vec::new()))
+                    .set_default_capacity_provider_strategy(Some(Vec::new()))
+                    .send(),
+            )
+            .await?;
+        match run
+            .aws
+            .call(
+                Service::Ecs,
+                CallClass::Write,
+                "DeleteCluster",
+                &name,
+                run.aws.ecs.delete_cluster().cluster(&name).send(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.code() == Some("ClusterContainsServicesException")
+                    || e.code() == Some("ClusterContainsTasksException") =>
+            {
+                run.wait(
+                    format!("ecs cluster {name} still has services or tasks"),
+                    Duration::from_secs(30),
+                );
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// An ECS cluster, as the generic driver sees it.
+    EcsClusterKind,
+    TYPE,
+    11,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,10 +9,15 @@ use aws_sdk_ecs::types::{
     ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection, Tag,
 };
 
-use super::run::{Change, SpecRun};
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::RELEASED_TAG;
+use crate::resources::ResourceError;
 use crate::spec::types::CapacityProvider;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "ecs:capacity-provider";
 
 /// Managed scaling as compared: (target capacity, min step, max step, warm-up), or `None` when
 /// disabled.
@@ -150,7 +155,7 @@ pub async fn observe(
                 scaling,
                 termination_protection: asg.and_then(|a| a.managed_termination_protection())
                     == Some(&ManagedTerminationProtection::Enabled),
-                tags: super::shared::ecs_tags::to_map(cp.tags()),
+                tags: crate::resources::shared::ecs_tags::to_map(cp.tags()),
             },
         );
     }
@@ -252,13 +257,14 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
                     .capacity_provider()
                     .and_then(|c| c.capacity_provider_arn())
                 {
-                    run.resource("ecs:capacity-provider", arn);
+                    run.resource(TYPE, arn);
                 }
             }
             Some(o) => {
                 let missing = run.claim(&resource, &o.tags)?;
-                run.resource("ecs:capacity-provider", o.arn.clone());
-                super::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
+                run.resource(TYPE, o.arn.clone());
+                crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing)
+                    .await?;
                 let changes = plan(d, o)?;
                 if changes.is_empty() {
                     continue;
@@ -293,6 +299,46 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
     }
     Ok(())
 }
+
+/// Teardown of the capacity provider (`ecs:capacity-provider`, its ARN), after its cluster.
+/// Released with `retain`.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(tags) = ecs_tags::lookup(run, arn).await? else {
+        return Ok(true);
+    };
+    if !ecs_tags::is_ours(run, &tags) {
+        return Ok(true);
+    }
+    if retain {
+        ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
+        return Ok(true);
+    }
+    let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
+    if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
+        run.aws
+            .call(
+                Service::Ecs,
+                CallClass::Write,
+                "DeleteCapacityProvider",
+                &name,
+                run.aws
+                    .ecs
+                    .delete_capacity_provider()
+                    .capacity_provider(&name)
+                    .send(),
+            )
+            .await?;
+    }
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// A capacity provider, as the generic driver sees it.
+    CapacityProviderKind,
+    TYPE,
+    12,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

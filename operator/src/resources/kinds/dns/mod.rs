@@ -10,10 +10,13 @@
 use std::time::Duration;
 
 use super::load_balancer::Info;
-use super::run::{Change, SpecRun};
-use super::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
-use super::ResourceError;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
+use crate::resources::ResourceError;
 use crate::spec::SpecKey;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "route53:record";
 
 /// TTL of the ownership TXT records.
 pub const TXT_TTL: i64 = 300;
@@ -259,7 +262,7 @@ pub async fn reconcile(
         }
     }
     for h in &d.hosts {
-        run.resource("route53:record", format!("{}/{h}/A", z.id));
+        run.resource(TYPE, format!("{}/{h}/A", z.id));
     }
     Ok(())
 }
@@ -378,6 +381,14 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
     }
     Ok(true)
 }
+
+crate::resources::kind::kind!(
+    /// A Route53 record and its ownership TXT record, as the generic driver sees it.
+    RecordKind,
+    TYPE,
+    0,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,11 @@
 //! A ClusterSpec's resources in dependency order: capacity providers -> ECS cluster (with its
 //! provider list and default strategy) -> for each load balancer, what the edge modules manage.
 
-use super::run::SpecRun;
-use super::{capacity_provider, ecs_cluster, edge, ResourceError};
+use super::edge;
 use crate::reconcile::ReconcileInput;
+use crate::resources::kinds::{capacity_provider, ecs_cluster};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
 use crate::spec::types::ClusterSpec;
 
 pub async fn reconcile(

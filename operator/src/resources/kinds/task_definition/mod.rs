@@ -12,11 +12,16 @@ use aws_sdk_ecs::types::{
     TaskDefinitionStatus, TransportProtocol,
 };
 
-use super::run::{Change, SpecRun};
-use super::shared::tags::{ownership, Ownership};
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::RELEASED_TAG;
+use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::ResourceError;
 use crate::spec::types::ServiceSpec;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "ecs:task-definition";
 
 /// Everything of a task definition the spec decides, in comparable form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,7 +393,7 @@ async fn latest_matching_revision(
     let Some(td) = out.task_definition() else {
         return Ok(None);
     };
-    let tags: BTreeMap<String, String> = super::shared::ecs_tags::to_map(out.tags());
+    let tags: BTreeMap<String, String> = crate::resources::shared::ecs_tags::to_map(out.tags());
     let ours = ownership(&run.aws.instance, &run.key, &tags) == Ownership::Ours;
     let active = td.status() == Some(&TaskDefinitionStatus::Active);
     let matches = from_aws(td).is_some_and(|have| differences(&have, want).is_empty());
@@ -414,7 +419,7 @@ pub async fn reconcile(
         Some((arn, have)) => {
             let diffs = differences(have, want);
             if diffs.is_empty() {
-                run.resource("ecs:task-definition", arn.clone());
+                run.resource(TYPE, arn.clone());
                 return Ok(arn.clone());
             }
             Change::update(&resource, format!("new revision: {}", diffs.join("; ")))
@@ -425,7 +430,7 @@ pub async fn reconcile(
     // behind: reuse it rather than register a duplicate.
     if let Some(arn) = latest_matching_revision(run, want).await? {
         cache.put(&arn, want);
-        run.resource("ecs:task-definition", arn.clone());
+        run.resource(TYPE, arn.clone());
         return Ok(arn);
     }
     if !run.plan(change) {
@@ -433,9 +438,93 @@ pub async fn reconcile(
     }
     let arn = register(run, want).await?;
     cache.put(&arn, want);
-    run.resource("ecs:task-definition", arn.clone());
+    run.resource(TYPE, arn.clone());
     Ok(arn)
 }
+
+/// Teardown of the task definition family (`ecs:task-definition`, a revision's ARN): deregister
+/// every active revision of the family that is ours (released with `retain`).
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let family = arn
+        .rsplit_once("task-definition/")
+        .map(|(_, f)| f.split(':').next().unwrap_or(f).to_string())
+        .unwrap_or_default();
+    if family.is_empty() {
+        return Ok(true);
+    }
+    let out = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListTaskDefinitions",
+            &family,
+            run.aws
+                .ecs
+                .list_task_definitions()
+                .family_prefix(&family)
+                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                .send(),
+        )
+        .await?;
+    for td in out.task_definition_arns() {
+        // `family_prefix` matches prefixes: keep only this family's revisions.
+        if td
+            .rsplit_once("task-definition/")
+            .map(|(_, f)| f.split(':').next() == Some(family.as_str()))
+            != Some(true)
+        {
+            continue;
+        }
+        let d = run
+            .aws
+            .call(
+                Service::Ecs,
+                CallClass::Read,
+                "DescribeTaskDefinition",
+                td,
+                run.aws
+                    .ecs
+                    .describe_task_definition()
+                    .task_definition(td)
+                    .include(TaskDefinitionField::Tags)
+                    .send(),
+            )
+            .await?;
+        if !ecs_tags::is_ours(run, d.tags()) {
+            continue;
+        }
+        if retain {
+            ecs_tags::release(run, td, "task definition", RELEASED_TAG).await?;
+        } else if run.plan(Change::delete(
+            format!("task definition {td}"),
+            "deregister",
+        )) {
+            run.aws
+                .call(
+                    Service::Ecs,
+                    CallClass::Write,
+                    "DeregisterTaskDefinition",
+                    td,
+                    run.aws
+                        .ecs
+                        .deregister_task_definition()
+                        .task_definition(td)
+                        .send(),
+                )
+                .await?;
+        }
+    }
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// A task definition family, as the generic driver sees it.
+    TaskDefinitionKind,
+    TYPE,
+    6,
+    delete
+);
 
 #[cfg(test)]
 mod tests {

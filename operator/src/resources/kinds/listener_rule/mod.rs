@@ -16,14 +16,17 @@ use aws_sdk_elasticloadbalancingv2::types::{
     HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, RulePriorityPair,
 };
 
-use super::run::{Change, SpecRun};
-use super::shared::elb_actions::Act;
-use super::shared::elb_tags;
-use super::shared::tags::{ownership, Ownership};
-use super::snapshot::Entry;
-use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::reconcile::ConditionReport;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::elb_actions::Act;
+use crate::resources::shared::elb_tags;
+use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "elbv2:listener-rule";
 
 /// The highest priority ALB rules may have.
 pub const MAX_PRIORITY: u32 = 50000;
@@ -381,7 +384,8 @@ pub async fn reconcile(
                 .iter()
                 .any(|r| &r.arn == arn && r.forwards_to(&d.target_group))
         {
-            let missing = super::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
+            let missing =
+                crate::resources::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
             if run.plan(Change::update(
                 format!("listener rule {lb} :443"),
                 format!("tags: + {}", elb_tags::keys(&missing)),
@@ -479,7 +483,7 @@ pub async fn reconcile(
     }
     if let Some(p) = priority {
         if !arn.is_empty() {
-            run.resource("elbv2:listener-rule", arn);
+            run.resource(TYPE, arn);
         }
         run.condition(ConditionReport::new(
             "ListenerRule",
@@ -501,7 +505,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     let resource = format!(
         "listener rule {}",
-        super::shared::elb_actions::short_arn(arn)
+        crate::resources::shared::elb_actions::short_arn(arn)
     );
     if retain {
         elb_tags::release(run, arn, &resource).await?;
@@ -527,6 +531,14 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     Ok(true)
 }
+
+crate::resources::kind::kind!(
+    /// A listener rule, as the generic driver sees it.
+    ListenerRuleKind,
+    TYPE,
+    3,
+    delete
+);
 
 #[cfg(test)]
 mod tests {
