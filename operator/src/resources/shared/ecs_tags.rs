@@ -121,3 +121,25 @@ pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Vec<Tag>>, Re
         Err(e) => Err(e),
     }
 }
+
+/// The start of an ECS teardown: `None` when `arn` is gone, is not ours, or (with `retain`)
+/// has just been released, so nothing more is to be done; otherwise its name (the last part of
+/// the ARN), to delete. `what` names it in the plan (`ecs cluster`).
+pub async fn to_delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    what: &str,
+    retain: bool,
+) -> Result<Option<String>, ResourceError> {
+    let Some(tags) = lookup(run, arn).await? else {
+        return Ok(None);
+    };
+    if !is_ours(run, &tags) {
+        return Ok(None);
+    }
+    if retain {
+        release(run, arn, what, super::tags::RELEASED_TAG).await?;
+        return Ok(None);
+    }
+    Ok(Some(arn.rsplit('/').next().unwrap_or(arn).to_string()))
+}

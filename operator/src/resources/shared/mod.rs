@@ -7,6 +7,7 @@ pub mod ecs_tags;
 pub mod elb_actions;
 pub mod elb_tags;
 pub mod names;
+pub mod pages;
 pub mod tags;
 pub mod zone;
 

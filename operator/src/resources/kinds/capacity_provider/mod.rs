@@ -12,7 +12,6 @@ use aws_sdk_ecs::types::{
 use crate::aws::{CallClass, Service};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
-use crate::resources::shared::tags::RELEASED_TAG;
 use crate::resources::ResourceError;
 use crate::spec::types::CapacityProvider;
 
@@ -303,17 +302,9 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
 /// Teardown of the capacity provider (`ecs:capacity-provider`, its ARN), after its cluster.
 /// Released with `retain`.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    let Some(tags) = ecs_tags::lookup(run, arn).await? else {
+    let Some(name) = ecs_tags::to_delete(run, arn, "capacity provider", retain).await? else {
         return Ok(true);
     };
-    if !ecs_tags::is_ours(run, &tags) {
-        return Ok(true);
-    }
-    if retain {
-        ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
-        return Ok(true);
-    }
-    let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
     if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
         run.aws
             .call(

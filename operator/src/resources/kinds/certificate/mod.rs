@@ -18,10 +18,12 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::shared::zone::{self, Action, Record, RecordChange, Zone};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
+use aws_sdk_acm::operation::list_certificates::ListCertificatesOutput;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "acm:certificate";
@@ -157,11 +159,9 @@ fn status_text(s: Option<&CertificateStatus>) -> String {
 /// (ListCertificates, paginated).
 async fn list(run: &SpecRun<'_>) -> Result<Vec<(String, String)>, ResourceError> {
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
+    let pages = all_pages(
+        |token| {
+            run.aws.call(
                 Service::Acm,
                 CallClass::Read,
                 "ListCertificates",
@@ -171,20 +171,18 @@ async fn list(run: &SpecRun<'_>) -> Result<Vec<(String, String)>, ResourceError>
                     .list_certificates()
                     .certificate_statuses(CertificateStatus::Issued)
                     .certificate_statuses(CertificateStatus::PendingValidation)
-                    .set_next_token(token.take())
+                    .set_next_token(token)
                     .send(),
             )
-            .await?;
-        for s in page.certificate_summary_list() {
-            out.push((
-                s.certificate_arn().unwrap_or_default().to_string(),
-                s.domain_name().map(zone::norm_name).unwrap_or_default(),
-            ));
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
+        },
+        ListCertificatesOutput::next_token,
+    )
+    .await?;
+    for s in pages.iter().flat_map(|p| p.certificate_summary_list()) {
+        out.push((
+            s.certificate_arn().unwrap_or_default().to_string(),
+            s.domain_name().map(zone::norm_name).unwrap_or_default(),
+        ));
     }
     Ok(out)
 }

@@ -14,9 +14,11 @@ use serde_json::{json, Value};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::pages::all_pages;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{Lifecycle, Repository, TagMutability};
+use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "ecr:repository";
@@ -222,11 +224,9 @@ fn not_found(e: &ResourceError, code: &str) -> bool {
 /// wave's read, shared by every ServiceSpec.
 async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsRepository>, ResourceError> {
     let mut out = HashMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
+    let pages = all_pages(
+        |token| {
+            run.aws.call(
                 Service::Ecr,
                 CallClass::Read,
                 "DescribeRepositories",
@@ -235,18 +235,16 @@ async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsRepository>, R
                     .ecr
                     .describe_repositories()
                     .max_results(1000)
-                    .set_next_token(token.take())
+                    .set_next_token(token)
                     .send(),
             )
-            .await?;
-        for r in page.repositories() {
-            if let Some(name) = r.repository_name() {
-                out.insert(name.to_string(), r.clone());
-            }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
+        },
+        DescribeRepositoriesOutput::next_token,
+    )
+    .await?;
+    for r in pages.iter().flat_map(|p| p.repositories()) {
+        if let Some(name) = r.repository_name() {
+            out.insert(name.to_string(), r.clone());
         }
     }
     Ok(out)

@@ -11,7 +11,6 @@ use aws_sdk_ecs::types::{
 use crate::aws::{CallClass, Service};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
-use crate::resources::shared::tags::RELEASED_TAG;
 use crate::resources::ResourceError;
 use crate::spec::types::{CapacityProviderStrategyItem, ClusterSpec};
 use std::time::Duration;
@@ -328,17 +327,9 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 /// Teardown of the ECS cluster (`ecs:cluster`, its ARN): providers detached, then deleted;
 /// waits while it still has services or tasks. Released with `retain`.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    let Some(tags) = ecs_tags::lookup(run, arn).await? else {
+    let Some(name) = ecs_tags::to_delete(run, arn, "ecs cluster", retain).await? else {
         return Ok(true);
     };
-    if !ecs_tags::is_ours(run, &tags) {
-        return Ok(true);
-    }
-    if retain {
-        ecs_tags::release(run, arn, "ecs cluster", RELEASED_TAG).await?;
-        return Ok(true);
-    }
-    let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
     if run.plan(Change::delete(format!("ecs cluster {name}"), "")) {
         // Detach providers first, so they can be deleted after the cluster.
         run.aws

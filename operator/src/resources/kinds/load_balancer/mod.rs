@@ -18,9 +18,11 @@ use crate::aws::{CallClass, Service};
 use crate::reconcile::ConditionReport;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::shared::pages::all_pages;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
+use aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::DescribeLoadBalancersOutput;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "elbv2:loadbalancer";
@@ -212,11 +214,9 @@ pub fn plan(
 /// wave's read, shared by every spec).
 async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsLoadBalancer>, ResourceError> {
     let mut out = HashMap::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
+    let pages = all_pages(
+        |marker| {
+            run.aws.call(
                 Service::Elbv2,
                 CallClass::Read,
                 "DescribeLoadBalancers",
@@ -225,18 +225,16 @@ async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsLoadBalancer>,
                     .elbv2
                     .describe_load_balancers()
                     .page_size(PAGE_SIZE)
-                    .set_marker(marker.take())
+                    .set_marker(marker)
                     .send(),
             )
-            .await?;
-        for lb in page.load_balancers() {
-            if let Some(name) = lb.load_balancer_name() {
-                out.insert(name.to_string(), lb.clone());
-            }
-        }
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
+        },
+        DescribeLoadBalancersOutput::next_marker,
+    )
+    .await?;
+    for lb in pages.iter().flat_map(|p| p.load_balancers()) {
+        if let Some(name) = lb.load_balancer_name() {
+            out.insert(name.to_string(), lb.clone());
         }
     }
     Ok(out)

@@ -14,10 +14,12 @@ use crate::reconcile::OwnedScan;
 use crate::resources::kinds::load_balancer::PAGE_SIZE;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::owner_of;
 use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
 use crate::spec::ValidSpecs;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput;
 
 /// The target group names of the ServiceSpecs with ingress (what the wave's DescribeTags
 /// covers).
@@ -39,11 +41,9 @@ struct Listing {
 /// `names`, 20 ARNs per call.
 async fn list_all(run: &SpecRun<'_>, names: BTreeSet<String>) -> Result<Listing, ResourceError> {
     let mut by_name = HashMap::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
+    let pages = all_pages(
+        |marker| {
+            run.aws.call(
                 Service::Elbv2,
                 CallClass::Read,
                 "DescribeTargetGroups",
@@ -52,18 +52,16 @@ async fn list_all(run: &SpecRun<'_>, names: BTreeSet<String>) -> Result<Listing,
                     .elbv2
                     .describe_target_groups()
                     .page_size(PAGE_SIZE)
-                    .set_marker(marker.take())
+                    .set_marker(marker)
                     .send(),
             )
-            .await?;
-        for tg in page.target_groups() {
-            if let Some(name) = tg.target_group_name() {
-                by_name.insert(name.to_string(), tg.clone());
-            }
-        }
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
+        },
+        DescribeTargetGroupsOutput::next_marker,
+    )
+    .await?;
+    for tg in pages.iter().flat_map(|p| p.target_groups()) {
+        if let Some(name) = tg.target_group_name() {
+            by_name.insert(name.to_string(), tg.clone());
         }
     }
     let arns: Vec<String> = names
