@@ -1,4 +1,4 @@
-//! Charts: templated bundles of spec documents with per-environment values (CONTRACT.md §3,
+//! Charts: templated bundles of spec documents with per-environment values (README "Commands",
 //! `ecs-operator render`).
 //!
 //! A chart is a folder:

@@ -1,7 +1,7 @@
 //! ecs-operator: engineers commit desired-state documents (ClusterSpec, ServiceSpec) to a store;
 //! this crate validates them, keeps them in the store, and drives AWS toward them.
 //!
-//! Module map (see DESIGN.md): `spec` (documents, validation, schemas), `store` (where specs and
+//! Module map (docs/design.md "Layout"): `spec` (documents, validation, schemas), `store` (where specs and
 //! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand).
 
 pub mod aws;
@@ -9,8 +9,11 @@ pub mod chart;
 pub mod cli;
 pub mod controller;
 pub mod http;
+#[cfg(test)]
+mod import_graph;
 pub mod leader;
 pub mod metrics;
+pub mod reconcile;
 pub mod resources;
 pub mod runtime;
 pub mod spec;

@@ -161,7 +161,7 @@ pub mod limits {
 }
 
 /// The fewest read calls one resync of every spec of `fleet` needs if each read is batched as
-/// far as AWS allows and shared by the specs that need it (the DESIGN.md "observed cache"): the
+/// far as AWS allows and shared by the specs that need it (docs/design.md "Shared reads"): the
 /// state to compare is the same, only the number of calls differs. `fresh_process`: task
 /// definitions are read once per process (revisions are immutable and cached by ARN), so a
 /// resync in a process that has not seen them yet reads each one, and a warm one reads none.

@@ -5,8 +5,8 @@
 //! It is the "AWS" of the benchmark (`docs/benchmarks.md`): the operator's own buckets
 //! (`operator/src/aws/budget.rs`) must keep it under these, so the target is 0 throttles.
 //!
-//! The buckets, per account (DESIGN.md invariant 5, except Route53, whose published limit is
-//! 5 requests per second per account for the whole API, below DESIGN's 10/s):
+//! The buckets, per account (docs/design.md, runtime invariant 5, except Route53, whose published limit is
+//! 5 requests per second per account for the whole API, below the design's 10/s):
 //!
 //! | bucket | requests | rate /s | burst |
 //! |---|---|---|---|
@@ -22,7 +22,7 @@
 //! | `app-autoscaling` | every Application Auto Scaling call (generous) | 50 | 100 |
 //! | `s3`, `dynamodb` | the stores (generous) | 50 | 100 |
 //!
-//! Anything else (EC2, STS, Auto Scaling) is not limited. Where DESIGN.md gives a rate but no
+//! Anything else (EC2, STS, Auto Scaling) is not limited. Where docs/design.md gives a rate but no
 //! burst, the burst is one second's worth (the strictest reading). Buckets refill continuously
 //! (`rate` tokens per second, up to `burst`); a request takes one token from each of its
 //! buckets, only if each has one (a throttled request takes nothing, as with AWS). A request is

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use ecs_operator::aws::{Budget, CallMetrics, Sdk};
-use ecs_operator::controller::{Failure, ReconcileInput, Reconciler, Report};
+use ecs_operator::reconcile::{Failure, ReconcileInput, Reconciler, Report};
 use ecs_operator::resources::{Aws, AwsReconciler, Change};
 use ecs_operator::spec::{Kind, Spec, SpecKey};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ecs_operator::aws::calls::is_mutating;
 use ecs_operator::aws::{Budget, Sdk};
-use ecs_operator::controller::{ReconcileInput, Reconciler, Report};
+use ecs_operator::reconcile::{ReconcileInput, Reconciler, Report};
 use ecs_operator::resources::{Aws, AwsReconciler};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::Phase;
@@ -660,7 +660,7 @@ async fn an_existing_unowned_cluster_is_left_alone_unless_the_spec_adopts_it() {
     let before = h.mutating_calls();
     let err = h.rec.reconcile(spec, &input_plain).await.unwrap_err();
     assert!(
-        matches!(&err, ecs_operator::controller::Failure::Terminal(m) if m.contains("not owned") && m.contains("ecs-operator.io/adopt")),
+        matches!(&err, ecs_operator::reconcile::Failure::Terminal(m) if m.contains("not owned") && m.contains("ecs-operator.io/adopt")),
         "{err:?}"
     );
     assert_eq!(

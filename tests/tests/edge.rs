@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
-use ecs_operator::controller::Failure;
+use ecs_operator::reconcile::Failure;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{reference_specs, write_specs, Fleet, Network};
 use ecs_operator_tests::{cli, Moto};

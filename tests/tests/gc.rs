@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ecs_operator::controller::{ReconcileInput, Reconciler};
+use ecs_operator::reconcile::{ReconcileInput, Reconciler};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{reference_specs, write_specs, Fleet, Network};

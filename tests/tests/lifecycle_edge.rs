@@ -12,7 +12,7 @@ use std::sync::Arc;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
-use ecs_operator::controller::{Deletion, ReconcileInput, Reconciler, Report};
+use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{reference_specs, write_specs, Fleet, Network};

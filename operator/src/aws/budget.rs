@@ -1,5 +1,5 @@
 //! The AWS call budget: token buckets per service and call class, shared by every reconcile
-//! (DESIGN.md invariant 5), set below AWS's published limits so the operator is throttled by
+//! (docs/design.md, runtime invariant 5), set below AWS's published limits so the operator is throttled by
 //! itself, not by AWS.
 //!
 //! Every AWS call the operator makes first waits on [`Budget::acquire`] for its service and class.
@@ -93,13 +93,13 @@ fn account_wide(service: Service) -> bool {
     matches!(service, Service::Elbv2 | Service::Route53 | Service::Acm)
 }
 
-/// The default buckets, about 80% of AWS's published limits (DESIGN.md invariant 5; see the
+/// The default buckets, about 80% of AWS's published limits (docs/design.md, runtime invariant 5; see the
 /// module doc for why below and not at them). AWS's numbers, as the benchmark's proxy enforces
 /// them (`tests/src/bucket_proxy.rs`), are in the comments. For ELBv2, Route53 and ACM the
 /// `Read` bucket is the account-wide one: writes draw on it too.
 ///
 /// Route53 is 4/s because AWS allows five requests per second per account for the whole
-/// Route53 API (DESIGN.md's 10/s is above that). Where DESIGN gives no burst, AWS's is taken as
+/// Route53 API (the design's 10/s is above that). Where docs/design.md gives no burst, AWS's is taken as
 /// one second's worth (the strictest reading).
 pub fn default_rates() -> Vec<((Service, CallClass), Rate)> {
     use CallClass::*;

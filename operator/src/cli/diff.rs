@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use super::{open_store, CliError, Context};
-use crate::controller::{Desired, ReconcileInput};
+use crate::controller::Desired;
+use crate::reconcile::ReconcileInput;
 use crate::resources::{Aws, AwsReconciler};
 use crate::spec::Spec;
 

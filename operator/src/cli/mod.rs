@@ -1,4 +1,4 @@
-//! The `ecs-operator` command line (CONTRACT.md §3): one file per subcommand.
+//! The `ecs-operator` command line (README "Commands"): one file per subcommand.
 //!
 //! Exit codes: 0 ok, 1 validation or convergence failure, 2 usage or environment error.
 //! [`run`] takes its output streams and, optionally, an AWS configuration, so tests can drive

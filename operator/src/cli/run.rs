@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 
 use super::{open_store_with, CliError, Context};
 use crate::aws::Sdk;
-use crate::controller::{Controller, DeletionGuard, Desired, Reconciler, Settled};
+use crate::controller::{Controller, DeletionGuard, Desired, Settled};
 use crate::metrics::{Health, Metrics};
+use crate::reconcile::Reconciler;
 use crate::runtime::{self, Handle, Reason, RunnerConfig, RunnerMetrics};
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::watch::{WatchEvent, WatchOptions, Watcher};

@@ -3,7 +3,7 @@
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::controller::Failure;
+use crate::runtime::failure::{Cause, Failure};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ResourceError {
@@ -116,9 +116,9 @@ fn is_retryable_code(code: &str) -> bool {
 impl From<ResourceError> for Failure {
     fn from(e: ResourceError) -> Self {
         if e.is_retryable() {
-            Failure::Retryable(e.to_string())
+            Failure::Retryable(Cause::of(e))
         } else {
-            Failure::Terminal(e.to_string())
+            Failure::Terminal(Cause::of(e))
         }
     }
 }

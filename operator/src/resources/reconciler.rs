@@ -1,14 +1,14 @@
-//! The AWS reconciler: one spec's resources in dependency order (DESIGN.md "Resources per spec").
+//! The AWS reconciler: one spec's resources in dependency order (docs/design.md "Resources per spec").
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::context::Aws;
+use super::kinds::task_definition::RevisionCache;
 use super::run::{Change, SpecRun};
-use super::task_definition::RevisionCache;
 use super::ResourceError;
-use crate::controller::{Deletion, Failure, OwnedScan, ReconcileInput, Reconciler, Report};
+use crate::reconcile::{Deletion, Failure, OwnedScan, ReconcileInput, Reconciler, Report};
 use crate::spec::types::Mode;
 use crate::spec::Spec;
 use crate::spec::SpecKey;
@@ -42,9 +42,9 @@ impl AwsReconciler {
             .is_some_and(|v| v == "true");
         let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt).in_wave(input);
         match spec {
-            Spec::Cluster(c) => super::cluster::reconcile(&mut run, c, input).await?,
+            Spec::Cluster(c) => super::pipelines::cluster::reconcile(&mut run, c, input).await?,
             Spec::Service(s) => {
-                super::service::reconcile(&mut run, s, input, &self.revisions).await?
+                super::pipelines::service::reconcile(&mut run, s, input, &self.revisions).await?
             }
         }
         Ok(run)
@@ -95,8 +95,9 @@ impl Reconciler for AwsReconciler {
             return Ok(Deletion::Deleted);
         }
         let mut run = SpecRun::new(&self.aws, key.clone(), true, false);
-        let policy = super::teardown::policy(last.as_deref(), previous.deletion_policy.as_deref());
-        super::teardown::teardown(&mut run, key, policy, resources, input).await?;
+        let policy =
+            super::driver::teardown::policy(last.as_deref(), previous.deletion_policy.as_deref());
+        super::driver::teardown::teardown(&mut run, key, policy, resources, input).await?;
         if run.waiting.is_empty() {
             return Ok(Deletion::Deleted);
         }
@@ -110,7 +111,7 @@ impl Reconciler for AwsReconciler {
     }
 
     async fn owned(&self, input: &ReconcileInput, ledgers: &[ResourceRef]) -> OwnedScan {
-        let zones = super::gc::zones(&input.specs, ledgers);
-        super::gc::scan(&self.aws, &zones).await
+        let zones = super::driver::gc::zones(&input.specs, ledgers);
+        super::driver::gc::scan(&self.aws, &zones).await
     }
 }

@@ -12,11 +12,11 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::FutureExt;
 
 use super::context::Aws;
+use super::shared::tags::{missing_owner_tags, owner_tags, ownership, Ownership};
 use super::snapshot::{Entry, WaveRun};
-use super::tags::{missing_owner_tags, owner_tags, ownership, Ownership};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
-use crate::controller::{ConditionReport, ReconcileInput, Report, ValidSpecs};
+use crate::reconcile::{ConditionReport, ReconcileInput, Report, ValidSpecs};
 use crate::spec::SpecKey;
 use crate::store::status::{Phase, ResourceRef};
 

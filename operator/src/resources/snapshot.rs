@@ -1,4 +1,4 @@
-//! The shared observe cache of a resync wave (DESIGN.md "observed cache").
+//! The shared observe cache of a resync wave (docs/design.md "Shared reads").
 //!
 //! **Why.** Observing one spec reads AWS per spec: its ECS service, its target group and tags,
 //! the rules of its listener, its zone's records... For N ServiceSpecs one resync is roughly N
@@ -40,7 +40,7 @@
 //! [`SpecRun::cached`]: super::run::SpecRun::cached
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,9 +49,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::ResourceError;
-use crate::controller::ValidSpecs;
 use crate::spec::types::ServiceSpec;
-use crate::spec::{Kind, Spec, SpecKey};
+use crate::spec::Spec;
+use crate::spec::ValidSpecs;
 
 /// One batched read of the snapshot. The value each holds is produced and read by one
 /// function only (named on each variant).
@@ -242,32 +242,6 @@ pub fn service_specs(specs: &ValidSpecs) -> impl Iterator<Item = &ServiceSpec> {
         Spec::Service(svc) if !svc.spec.paused => Some(svc.as_ref()),
         _ => None,
     })
-}
-
-/// The ECS service names of the ServiceSpecs whose ClusterSpec names the ECS cluster
-/// `cluster`, sorted.
-pub fn services_of_cluster(specs: &ValidSpecs, cluster: &str) -> Vec<String> {
-    let names: BTreeSet<String> = service_specs(specs)
-        .filter(|svc| {
-            match specs
-                .get(&SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone()))
-                .map(|c| c.as_ref())
-            {
-                Some(Spec::Cluster(c)) => super::ecs_cluster::cluster_name(c) == cluster,
-                _ => false,
-            }
-        })
-        .map(super::ecs_service::service_name)
-        .collect();
-    names.into_iter().collect()
-}
-
-/// The target group names of the ServiceSpecs with ingress.
-pub fn target_group_names(specs: &ValidSpecs) -> BTreeSet<String> {
-    service_specs(specs)
-        .filter(|svc| svc.spec.ingress.is_some())
-        .map(|svc| super::names::target_group_name(&svc.metadata.name))
-        .collect()
 }
 
 #[cfg(test)]

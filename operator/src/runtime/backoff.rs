@@ -1,4 +1,4 @@
-//! Per-key failure backoff: exponential with jitter, capped (DESIGN.md invariant 4).
+//! Per-key failure backoff: exponential with jitter, capped (docs/design.md, runtime invariant 4).
 
 use std::time::Duration;
 

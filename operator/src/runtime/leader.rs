@@ -1,4 +1,4 @@
-//! Leader election over one lease record (DESIGN.md invariant 9: with a lease table, at most one
+//! Leader election over one lease record (docs/design.md, runtime invariant 9: with a lease table, at most one
 //! replica writes to AWS at a time).
 //!
 //! The semantics are client-go's `leaderelection`, on a record that a [`LeaseBackend`] changes

@@ -1,4 +1,4 @@
-//! Leader election (DESIGN.md invariant 9), proven on paused tokio time against an in-memory
+//! Leader election (docs/design.md, runtime invariant 9), proven on paused tokio time against an in-memory
 //! lease reached through links that can be cut, hung, slowed, or made to lose answers.
 
 use std::future::Future;

@@ -3,18 +3,18 @@
 //! `src/resources/*` never see how they are scheduled; this module never sees AWS.
 
 pub mod backoff;
+pub mod failure;
 pub mod leader;
 pub mod runner;
 pub mod scheduler;
 
 pub use backoff::BackoffPolicy;
+pub use failure::{Cause, Failure};
 pub use leader::{
     default_identity, BackendError, Elector, LeaderError, LeaderState, LeaseBackend, LeaseConfig,
     LeaseRecord, MemoryLease,
 };
-pub use runner::{
-    runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics, WaveId,
-};
+pub use runner::{runner, Action, Handle, Reason, RunnerConfig, RunnerMetrics, WaveId};
 
 #[cfg(test)]
 mod leader_tests;

@@ -1,6 +1,6 @@
 //! The reconcile runner: turns triggers into reconciles, one key at a time, a bounded number at once.
 //!
-//! Invariants (DESIGN.md "Runtime invariants"; each has a test on paused time in `tests.rs`):
+//! Invariants (docs/design.md "Runtime invariants"; each has a test on paused time in `tests.rs`):
 //! 1. a key is never reconciled by two tasks at once;
 //! 2. any number of triggers while a key runs cause exactly one follow-up reconcile;
 //! 3. a key scheduled twice keeps the earliest deadline; running reconciles never exceed
@@ -45,6 +45,7 @@ use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
 
 use super::backoff::{BackoffPolicy, KeyBackoff};
+use super::failure::Failure;
 use super::scheduler::Scheduler;
 
 /// What a successful reconcile asks for next.
@@ -55,17 +56,6 @@ pub enum Action {
     RequeueAfter(Duration),
     /// Converged: run again on a change, or at the next resync.
     AwaitChange,
-}
-
-/// Why a reconcile failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReconcileError {
-    /// Worth retrying (AWS unavailable, throttled past the SDK's retries...): backs off.
-    #[error("{0}")]
-    Retryable(String),
-    /// Retrying cannot help (the spec is invalid): waits for the spec to change.
-    #[error("{0}")]
-    Terminal(String),
 }
 
 /// Why a key is triggered.
@@ -210,7 +200,7 @@ pub fn runner<K, F, Fut>(
 where
     K: Clone + Ord + Hash + Display + Send + Sync + 'static,
     F: Fn(K, Option<WaveId>) -> Fut,
-    Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+    Fut: Future<Output = Result<Action, Failure>> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
     (Handle { tx }, run(cfg, metrics, rx, reconcile))
@@ -218,7 +208,7 @@ where
 
 /// How a reconcile task ended.
 enum Outcome {
-    Done(Result<Action, ReconcileError>),
+    Done(Result<Action, Failure>),
     Panicked,
 }
 
@@ -348,7 +338,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
                 self.backoffs.remove(&key);
                 Some(now + d.min(self.resync_delay()))
             }
-            Outcome::Done(Err(ReconcileError::Terminal(msg))) => {
+            Outcome::Done(Err(Failure::Terminal(msg))) => {
                 m.reconciles_terminal.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%key, error = %msg, "reconcile failed; waiting for the spec to change");
                 self.backoffs.remove(&key);
@@ -357,9 +347,9 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             }
             failure => {
                 let msg = match failure {
-                    Outcome::Done(Err(ReconcileError::Retryable(msg))) => {
+                    Outcome::Done(Err(Failure::Retryable(msg))) => {
                         m.reconciles_failed.fetch_add(1, Ordering::Relaxed);
-                        msg
+                        msg.to_string()
                     }
                     _ => {
                         m.reconciles_panicked.fetch_add(1, Ordering::Relaxed);
@@ -414,7 +404,7 @@ async fn run<K, F, Fut>(
 ) where
     K: Clone + Ord + Hash + Display + Send + Sync + 'static,
     F: Fn(K, Option<WaveId>) -> Fut,
-    Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+    Fut: Future<Output = Result<Action, Failure>> + Send + 'static,
 {
     let mut st: State<K> = State {
         cfg,
@@ -431,7 +421,7 @@ async fn run<K, F, Fut>(
         next_wave: None,
         in_wave: HashMap::new(),
     };
-    let mut tasks: JoinSet<(K, Result<Action, ReconcileError>)> = JoinSet::new();
+    let mut tasks: JoinSet<(K, Result<Action, Failure>)> = JoinSet::new();
     let mut ids: HashMap<tokio::task::Id, K> = HashMap::new();
     let mut shutdown_at: Option<Instant> = None;
     let mut rx_open = true;

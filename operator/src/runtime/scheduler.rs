@@ -1,7 +1,7 @@
 //! Which key runs next: a pure priority queue of deadlines, one per key.
 //!
 //! Invariants: a key is queued at most once; scheduling a queued key keeps the earlier of its two
-//! deadlines (DESIGN.md invariant 3); keys come out in deadline order. No clock, no I/O: callers
+//! deadlines (docs/design.md, runtime invariant 3); keys come out in deadline order. No clock, no I/O: callers
 //! pass `now`.
 
 use std::collections::{BTreeSet, HashMap};

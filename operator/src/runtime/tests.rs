@@ -1,4 +1,4 @@
-//! The runtime invariants of DESIGN.md, each proven on paused tokio time.
+//! The runtime invariants (docs/design.md "Runtime invariants"), each proven on paused tokio time.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use tokio::time::{sleep, Instant};
 
-use super::runner::{
-    runner, Action, Handle, Reason, ReconcileError, RunnerConfig, RunnerMetrics, WaveId,
-};
+use super::failure::Failure;
+use super::runner::{runner, Action, Handle, Reason, RunnerConfig, RunnerMetrics, WaveId};
 use super::BackoffPolicy;
 
 /// Records every reconcile: when each key started, and how many ran at once.
@@ -60,8 +59,7 @@ impl Probe {
     }
 }
 
-type Behaviour =
-    Arc<dyn Fn(u32, usize) -> (Duration, Result<Action, ReconcileError>) + Send + Sync>;
+type Behaviour = Arc<dyn Fn(u32, usize) -> (Duration, Result<Action, Failure>) + Send + Sync>;
 
 /// Start a runner whose reconcile of key `k`, on its `n`th run (0-based), takes and returns
 /// what `behaviour(k, n)` says. The gate is opened at once unless `gated`.
@@ -211,18 +209,12 @@ async fn five_thousand_keys_that_all_requeue_immediately_do_not_deadlock() {
 async fn a_failing_keys_delays_grow_and_reset_on_success() {
     // Fails 5 times, succeeds once (asking to requeue in 1 s), then fails again.
     let behaviour: Behaviour = Arc::new(|_, n| match n {
-        0..=4 => (
-            Duration::ZERO,
-            Err(ReconcileError::Retryable("throttled".into())),
-        ),
+        0..=4 => (Duration::ZERO, Err(Failure::Retryable("throttled".into()))),
         5 => (
             Duration::ZERO,
             Ok(Action::RequeueAfter(Duration::from_secs(1))),
         ),
-        _ => (
-            Duration::ZERO,
-            Err(ReconcileError::Retryable("again".into())),
-        ),
+        _ => (Duration::ZERO, Err(Failure::Retryable("again".into()))),
     });
     let (h, probe, metrics, _) = start(cfg(), false, behaviour);
     h.trigger(9, Reason::Change);
@@ -237,10 +229,7 @@ async fn a_failing_keys_delays_grow_and_reset_on_success() {
 #[tokio::test(start_paused = true)]
 async fn triggers_do_not_bypass_a_keys_backoff() {
     let behaviour: Behaviour = Arc::new(|_, n| match n {
-        0..=3 => (
-            Duration::ZERO,
-            Err(ReconcileError::Retryable("down".into())),
-        ),
+        0..=3 => (Duration::ZERO, Err(Failure::Retryable("down".into()))),
         _ => (Duration::ZERO, Ok(Action::AwaitChange)),
     });
     let (h, probe, _, _) = start(cfg(), false, behaviour);
@@ -265,7 +254,7 @@ async fn terminal_errors_wait_for_a_change_and_resyncs_do_not_retry_them() {
     let behaviour: Behaviour = Arc::new(|_, n| match n {
         0 => (
             Duration::ZERO,
-            Err(ReconcileError::Terminal("invalid spec".into())),
+            Err(Failure::Terminal("invalid spec".into())),
         ),
         _ => (Duration::ZERO, Ok(Action::AwaitChange)),
     });
@@ -340,10 +329,7 @@ async fn only_runs_started_by_a_wave_are_told_their_wave() {
             Duration::ZERO,
             Ok(Action::RequeueAfter(Duration::from_secs(25))),
         ),
-        (3, 0) => (
-            Duration::ZERO,
-            Err(ReconcileError::Retryable("throttled".into())),
-        ),
+        (3, 0) => (Duration::ZERO, Err(Failure::Retryable("throttled".into()))),
         (4, _) => (Duration::from_secs(30), Ok(Action::AwaitChange)),
         _ => (Duration::ZERO, Ok(Action::AwaitChange)),
     });

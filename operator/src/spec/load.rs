@@ -66,7 +66,9 @@ impl Document {
     pub fn generation(&self) -> String {
         match &self.result {
             Ok(spec) => spec.digest(),
-            Err(_) => crate::store::sha256_hex(super::canonical_json(&self.raw).as_bytes()),
+            Err(_) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                super::canonical_json(&self.raw).as_bytes(),
+            )),
         }
     }
 

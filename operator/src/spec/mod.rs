@@ -53,6 +53,9 @@ impl fmt::Display for Kind {
     }
 }
 
+/// The valid specs of a store, by key (what a reconcile may look at besides its own spec).
+pub type ValidSpecs = std::sync::Arc<std::collections::BTreeMap<SpecKey, std::sync::Arc<Spec>>>;
+
 /// The identity of a spec in a store: `Kind/name`. Names are unique per kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SpecKey {

@@ -1,4 +1,4 @@
-//! Where desired state lives (CONTRACT.md §2): one trait, three backends.
+//! Where desired state lives (README "Stores"): one trait, three backends.
 //!
 //! Invariants every backend keeps:
 //! - a listing that fails is an error, never an empty or partial list;

@@ -1,4 +1,4 @@
-//! The status record of one spec (CONTRACT.md §3), as stored and as `status` prints it.
+//! The status record of one spec (README "Commands", `status`), as stored and as `status` prints it.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,7 @@ pub struct Condition {
     pub last_transition_time: String,
 }
 
-/// Something the spec manages: its kind (`ecs:service`, `elbv2:target-group`...) and its ARN,
+/// Something the spec manages: its kind (`ecs:service`, `elbv2:targetgroup`...: a registered kind's `TYPE`) and its ARN,
 /// URI or name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ResourceRef {

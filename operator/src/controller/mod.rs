@@ -1,0 +1,350 @@
+//! Wiring: store listing -> desired cache -> runtime -> reconciler -> status.
+//!
+//! The controller owns the desired cache (the latest complete listing, parsed and validated) and
+//! the last status it wrote per spec. The runtime calls [`Controller::reconcile`] with a key; the
+//! controller looks the spec up, hands valid ones to the [`Reconciler`] (the AWS side), and
+//! writes the resulting status to the store when it differs from the last one written.
+//!
+//! Invariants:
+//! - an invalid spec is never handed to the reconciler; it reports `Invalid` with every
+//!   diagnostic and waits for a change (a terminal error for the runtime);
+//! - a paused spec is neither read nor written; it reports `Paused`;
+//! - a condition's `lastTransitionTime` changes only when its status changes;
+//! - status is written only when something other than `updatedAt` changed, so a converged
+//!   fleet does not rewrite its status every resync.
+mod deletion;
+mod desired;
+mod gc;
+mod status;
+mod waves;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::reconcile::{ConditionReport, Failure, ReconcileInput, Reconciler, Report, ValidSpecs};
+use crate::runtime::{Action, WaveId};
+use crate::spec::{Spec, SpecKey};
+use crate::store::status::{Phase, SpecStatus};
+use crate::store::{now_rfc3339, Store};
+
+pub use deletion::{DeletionGuard, DELETION_CONFIRMED, DELETION_HELD};
+pub use desired::{Desired, DesiredEntry};
+pub use gc::leaked;
+pub use status::{deletion_policy_of, next_status};
+pub use waves::WaveSnapshots;
+
+use status::{is_paused, phase_label, same_status};
+
+/// How `--once` sees the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Some spec is still on its way.
+    No,
+    /// Every spec reached a final phase; `failed` lists the ones that are not Ready.
+    Yes { failed: Vec<String> },
+}
+
+/// The controller shared by the runtime's reconcile tasks.
+pub struct Controller {
+    store: Arc<dyn Store>,
+    reconciler: Arc<dyn Reconciler>,
+    metrics: Arc<Metrics>,
+    desired: RwLock<(Arc<Desired>, ValidSpecs)>,
+    /// The last status written (or read at start) per spec.
+    statuses: Mutex<HashMap<SpecKey, SpecStatus>>,
+    /// Bumped after every reconcile, for `--once`.
+    progress: watch::Sender<u64>,
+    /// Specs that left the store, as last seen (for their deletion).
+    departed: Mutex<HashMap<SpecKey, Arc<Spec>>>,
+    /// Deletions held by the mass-deletion guard until confirmed.
+    held: Mutex<std::collections::HashSet<SpecKey>>,
+    /// The deletion policy of specs whose deletion finished in this process, so resources
+    /// their ledger missed, found later by garbage collection, go the same way.
+    finished: Mutex<HashMap<SpecKey, Option<String>>>,
+    /// The snapshot of the current resync wave.
+    waves: WaveSnapshots,
+    /// Keys reconciled at least once by this process: `--once` waits for every spec to have
+    /// been reconciled, not only for the status records it read at start to say Ready.
+    reconciled: Mutex<std::collections::HashSet<SpecKey>>,
+}
+
+impl Controller {
+    pub fn new(
+        store: Arc<dyn Store>,
+        reconciler: Arc<dyn Reconciler>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Controller {
+            store,
+            reconciler,
+            metrics,
+            desired: RwLock::new(Default::default()),
+            statuses: Mutex::new(HashMap::new()),
+            progress: watch::channel(0).0,
+            departed: Mutex::new(HashMap::new()),
+            held: Mutex::new(std::collections::HashSet::new()),
+            finished: Mutex::new(HashMap::new()),
+            waves: WaveSnapshots::default(),
+            reconciled: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Keys with a status record (they, or what they own, exist) that are not in the store:
+    /// what deletion has to take care of, e.g. after a restart.
+    pub fn orphaned_statuses(&self) -> Vec<SpecKey> {
+        let desired = self.desired();
+        let statuses = self.statuses.lock().expect("status lock");
+        let mut v: Vec<_> = statuses
+            .keys()
+            .filter(|k| !desired.entries.contains_key(*k))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Load the status records already in the store, so conditions keep their transition times
+    /// across restarts and unchanged records are not rewritten.
+    pub async fn load_statuses(&self) -> Result<(), crate::store::StoreError> {
+        let records = self.store.list_status().await?;
+        let mut statuses = self.statuses.lock().expect("status lock");
+        for s in records {
+            statuses.entry(s.key()).or_insert(s);
+        }
+        Ok(())
+    }
+
+    /// Replace the desired cache.
+    pub fn set_desired(&self, desired: Desired) {
+        for p in &desired.unattributed {
+            tracing::warn!(problem = %p, "a store document names no spec");
+        }
+        let valid = Arc::new(desired.valid());
+        let mut d = self.desired.write().expect("desired lock");
+        let mut departed = self.departed.lock().expect("departed lock");
+        for (key, spec) in d.1.iter() {
+            if !desired.entries.contains_key(key) {
+                departed.insert(key.clone(), spec.clone());
+            }
+        }
+        departed.retain(|k, _| !desired.entries.contains_key(k));
+        *d = (Arc::new(desired), valid);
+    }
+
+    pub fn desired(&self) -> Arc<Desired> {
+        self.desired.read().expect("desired lock").0.clone()
+    }
+
+    /// A receiver that changes after every reconcile.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    /// The last status of `key`.
+    pub fn status(&self, key: &SpecKey) -> Option<SpecStatus> {
+        self.statuses.lock().expect("status lock").get(key).cloned()
+    }
+
+    /// Whether every spec of the desired cache was reconciled by this process and reached a
+    /// final phase for its current generation (Ready, Failed, Invalid, Degraded; Paused counts
+    /// as final and not failed). A status record read at start does not count until its spec
+    /// has been reconciled: `run --once` on a converged store still checks every spec for drift.
+    pub fn settled(&self) -> Settled {
+        let desired = self.desired();
+        // Lock order: `reconciled`, then `statuses` (nothing takes them the other way round).
+        let reconciled = self.reconciled.lock().expect("reconciled lock");
+        let statuses = self.statuses.lock().expect("status lock");
+        let mut failed = Vec::new();
+        for (key, entry) in &desired.entries {
+            if !reconciled.contains(key) {
+                return Settled::No;
+            }
+            let Some(s) = statuses.get(key) else {
+                return Settled::No;
+            };
+            if s.observed_generation.as_deref() != Some(entry.generation.as_str()) {
+                return Settled::No;
+            }
+            match s.phase {
+                Phase::Ready | Phase::Paused => {}
+                Phase::Failed | Phase::Invalid | Phase::Degraded => {
+                    failed.push(format!("{key}: {} {}", s.phase, s.summary()));
+                }
+                Phase::Pending | Phase::Progressing | Phase::Deleting => return Settled::No,
+            }
+        }
+        // Specs that left the store are settled once deleted (their record is gone), or when
+        // the mass-deletion guard holds them (a person has to act).
+        let held = self.held.lock().expect("held lock");
+        for key in statuses
+            .keys()
+            .filter(|k| !desired.entries.contains_key(*k))
+        {
+            if held.contains(key) {
+                failed.push(format!("{key}: deletion held by the mass-deletion guard (run `ecs-operator confirm-deletions`)"));
+            } else if !desired.unattributed.is_empty() {
+                failed.push(format!(
+                    "{key}: not deleted while the store has documents that name no spec (fix them first)"
+                ));
+            } else {
+                return Settled::No;
+            }
+        }
+        Settled::Yes { failed }
+    }
+
+    /// Reconcile one key: the runtime's reconcile function. `wave`: the resync wave the
+    /// runtime started this reconcile for (its reads come from the wave's snapshot), `None`
+    /// to read fresh.
+    pub async fn reconcile(&self, key: SpecKey, wave: Option<WaveId>) -> Result<Action, Failure> {
+        let started = Instant::now();
+        let (entry, specs) = {
+            let d = self.desired.read().expect("desired lock");
+            (d.0.entries.get(&key).cloned(), d.1.clone())
+        };
+        let (result, label) = match entry {
+            None => self.reconcile_deletion(&key, specs).await,
+            Some(entry) => self.reconcile_entry(&key, entry, specs, wave).await,
+        };
+        self.metrics
+            .reconciled(key.kind.as_str(), label, started.elapsed());
+        self.reconciled.lock().expect("reconciled lock").insert(key);
+        self.progress.send_modify(|n| *n += 1);
+        result
+    }
+
+    async fn reconcile_entry(
+        &self,
+        key: &SpecKey,
+        entry: DesiredEntry,
+        specs: ValidSpecs,
+        wave: Option<WaveId>,
+    ) -> (Result<Action, Failure>, &'static str) {
+        let spec = match &entry.spec {
+            Err(diagnostics) => {
+                let report = Report {
+                    phase: Phase::Invalid,
+                    conditions: vec![ConditionReport::new(
+                        "Valid",
+                        false,
+                        "InvalidSpec",
+                        diagnostics.clone(),
+                    )],
+                    resources: Vec::new(),
+                    requeue_after: None,
+                };
+                self.record(key, &entry, &report, Some(diagnostics.clone()))
+                    .await;
+                return (
+                    Err(Failure::Terminal(
+                        format!("invalid spec ({})", entry.origin).into(),
+                    )),
+                    "invalid",
+                );
+            }
+            Ok(spec) => spec.clone(),
+        };
+        if is_paused(&spec) {
+            let report = Report {
+                phase: Phase::Paused,
+                conditions: vec![ConditionReport::new(
+                    "Paused",
+                    true,
+                    "SpecPaused",
+                    "spec.paused is true: its resources are neither read nor written",
+                )],
+                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                requeue_after: None,
+            };
+            self.record(key, &entry, &report, None).await;
+            return (Ok(Action::AwaitChange), "paused");
+        }
+        let input = ReconcileInput {
+            specs,
+            wave: self.waves.snapshot(wave),
+        };
+        match self.reconciler.reconcile(spec, &input).await {
+            Ok(report) => {
+                self.record(key, &entry, &report, None).await;
+                let label = phase_label(report.phase);
+                let action = match report.requeue_after {
+                    Some(d) => Action::RequeueAfter(d),
+                    None => Action::AwaitChange,
+                };
+                (Ok(action), label)
+            }
+            Err(failure) => {
+                let message = failure.to_string();
+                let previous = self.status(key);
+                let phase = match &failure {
+                    Failure::Terminal(_) => Phase::Failed,
+                    // A transient error does not undo what was reached: keep the phase (a
+                    // Ready spec becomes Degraded), report the error, retry with backoff.
+                    Failure::Retryable(_) => match previous.as_ref().map(|s| s.phase) {
+                        Some(Phase::Ready) | Some(Phase::Degraded) => Phase::Degraded,
+                        Some(Phase::Progressing) => Phase::Progressing,
+                        _ => Phase::Pending,
+                    },
+                };
+                let report = Report {
+                    phase,
+                    conditions: vec![ConditionReport::new(
+                        "Reconciled",
+                        false,
+                        match &failure {
+                            Failure::Terminal(_) => "ReconcileFailed",
+                            Failure::Retryable(_) => "ReconcileError",
+                        },
+                        message.clone(),
+                    )],
+                    resources: previous.map(|s| s.resources).unwrap_or_default(),
+                    requeue_after: None,
+                };
+                self.record(key, &entry, &report, Some(message)).await;
+                (Err(failure), "error")
+            }
+        }
+    }
+
+    /// Turn a report into a status record and write it when it changed.
+    async fn record(
+        &self,
+        key: &SpecKey,
+        entry: &DesiredEntry,
+        report: &Report,
+        last_error: Option<String>,
+    ) {
+        self.metrics
+            .health
+            .set_phase(&key.to_string(), Some(report.phase));
+        let previous = self.status(key);
+        let next = next_status(
+            key,
+            previous.as_ref(),
+            entry,
+            report,
+            last_error,
+            &now_rfc3339(),
+        );
+        if previous.as_ref().is_some_and(|p| same_status(p, &next)) {
+            return;
+        }
+        match self.store.write_status(&next).await {
+            Ok(()) => {
+                self.statuses
+                    .lock()
+                    .expect("status lock")
+                    .insert(key.clone(), next);
+            }
+            // The next reconcile tries again; the reconcile itself is not failed by this.
+            Err(e) => tracing::warn!(spec = %key, error = %e, "cannot write status"),
+        }
+    }
+}

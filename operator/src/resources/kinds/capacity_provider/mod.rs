@@ -1,0 +1,378 @@
+//! ASG-backed ECS capacity providers: managed scaling (target capacity, step sizes, warm-up) and
+//! managed termination protection, created and updated in place. The Auto Scaling group itself
+//! exists already; it cannot be changed on an existing provider.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{
+    AutoScalingGroupProvider, AutoScalingGroupProviderUpdate, CapacityProviderField,
+    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection, Tag,
+};
+
+use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::ecs_tags;
+use crate::resources::ResourceError;
+use crate::spec::types::CapacityProvider;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "ecs:capacity-provider";
+
+/// Managed scaling as compared: (target capacity, min step, max step, warm-up), or `None` when
+/// disabled.
+type Scaling = Option<(u32, u32, u32, u32)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    /// Name or ARN, as the spec says.
+    pub auto_scaling_group: String,
+    pub scaling: Scaling,
+    pub termination_protection: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub asg_arn: String,
+    pub scaling: Scaling,
+    pub termination_protection: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub fn desired(p: &CapacityProvider) -> Desired {
+    Desired {
+        name: p.name.clone(),
+        auto_scaling_group: p.auto_scaling_group.clone(),
+        scaling: p.managed_scaling.as_ref().map(|m| {
+            (
+                m.target_capacity,
+                m.minimum_scaling_step_size,
+                m.maximum_scaling_step_size,
+                m.instance_warmup_period,
+            )
+        }),
+        termination_protection: p.managed_termination_protection,
+    }
+}
+
+/// Whether an ASG ARN names the group the spec gave (by name or ARN).
+pub fn same_group(spec_value: &str, arn: &str) -> bool {
+    if spec_value.starts_with("arn:") {
+        return spec_value == arn;
+    }
+    arn.rsplit_once("autoScalingGroupName/")
+        .is_some_and(|(_, name)| name == spec_value)
+}
+
+fn scaling_text(s: &Scaling) -> String {
+    match s {
+        None => "disabled".to_string(),
+        Some((t, min, max, w)) => {
+            format!("targetCapacity {t}, steps {min}..{max}, warm-up {w}s")
+        }
+    }
+}
+
+/// The update a provider needs (pure); `Err` when the group differs, which cannot change.
+pub fn plan(d: &Desired, o: &Observed) -> Result<Vec<Change>, ResourceError> {
+    let resource = format!("capacity provider {}", d.name);
+    if !same_group(&d.auto_scaling_group, &o.asg_arn) {
+        return Err(ResourceError::Immutable {
+            resource,
+            field: "autoScalingGroup".into(),
+            observed: o.asg_arn.clone(),
+            desired: d.auto_scaling_group.clone(),
+        });
+    }
+    let mut changes = Vec::new();
+    if d.scaling != o.scaling {
+        changes.push(Change::field(
+            &resource,
+            "managedScaling",
+            scaling_text(&o.scaling),
+            scaling_text(&d.scaling),
+        ));
+    }
+    if d.termination_protection != o.termination_protection {
+        changes.push(Change::field(
+            &resource,
+            "managedTerminationProtection",
+            o.termination_protection,
+            d.termination_protection,
+        ));
+    }
+    Ok(changes)
+}
+
+/// Read the providers by name, in one call (absent ones are missing from the map).
+pub async fn observe(
+    run: &SpecRun<'_>,
+    names: &[String],
+) -> Result<BTreeMap<String, Observed>, ResourceError> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "DescribeCapacityProviders",
+            &names.join(","),
+            run.aws
+                .ecs
+                .describe_capacity_providers()
+                .set_capacity_providers(Some(names.to_vec()))
+                .include(CapacityProviderField::Tags)
+                .send(),
+        )
+        .await?;
+    let mut found = BTreeMap::new();
+    for cp in out.capacity_providers() {
+        if cp.status().map(|s| s.as_str()) != Some("ACTIVE") {
+            continue;
+        }
+        let asg = cp.auto_scaling_group_provider();
+        let scaling = asg.and_then(|a| a.managed_scaling()).and_then(|m| {
+            (m.status() == Some(&ManagedScalingStatus::Enabled)).then(|| {
+                (
+                    m.target_capacity().unwrap_or(100) as u32,
+                    m.minimum_scaling_step_size().unwrap_or(1) as u32,
+                    m.maximum_scaling_step_size().unwrap_or(10000) as u32,
+                    m.instance_warmup_period().unwrap_or(300) as u32,
+                )
+            })
+        });
+        found.insert(
+            cp.name().unwrap_or_default().to_string(),
+            Observed {
+                arn: cp.capacity_provider_arn().unwrap_or_default().to_string(),
+                asg_arn: asg
+                    .map(|a| a.auto_scaling_group_arn().to_string())
+                    .unwrap_or_default(),
+                scaling,
+                termination_protection: asg.and_then(|a| a.managed_termination_protection())
+                    == Some(&ManagedTerminationProtection::Enabled),
+                tags: crate::resources::shared::ecs_tags::to_map(cp.tags()),
+            },
+        );
+    }
+    Ok(found)
+}
+
+fn managed_scaling(s: &Scaling) -> ManagedScaling {
+    match s {
+        None => ManagedScaling::builder()
+            .status(ManagedScalingStatus::Disabled)
+            .build(),
+        Some((t, min, max, w)) => ManagedScaling::builder()
+            .status(ManagedScalingStatus::Enabled)
+            .target_capacity(*t as i32)
+            .minimum_scaling_step_size(*min as i32)
+            .maximum_scaling_step_size(*max as i32)
+            .instance_warmup_period(*w as i32)
+            .build(),
+    }
+}
+
+fn protection(on: bool) -> ManagedTerminationProtection {
+    if on {
+        ManagedTerminationProtection::Enabled
+    } else {
+        ManagedTerminationProtection::Disabled
+    }
+}
+
+/// The ARN of the Auto Scaling group a spec names (by name or ARN).
+async fn group_arn(run: &SpecRun<'_>, group: &str) -> Result<String, ResourceError> {
+    if group.starts_with("arn:") {
+        return Ok(group.to_string());
+    }
+    let out = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "DescribeAutoScalingGroups",
+            group,
+            run.aws
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(group)
+                .send(),
+        )
+        .await?;
+    out.auto_scaling_groups()
+        .first()
+        .and_then(|g| g.auto_scaling_group_arn())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ResourceError::Dependency(format!("auto scaling group `{group}` does not exist"))
+        })
+}
+
+/// Create or update every provider of the cluster spec.
+pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), ResourceError> {
+    let names: Vec<String> = wanted.iter().map(|d| d.name.clone()).collect();
+    let observed = observe(run, &names).await?;
+    for d in wanted {
+        let resource = format!("capacity provider {}", d.name);
+        match observed.get(&d.name) {
+            None => {
+                if !run.plan(Change::create(
+                    &resource,
+                    format!("group {}", d.auto_scaling_group),
+                )) {
+                    continue;
+                }
+                let asg_arn = group_arn(run, &d.auto_scaling_group).await?;
+                let provider = AutoScalingGroupProvider::builder()
+                    .auto_scaling_group_arn(asg_arn)
+                    .managed_scaling(managed_scaling(&d.scaling))
+                    .managed_termination_protection(protection(d.termination_protection))
+                    .build()
+                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+                let mut req = run
+                    .aws
+                    .ecs
+                    .create_capacity_provider()
+                    .name(&d.name)
+                    .auto_scaling_group_provider(provider);
+                for (k, v) in run.tags() {
+                    req = req.tags(Tag::builder().key(k).value(v).build());
+                }
+                let out = run
+                    .aws
+                    .call(
+                        Service::Ecs,
+                        CallClass::Write,
+                        "CreateCapacityProvider",
+                        &d.name,
+                        req.send(),
+                    )
+                    .await?;
+                if let Some(arn) = out
+                    .capacity_provider()
+                    .and_then(|c| c.capacity_provider_arn())
+                {
+                    run.resource(TYPE, arn);
+                }
+            }
+            Some(o) => {
+                let missing = run.claim(&resource, &o.tags)?;
+                run.resource(TYPE, o.arn.clone());
+                crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing)
+                    .await?;
+                let changes = plan(d, o)?;
+                if changes.is_empty() {
+                    continue;
+                }
+                let mut apply = false;
+                for c in changes {
+                    apply |= run.plan(c);
+                }
+                if !apply {
+                    continue;
+                }
+                let update = AutoScalingGroupProviderUpdate::builder()
+                    .managed_scaling(managed_scaling(&d.scaling))
+                    .managed_termination_protection(protection(d.termination_protection))
+                    .build();
+                run.aws
+                    .call(
+                        Service::Ecs,
+                        CallClass::Write,
+                        "UpdateCapacityProvider",
+                        &d.name,
+                        run.aws
+                            .ecs
+                            .update_capacity_provider()
+                            .name(&d.name)
+                            .auto_scaling_group_provider(update)
+                            .send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Teardown of the capacity provider (`ecs:capacity-provider`, its ARN), after its cluster.
+/// Released with `retain`.
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some(name) = ecs_tags::to_delete(run, arn, "capacity provider", retain).await? else {
+        return Ok(true);
+    };
+    if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
+        run.aws
+            .call(
+                Service::Ecs,
+                CallClass::Write,
+                "DeleteCapacityProvider",
+                &name,
+                run.aws
+                    .ecs
+                    .delete_capacity_provider()
+                    .capacity_provider(&name)
+                    .send(),
+            )
+            .await?;
+    }
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// A capacity provider, as the generic driver sees it.
+    CapacityProviderKind,
+    TYPE,
+    12,
+    delete
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d() -> Desired {
+        Desired {
+            name: "prod-ec2".into(),
+            auto_scaling_group: "prod-ecs-asg".into(),
+            scaling: Some((75, 1, 10, 300)),
+            termination_protection: true,
+        }
+    }
+
+    #[test]
+    fn a_group_named_by_name_matches_its_arn() {
+        let arn = "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:uuid:autoScalingGroupName/prod-ecs-asg";
+        assert!(same_group("prod-ecs-asg", arn));
+        assert!(!same_group("other", arn));
+        assert!(same_group(arn, arn));
+    }
+
+    #[test]
+    fn target_capacity_drift_is_one_update_and_a_new_group_is_refused() {
+        let o = Observed {
+            asg_arn: "arn:aws:autoscaling:r:1:autoScalingGroup:u:autoScalingGroupName/prod-ecs-asg"
+                .into(),
+            scaling: Some((100, 1, 10, 300)),
+            termination_protection: true,
+            ..Default::default()
+        };
+        let changes = plan(&d(), &o).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert!(
+            changes[0].to_string().contains("targetCapacity 100"),
+            "{}",
+            changes[0]
+        );
+        let mut other = d();
+        other.auto_scaling_group = "another-asg".into();
+        assert!(matches!(
+            plan(&other, &o),
+            Err(ResourceError::Immutable { .. })
+        ));
+    }
+}

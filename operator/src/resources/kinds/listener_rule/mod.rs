@@ -1,0 +1,633 @@
+//! The HTTPS listener rule of a ServiceSpec: host-header and path-pattern conditions forwarding
+//! to its target group, at the spec's priority or the lowest free one.
+//!
+//! One load balancer serves many services: each service reconciles only the rules it owns
+//! (tags), so one service's bad spec (a priority taken by another) fails that service alone.
+//!
+//! Invariants: condition values are compared as sets (lower-case hosts); a rule is found by its
+//! ownership tags among the rules that forward to our target group, sit at our priority or share
+//! a host with us (one
+//! DescribeRules per listener, one DescribeTags per 20 candidates); a rule is changed with one
+//! ModifyRule and moved with SetRulePriorities, never recreated; duplicates we own are deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, RulePriorityPair,
+};
+
+use crate::aws::{CallClass, Service};
+use crate::reconcile::ConditionReport;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::elb_actions::Act;
+use crate::resources::shared::elb_tags;
+use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "elbv2:listener-rule";
+
+/// The highest priority ALB rules may have.
+pub const MAX_PRIORITY: u32 = 50000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// Lower-case hosts.
+    pub hosts: BTreeSet<String>,
+    pub paths: BTreeSet<String>,
+    /// Empty when only planning a new target group.
+    pub target_group: String,
+    pub priority: Option<u32>,
+}
+
+impl Desired {
+    pub fn new(
+        hosts: &[String],
+        paths: &[String],
+        target_group: &str,
+        priority: Option<u32>,
+    ) -> Self {
+        Desired {
+            hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            paths: paths.iter().cloned().collect(),
+            target_group: target_group.to_string(),
+            priority,
+        }
+    }
+}
+
+/// A listener rule as compared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub arn: String,
+    /// `None` for the default rule.
+    pub priority: Option<u32>,
+    pub hosts: BTreeSet<String>,
+    pub paths: BTreeSet<String>,
+    /// Conditions other than host-header and path-pattern (a rule we own never has any).
+    pub other_conditions: usize,
+    pub actions: Vec<Act>,
+}
+
+impl Observed {
+    fn forwards_to(&self, tg: &str) -> bool {
+        !tg.is_empty()
+            && self.actions.iter().any(|a| match a {
+                Act::Forward { target_groups } => target_groups.contains(tg),
+                _ => false,
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Create {
+        priority: u32,
+    },
+    /// ModifyRule: conditions and actions.
+    Modify {
+        arn: String,
+    },
+    Move {
+        arn: String,
+        priority: u32,
+    },
+    Delete {
+        arn: String,
+    },
+}
+
+/// The steps, and the priority the rule ends up at.
+pub type Plan = (Vec<(Step, Change)>, Option<u32>);
+
+/// The lowest priority no rule uses.
+pub fn lowest_free(rules: &[Observed]) -> Option<u32> {
+    let used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
+    (1..=MAX_PRIORITY).find(|p| !used.contains(p))
+}
+
+fn set_text(s: &BTreeSet<String>) -> String {
+    s.iter().cloned().collect::<Vec<_>>().join(",")
+}
+
+/// The steps that give this spec exactly one rule as desired (pure). `owners` maps the ARN of
+/// every candidate rule to its ownership. `Err` when the wanted priority is taken by a rule that
+/// is not ours.
+pub fn plan(
+    lb: &str,
+    d: &Desired,
+    rules: &[Observed],
+    owners: &BTreeMap<String, Ownership>,
+) -> Result<Plan, ResourceError> {
+    let ours: Vec<&Observed> = rules
+        .iter()
+        .filter(|r| owners.get(&r.arn) == Some(&Ownership::Ours))
+        .collect();
+    if let Some(p) = d.priority {
+        if let Some(r) = rules.iter().find(|r| r.priority == Some(p)) {
+            match owners.get(&r.arn) {
+                Some(Ownership::Ours) => {}
+                Some(Ownership::OtherSpec(o)) => {
+                    return Err(ResourceError::Unsatisfiable(format!(
+                        "priority {p} on {lb} :443 is taken by a rule of {o}; choose another spec.ingress.priority or leave it out"
+                    )))
+                }
+                _ => {
+                    return Err(ResourceError::Unsatisfiable(format!(
+                        "priority {p} on {lb} :443 is taken by a rule this operator does not own ({}); choose another spec.ingress.priority or leave it out",
+                        r.arn
+                    )))
+                }
+            }
+        }
+    }
+    // Keep the rule at the wanted priority if we own one there, else our lowest.
+    let keep = ours
+        .iter()
+        .find(|r| d.priority.is_some() && r.priority == d.priority)
+        .or_else(|| ours.iter().min_by_key(|r| r.priority))
+        .copied();
+    let resource = |p: Option<u32>| match p {
+        Some(p) => format!("listener rule {lb} :443 priority {p}"),
+        None => format!("listener rule {lb} :443"),
+    };
+    let mut steps = Vec::new();
+    for r in &ours {
+        if Some(r.arn.as_str()) != keep.map(|k| k.arn.as_str()) {
+            steps.push((
+                Step::Delete { arn: r.arn.clone() },
+                Change::delete(resource(r.priority), "duplicate"),
+            ));
+        }
+    }
+    let want_actions = vec![Act::forward(&d.target_group)];
+    let Some(k) = keep else {
+        let priority = d.priority.or_else(|| lowest_free(rules)).ok_or_else(|| {
+            ResourceError::Unsatisfiable(format!("{lb} :443 has no free rule priority"))
+        })?;
+        steps.push((
+            Step::Create { priority },
+            Change::create(
+                resource(Some(priority)),
+                format!("host {} path {}", set_text(&d.hosts), set_text(&d.paths)),
+            ),
+        ));
+        return Ok((steps, Some(priority)));
+    };
+    let mut details = Vec::new();
+    if k.hosts != d.hosts {
+        details.push(format!(
+            "hosts: {} -> {}",
+            set_text(&k.hosts),
+            set_text(&d.hosts)
+        ));
+    }
+    if k.paths != d.paths {
+        details.push(format!(
+            "paths: {} -> {}",
+            set_text(&k.paths),
+            set_text(&d.paths)
+        ));
+    }
+    if k.other_conditions > 0 {
+        details.push(format!("other conditions: {} -> 0", k.other_conditions));
+    }
+    if !d.target_group.is_empty() && k.actions != want_actions {
+        let text = |a: &[Act]| a.iter().map(Act::text).collect::<Vec<_>>().join(", ");
+        details.push(format!(
+            "action: {} -> {}",
+            text(&k.actions),
+            text(&want_actions)
+        ));
+    }
+    if !details.is_empty() {
+        steps.push((
+            Step::Modify { arn: k.arn.clone() },
+            Change::update(resource(k.priority), details.join(", ")),
+        ));
+    }
+    let mut priority = k.priority;
+    if let Some(p) = d.priority {
+        if k.priority != Some(p) {
+            steps.push((
+                Step::Move {
+                    arn: k.arn.clone(),
+                    priority: p,
+                },
+                Change::field(
+                    resource(k.priority),
+                    "priority",
+                    k.priority.map(|p| p.to_string()).unwrap_or_default(),
+                    p,
+                ),
+            ));
+            priority = Some(p);
+        }
+    }
+    Ok((steps, priority))
+}
+
+fn from_sdk(r: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Observed {
+    let mut o = Observed {
+        arn: r.rule_arn().unwrap_or_default().to_string(),
+        priority: r.priority().and_then(|p| p.parse().ok()),
+        actions: r.actions().iter().map(Act::from_sdk).collect(),
+        ..Default::default()
+    };
+    for c in r.conditions() {
+        match c.field() {
+            Some("host-header") => {
+                let v = c
+                    .host_header_config()
+                    .map(|h| h.values().to_vec())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| c.values().to_vec());
+                o.hosts
+                    .extend(v.into_iter().map(|h| h.to_ascii_lowercase()));
+            }
+            Some("path-pattern") => {
+                let v = c
+                    .path_pattern_config()
+                    .map(|p| p.values().to_vec())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| c.values().to_vec());
+                o.paths.extend(v);
+            }
+            _ => o.other_conditions += 1,
+        }
+    }
+    o
+}
+
+/// Every rule of the listener but the default one (DescribeRules, paginated).
+pub async fn observe(run: &SpecRun<'_>, listener: &str) -> Result<Vec<Observed>, ResourceError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeRules",
+                listener,
+                run.aws
+                    .elbv2
+                    .describe_rules()
+                    .listener_arn(listener)
+                    .page_size(super::load_balancer::PAGE_SIZE)
+                    .set_marker(marker.take())
+                    .send(),
+            )
+            .await?;
+        out.extend(
+            page.rules()
+                .iter()
+                .filter(|r| r.is_default() != Some(true) && r.priority() != Some("default"))
+                .map(from_sdk),
+        );
+        match page.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+fn conditions(d: &Desired) -> Vec<RuleCondition> {
+    vec![
+        RuleCondition::builder()
+            .field("host-header")
+            .host_header_config(
+                HostHeaderConditionConfig::builder()
+                    .set_values(Some(d.hosts.iter().cloned().collect()))
+                    .build(),
+            )
+            .build(),
+        RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(
+                PathPatternConditionConfig::builder()
+                    .set_values(Some(d.paths.iter().cloned().collect()))
+                    .build(),
+            )
+            .build(),
+    ]
+}
+
+/// A priority taken between our read and our write (another service allocating at the same
+/// time) is worth a retry: the next reconcile picks another free one.
+fn retry_on_priority_race(e: ResourceError) -> ResourceError {
+    match e.code() {
+        Some("PriorityInUse") => ResourceError::Dependency(e.to_string()),
+        _ => e,
+    }
+}
+
+/// Every rule of a listener and the tags of every one of them (a resync wave's read, shared by
+/// the ServiceSpecs on the listener).
+struct Listing {
+    rules: Vec<Observed>,
+    tags: BTreeMap<String, elb_tags::Tags>,
+}
+
+async fn rules_and_tags(run: &SpecRun<'_>, listener: &str) -> Result<Listing, ResourceError> {
+    let rules = observe(run, listener).await?;
+    let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
+    let tags = elb_tags::describe(run, &arns).await?;
+    Ok(Listing { rules, tags })
+}
+
+/// Reconcile this spec's rule on the HTTPS listener `listener` of load balancer `lb`. Reports
+/// the rule and its priority in the status.
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    lb: &str,
+    listener: &str,
+    d: &Desired,
+) -> Result<(), ResourceError> {
+    let entry = Entry::Rules(listener.to_string());
+    let listing = match run.cached(entry, |_| rules_and_tags(run, listener)).await {
+        Some(l) => Some(l?),
+        None => None,
+    };
+    let rules = match &listing {
+        Some(l) => l.rules.clone(),
+        None => observe(run, listener).await?,
+    };
+    let candidates: Vec<String> = rules
+        .iter()
+        .filter(|r| {
+            r.forwards_to(&d.target_group)
+                || (d.priority.is_some() && r.priority == d.priority)
+                // Our rule whose action was changed by hand still matches our hosts.
+                || !r.hosts.is_disjoint(&d.hosts)
+        })
+        .map(|r| r.arn.clone())
+        .collect();
+    let tags = match &listing {
+        Some(l) => candidates
+            .iter()
+            .filter_map(|a| Some((a.clone(), l.tags.get(a)?.clone())))
+            .collect(),
+        None => elb_tags::describe(run, &candidates).await?,
+    };
+    let mut owners: BTreeMap<String, Ownership> = BTreeMap::new();
+    for arn in &candidates {
+        let t = tags.get(arn).cloned().unwrap_or_default();
+        let mut who = ownership(&run.aws.instance, &run.key, &t);
+        // An unowned rule that already forwards to our target group is ours to adopt.
+        if who == Ownership::Foreign
+            && run.adopt
+            && rules
+                .iter()
+                .any(|r| &r.arn == arn && r.forwards_to(&d.target_group))
+        {
+            let missing =
+                crate::resources::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
+            if run.plan(Change::update(
+                format!("listener rule {lb} :443"),
+                format!("tags: + {}", elb_tags::keys(&missing)),
+            )) {
+                elb_tags::add(run, arn, &missing).await?;
+            }
+            who = Ownership::Ours;
+        }
+        owners.insert(arn.clone(), who);
+    }
+    let (steps, priority) = plan(lb, d, &rules, &owners)?;
+    let mut arn = rules
+        .iter()
+        .find(|r| owners.get(&r.arn) == Some(&Ownership::Ours) && r.priority == priority)
+        .map(|r| r.arn.clone())
+        .unwrap_or_default();
+    for (step, change) in steps {
+        if !run.plan(change) {
+            continue;
+        }
+        let elb = &run.aws.elbv2;
+        match step {
+            Step::Create { priority } => {
+                let out = run
+                    .aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "CreateRule",
+                        lb,
+                        elb.create_rule()
+                            .listener_arn(listener)
+                            .priority(priority as i32)
+                            .set_conditions(Some(conditions(d)))
+                            .actions(Act::forward(&d.target_group).to_sdk())
+                            .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
+                            .send(),
+                    )
+                    .await
+                    .map_err(retry_on_priority_race)?;
+                arn = out
+                    .rules()
+                    .first()
+                    .and_then(|r| r.rule_arn())
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            Step::Modify { arn: a } => {
+                run.aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "ModifyRule",
+                        lb,
+                        elb.modify_rule()
+                            .rule_arn(&a)
+                            .set_conditions(Some(conditions(d)))
+                            .actions(Act::forward(&d.target_group).to_sdk())
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Move { arn: a, priority } => {
+                run.aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "SetRulePriorities",
+                        lb,
+                        elb.set_rule_priorities()
+                            .rule_priorities(
+                                RulePriorityPair::builder()
+                                    .rule_arn(&a)
+                                    .priority(priority as i32)
+                                    .build(),
+                            )
+                            .send(),
+                    )
+                    .await
+                    .map_err(retry_on_priority_race)?;
+                arn = a;
+            }
+            Step::Delete { arn: a } => {
+                run.aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "DeleteRule",
+                        lb,
+                        elb.delete_rule().rule_arn(&a).send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    if let Some(p) = priority {
+        if !arn.is_empty() {
+            run.resource(TYPE, arn);
+        }
+        run.condition(ConditionReport::new(
+            "ListenerRule",
+            true,
+            "PriorityAllocated",
+            format!("priority {p} on {lb} :443"),
+        ));
+    }
+    Ok(())
+}
+
+/// Teardown of a rule this spec recorded (`elbv2:listener-rule`, its ARN): deleted, or released
+/// with `retain`. A rule without our ownership tags, or gone already, is left alone. Returns
+/// whether the rule is gone or released (always, once this returns `Ok`).
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+    // Gone already, or not ours: left alone.
+    if !elb_tags::owned(run, arn).await? {
+        return Ok(true);
+    }
+    let resource = format!(
+        "listener rule {}",
+        crate::resources::shared::elb_actions::short_arn(arn)
+    );
+    if retain {
+        elb_tags::release(run, arn, &resource).await?;
+        return Ok(true);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        match run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Write,
+                "DeleteRule",
+                arn,
+                run.aws.elbv2.delete_rule().rule_arn(arn).send(),
+            )
+            .await
+        {
+            Err(e) if e.code() == Some("RuleNotFound") => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// A listener rule, as the generic driver sees it.
+    ListenerRuleKind,
+    TYPE,
+    3,
+    delete
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(arn: &str, p: u32, tg: &str) -> Observed {
+        Observed {
+            arn: arn.into(),
+            priority: Some(p),
+            hosts: ["example.com", "www.example.com"].map(String::from).into(),
+            paths: ["/*"].map(String::from).into(),
+            other_conditions: 0,
+            actions: vec![Act::forward(tg)],
+        }
+    }
+
+    fn d(p: Option<u32>) -> Desired {
+        Desired::new(
+            &["www.example.com".into(), "Example.com".into()],
+            &["/*".into()],
+            "tg",
+            p,
+        )
+    }
+
+    #[test]
+    fn our_matching_rule_needs_nothing_whatever_the_value_order() {
+        let rules = vec![rule("r1", 100, "tg")];
+        let owners = BTreeMap::from([("r1".to_string(), Ownership::Ours)]);
+        let (steps, p) = plan("prod", &d(Some(100)), &rules, &owners).unwrap();
+        assert!(steps.is_empty());
+        assert_eq!(p, Some(100));
+    }
+
+    #[test]
+    fn without_a_priority_the_lowest_free_one_is_taken() {
+        let rules = vec![rule("a", 1, "x"), rule("b", 2, "y"), rule("c", 4, "z")];
+        let (steps, p) = plan("prod", &d(None), &rules, &BTreeMap::new()).unwrap();
+        assert_eq!(p, Some(3));
+        assert_eq!(steps[0].0, Step::Create { priority: 3 });
+    }
+
+    #[test]
+    fn a_priority_held_by_another_spec_fails_this_spec_only() {
+        let rules = vec![rule("theirs", 100, "other")];
+        let owners = BTreeMap::from([(
+            "theirs".to_string(),
+            Ownership::OtherSpec("ServiceSpec/admin".into()),
+        )]);
+        let err = plan("prod", &d(Some(100)), &rules, &owners).unwrap_err();
+        assert!(err.to_string().contains("ServiceSpec/admin"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_path_is_one_modify_and_a_new_priority_one_move() {
+        let mut r = rule("r1", 7, "tg");
+        r.paths = ["/api/*"].map(String::from).into();
+        let owners = BTreeMap::from([("r1".to_string(), Ownership::Ours)]);
+        let (steps, p) = plan("prod", &d(Some(100)), &[r], &owners).unwrap();
+        assert_eq!(p, Some(100));
+        assert_eq!(steps.len(), 2);
+        assert_eq!(
+            steps[0].1.to_string(),
+            "~ listener rule prod :443 priority 7 paths: /api/* -> /*"
+        );
+        assert_eq!(
+            steps[1].0,
+            Step::Move {
+                arn: "r1".into(),
+                priority: 100
+            }
+        );
+    }
+
+    #[test]
+    fn duplicates_we_own_are_deleted() {
+        let rules = vec![rule("r1", 5, "tg"), rule("r2", 6, "tg")];
+        let owners = BTreeMap::from([
+            ("r1".to_string(), Ownership::Ours),
+            ("r2".to_string(), Ownership::Ours),
+        ]);
+        let (steps, p) = plan("prod", &d(None), &rules, &owners).unwrap();
+        assert_eq!(p, Some(5));
+        assert_eq!(
+            steps,
+            vec![(
+                Step::Delete { arn: "r2".into() },
+                Change::delete("listener rule prod :443 priority 6", "duplicate")
+            )]
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! One folder per resource kind, each holding that kind's whole life: desired state, observe,
+//! the pure plan (with its unit tests), apply, and delete (honouring `deletionPolicy: Retain`).
+//! A kind is registered in [`super::registry`] and called by a pipeline.
+
+pub mod capacity_provider;
+pub mod certificate;
+pub mod dns;
+pub mod ecr;
+pub mod ecs_cluster;
+pub mod ecs_service;
+pub mod listener;
+pub mod listener_rule;
+pub mod load_balancer;
+pub mod scaling;
+pub mod target_group;
+pub mod task_definition;

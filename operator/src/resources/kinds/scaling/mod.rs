@@ -1,0 +1,570 @@
+//! Service autoscaling with Application Auto Scaling: a scalable target (min/max) on the
+//! service's desired count and one target-tracking policy per metric the spec names (CPU,
+//! memory, ALB requests per target); policies the spec no longer names are deleted, and the
+//! target is deregistered when the spec drops `autoscaling`. A scalable target on a service
+//! this spec owns belongs to the spec.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use aws_sdk_applicationautoscaling::types::{
+    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalingPolicy,
+    ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
+};
+
+use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::snapshot::Entry;
+use crate::resources::ResourceError;
+use crate::spec::types::Autoscaling;
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "application-autoscaling:scalable-target";
+
+/// One target-tracking policy: metric, target value, scale-in and scale-out cooldowns, and the
+/// ALB resource label for request counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub metric: String,
+    pub target: f64,
+    pub scale_in_cooldown: i32,
+    pub scale_out_cooldown: i32,
+    pub resource_label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Desired {
+    /// `None`: no autoscaling.
+    pub range: Option<(i32, i32)>,
+    /// By policy name.
+    pub policies: BTreeMap<String, Policy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub range: Option<(i32, i32)>,
+    pub policies: BTreeMap<String, Policy>,
+}
+
+/// `service/<cluster>/<service>`.
+pub fn resource_id(cluster: &str, service: &str) -> String {
+    format!("service/{cluster}/{service}")
+}
+
+/// The policies and range the spec asks for (pure). `alb_label`: the
+/// `app/<lb>/<id>/targetgroup/<tg>/<id>` label, needed for request-count tracking.
+pub fn desired(service: &str, a: Option<&Autoscaling>, alb_label: Option<&str>) -> Desired {
+    let Some(a) = a else {
+        return Desired::default();
+    };
+    let mut policies = BTreeMap::new();
+    let mut add = |suffix: &str, metric: MetricType, target: Option<u32>, label: Option<&str>| {
+        if let Some(t) = target {
+            policies.insert(
+                format!("{service}-{suffix}"),
+                Policy {
+                    metric: metric.as_str().to_string(),
+                    target: f64::from(t),
+                    scale_in_cooldown: a.scale_in_cooldown_seconds as i32,
+                    scale_out_cooldown: a.scale_out_cooldown_seconds as i32,
+                    resource_label: label.map(str::to_string),
+                },
+            );
+        }
+    };
+    add(
+        "cpu",
+        MetricType::EcsServiceAverageCpuUtilization,
+        a.target_cpu_utilization,
+        None,
+    );
+    add(
+        "memory",
+        MetricType::EcsServiceAverageMemoryUtilization,
+        a.target_memory_utilization,
+        None,
+    );
+    if alb_label.is_some() {
+        add(
+            "requests",
+            MetricType::AlbRequestCountPerTarget,
+            a.target_requests_per_target,
+            alb_label,
+        );
+    }
+    Desired {
+        range: Some((a.min_capacity as i32, a.max_capacity as i32)),
+        policies,
+    }
+}
+
+/// A target-tracking policy as compared, by name; `None` for other kinds of policy.
+fn policy_from(p: &ScalingPolicy) -> Option<(String, Policy)> {
+    let c = p.target_tracking_scaling_policy_configuration()?;
+    let m = c.predefined_metric_specification()?;
+    Some((
+        p.policy_name().to_string(),
+        Policy {
+            metric: m.predefined_metric_type().as_str().to_string(),
+            target: c.target_value(),
+            scale_in_cooldown: c.scale_in_cooldown().unwrap_or(0),
+            scale_out_cooldown: c.scale_out_cooldown().unwrap_or(0),
+            resource_label: m.resource_label().map(str::to_string),
+        },
+    ))
+}
+
+/// Every scalable target and scaling policy on ECS services' desired counts, by resource id:
+/// a resync wave's read, shared by every ServiceSpec.
+///
+/// Each half is `None` when its listing is incomplete (an emulator whose paging loops: moto
+/// hands out the same DescribeScalableTargets token again past 100 targets); the specs then
+/// read that half fresh, one call each, and still use the other half.
+#[derive(Debug)]
+struct Listing {
+    targets: Option<HashMap<String, (i32, i32)>>,
+    policies: Option<HashMap<String, BTreeMap<String, Policy>>>,
+}
+
+/// The largest page DescribeScalableTargets returns (AWS: MaxResults 1..50).
+const TARGETS_PAGE_SIZE: i32 = 50;
+/// The largest page DescribeScalingPolicies returns (AWS: MaxResults 1..10; AWS refuses more,
+/// moto does not).
+const POLICIES_PAGE_SIZE: i32 = 10;
+
+/// Every scalable target and scaling policy of the ECS namespace. The listings name no
+/// scalable dimension: AWS wants a resource ID with one, and ECS services have only
+/// `ecs:service:DesiredCount` anyway (checked here all the same).
+async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
+    Ok(Listing {
+        targets: list_targets(run).await?,
+        policies: list_policies(run).await?,
+    })
+}
+
+/// What a listing does after a page.
+enum Next {
+    Page(String),
+    Done,
+    /// The page handed out a token already used: the paging loops.
+    Looped,
+}
+
+/// The step after a page whose next token is `token`, given the tokens used so far.
+fn next_page(token: Option<&str>, seen: &mut HashSet<String>) -> Next {
+    match token {
+        Some(t) if !t.is_empty() && seen.insert(t.to_string()) => Next::Page(t.to_string()),
+        Some(t) if !t.is_empty() => Next::Looped,
+        _ => Next::Done,
+    }
+}
+
+/// Every ECS scalable target's (min, max) by resource id; `None` when the paging loops.
+async fn list_targets(
+    run: &SpecRun<'_>,
+) -> Result<Option<HashMap<String, (i32, i32)>>, ResourceError> {
+    let mut targets = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::ApplicationAutoScaling,
+                CallClass::Read,
+                "DescribeScalableTargets",
+                "ecs",
+                run.aws
+                    .scaling
+                    .describe_scalable_targets()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .max_results(TARGETS_PAGE_SIZE)
+                    .set_next_token(token.take())
+                    .send(),
+            )
+            .await?;
+        for t in page.scalable_targets() {
+            if t.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount {
+                continue;
+            }
+            targets.insert(
+                t.resource_id().to_string(),
+                (t.min_capacity(), t.max_capacity()),
+            );
+        }
+        match next_page(page.next_token(), &mut seen) {
+            Next::Page(t) => token = Some(t),
+            Next::Done => return Ok(Some(targets)),
+            Next::Looped => return Ok(None),
+        }
+    }
+}
+
+/// Every ECS scaling policy by resource id, then name; `None` when the paging loops.
+async fn list_policies(
+    run: &SpecRun<'_>,
+) -> Result<Option<HashMap<String, BTreeMap<String, Policy>>>, ResourceError> {
+    let mut policies: HashMap<String, BTreeMap<String, Policy>> = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::ApplicationAutoScaling,
+                CallClass::Read,
+                "DescribeScalingPolicies",
+                "ecs",
+                run.aws
+                    .scaling
+                    .describe_scaling_policies()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .max_results(POLICIES_PAGE_SIZE)
+                    .set_next_token(token.take())
+                    .send(),
+            )
+            .await?;
+        for p in page.scaling_policies() {
+            if p.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount {
+                continue;
+            }
+            if let Some((name, policy)) = policy_from(p) {
+                policies
+                    .entry(p.resource_id().to_string())
+                    .or_default()
+                    .insert(name, policy);
+            }
+        }
+        match next_page(page.next_token(), &mut seen) {
+            Next::Page(t) => token = Some(t),
+            Next::Done => return Ok(Some(policies)),
+            Next::Looped => return Ok(None),
+        }
+    }
+}
+
+/// The scalable target of `id` and its policies. In a resync wave, from one listing of every
+/// ECS scalable target and policy for the whole wave.
+pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceError> {
+    let listing = match run.cached(Entry::Scaling, |_| list_all(run)).await {
+        Some(listing) => Some(listing?),
+        None => None,
+    };
+    let range = match listing.as_ref().and_then(|l| l.targets.as_ref()) {
+        Some(targets) => targets.get(id).copied(),
+        None => read_range(run, id).await?,
+    };
+    if range.is_none() {
+        return Ok(Observed::default());
+    }
+    let policies = match listing.as_ref().and_then(|l| l.policies.as_ref()) {
+        Some(policies) => policies.get(id).cloned().unwrap_or_default(),
+        None => read_policies(run, id).await?,
+    };
+    Ok(Observed { range, policies })
+}
+
+/// The scalable target of `id` (min, max), read fresh; `None` when there is none.
+async fn read_range(run: &SpecRun<'_>, id: &str) -> Result<Option<(i32, i32)>, ResourceError> {
+    let targets = run
+        .aws
+        .call(
+            Service::ApplicationAutoScaling,
+            CallClass::Read,
+            "DescribeScalableTargets",
+            id,
+            run.aws
+                .scaling
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_ids(id)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .send(),
+        )
+        .await?;
+    // Filter again by resource id: moto (at least) ignores the filter.
+    Ok(targets
+        .scalable_targets()
+        .iter()
+        .find(|t| t.resource_id() == id)
+        .map(|t| (t.min_capacity(), t.max_capacity())))
+}
+
+/// The scaling policies of `id` by name, read fresh.
+async fn read_policies(
+    run: &SpecRun<'_>,
+    id: &str,
+) -> Result<BTreeMap<String, Policy>, ResourceError> {
+    let out = run
+        .aws
+        .call(
+            Service::ApplicationAutoScaling,
+            CallClass::Read,
+            "DescribeScalingPolicies",
+            id,
+            run.aws
+                .scaling
+                .describe_scaling_policies()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(id)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .send(),
+        )
+        .await?;
+    Ok(out
+        .scaling_policies()
+        .iter()
+        .filter(|p| p.resource_id() == id)
+        .filter_map(policy_from)
+        .collect())
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Register(i32, i32),
+    Deregister,
+    PutPolicy(String, Policy),
+    DeletePolicy(String),
+}
+
+/// The steps from observed to desired (pure).
+pub fn plan(service: &str, d: &Desired, o: &Observed) -> Vec<(Step, Change)> {
+    let resource = format!("autoscaling of {service}");
+    let mut steps = Vec::new();
+    match (d.range, o.range) {
+        (None, None) => return steps,
+        (None, Some(_)) => {
+            steps.push((
+                Step::Deregister,
+                Change::delete(&resource, "scalable target and its policies"),
+            ));
+            return steps;
+        }
+        (Some((min, max)), None) => {
+            steps.push((
+                Step::Register(min, max),
+                Change::create(&resource, format!("{min}..{max} tasks")),
+            ));
+        }
+        (Some((min, max)), Some((omin, omax))) if (min, max) != (omin, omax) => {
+            steps.push((
+                Step::Register(min, max),
+                Change::field(
+                    &resource,
+                    "capacity",
+                    format!("{omin}..{omax}"),
+                    format!("{min}..{max}"),
+                ),
+            ));
+        }
+        _ => {}
+    }
+    for (name, p) in &d.policies {
+        match o.policies.get(name) {
+            Some(have) if have == p => {}
+            Some(have) => steps.push((
+                Step::PutPolicy(name.clone(), p.clone()),
+                Change::field(
+                    format!("scaling policy {name}"),
+                    "target",
+                    format!("{} {}", have.metric, have.target),
+                    format!("{} {}", p.metric, p.target),
+                ),
+            )),
+            None => steps.push((
+                Step::PutPolicy(name.clone(), p.clone()),
+                Change::create(
+                    format!("scaling policy {name}"),
+                    format!("{} at {}", p.metric, p.target),
+                ),
+            )),
+        }
+    }
+    for name in o.policies.keys() {
+        if !d.policies.contains_key(name) {
+            steps.push((
+                Step::DeletePolicy(name.clone()),
+                Change::delete(format!("scaling policy {name}"), ""),
+            ));
+        }
+    }
+    steps
+}
+
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    cluster: &str,
+    service: &str,
+    d: &Desired,
+) -> Result<(), ResourceError> {
+    let id = resource_id(cluster, service);
+    let o = observe(run, &id).await?;
+    if d.range.is_some() {
+        run.resource(TYPE, id.clone());
+    }
+    for (step, change) in plan(service, d, &o) {
+        if !run.plan(change) {
+            continue;
+        }
+        let s = &run.aws.scaling;
+        match step {
+            Step::Register(min, max) => {
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "RegisterScalableTarget",
+                        &id,
+                        s.register_scalable_target()
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .min_capacity(min)
+                            .max_capacity(max)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Deregister => {
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "DeregisterScalableTarget",
+                        &id,
+                        s.deregister_scalable_target()
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::PutPolicy(name, p) => {
+                let metric = PredefinedMetricSpecification::builder()
+                    .predefined_metric_type(MetricType::from(p.metric.as_str()))
+                    .set_resource_label(p.resource_label.clone())
+                    .build()
+                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+                let config = TargetTrackingScalingPolicyConfiguration::builder()
+                    .target_value(p.target)
+                    .predefined_metric_specification(metric)
+                    .scale_in_cooldown(p.scale_in_cooldown)
+                    .scale_out_cooldown(p.scale_out_cooldown)
+                    .build()
+                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "PutScalingPolicy",
+                        &name,
+                        s.put_scaling_policy()
+                            .policy_name(&name)
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .policy_type(PolicyType::TargetTrackingScaling)
+                            .target_tracking_scaling_policy_configuration(config)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::DeletePolicy(name) => {
+                run.aws
+                    .call(
+                        Service::ApplicationAutoScaling,
+                        CallClass::Write,
+                        "DeleteScalingPolicy",
+                        &name,
+                        s.delete_scaling_policy()
+                            .policy_name(&name)
+                            .service_namespace(ServiceNamespace::Ecs)
+                            .resource_id(&id)
+                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                            .send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Teardown of the scalable target (`application-autoscaling:scalable-target`,
+/// `service/<cluster>/<service>`): its policies and registration go; with `retain` it is left
+/// as it is (scalable targets carry no tags to release).
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<bool, ResourceError> {
+    if retain {
+        return Ok(true);
+    }
+    let Some(service) = id.rsplit('/').next().map(str::to_string) else {
+        return Ok(true);
+    };
+    let cluster = id.split('/').nth(1).unwrap_or_default().to_string();
+    let none = Desired::default();
+    reconcile(run, &cluster, &service, &none).await?;
+    Ok(true)
+}
+
+crate::resources::kind::kind!(
+    /// An ECS service's scalable target and its policies, as the generic driver sees it.
+    ScalableTargetKind,
+    TYPE,
+    1,
+    delete
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_follows_new_tokens_and_stops_at_a_repeated_one() {
+        let mut seen = HashSet::new();
+        assert!(matches!(next_page(Some("49"), &mut seen), Next::Page(t) if t == "49"));
+        assert!(matches!(next_page(Some("99"), &mut seen), Next::Page(t) if t == "99"));
+        // moto past 100 targets: the same token again.
+        assert!(matches!(next_page(Some("49"), &mut seen), Next::Looped));
+        assert!(matches!(next_page(Some(""), &mut seen), Next::Done));
+        assert!(matches!(next_page(None, &mut seen), Next::Done));
+    }
+
+    fn spec() -> Autoscaling {
+        Autoscaling {
+            min_capacity: 2,
+            max_capacity: 4,
+            target_cpu_utilization: Some(75),
+            target_memory_utilization: None,
+            target_requests_per_target: None,
+            scale_in_cooldown_seconds: 300,
+            scale_out_cooldown_seconds: 60,
+        }
+    }
+
+    #[test]
+    fn a_converged_target_and_policy_need_nothing() {
+        let d = desired("web", Some(&spec()), None);
+        let o = Observed {
+            range: d.range,
+            policies: d.policies.clone(),
+        };
+        assert!(plan("web", &d, &o).is_empty());
+        assert_eq!(
+            d.policies["web-cpu"].metric,
+            "ECSServiceAverageCPUUtilization"
+        );
+    }
+
+    #[test]
+    fn dropping_autoscaling_deregisters_the_target() {
+        let d = desired("web", Some(&spec()), None);
+        let o = Observed {
+            range: d.range,
+            policies: d.policies,
+        };
+        let steps = plan("web", &Desired::default(), &o);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].0, Step::Deregister);
+    }
+}

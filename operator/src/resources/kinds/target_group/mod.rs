@@ -1,0 +1,150 @@
+//! The target group of a ServiceSpec with ingress: target type `ip` (awsvpc tasks), HTTP on the
+//! container port, in the load balancer's VPC, the health check exactly as specified, and the
+//! `deregistration_delay.timeout_seconds` attribute.
+//!
+//! Invariants: the name is derived from the spec name (at most 32 characters); port, protocol,
+//! VPC and target type cannot change in place and are reported, never recreated; the health
+//! check is compared field by field with AWS's spelling normalised (matcher codes without
+//! spaces); every difference is one ModifyTargetGroup call.
+
+mod delete;
+mod observe;
+mod plan;
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum,
+};
+
+use crate::aws::{CallClass, Service};
+use crate::reconcile::ConditionReport;
+use crate::resources::run::SpecRun;
+use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::ResourceError;
+
+pub use delete::delete;
+pub use observe::{list_owned, observe, target_group_names};
+pub use plan::{
+    desired, normalise_matcher, plan, Desired, Health, Observed, Step, ATTR_DEREGISTRATION_DELAY,
+    DEFAULT_DEREGISTRATION_DELAY,
+};
+
+/// The id of this kind in status ledgers and garbage-collection scans.
+pub const TYPE: &str = "elbv2:targetgroup";
+
+/// Reconcile the target group. Returns its ARN (empty when only planning a create).
+pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
+    let resource = format!("target group {}", d.name);
+    let observed = observe(run, &d.name).await?;
+    let missing = match &observed {
+        Some(o) => run.claim(&resource, &o.tags)?,
+        None => Tags::new(),
+    };
+    let mut arn = observed.as_ref().map(|o| o.arn.clone()).unwrap_or_default();
+    let (steps, immutable) = plan(d, observed.as_ref(), missing);
+    for e in immutable {
+        run.condition(ConditionReport::new(
+            "TargetGroupImmutable",
+            false,
+            "ImmutableField",
+            e.to_string(),
+        ));
+        run.degrade(e.to_string());
+    }
+    let h = &d.health;
+    for (step, change) in steps {
+        if !run.plan(change) {
+            continue;
+        }
+        let elb = &run.aws.elbv2;
+        match step {
+            Step::Create => {
+                let out = run
+                    .aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "CreateTargetGroup",
+                        &d.name,
+                        elb.create_target_group()
+                            .name(&d.name)
+                            .protocol(ProtocolEnum::Http)
+                            .port(d.port)
+                            .vpc_id(&d.vpc_id)
+                            .target_type(TargetTypeEnum::Ip)
+                            .health_check_enabled(true)
+                            .health_check_protocol(ProtocolEnum::Http)
+                            .health_check_port(&h.port)
+                            .health_check_path(&h.path)
+                            .health_check_interval_seconds(h.interval as i32)
+                            .health_check_timeout_seconds(h.timeout as i32)
+                            .healthy_threshold_count(h.healthy as i32)
+                            .unhealthy_threshold_count(h.unhealthy as i32)
+                            .matcher(Matcher::builder().http_code(&h.matcher).build())
+                            .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
+                            .send(),
+                    )
+                    .await?;
+                arn = out
+                    .target_groups()
+                    .first()
+                    .and_then(|t| t.target_group_arn())
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
+            Step::Health => {
+                run.aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "ModifyTargetGroup",
+                        &d.name,
+                        elb.modify_target_group()
+                            .target_group_arn(&arn)
+                            .health_check_enabled(true)
+                            .health_check_protocol(ProtocolEnum::Http)
+                            .health_check_port(&h.port)
+                            .health_check_path(&h.path)
+                            .health_check_interval_seconds(h.interval as i32)
+                            .health_check_timeout_seconds(h.timeout as i32)
+                            .healthy_threshold_count(h.healthy as i32)
+                            .unhealthy_threshold_count(h.unhealthy as i32)
+                            .matcher(Matcher::builder().http_code(&h.matcher).build())
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Deregistration => {
+                run.aws
+                    .call(
+                        Service::Elbv2,
+                        CallClass::Write,
+                        "ModifyTargetGroupAttributes",
+                        &d.name,
+                        elb.modify_target_group_attributes()
+                            .target_group_arn(&arn)
+                            .attributes(
+                                TargetGroupAttribute::builder()
+                                    .key(ATTR_DEREGISTRATION_DELAY)
+                                    .value(d.deregistration_delay.to_string())
+                                    .build(),
+                            )
+                            .send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    if !arn.is_empty() {
+        run.resource(TYPE, arn.clone());
+    }
+    Ok(arn)
+}
+
+crate::resources::kind::kind!(
+    /// A target group, as the generic driver sees it.
+    TargetGroupKind,
+    TYPE,
+    5,
+    delete
+);

@@ -1,0 +1,28 @@
+//! A ClusterSpec's resources in dependency order: capacity providers -> ECS cluster (with its
+//! provider list and default strategy) -> for each load balancer, what the edge modules manage.
+
+use super::edge;
+use crate::reconcile::ReconcileInput;
+use crate::resources::kinds::{capacity_provider, ecs_cluster};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+use crate::spec::types::ClusterSpec;
+
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    spec: &ClusterSpec,
+    _input: &ReconcileInput,
+) -> Result<(), ResourceError> {
+    let providers: Vec<_> = spec
+        .spec
+        .capacity_providers
+        .iter()
+        .map(capacity_provider::desired)
+        .collect();
+    capacity_provider::reconcile(run, &providers).await?;
+    ecs_cluster::reconcile(run, &ecs_cluster::desired(spec)).await?;
+    for lb in &spec.spec.load_balancers {
+        edge::load_balancer(run, lb).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The edge pipelines: what a ClusterSpec's load balancers and a ServiceSpec's ingress need, in
+//! dependency order. Each step is its own module; this one only sequences them.
+//!
+//! - [`load_balancer`]: default certificate (+ validation records) -> ALB (+ attributes) ->
+//!   HTTP :80 redirect and HTTPS :443 listeners.
+//! - [`service`]: ECR repository -> certificate for hosts the default one does not cover ->
+//!   target group -> listener rule + SNI certificate. Returns what the ECS service needs.
+//! - [`service_dns`]: the alias records, last, once the service is in place.
+
+use crate::resources::kinds::certificate;
+use crate::resources::kinds::dns;
+use crate::resources::kinds::ecr;
+use crate::resources::kinds::listener;
+use crate::resources::kinds::listener_rule;
+use crate::resources::kinds::load_balancer::{self, Info};
+use crate::resources::kinds::target_group;
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+use crate::spec::types::{ClusterSpec, LoadBalancer, ServiceSpec};
+
+/// Reconcile one `loadBalancers[]` entry of a ClusterSpec. A certificate still pending leaves the
+/// HTTPS listener for a later reconcile (the run is Progressing meanwhile).
+pub async fn load_balancer(
+    run: &mut SpecRun<'_>,
+    lb: &LoadBalancer,
+) -> Result<Info, ResourceError> {
+    let cert = certificate::reconcile(
+        run,
+        &certificate::Desired::new(&lb.certificate.domains, &lb.certificate.hosted_zone),
+    )
+    .await?;
+    let info = load_balancer::reconcile(run, &load_balancer::desired(lb)).await?;
+    let issued = (cert.issued && !cert.arn.is_empty()).then(|| cert.arn.clone());
+    listener::reconcile(run, &info, &listener::desired(lb, issued)).await?;
+    Ok(info)
+}
+
+/// What the edge stage of a ServiceSpec hands to the ECS stage and to [`service_dns`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceEdge {
+    /// The ECR repository URI, when the spec has a repository.
+    pub repository_uri: Option<String>,
+    /// The target group the ECS service registers its tasks in (`None` without ingress, or
+    /// empty while only planning its creation).
+    pub target_group_arn: Option<String>,
+    /// The container port the target group forwards to.
+    pub container_port: Option<u32>,
+    /// The load balancer in front of the service.
+    pub load_balancer: Option<Info>,
+}
+
+/// The hosts of `spec` that `lb`'s default certificate does not cover.
+pub fn uncovered_hosts(spec: &ServiceSpec, lb: &LoadBalancer) -> Vec<String> {
+    spec.spec
+        .ingress
+        .as_ref()
+        .map(|i| {
+            i.hosts
+                .iter()
+                .filter(|h| !certificate::covers(&lb.certificate.domains, h))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The edge resources of a ServiceSpec, before its ECS service.
+pub async fn service(
+    run: &mut SpecRun<'_>,
+    spec: &ServiceSpec,
+    cluster: &ClusterSpec,
+) -> Result<ServiceEdge, ResourceError> {
+    let mut out = ServiceEdge::default();
+    if let Some(repo) = &spec.spec.repository {
+        out.repository_uri = Some(ecr::reconcile(run, &ecr::desired(repo)).await?);
+    }
+    let Some(ingress) = &spec.spec.ingress else {
+        return Ok(out);
+    };
+    let lb_spec = cluster
+        .spec
+        .load_balancers
+        .iter()
+        .find(|l| l.name == ingress.load_balancer)
+        .ok_or_else(|| {
+            ResourceError::Dependency(format!(
+                "load balancer {} is not declared by ClusterSpec/{}",
+                ingress.load_balancer, cluster.metadata.name
+            ))
+        })?;
+    let lb_name = crate::resources::shared::names::load_balancer_name(&lb_spec.name);
+    let info = load_balancer::find(run, &lb_name).await?.ok_or_else(|| {
+        ResourceError::Dependency(format!(
+            "load balancer {lb_name} does not exist yet (ClusterSpec/{} creates it)",
+            cluster.metadata.name
+        ))
+    })?;
+    let https = listener::listeners(run, &info.arn)
+        .await?
+        .into_iter()
+        .find(|l| l.port == 443)
+        .ok_or_else(|| {
+            ResourceError::Dependency(format!(
+                "load balancer {lb_name} has no HTTPS :443 listener yet (ClusterSpec/{} creates it once its certificate is issued)",
+                cluster.metadata.name
+            ))
+        })?;
+
+    let uncovered = uncovered_hosts(spec, lb_spec);
+    let mut sni = None;
+    if !uncovered.is_empty() {
+        let zone = ingress
+            .dns
+            .as_ref()
+            .map(|d| d.hosted_zone.clone())
+            .unwrap_or_else(|| lb_spec.certificate.hosted_zone.clone());
+        let cert =
+            certificate::reconcile(run, &certificate::Desired::new(&uncovered, &zone)).await?;
+        if cert.issued {
+            sni = Some(cert.arn);
+        }
+    }
+
+    let port = spec.spec.container.port.ok_or_else(|| {
+        ResourceError::Unsatisfiable("spec.container.port is required with ingress".into())
+    })?;
+    let tg = target_group::reconcile(
+        run,
+        &target_group::desired(&spec.metadata.name, ingress, port, &info.vpc_id),
+    )
+    .await?;
+    listener_rule::reconcile(
+        run,
+        &lb_name,
+        &https.arn,
+        &listener_rule::Desired::new(&ingress.hosts, &ingress.paths, &tg, ingress.priority),
+    )
+    .await?;
+    // While a new certificate is pending, the one attached before stays.
+    if uncovered.is_empty() || sni.is_some() {
+        listener::reconcile_sni(run, &lb_name, &https, sni.as_deref()).await?;
+    }
+    out.target_group_arn = Some(tg);
+    out.container_port = Some(port);
+    out.load_balancer = Some(info);
+    Ok(out)
+}
+
+/// The Route53 records of a ServiceSpec, after its ECS service.
+pub async fn service_dns(
+    run: &mut SpecRun<'_>,
+    spec: &ServiceSpec,
+    edge: &ServiceEdge,
+) -> Result<(), ResourceError> {
+    let (Some(ingress), Some(lb)) = (&spec.spec.ingress, &edge.load_balancer) else {
+        return Ok(());
+    };
+    let Some(d) = &ingress.dns else {
+        return Ok(());
+    };
+    dns::reconcile(run, &d.hosted_zone, &ingress.hosts, lb).await
+}

@@ -1,0 +1,117 @@
+//! A ServiceSpec's resources in dependency order: ECR repository -> certificate -> target group
+//! -> listener rule -> task definition -> ECS service -> autoscaling -> Route53 records.
+
+use super::edge;
+use crate::reconcile::ReconcileInput;
+use crate::resources::kinds::task_definition::RevisionCache;
+use crate::resources::kinds::{ecs_cluster, ecs_service, scaling, task_definition};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+use crate::spec::types::{ClusterSpec, ServiceSpec};
+use crate::spec::{Kind, Spec, SpecKey};
+
+/// The ClusterSpec a ServiceSpec names, from the store's valid specs.
+pub fn cluster_of<'i>(
+    spec: &ServiceSpec,
+    input: &'i ReconcileInput,
+) -> Result<&'i ClusterSpec, ResourceError> {
+    match input
+        .specs
+        .get(&SpecKey::new(Kind::ClusterSpec, spec.spec.cluster.clone()))
+        .map(|s| s.as_ref())
+    {
+        Some(Spec::Cluster(c)) => Ok(c),
+        _ => Err(ResourceError::Dependency(format!(
+            "ClusterSpec/{} is not in the store (or is invalid): spec.cluster must name one",
+            spec.spec.cluster
+        ))),
+    }
+}
+
+/// The `app/<lb>/<id>/targetgroup/<tg>/<id>` label of ALB request-count metrics.
+pub fn alb_resource_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
+    let lb = lb_arn.split_once(":loadbalancer/")?.1;
+    let tg = tg_arn.rsplit_once(':')?.1;
+    tg.starts_with("targetgroup/").then(|| format!("{lb}/{tg}"))
+}
+
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    spec: &ServiceSpec,
+    input: &ReconcileInput,
+    revisions: &RevisionCache,
+) -> Result<(), ResourceError> {
+    let cluster = cluster_of(spec, input)?;
+    let cluster_name = ecs_cluster::cluster_name(cluster);
+    let name = ecs_service::service_name(spec);
+
+    // ECR -> certificate -> target group -> listener rule (+ SNI certificate).
+    let edge = edge::service(run, spec, cluster).await?;
+    if spec.spec.repository.is_some() && edge.repository_uri.is_none() && run.apply {
+        return Err(ResourceError::Dependency(
+            "the ECR repository does not exist yet".to_string(),
+        ));
+    }
+
+    // Task definition (only when it differs) -> service -> autoscaling.
+    let rendered = task_definition::render(spec, &run.aws.region, edge.repository_uri.as_deref());
+    let autoscaled = spec.spec.autoscaling.is_some();
+    let current = ecs_service::observe(run, &cluster_name, &name, autoscaled).await?;
+    let td_arn = task_definition::reconcile(
+        run,
+        revisions,
+        &rendered,
+        current
+            .as_ref()
+            .map(|o| o.settings.task_definition.as_str()),
+    )
+    .await?;
+    let target_group = edge.target_group_arn.as_deref().filter(|a| !a.is_empty());
+    let want = ecs_service::desired(spec, &td_arn, target_group);
+    let initial = spec
+        .spec
+        .autoscaling
+        .as_ref()
+        .map_or(spec.spec.desired_count, |a| {
+            a.min_capacity
+                .max(spec.spec.desired_count.min(a.max_capacity))
+        });
+    if td_arn.is_empty() && current.is_none() {
+        // Only planning, and nothing exists yet: the service would be created.
+        run.plan(crate::resources::Change::create(
+            format!("ecs service {name}"),
+            format!("{initial} task(s)"),
+        ));
+    } else {
+        ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial).await?;
+    }
+    let label = match (&edge.load_balancer, target_group) {
+        (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
+        _ => None,
+    };
+    let scaling_desired = scaling::desired(&name, spec.spec.autoscaling.as_ref(), label.as_deref());
+    if current.is_some() || run.apply {
+        scaling::reconcile(run, &cluster_name, &name, &scaling_desired).await?;
+    }
+
+    // Route53 alias records (+ ownership TXT) for every host.
+    edge::service_dns(run, spec, &edge).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_count_label_joins_the_alb_and_target_group_suffixes() {
+        assert_eq!(
+            alb_resource_label(
+                "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/prod-public/50dc6c495c0c9188",
+                "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/943f017f100becff"
+            )
+            .as_deref(),
+            Some("app/prod-public/50dc6c495c0c9188/targetgroup/web/943f017f100becff")
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! ECS resource tags: reading them as a map, checking ownership, adding the ownership tags an
+//! adopted or repaired resource lacks, and releasing a resource (`deletionPolicy: Retain`).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::Tag;
+
+use super::tags::{ownership, Ownership};
+use crate::aws::{CallClass, Service};
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::ResourceError;
+use crate::{MANAGED_BY_TAG, OWNER_TAG};
+
+/// ECS tags as a map (tags without a key or value are skipped).
+pub fn to_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+/// Whether ECS tags name this instance and this spec as owner.
+pub fn is_ours(run: &SpecRun<'_>, tags: &[Tag]) -> bool {
+    ownership(&run.aws.instance, &run.key, &to_map(tags)) == Ownership::Ours
+}
+
+/// TagResource (no planning: the caller planned the change). `resource` names it in errors.
+pub async fn put(
+    run: &SpecRun<'_>,
+    resource: &str,
+    arn: &str,
+    tags: BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    let mut req = run.aws.ecs.tag_resource().resource_arn(arn);
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(k).value(v).build());
+    }
+    run.aws
+        .call(
+            Service::Ecs,
+            CallClass::Write,
+            "TagResource",
+            resource,
+            req.send(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Add the ownership tags an existing ECS resource lacks (a no-op when none are missing).
+/// `resource` names it in the plan (`ecs service web`).
+pub async fn add_missing(
+    run: &mut SpecRun<'_>,
+    resource: &str,
+    arn: &str,
+    missing: BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    if missing.is_empty() || !run.plan(Change::update(resource, "tags: + ownership")) {
+        return Ok(());
+    }
+    put(run, resource, arn, missing).await
+}
+
+/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by `released_tag=<Kind/name>`
+/// (TagResource, then UntagResource).
+pub async fn release(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    what: &str,
+    released_tag: &str,
+) -> Result<(), ResourceError> {
+    if !run.plan(Change::update(
+        format!("{what} {arn}"),
+        "released (deletionPolicy Retain)",
+    )) {
+        return Ok(());
+    }
+    let released = BTreeMap::from([(released_tag.to_string(), run.key.to_string())]);
+    put(run, arn, arn, released).await?;
+    run.aws
+        .call(
+            Service::Ecs,
+            CallClass::Write,
+            "UntagResource",
+            arn,
+            run.aws
+                .ecs
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(MANAGED_BY_TAG)
+                .tag_keys(OWNER_TAG)
+                .send(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The tags of an ECS resource; `None` when ECS does not know it (deleted already).
+pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Vec<Tag>>, ResourceError> {
+    match run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListTagsForResource",
+            arn,
+            run.aws
+                .ecs
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send(),
+        )
+        .await
+    {
+        Ok(o) => Ok(Some(o.tags().to_vec())),
+        Err(e)
+            if e.code()
+                .is_some_and(|c| c.contains("NotFound") || c == "InvalidParameterException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The start of an ECS teardown: `None` when `arn` is gone, is not ours, or (with `retain`)
+/// has just been released, so nothing more is to be done; otherwise its name (the last part of
+/// the ARN), to delete. `what` names it in the plan (`ecs cluster`).
+pub async fn to_delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    what: &str,
+    retain: bool,
+) -> Result<Option<String>, ResourceError> {
+    let Some(tags) = lookup(run, arn).await? else {
+        return Ok(None);
+    };
+    if !is_ours(run, &tags) {
+        return Ok(None);
+    }
+    if retain {
+        release(run, arn, what, super::tags::RELEASED_TAG).await?;
+        return Ok(None);
+    }
+    Ok(Some(arn.rsplit('/').next().unwrap_or(arn).to_string()))
+}

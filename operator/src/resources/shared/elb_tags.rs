@@ -1,0 +1,133 @@
+//! ELBv2 tags: batched reads (DescribeTags takes at most 20 ARNs per call) and writes.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::Tag;
+
+use crate::aws::{CallClass, Service};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+
+/// DescribeTags' limit of ARNs per call.
+pub const DESCRIBE_TAGS_BATCH: usize = 20;
+
+pub type Tags = BTreeMap<String, String>;
+
+/// The tags of every ARN, 20 per call. ARNs that AWS does not know are absent from the map.
+pub async fn describe(
+    run: &SpecRun<'_>,
+    arns: &[String],
+) -> Result<BTreeMap<String, Tags>, ResourceError> {
+    let mut out = BTreeMap::new();
+    let mut unique: Vec<String> = arns.iter().filter(|a| !a.is_empty()).cloned().collect();
+    unique.sort();
+    unique.dedup();
+    for chunk in unique.chunks(DESCRIBE_TAGS_BATCH) {
+        let resp = run
+            .aws
+            .call(
+                Service::Elbv2,
+                CallClass::Read,
+                "DescribeTags",
+                &chunk.join(","),
+                run.aws
+                    .elbv2
+                    .describe_tags()
+                    .set_resource_arns(Some(chunk.to_vec()))
+                    .send(),
+            )
+            .await?;
+        for d in resp.tag_descriptions() {
+            let tags = d
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect();
+            out.insert(d.resource_arn().unwrap_or_default().to_string(), tags);
+        }
+    }
+    Ok(out)
+}
+
+/// Tags in the SDK's shape.
+pub fn sdk_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Add `tags` to one resource.
+pub async fn add(run: &SpecRun<'_>, arn: &str, tags: &Tags) -> Result<(), ResourceError> {
+    run.aws
+        .call(
+            Service::Elbv2,
+            CallClass::Write,
+            "AddTags",
+            arn,
+            run.aws
+                .elbv2
+                .add_tags()
+                .resource_arns(arn)
+                .set_tags(Some(sdk_tags(tags)))
+                .send(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `a, b, c` of tag keys, for change details.
+pub fn keys(tags: &Tags) -> String {
+    tags.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The tags of one resource; `None` when AWS does not know it (deleted already). moto answers
+/// an unknown ARN with no tags, which reads as "not ours": either way it is left alone.
+pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Tags>, ResourceError> {
+    match describe(run, &[arn.to_string()]).await {
+        Ok(mut m) => Ok(m.remove(arn)),
+        Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `arn` exists and its tags name this spec as owner: what a teardown checks before it
+/// touches anything.
+pub async fn owned(run: &SpecRun<'_>, arn: &str) -> Result<bool, ResourceError> {
+    Ok(lookup(run, arn)
+        .await?
+        .is_some_and(|tags| is_ours(run, &tags)))
+}
+
+/// Whether `tags` name this instance and this spec as owner.
+pub fn is_ours(run: &SpecRun<'_>, tags: &Tags) -> bool {
+    super::tags::ownership(&run.aws.instance, &run.key, tags) == super::tags::Ownership::Ours
+}
+
+/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by
+/// `ecs-operator.io/released-from=<Kind/name>` (AddTags, then RemoveTags).
+pub async fn release(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(), ResourceError> {
+    if !run.plan(crate::resources::Change::update(
+        what.to_string(),
+        "released (deletionPolicy Retain)",
+    )) {
+        return Ok(());
+    }
+    let released = Tags::from([(super::tags::RELEASED_TAG.to_string(), run.key.to_string())]);
+    add(run, arn, &released).await?;
+    run.aws
+        .call(
+            Service::Elbv2,
+            CallClass::Write,
+            "RemoveTags",
+            arn,
+            run.aws
+                .elbv2
+                .remove_tags()
+                .resource_arns(arn)
+                .tag_keys(crate::MANAGED_BY_TAG)
+                .tag_keys(crate::OWNER_TAG)
+                .send(),
+        )
+        .await?;
+    Ok(())
+}
