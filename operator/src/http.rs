@@ -2,7 +2,9 @@
 //! - `/healthz`: 200 while the process serves requests (the ECS container health check);
 //! - `/readyz`: 200 once the store has been read in full, else 503; the JSON body tells the
 //!   details (leader or follower, who holds the lease, the last store error);
-//! - `/metrics`: Prometheus text format.
+//! - `/metrics`: Prometheus text format;
+//! - with `run --ui`, `/` and `/specs/<Kind>/<name>`: the read-only web page ([`crate::ui`]);
+//!   without it, `/` is 404.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,10 +32,16 @@ pub struct Server {
     pub addr: SocketAddr,
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    ui: Option<Arc<crate::ui::Ui>>,
 }
 
 impl Server {
-    pub async fn bind(addr: &str, metrics: Arc<Metrics>) -> Result<Server, HttpError> {
+    /// Bind `addr`; `ui`: also serve the web page.
+    pub async fn bind(
+        addr: &str,
+        metrics: Arc<Metrics>,
+        ui: Option<Arc<crate::ui::Ui>>,
+    ) -> Result<Server, HttpError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| HttpError::Bind {
@@ -48,16 +56,20 @@ impl Server {
             addr,
             listener,
             metrics,
+            ui,
         })
     }
 
     /// Serve until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.metrics);
+        if let Some(ui) = self.ui {
+            app = app.merge(crate::ui::router(ui));
+        }
         if let Err(e) = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -100,4 +112,45 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
         )],
         m.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn without_the_ui_the_root_and_spec_pages_are_404_and_metrics_still_served() {
+        let metrics = Arc::new(Metrics::new(
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        ));
+        let server = Server::bind("127.0.0.1:0", metrics, None).await.unwrap();
+        let addr = server.addr;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = rx.await;
+        }));
+        assert!(get(addr, "/").await.starts_with("HTTP/1.1 404"));
+        assert!(get(addr, "/specs/ServiceSpec/web")
+            .await
+            .starts_with("HTTP/1.1 404"));
+        let m = get(addr, "/metrics").await;
+        assert!(
+            m.starts_with("HTTP/1.1 200") && m.contains("ecs_operator_leader"),
+            "{m}"
+        );
+        tx.send(()).unwrap();
+        task.await.unwrap();
+    }
 }

@@ -18,6 +18,7 @@ pub mod resources;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+pub mod ui;
 
 /// Annotation that lets a spec take over existing resources that carry no ownership tags.
 pub const ADOPT_ANNOTATION: &str = "ecs-operator.io/adopt";

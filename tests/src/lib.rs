@@ -8,10 +8,12 @@
 pub mod aws_actions;
 pub mod bench;
 pub mod bucket_proxy;
+pub mod chromium;
 pub mod ecs_fixtures;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod prom;
+pub mod promql;
 pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};

@@ -25,6 +25,7 @@ use crate::reconcile::Reconciler;
 use crate::runtime::{self, Handle, Reason, RunnerConfig, RunnerMetrics};
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::watch::{WatchEvent, WatchOptions, Watcher};
+use crate::ui::Ui;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,6 +48,10 @@ pub struct Args {
     /// Serve /healthz, /readyz and /metrics on this address (e.g. 0.0.0.0:9090).
     #[arg(long, env = "ECS_OPERATOR_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Also serve a read-only web page on the --metrics-addr server: every spec at `/`, each
+    /// spec's resources, conditions, rollout and recent reconciles at `/specs/<Kind>/<name>`.
+    #[arg(long, requires = "metrics_addr")]
+    pub ui: bool,
     /// DynamoDB table for leader election; without it this replica assumes it is alone.
     #[arg(long, env = "ECS_OPERATOR_LEASE_TABLE")]
     pub lease_table: Option<String>,
@@ -187,7 +192,12 @@ fn start_gc(
     })
 }
 
-fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetrics>) -> Active {
+fn start_runner(
+    args: &Args,
+    controller: &Arc<Controller>,
+    rm: &Arc<RunnerMetrics>,
+    ui: Option<Arc<Ui>>,
+) -> Active {
     let cfg = RunnerConfig {
         concurrency: args.concurrency.max(1),
         resync_interval: args.resync_interval,
@@ -197,7 +207,18 @@ fn start_runner(args: &Args, controller: &Arc<Controller>, rm: &Arc<RunnerMetric
     let c = controller.clone();
     let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey, wave| {
         let c = c.clone();
-        async move { c.reconcile(key, wave).await }
+        let ui = ui.clone();
+        async move {
+            let started = std::time::Instant::now();
+            match ui {
+                None => c.reconcile(key, wave).await,
+                Some(ui) => {
+                    let result = c.reconcile(key.clone(), wave).await;
+                    ui.reconciled(&key, &result, started.elapsed());
+                    result
+                }
+            }
+        }
     });
     Active {
         handle,
@@ -257,7 +278,12 @@ enum End {
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let calls = ctx.calls.clone().unwrap_or_default();
     let parsed = super::parse_store(&args.store)?;
-    let sdk = Sdk::with_calls(ctx.sdk().await?, calls.clone());
+    let sdk_config = ctx.sdk().await?;
+    let region = sdk_config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let sdk = Sdk::with_calls(sdk_config, calls.clone());
     let store = open_store_with(&parsed, &sdk);
     let health = Arc::new(Health::default());
     if args.lease_table.is_some() {
@@ -265,13 +291,31 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     }
     let rm = Arc::new(RunnerMetrics::default());
     let metrics = Arc::new(Metrics::new(rm.clone(), calls.clone(), health.clone()));
+    let controller = Arc::new(Controller::new(
+        store.clone(),
+        reconciler(&sdk, &args.instance),
+        metrics.clone(),
+    ));
+    let ui = args.ui.then(|| {
+        Ui::new(
+            controller.clone(),
+            health.clone(),
+            store.url(),
+            args.instance.clone(),
+            region,
+        )
+    });
     let (stop_http_tx, mut stop_http_rx) = watch::channel(false);
     let http = match &args.metrics_addr {
         Some(addr) => {
-            let server = crate::http::Server::bind(addr, metrics.clone())
+            let server = crate::http::Server::bind(addr, metrics.clone(), ui.clone())
                 .await
                 .map_err(|e| CliError::Environment(e.to_string()))?;
-            tracing::info!(addr = %server.addr, "serving /healthz, /readyz and /metrics");
+            if ui.is_some() {
+                tracing::info!(addr = %server.addr, "serving the web page at /, and /healthz, /readyz and /metrics");
+            } else {
+                tracing::info!(addr = %server.addr, "serving /healthz, /readyz and /metrics");
+            }
             Some(tokio::spawn(server.serve(async move {
                 let _ = stop_http_rx.wait_for(|s| *s).await;
             })))
@@ -279,11 +323,6 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
         None => None,
     };
 
-    let controller = Arc::new(Controller::new(
-        store.clone(),
-        reconciler(&sdk, &args.instance),
-        metrics.clone(),
-    ));
     let mut watcher = Watcher::new(
         store.clone(),
         WatchOptions {
@@ -337,8 +376,11 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                     tracing::warn!(error = %e, "cannot read existing status records");
                 }
                 statuses_loaded = true;
+                if let Some(ui) = &ui {
+                    ui.listed();
+                }
             }
-            let mut a = start_runner(&args, &controller, &rm);
+            let mut a = start_runner(&args, &controller, &rm, ui.clone());
             if !args.once && !args.gc_interval.is_zero() {
                 a.gc = Some(start_gc(args.gc_interval, &controller, &a.handle, guard));
             }
@@ -384,6 +426,9 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                         controller.hold_deletions(removed.iter().cloned());
                     }
                     controller.set_desired(desired);
+                    if let Some(ui) = &ui {
+                        ui.listed();
+                    }
                     health.store_listed();
                     if initial {
                         tracing::info!(specs = controller.desired().entries.len(), "store listed");
