@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 
 use crate::controller::Controller;
 use crate::metrics::Health;
-use crate::runtime::{Action, ReconcileError};
+use crate::runtime::{Action, Failure};
 use crate::spec::{Kind, SpecKey};
 use recent::{Outcome, Recent};
 
@@ -83,12 +83,7 @@ impl Ui {
     }
 
     /// Record how one reconcile of `key` ended (called by the runtime's reconcile function).
-    pub fn reconciled(
-        &self,
-        key: &SpecKey,
-        result: &Result<Action, ReconcileError>,
-        took: Duration,
-    ) {
+    pub fn reconciled(&self, key: &SpecKey, result: &Result<Action, Failure>, took: Duration) {
         let phase = self.controller.status(key).map(|s| s.phase);
         let at = crate::store::now_rfc3339();
         self.recent

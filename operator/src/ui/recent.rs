@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::runtime::{Action, ReconcileError};
+use crate::runtime::{Action, Failure};
 use crate::spec::SpecKey;
 use crate::store::Phase;
 
@@ -32,7 +32,7 @@ pub struct Outcome {
 impl Outcome {
     /// Describe what the runtime got back from a reconcile.
     pub fn of(
-        result: &Result<Action, ReconcileError>,
+        result: &Result<Action, Failure>,
         at: String,
         took: Duration,
         phase: Option<Phase>,
@@ -40,8 +40,8 @@ impl Outcome {
         let (result, detail) = match result {
             Ok(Action::AwaitChange) => ("converged", String::new()),
             Ok(Action::RequeueAfter(d)) => ("requeued", format!("again in {}", short(*d))),
-            Err(ReconcileError::Retryable(m)) => ("retrying", first_line(m)),
-            Err(ReconcileError::Terminal(m)) => ("failed", first_line(m)),
+            Err(Failure::Retryable(m)) => ("retrying", first_line(m)),
+            Err(Failure::Terminal(m)) => ("failed", first_line(m)),
         };
         Outcome {
             at,
@@ -180,7 +180,7 @@ mod tests {
         assert_eq!((ok.result, ok.detail.as_str()), ("converged", ""));
         let long = format!("{}\nsecond line", "é".repeat(400));
         let err = Outcome::of(
-            &Err(ReconcileError::Retryable(long)),
+            &Err(Failure::Retryable(long.into())),
             at(),
             took,
             Some(Phase::Degraded),
@@ -193,7 +193,7 @@ mod tests {
         );
         assert!(err.detail.ends_with('…') && !err.detail.contains("second"));
         let bad = Outcome::of(
-            &Err(ReconcileError::Terminal("invalid spec".into())),
+            &Err(Failure::Terminal("invalid spec".into())),
             at(),
             took,
             Some(Phase::Invalid),
