@@ -2,7 +2,8 @@
 //! this crate validates them, keeps them in the store, and drives AWS toward them.
 //!
 //! Module map (see DESIGN.md): `spec` (documents, validation, schemas), `store` (where specs and
-//! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand).
+//! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand), `verify`
+//! (the read-only pre-flight of `ecs-operator verify`).
 
 pub mod aws;
 pub mod chart;
@@ -15,6 +16,7 @@ pub mod resources;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+pub mod verify;
 
 /// Annotation that lets a spec take over existing resources that carry no ownership tags.
 pub const ADOPT_ANNOTATION: &str = "ecs-operator.io/adopt";
