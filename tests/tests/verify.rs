@@ -530,3 +530,28 @@ async fn only_the_named_specs_are_verified_and_an_invalid_one_is_an_error() {
         "{unknown:?}"
     );
 }
+
+#[tokio::test]
+async fn an_aws_endpoint_that_cannot_be_reached_is_an_environment_error_not_a_pass() {
+    let (moto, net) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_specs(dir.path(), &reference_specs(&net));
+    let url = format!("file://{}", dir.path().display());
+    // Nothing listens there once the listener is dropped.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(closed)
+        .region(aws_config::Region::new(ecs_operator_tests::REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let out = cli_counted(&["verify", "--store", &url], Some(sdk), None).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("cannot reach AWS"), "{out:?}");
+    drop(moto);
+}

@@ -13,7 +13,7 @@
 //!
 //! Never writes to AWS or to the store. Exits 1 when any finding is an error (an invalid spec
 //! is one), 0 otherwise (warnings say what could not be checked, notes what is worth knowing);
-//! 2 when the store cannot be read or a NAME matches no spec.
+//! 2 when the store cannot be read, a NAME matches no spec, or AWS cannot be reached at all.
 
 use std::collections::BTreeMap;
 
@@ -167,6 +167,11 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                 plural(notes, "note"),
             )?;
         }
+    }
+    if let Some(why) = &facts.unreachable {
+        return Err(CliError::Environment(format!(
+            "cannot reach AWS (check AWS_ENDPOINT_URL, AWS_REGION and the network): {why}"
+        )));
     }
     if errors > 0 {
         let failing = findings

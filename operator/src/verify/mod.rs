@@ -205,6 +205,9 @@ pub struct Facts {
     /// Security group id -> its VPC.
     pub security_groups: BTreeMap<String, Lookup<String>>,
     pub groups: BTreeMap<String, Lookup<()>>,
+    /// Set when a call reached nothing (no connection, a timeout): the findings are then about
+    /// the connection, not the specs, and `verify` exits 2.
+    pub unreachable: Option<String>,
 }
 
 impl Facts {

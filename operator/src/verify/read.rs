@@ -29,11 +29,13 @@ pub struct Reader {
     ecr: aws_sdk_ecr::Client,
     route53: aws_sdk_route53::Client,
     autoscaling: aws_sdk_autoscaling::Client,
+    /// The first call that got no answer at all (no connection, a timeout).
+    unreachable: std::sync::Mutex<Option<String>>,
 }
 
 /// Why a call gave no answer, in words: the error code and message, or the HTTP status and
 /// what the body says when the answer was not an AWS error at all.
-fn reason<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> String
+fn describe<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -75,7 +77,26 @@ impl Reader {
             ecr: sdk.ecr(),
             route53: sdk.route53(),
             autoscaling: sdk.autoscaling(),
+            unreachable: std::sync::Mutex::new(None),
         }
+    }
+
+    /// [`describe`], remembering a call that reached nothing (see [`Facts::unreachable`]).
+    fn reason<E>(&self, operation: &str, err: &SdkError<E, HttpResponse>) -> String
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let why = describe(operation, err);
+        if matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        ) {
+            self.unreachable
+                .lock()
+                .expect("unreachable lock")
+                .get_or_insert_with(|| why.clone());
+        }
+        why
     }
 
     /// Read everything `needs` names. Never fails: what cannot be read is `Unknown`.
@@ -97,6 +118,7 @@ impl Reader {
             subnets,
             security_groups,
             groups,
+            unreachable: self.unreachable.lock().expect("unreachable lock").take(),
         }
     }
 
@@ -119,7 +141,7 @@ impl Reader {
                     None => Lookup::Missing,
                 },
                 Err(e) if e.code() == Some("NoSuchEntity") => Lookup::Missing,
-                Err(e) => Lookup::Unknown(reason("GetRole", &e)),
+                Err(e) => Lookup::Unknown(self.reason("GetRole", &e)),
             };
             out.insert(arn.clone(), answer);
         }
@@ -161,7 +183,7 @@ impl Reader {
                 Err(e) => match e.code() {
                     Some("RepositoryNotFoundException") => Lookup::Found(ImageState::NoRepository),
                     Some("ImageNotFoundException") => Lookup::Found(ImageState::NoImage),
-                    _ => Lookup::Unknown(reason("DescribeImages", &e)),
+                    _ => Lookup::Unknown(self.reason("DescribeImages", &e)),
                 },
             };
             out.insert(i.clone(), answer);
@@ -178,7 +200,7 @@ impl Reader {
                 match self.route53.get_hosted_zone().id(id).send().await {
                     Ok(_) => Lookup::Found(()),
                     Err(e) if e.code() == Some("NoSuchHostedZone") => Lookup::Missing,
-                    Err(e) => Lookup::Unknown(reason("GetHostedZone", &e)),
+                    Err(e) => Lookup::Unknown(self.reason("GetHostedZone", &e)),
                 }
             } else {
                 let want = zones::norm_name(z);
@@ -197,7 +219,7 @@ impl Reader {
                         Lookup::Found(())
                     }
                     Ok(_) => Lookup::Missing,
-                    Err(e) => Lookup::Unknown(reason("ListHostedZonesByName", &e)),
+                    Err(e) => Lookup::Unknown(self.reason("ListHostedZonesByName", &e)),
                 }
             };
             out.insert(z.clone(), answer);
@@ -242,7 +264,7 @@ impl Reader {
                         }
                     }
                     Err(e) => {
-                        let why = reason("DescribeSubnets", &e);
+                        let why = self.reason("DescribeSubnets", &e);
                         return ids
                             .iter()
                             .map(|id| (id.clone(), Lookup::Unknown(why.clone())))
@@ -293,7 +315,7 @@ impl Reader {
                         }
                     }
                     Err(e) => {
-                        let why = reason("DescribeSecurityGroups", &e);
+                        let why = self.reason("DescribeSecurityGroups", &e);
                         return ids
                             .iter()
                             .map(|id| (id.clone(), Lookup::Unknown(why.clone())))
@@ -336,7 +358,7 @@ impl Reader {
                         .map(str::to_string),
                 ),
                 Err(e) => {
-                    let why = reason("DescribeAutoScalingGroups", &e);
+                    let why = self.reason("DescribeAutoScalingGroups", &e);
                     return wanted
                         .iter()
                         .map(|g| (g.clone(), Lookup::Unknown(why.clone())))
@@ -406,7 +428,7 @@ impl Reader {
                     .collect()),
                 Err(e) => Err(format!(
                     "IAM's policy simulator gave no answer: {}",
-                    reason("SimulatePrincipalPolicy", &e)
+                    self.reason("SimulatePrincipalPolicy", &e)
                 )),
             };
             for resource in resources {
