@@ -13,7 +13,8 @@
 //! - a read that fails (access denied, an operation the endpoint does not implement) becomes a
 //!   [`Lookup::Unknown`] and then a `warning` finding saying what could not be checked; it never
 //!   passes silently and never counts as "missing";
-//! - the order of findings is deterministic: specs by key, then field order within a spec.
+//! - the order of findings is deterministic: specs by key, then check family (roles, images,
+//!   secrets, zones, networks, capacity), then field order within a family.
 
 pub mod capacity;
 pub mod images;
