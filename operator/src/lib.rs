@@ -2,7 +2,8 @@
 //! this crate validates them, keeps them in the store, and drives AWS toward them.
 //!
 //! Module map (docs/design.md "Layout"): `spec` (documents, validation, schemas), `store` (where specs and
-//! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand).
+//! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand),
+//! `verify` (the read-only pre-flight of `ecs-operator verify`), `ui` (the read-only web page).
 
 pub mod aws;
 pub mod chart;
@@ -19,6 +20,7 @@ pub mod runtime;
 pub mod spec;
 pub mod store;
 pub mod ui;
+pub mod verify;
 
 /// Annotation that lets a spec take over existing resources that carry no ownership tags.
 pub const ADOPT_ANNOTATION: &str = "ecs-operator.io/adopt";

@@ -75,6 +75,14 @@ pub const SDKS: &[Sdk] = &[
         iam_prefix: "autoscaling",
     },
     Sdk {
+        krate: "aws_sdk_ec2",
+        iam_prefix: "ec2",
+    },
+    Sdk {
+        krate: "aws_sdk_iam",
+        iam_prefix: "iam",
+    },
+    Sdk {
         krate: "aws_sdk_s3",
         iam_prefix: "s3",
     },

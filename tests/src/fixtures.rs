@@ -3,8 +3,8 @@
 //! reference architecture's specs with those ids, and a [`Fleet`] that reconciles specs
 //! directly through `AwsReconciler` (no `run` loop) and counts every AWS call.
 //!
-//! EC2 objects are made with the virtualenv's `aws` command (the operator has no EC2 client and
-//! the tests do not build one); the hosted zone with the Route53 SDK.
+//! EC2 objects are made with the virtualenv's `aws` command (only `verify` reads EC2, and the
+//! tests do not build an EC2 client of their own); the hosted zone with the Route53 SDK.
 
 use std::collections::BTreeMap;
 use std::path::Path;

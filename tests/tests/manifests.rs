@@ -88,6 +88,32 @@ const BOOTSTRAP_ONLY: &[(&str, &[&str], &str)] = &[
     ),
 ];
 
+/// Actions only `ecs-operator verify` calls (`operator/src/verify/`): the pre-flight runs with
+/// the credentials of whoever deploys specs (a person, CI), never as the operator's task role,
+/// which does not get them. (action, why verify needs it)
+const VERIFY_ONLY: &[(&str, &str)] = &[
+    (
+        "iam:GetRole",
+        "reads the execution and task roles and their trust policies",
+    ),
+    (
+        "iam:SimulatePrincipalPolicy",
+        "asks IAM whether the execution role may read each secret",
+    ),
+    (
+        "ec2:DescribeSubnets",
+        "checks that subnets exist and finds their VPC",
+    ),
+    (
+        "ec2:DescribeSecurityGroups",
+        "checks that security groups exist and finds their VPC",
+    ),
+    (
+        "ecr:DescribeImages",
+        "checks that an image tag or digest is in its ECR repository",
+    ),
+];
+
 fn policy_actions(policy: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in policy["Statement"]
@@ -173,10 +199,15 @@ fn the_iam_policy_grants_every_action_the_code_calls() {
     assert!(scan.problems.is_empty(), "{:?}", scan.problems);
     let granted = policy_actions(&json(TASK_POLICY));
     let bootstrap: BTreeSet<&str> = BOOTSTRAP_ONLY.iter().map(|b| b.0).collect();
+    let verify_only: BTreeSet<&str> = VERIFY_ONLY.iter().map(|v| v.0).collect();
     let missing: Vec<String> = scan
         .actions()
         .into_iter()
-        .filter(|(a, _)| !granted.contains_key(a) && !bootstrap.contains(a.as_str()))
+        .filter(|(a, _)| {
+            !granted.contains_key(a)
+                && !bootstrap.contains(a.as_str())
+                && !verify_only.contains(a.as_str())
+        })
         .map(|(a, calls)| {
             let at: Vec<String> = calls.iter().map(|c| c.location()).collect();
             format!("{a}, called at {}", at.join(", "))
@@ -270,6 +301,51 @@ fn bootstrap_only_actions_are_called_only_by_init_and_stay_out_of_the_task_role(
     // The README says who needs them.
     let readme = read("manifests/operator/README.md");
     for (action, _, _) in BOOTSTRAP_ONLY {
+        assert!(
+            readme.contains(action),
+            "README.md does not mention {action}"
+        );
+    }
+}
+
+#[test]
+fn verify_only_actions_are_called_only_by_verify_and_stay_out_of_the_task_role() {
+    let scan = scan();
+    assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    let called = scan.actions();
+    let granted = policy_actions(&json(TASK_POLICY));
+    let in_verify = |c: &&aws_actions::Call| c.file.starts_with("operator/src/verify/");
+    for (action, why) in VERIFY_ONLY {
+        let calls = called
+            .get(*action)
+            .unwrap_or_else(|| panic!("{action} is no longer called: drop it from VERIFY_ONLY"));
+        for c in calls {
+            assert!(
+                in_verify(c),
+                "{action} is verify-only ({why}) but is called at {}: grant it in {TASK_POLICY} \
+                 and drop it from VERIFY_ONLY",
+                c.location()
+            );
+        }
+        assert!(
+            !granted.contains_key(*action),
+            "{action} is verify-only ({why}); the task role must not have it"
+        );
+    }
+    // Every action verify calls is either granted to the operator anyway or listed above.
+    let listed: BTreeSet<&str> = VERIFY_ONLY.iter().map(|v| v.0).collect();
+    for (action, calls) in &called {
+        if calls.iter().all(in_verify) && !granted.contains_key(action) {
+            assert!(
+                listed.contains(action.as_str()),
+                "{action} is called by verify only ({}): add it to VERIFY_ONLY with the reason",
+                calls[0].location()
+            );
+        }
+    }
+    // The README says what verify needs.
+    let readme = read("README.md");
+    for (action, _) in VERIFY_ONLY {
         assert!(
             readme.contains(action),
             "README.md does not mention {action}"

@@ -62,6 +62,12 @@ pub enum Service {
     ApplicationAutoScaling,
     S3,
     DynamoDb,
+    /// `verify` only (GetRole, SimulatePrincipalPolicy).
+    Iam,
+    /// `verify` only (DescribeSubnets, DescribeSecurityGroups).
+    Ec2,
+    /// Auto Scaling groups (DescribeAutoScalingGroups).
+    AutoScaling,
 }
 
 /// What kind of call, for services whose limits differ by call.
@@ -123,6 +129,13 @@ pub fn default_rates() -> Vec<((Service, CallClass), Rate)> {
         ((S3, Write), rate(50.0, 100)),
         ((DynamoDb, Read), rate(50.0, 100)),
         ((DynamoDb, Write), rate(50.0, 100)),
+        ((Ec2, Read), rate(16.0, 80)), // AWS: describes 20/s, burst 100
+        ((Ec2, Write), rate(4.0, 4)),
+        // IAM and Auto Scaling publish no per-call rates; these stay well below what accounts see.
+        ((Iam, Read), rate(8.0, 8)),
+        ((Iam, Write), rate(2.0, 2)),
+        ((AutoScaling, Read), rate(8.0, 8)),
+        ((AutoScaling, Write), rate(2.0, 2)),
     ]
 }
 
@@ -282,6 +295,9 @@ pub fn classify_operation(sdk_service: &str, operation: &str) -> Option<(Service
         "applicationautoscaling" => Service::ApplicationAutoScaling,
         "s3" => Service::S3,
         "dynamodb" => Service::DynamoDb,
+        "iam" => Service::Iam,
+        "ec2" => Service::Ec2,
+        "autoscaling" => Service::AutoScaling,
         _ => return None,
     };
     let class = match operation {
@@ -479,6 +495,14 @@ mod tests {
         assert_eq!(
             classify_operation("Application Auto Scaling", "DescribeScalingPolicies"),
             Some((Service::ApplicationAutoScaling, CallClass::Read))
+        );
+        assert_eq!(
+            classify_operation("IAM", "SimulatePrincipalPolicy"),
+            Some((Service::Iam, CallClass::Read))
+        );
+        assert_eq!(
+            classify_operation("EC2", "DescribeSubnets"),
+            Some((Service::Ec2, CallClass::Read))
         );
         assert_eq!(classify_operation("STS", "AssumeRole"), None);
     }

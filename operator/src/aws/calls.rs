@@ -142,9 +142,12 @@ pub fn service_label(service: &str) -> String {
 }
 
 /// Whether an operation name changes AWS state (the "mutating calls" of the no-update-loop
-/// checks): anything that is not a Describe/List/Get/Head read.
+/// checks): anything that is not a Describe/List/Get/Head read (IAM's policy simulator,
+/// `SimulatePrincipalPolicy`, is a read too).
 pub fn is_mutating(operation: &str) -> bool {
-    const READS: &[&str] = &["Describe", "List", "Get", "Head", "Query", "Scan"];
+    const READS: &[&str] = &[
+        "Describe", "List", "Get", "Head", "Query", "Scan", "Simulate",
+    ];
     !READS.iter().any(|p| operation.starts_with(p))
 }
 
@@ -269,6 +272,7 @@ mod tests {
             "ListTagsForResource",
             "GetItem",
             "HeadObject",
+            "SimulatePrincipalPolicy",
         ] {
             assert!(!is_mutating(op), "{op}");
         }

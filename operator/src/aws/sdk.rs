@@ -102,3 +102,5 @@ client!(route53, aws_sdk_route53);
 client!(acm, aws_sdk_acm);
 client!(application_autoscaling, aws_sdk_applicationautoscaling);
 client!(autoscaling, aws_sdk_autoscaling);
+client!(ec2, aws_sdk_ec2);
+client!(iam, aws_sdk_iam);

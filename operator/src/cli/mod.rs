@@ -15,6 +15,7 @@ pub mod schema;
 pub mod status;
 pub mod sync;
 pub mod validate;
+pub mod verify;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -53,6 +54,8 @@ pub enum Command {
     Diff(diff::Args),
     /// Show each spec's phase, conditions, resources and last error.
     Status(status::Args),
+    /// Read-only pre-flight: what in AWS would make each spec fail to deploy; exit 1 on any error.
+    Verify(verify::Args),
     /// Print the JSON Schemas of the spec kinds (checked in under crds/).
     Schema(schema::Args),
     /// Render a chart's templates with its values to spec documents on stdout, validated.
@@ -67,8 +70,8 @@ pub struct Context<'a> {
     pub err: &'a mut (dyn Write + Send),
     /// `None`: load the standard SDK settings (environment, profile, ECS task role).
     pub sdk: Option<aws_config::SdkConfig>,
-    /// Where `run` and `diff` count their AWS calls (`None`: counters of their own). Tests and
-    /// benchmarks pass one to read the counts after an in-process run.
+    /// Where `run`, `diff` and `verify` count their AWS calls (`None`: counters of their own).
+    /// Tests and benchmarks pass one to read the counts after an in-process run.
     pub calls: Option<crate::aws::CallMetrics>,
 }
 
@@ -146,6 +149,7 @@ where
         Command::Sync(a) => sync::run(a, &mut ctx).await,
         Command::Diff(a) => diff::run(a, &mut ctx).await,
         Command::Status(a) => status::run(a, &mut ctx).await,
+        Command::Verify(a) => verify::run(a, &mut ctx).await,
         Command::Schema(a) => schema::run(a, &mut ctx).await,
         Command::Render(a) => render::run(a, &mut ctx).await,
         Command::Healthcheck(a) => healthcheck::run(a, &mut ctx).await,
