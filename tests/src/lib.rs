@@ -128,6 +128,11 @@ impl Moto {
         self.moto_port
     }
 
+    /// How many requests the API-model check has read.
+    pub fn api_requests_checked(&self) -> u64 {
+        self.check.checked()
+    }
+
     /// The API-model violations recorded so far, forgotten (so dropping this value passes):
     /// for the check's own tests.
     pub fn take_api_violations(&self) -> Vec<api_model::Violation> {

@@ -5,7 +5,10 @@
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
+use std::time::Duration;
+
 use ecs_operator_tests::api_model::Rule;
+use ecs_operator_tests::fault_proxy::{FaultConfig, FaultProxy};
 use ecs_operator_tests::Moto;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,6 +38,11 @@ async fn requests_aws_would_refuse_are_recorded_in_each_protocol_and_valid_ones_
         .unwrap();
     let zone_id = zone.hosted_zone().unwrap().id().to_string();
     assert_eq!(moto.take_api_violations(), vec![], "valid requests");
+    assert_eq!(
+        moto.api_requests_checked(),
+        3,
+        "every request went through the check"
+    );
 
     // awsJson: more services than DescribeServices takes (its documented limit is 10).
     let services: Vec<String> = (0..11).map(|i| format!("s{i}")).collect();
@@ -106,4 +114,30 @@ async fn a_test_that_sent_a_refused_request_fails_when_its_moto_is_dropped() {
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&moto.sdk_config().await);
     let _ = elb.describe_target_groups().page_size(0).send().await;
     drop(moto);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_chained_in_front_of_the_check_gets_every_answer() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.port(), FaultConfig::default());
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.endpoint())
+        .region(aws_config::Region::new(ecs_operator_tests::REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    for name in ["a", "b", "c"] {
+        // A chained proxy reads its upstream to the end: the check must close after answering.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            ecs.create_cluster().cluster_name(name).send(),
+        )
+        .await
+        .expect("an answer through both proxies")
+        .expect("the cluster is created");
+    }
+    assert_eq!(moto.api_requests_checked(), 3);
 }

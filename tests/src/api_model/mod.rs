@@ -15,6 +15,7 @@ pub mod model;
 pub mod validate;
 pub mod wire;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub use validate::{Rule, Violation};
@@ -55,12 +56,18 @@ pub fn check(req: &Request) -> Vec<Violation> {
 #[derive(Debug, Default)]
 pub struct ApiCheck {
     violations: Mutex<Vec<Violation>>,
+    checked: AtomicU64,
 }
 
 impl ApiCheck {
     /// Everything recorded so far, and forget it.
     pub fn take(&self) -> Vec<Violation> {
         std::mem::take(&mut *self.violations.lock().expect("the violations lock"))
+    }
+
+    /// How many requests were checked.
+    pub fn checked(&self) -> u64 {
+        self.checked.load(Ordering::Relaxed)
     }
 
     /// Everything recorded so far.
@@ -72,6 +79,7 @@ impl ApiCheck {
 impl Policy for ApiCheck {
     fn decide(&self, req: &Request) -> Action {
         let found = check(req);
+        self.checked.fetch_add(1, Ordering::Relaxed);
         if !found.is_empty() {
             self.violations
                 .lock()

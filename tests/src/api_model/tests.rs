@@ -5,15 +5,7 @@ use super::*;
 use crate::proxy::Request;
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    Request {
-        method: method.into(),
-        path: path.into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        body: body.as_bytes().to_vec(),
-    }
+    Request::new(method, path, headers, body)
 }
 
 fn auth(service: &str) -> String {
@@ -181,6 +173,23 @@ fn limits_only_the_api_reference_states_are_caught() {
         ),
         Rule::MaxItems,
         "services",
+    );
+    let name = "n".repeat(33);
+    caught(
+        query(
+            "elasticloadbalancing",
+            &format!("Action=CreateTargetGroup&Version=2015-12-01&Name={name}"),
+        ),
+        Rule::Pattern,
+        "Name",
+    );
+    caught(
+        query(
+            "elasticloadbalancing",
+            "Action=CreateLoadBalancer&Version=2015-12-01&Name=-web",
+        ),
+        Rule::Pattern,
+        "Name",
     );
     caught(
         json(

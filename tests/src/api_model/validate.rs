@@ -90,7 +90,15 @@ pub enum Limit {
     Items(usize),
     /// A number within this range.
     Range(i64, i64),
+    /// A string matching this regular expression (whole value).
+    Matches(&'static str),
+    /// A string not starting with this.
+    NotPrefix(&'static str),
 }
+
+/// ELBv2 names: "a maximum of 32 characters, must contain only alphanumeric characters or
+/// hyphens, and must not begin or end with a hyphen".
+const ELB_NAME: &str = "^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$";
 
 /// `(service, operation, top-level member, limit, the documentation's words)`.
 pub const DOCUMENTED_LIMITS: &[(&str, &str, &str, Limit, &str)] = &[
@@ -170,6 +178,27 @@ pub const DOCUMENTED_LIMITS: &[(&str, &str, &str, Limit, &str)] = &[
         "maxResults",
         Limit::Range(1, 100),
         "This value can be between 1 and 100.",
+    ),
+    (
+        "elbv2",
+        "CreateTargetGroup",
+        "Name",
+        Limit::Matches(ELB_NAME),
+        "This name must be unique per region per account, can have a maximum of 32 characters, must contain only alphanumeric characters or hyphens, and must not begin or end with a hyphen.",
+    ),
+    (
+        "elbv2",
+        "CreateLoadBalancer",
+        "Name",
+        Limit::Matches(ELB_NAME),
+        "This name must be unique per region per account, can have a maximum of 32 characters, must contain only alphanumeric characters or hyphens, must not begin or end with a hyphen, and must not begin with \"internal-\".",
+    ),
+    (
+        "elbv2",
+        "CreateLoadBalancer",
+        "Name",
+        Limit::NotPrefix("internal-"),
+        "must not begin with \"internal-\".",
     ),
     (
         "elbv2",
@@ -270,6 +299,23 @@ impl Checker<'_> {
                         if items.len() > *max {
                             let d = format!("{} items, maximum {max}: \"{words}\"", items.len());
                             self.report(member, Rule::MaxItems, d);
+                        }
+                    }
+                }
+                Limit::Matches(re) => {
+                    let re = regex::Regex::new(re).expect("a documented-limit pattern compiles");
+                    if let Value::String(text) = v {
+                        if !re.is_match(text) {
+                            let d = format!("{}: \"{words}\"", cut(v));
+                            self.report(member, Rule::Pattern, d);
+                        }
+                    }
+                }
+                Limit::NotPrefix(prefix) => {
+                    if let Value::String(text) = v {
+                        if text.starts_with(prefix) {
+                            let d = format!("{}: \"{words}\"", cut(v));
+                            self.report(member, Rule::Pattern, d);
                         }
                     }
                 }

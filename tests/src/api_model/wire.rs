@@ -449,30 +449,14 @@ fn decode_rest_xml(req: &Request, model: &'static Model) -> Result<Decoded, Unre
     let shape = model.shape(&input_ref.shape);
     let mut input = Map::new();
     for (label, value) in labels {
-        let name = shape
-            .members
-            .iter()
-            .find(|(n, m)| {
-                m.location.as_deref() == Some("uri")
-                    && m.location_name.as_deref().unwrap_or(n) == label
-            })
-            .map(|(n, _)| n.clone())
-            .unwrap_or(label);
+        let name = located_member(shape, "uri", &label).unwrap_or(label);
         input.insert(name, Value::String(value));
     }
     for (k, v) in &query_pairs {
         if fixed_keys.contains(&k.as_str()) || PLUMBING_QUERY.contains(&k.as_str()) {
             continue;
         }
-        let name = shape
-            .members
-            .iter()
-            .find(|(n, m)| {
-                m.location.as_deref() == Some("querystring")
-                    && m.location_name.as_deref().unwrap_or(n) == k
-            })
-            .map(|(n, _)| n.clone())
-            .unwrap_or_else(|| format!("?{k}"));
+        let name = located_member(shape, "querystring", k).unwrap_or_else(|| format!("?{k}"));
         input.insert(name, Value::String(v.clone()));
     }
     for (name, m) in &shape.members {
@@ -537,6 +521,18 @@ fn decode_rest_xml(req: &Request, model: &'static Model) -> Result<Decoded, Unre
         input: Value::Object(input),
         textual: true,
     })
+}
+
+/// The member of `shape` at `location` (`uri`, `querystring`) whose wire name is `wire`.
+fn located_member(shape: &Shape, location: &str, wire: &str) -> Option<String> {
+    shape
+        .members
+        .iter()
+        .find(|(n, m)| {
+            m.location.as_deref() == Some(location)
+                && m.location_name.as_deref().unwrap_or(n) == wire
+        })
+        .map(|(n, _)| n.clone())
 }
 
 /// Whether the request carries every required query-string and header member of `op`.
