@@ -1,32 +1,8 @@
 //! The pre-existing network and Auto Scaling group the ECS tests build on (created with the
 //! venv's awscli, so the tests need no EC2 SDK crate), and the specs they reconcile.
 
-use std::process::Command;
-
-use crate::{workspace_root, Moto, REGION};
-
-/// Run the venv's awscli against moto; its JSON answer.
-pub fn awscli(moto: &Moto, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(workspace_root().join(".venv/bin/aws"))
-        .args([
-            "--endpoint-url",
-            &moto.endpoint(),
-            "--region",
-            REGION,
-            "--output",
-            "json",
-        ])
-        .args(args)
-        .envs(moto.env())
-        .output()
-        .expect("awscli from .venv runs (scripts/setup-moto installs it)");
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
+pub use crate::fixtures::awscli;
+use crate::Moto;
 
 /// The pre-existing network and Auto Scaling group the specs refer to.
 pub struct Fixture {
