@@ -2,6 +2,7 @@
 //! venv's awscli, so the tests need no EC2 SDK crate), and the specs they reconcile.
 
 pub use crate::fixtures::awscli;
+use crate::fixtures::{security_group, vpc_with_subnets};
 use crate::Moto;
 
 /// The pre-existing network and Auto Scaling group the specs refer to.
@@ -11,48 +12,8 @@ pub struct Fixture {
 }
 
 pub fn fixture(moto: &Moto) -> Fixture {
-    let vpc = awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"])["Vpc"]["VpcId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let subnet = |cidr: &str, az: &str| {
-        awscli(
-            moto,
-            &[
-                "ec2",
-                "create-subnet",
-                "--vpc-id",
-                &vpc,
-                "--cidr-block",
-                cidr,
-                "--availability-zone",
-                az,
-            ],
-        )["Subnet"]["SubnetId"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let subnets = [
-        subnet("10.0.1.0/24", "eu-west-1a"),
-        subnet("10.0.2.0/24", "eu-west-1b"),
-    ];
-    let sg = awscli(
-        moto,
-        &[
-            "ec2",
-            "create-security-group",
-            "--group-name",
-            "tasks",
-            "--description",
-            "tasks",
-            "--vpc-id",
-            &vpc,
-        ],
-    )["GroupId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (vpc, subnets) = vpc_with_subnets(moto);
+    let sg = security_group(moto, &vpc, "tasks", "tasks");
     awscli(
         moto,
         &[

@@ -104,48 +104,59 @@ pub fn owner_tags(owner: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// A VPC (10.0.0.0/16) with two subnets, in eu-west-1a and eu-west-1b: its id and theirs.
+pub fn vpc_with_subnets(moto: &Moto) -> (String, [String; 2]) {
+    let vpc = field(
+        &awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"]),
+        "/Vpc/VpcId",
+    );
+    let subnet = |cidr: &str, az: &str| {
+        let answer = awscli(
+            moto,
+            &[
+                "ec2",
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                cidr,
+                "--availability-zone",
+                az,
+            ],
+        );
+        field(&answer, "/Subnet/SubnetId")
+    };
+    let subnets = [
+        subnet("10.0.1.0/24", "eu-west-1a"),
+        subnet("10.0.2.0/24", "eu-west-1b"),
+    ];
+    (vpc, subnets)
+}
+
+/// A security group in `vpc`: its id.
+pub fn security_group(moto: &Moto, vpc: &str, name: &str, description: &str) -> String {
+    let answer = awscli(
+        moto,
+        &[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            name,
+            "--description",
+            description,
+            "--vpc-id",
+            vpc,
+        ],
+    );
+    field(&answer, "/GroupId")
+}
+
 impl Network {
     /// A VPC with two subnets (eu-west-1a, eu-west-1b), a security group and a public hosted
     /// zone named `zone_name`.
     pub async fn create(moto: &Moto, zone_name: &str) -> Network {
-        let vpc = field(
-            &awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"]),
-            "/Vpc/VpcId",
-        );
-        let subnet = |cidr: &str, az: &str| {
-            let answer = awscli(
-                moto,
-                &[
-                    "ec2",
-                    "create-subnet",
-                    "--vpc-id",
-                    &vpc,
-                    "--cidr-block",
-                    cidr,
-                    "--availability-zone",
-                    az,
-                ],
-            );
-            field(&answer, "/Subnet/SubnetId")
-        };
-        let subnets = [
-            subnet("10.0.1.0/24", "eu-west-1a"),
-            subnet("10.0.2.0/24", "eu-west-1b"),
-        ];
-        let security_group = awscli(
-            moto,
-            &[
-                "ec2",
-                "create-security-group",
-                "--group-name",
-                "alb",
-                "--description",
-                "load balancer",
-                "--vpc-id",
-                &vpc,
-            ],
-        );
-        let security_group = field(&security_group, "/GroupId");
+        let (vpc, subnets) = vpc_with_subnets(moto);
+        let security_group = security_group(moto, &vpc, "alb", "load balancer");
         let r53 = aws_sdk_route53::Client::new(&moto.sdk_config().await);
         let zone = r53
             .create_hosted_zone()
@@ -470,6 +481,21 @@ impl Env {
         let env = Env::new(moto_env, specs).await;
         let reports = env.fleet.converge(rounds).await;
         (env, reports)
+    }
+
+    /// The tags of one ELBv2 resource (empty when it has none, or is gone).
+    pub async fn elb_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        let out = self
+            .elb
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .expect("DescribeTags answers");
+        out.tag_descriptions()
+            .first()
+            .map(|d| tags_of(d.tags()))
+            .unwrap_or_default()
     }
 
     /// The folder as a store URL (`file://DIR`).

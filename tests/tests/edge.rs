@@ -14,8 +14,8 @@ use aws_sdk_route53::types::{
 use ecs_operator::controller::Failure;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    owner_tags, reference_files, reference_specs, tags_of, write_specs, Env as Base, Fleet,
-    Network, EDGE_MOTO_ENV,
+    owner_tags, reference_files, reference_specs, write_specs, Env as Base, Fleet, Network,
+    EDGE_MOTO_ENV,
 };
 use ecs_operator_tests::{cli, Moto};
 use serde_json::Value;
@@ -40,17 +40,6 @@ async fn setup() -> Env {
 }
 
 impl Env {
-    async fn elb_tags(&self, arn: &str) -> BTreeMap<String, String> {
-        let out = self
-            .elb
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
-        tags_of(out.tag_descriptions()[0].tags())
-    }
-
     async fn lb(&self) -> aws_sdk_elasticloadbalancingv2::types::LoadBalancer {
         self.elb
             .describe_load_balancers()

@@ -16,8 +16,8 @@ use ecs_operator::controller::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    reference_files, tags_of, Env as Base, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY,
-    OWNER_TAG as OWNER, RELEASED_TAG as RELEASED,
+    reference_files, Env as Base, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
+    RELEASED_TAG as RELEASED,
 };
 
 const ZONE: &str = "example.com";
@@ -134,20 +134,6 @@ impl Env {
             .filter(|r| r.name().trim_end_matches('.') == name && r.r#type() == &RrType::Txt)
             .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
             .collect()
-    }
-
-    async fn elb_tags(&self, arn: &str) -> BTreeMap<String, String> {
-        let out = self
-            .elb
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
-        out.tag_descriptions()
-            .first()
-            .map(|d| tags_of(d.tags()))
-            .unwrap_or_default()
     }
 
     async fn target_group_names(&self) -> BTreeSet<String> {

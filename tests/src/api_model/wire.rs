@@ -215,6 +215,19 @@ fn indexed<'a>(entries: &[Entry<'a>]) -> Vec<Group<'a, Option<usize>>> {
     groups
 }
 
+/// The entries inside the `wrapper` segment (`member`, `entry`) every key starts with, or the
+/// entries themselves when there is none (flattened); `None` when a key lacks the wrapper.
+fn unwrapped<'a>(entries: &[Entry<'a>], wrapper: Option<&str>) -> Option<Vec<Entry<'a>>> {
+    let Some(wrapper) = wrapper else {
+        return Some(entries.to_vec());
+    };
+    let mut groups = group(entries);
+    if groups.len() != 1 || groups[0].0 != wrapper {
+        return None;
+    }
+    groups.pop().map(|(_, r)| r)
+}
+
 fn query_value(model: &Model, shape: &Shape, entries: &[(Vec<&str>, &str)]) -> Value {
     let scalar = match entries {
         [(path, v)] if path.is_empty() => Some(*v),
@@ -253,19 +266,9 @@ fn query_value(model: &Model, shape: &Shape, entries: &[(Vec<&str>, &str)]) -> V
             let member = shape.member.as_ref().expect("a list shape has a member");
             let flattened =
                 model.protocol == WireProtocol::Ec2 || shape.flattened || member.flattened;
-            let items: Vec<(Vec<&str>, &str)> = if flattened {
-                entries.to_vec()
-            } else {
-                let wrapper = member.location_name.as_deref().unwrap_or("member");
-                let groups = group(entries);
-                if groups.len() != 1 || groups[0].0 != wrapper {
-                    return query_untyped(entries);
-                }
-                groups
-                    .into_iter()
-                    .next()
-                    .map(|(_, r)| r)
-                    .unwrap_or_default()
+            let wrapper = member.location_name.as_deref().unwrap_or("member");
+            let Some(items) = unwrapped(entries, (!flattened).then_some(wrapper)) else {
+                return query_untyped(entries);
             };
             let element = model.shape(&member.shape);
             let mut out = Vec::new();
@@ -283,18 +286,8 @@ fn query_value(model: &Model, shape: &Shape, entries: &[(Vec<&str>, &str)]) -> V
             };
             let key_name = k.location_name.as_deref().unwrap_or("key");
             let value_name = v.location_name.as_deref().unwrap_or("value");
-            let items: Vec<(Vec<&str>, &str)> = if shape.flattened {
-                entries.to_vec()
-            } else {
-                let groups = group(entries);
-                if groups.len() != 1 || groups[0].0 != "entry" {
-                    return query_untyped(entries);
-                }
-                groups
-                    .into_iter()
-                    .next()
-                    .map(|(_, r)| r)
-                    .unwrap_or_default()
+            let Some(items) = unwrapped(entries, (!shape.flattened).then_some("entry")) else {
+                return query_untyped(entries);
             };
             let mut map = Map::new();
             for (_, rest) in indexed(&items) {
