@@ -1,32 +1,9 @@
 //! The pre-existing network and Auto Scaling group the ECS tests build on (created with the
 //! venv's awscli, so the tests need no EC2 SDK crate), and the specs they reconcile.
 
-use std::process::Command;
-
-use crate::{workspace_root, Moto, REGION};
-
-/// Run the venv's awscli against moto; its JSON answer.
-pub fn awscli(moto: &Moto, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(workspace_root().join(".venv/bin/aws"))
-        .args([
-            "--endpoint-url",
-            &moto.endpoint(),
-            "--region",
-            REGION,
-            "--output",
-            "json",
-        ])
-        .args(args)
-        .envs(moto.env())
-        .output()
-        .expect("awscli from .venv runs (scripts/setup-moto installs it)");
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
+pub use crate::fixtures::awscli;
+use crate::fixtures::{security_group, vpc_with_subnets};
+use crate::Moto;
 
 /// The pre-existing network and Auto Scaling group the specs refer to.
 pub struct Fixture {
@@ -35,48 +12,8 @@ pub struct Fixture {
 }
 
 pub fn fixture(moto: &Moto) -> Fixture {
-    let vpc = awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"])["Vpc"]["VpcId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let subnet = |cidr: &str, az: &str| {
-        awscli(
-            moto,
-            &[
-                "ec2",
-                "create-subnet",
-                "--vpc-id",
-                &vpc,
-                "--cidr-block",
-                cidr,
-                "--availability-zone",
-                az,
-            ],
-        )["Subnet"]["SubnetId"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let subnets = [
-        subnet("10.0.1.0/24", "eu-west-1a"),
-        subnet("10.0.2.0/24", "eu-west-1b"),
-    ];
-    let sg = awscli(
-        moto,
-        &[
-            "ec2",
-            "create-security-group",
-            "--group-name",
-            "tasks",
-            "--description",
-            "tasks",
-            "--vpc-id",
-            &vpc,
-        ],
-    )["GroupId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (vpc, subnets) = vpc_with_subnets(moto);
+    let sg = security_group(moto, &vpc, "tasks", "tasks");
     awscli(
         moto,
         &[

@@ -3,8 +3,12 @@
 //! reference architecture's specs with those ids, and a [`Fleet`] that reconciles specs
 //! directly through `AwsReconciler` (no `run` loop) and counts every AWS call.
 //!
-//! EC2 objects are made with the virtualenv's `aws` command (only `verify` reads EC2, and the
-//! tests do not build an EC2 client of their own); the hosted zone with the Route53 SDK.
+//! EC2 objects are made with the virtualenv's `aws` command ([`awscli`]: only `verify` reads
+//! EC2, and the tests do not build an EC2 client of their own); the hosted zone with the Route53 SDK.
+//!
+//! Also the one setup the end-to-end suites share: [`Env`] (moto, the network, spec files in
+//! a folder, a [`Fleet`] over them and SDK clients), [`Fleet::converge`] (the one converge
+//! loop), [`tags_of`], and the ownership tags as the crate spells them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +22,16 @@ use ecs_operator::spec::{Kind, Spec, SpecKey};
 
 use crate::{workspace_root, Moto, REGION};
 
+pub use ecs_operator::resources::shared::tags::RELEASED_TAG;
+pub use ecs_operator::{MANAGED_BY_TAG, OWNER_TAG};
+
+/// moto for suites that converge the edge: certificates are issued at once and a service's
+/// rollout completes with 2 running tasks.
+pub const EDGE_MOTO_ENV: &[(&str, &str)] = &[
+    ("MOTO_ACM_VALIDATION_WAIT", "0"),
+    ("MOTO_ECS_SERVICE_RUNNING", "2"),
+];
+
 /// What exists before the operator runs.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -30,70 +44,119 @@ pub struct Network {
     pub zone_name: String,
 }
 
-/// Run `aws ARGS... --query QUERY --output text` against moto; returns trimmed stdout.
-pub fn aws_cli(moto: &Moto, args: &[&str], query: &str) -> String {
+/// Run the virtualenv's AWS CLI (`aws ARGS... --output json`) against moto; its JSON answer
+/// (`Null` when it prints nothing). Panics with its stderr when it fails.
+pub fn awscli(moto: &Moto, args: &[&str]) -> serde_json::Value {
     let exe = workspace_root().join(".venv/bin/aws");
     let out = Command::new(&exe)
-        .arg("--endpoint-url")
-        .arg(moto.endpoint())
+        .args([
+            "--endpoint-url",
+            &moto.endpoint(),
+            "--region",
+            REGION,
+            "--output",
+            "json",
+        ])
         .args(args)
-        .args(["--query", query, "--output", "text"])
         .env_remove("AWS_PROFILE")
         .envs(moto.env())
-        .env("AWS_DEFAULT_REGION", REGION)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): scripts/setup-moto installs it",
+                exe.display()
+            )
+        });
     assert!(
         out.status.success(),
         "aws {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The string at `pointer` (`/Vpc/VpcId`) of an AWS CLI answer; panics naming it when absent.
+pub fn field(answer: &serde_json::Value, pointer: &str) -> String {
+    answer
+        .pointer(pointer)
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("no {pointer} in {answer}"))
+        .to_string()
+}
+
+/// The tags of an ELBv2 resource as a map.
+pub fn tags_of(t: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> BTreeMap<String, String> {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The ownership tags the operator (instance `ecs-operator`) puts on what `owner` owns.
+pub fn owner_tags(owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_TAG.to_string(), "ecs-operator".to_string()),
+        (OWNER_TAG.to_string(), owner.to_string()),
+    ])
+}
+
+/// A VPC (10.0.0.0/16) with two subnets, in eu-west-1a and eu-west-1b: its id and theirs.
+pub fn vpc_with_subnets(moto: &Moto) -> (String, [String; 2]) {
+    let vpc = field(
+        &awscli(moto, &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"]),
+        "/Vpc/VpcId",
+    );
+    let subnet = |cidr: &str, az: &str| {
+        let answer = awscli(
+            moto,
+            &[
+                "ec2",
+                "create-subnet",
+                "--vpc-id",
+                &vpc,
+                "--cidr-block",
+                cidr,
+                "--availability-zone",
+                az,
+            ],
+        );
+        field(&answer, "/Subnet/SubnetId")
+    };
+    let subnets = [
+        subnet("10.0.1.0/24", "eu-west-1a"),
+        subnet("10.0.2.0/24", "eu-west-1b"),
+    ];
+    (vpc, subnets)
+}
+
+/// A security group in `vpc`: its id.
+pub fn security_group(moto: &Moto, vpc: &str, name: &str, description: &str) -> String {
+    let answer = awscli(
+        moto,
+        &[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            name,
+            "--description",
+            description,
+            "--vpc-id",
+            vpc,
+        ],
+    );
+    field(&answer, "/GroupId")
 }
 
 impl Network {
     /// A VPC with two subnets (eu-west-1a, eu-west-1b), a security group and a public hosted
     /// zone named `zone_name`.
     pub async fn create(moto: &Moto, zone_name: &str) -> Network {
-        let vpc = aws_cli(
-            moto,
-            &["ec2", "create-vpc", "--cidr-block", "10.0.0.0/16"],
-            "Vpc.VpcId",
-        );
-        let subnet = |cidr: &str, az: &str| {
-            aws_cli(
-                moto,
-                &[
-                    "ec2",
-                    "create-subnet",
-                    "--vpc-id",
-                    &vpc,
-                    "--cidr-block",
-                    cidr,
-                    "--availability-zone",
-                    az,
-                ],
-                "Subnet.SubnetId",
-            )
-        };
-        let subnets = [
-            subnet("10.0.1.0/24", "eu-west-1a"),
-            subnet("10.0.2.0/24", "eu-west-1b"),
-        ];
-        let security_group = aws_cli(
-            moto,
-            &[
-                "ec2",
-                "create-security-group",
-                "--group-name",
-                "alb",
-                "--description",
-                "load balancer",
-                "--vpc-id",
-                &vpc,
-            ],
-            "GroupId",
-        );
+        let (vpc, subnets) = vpc_with_subnets(moto);
+        let security_group = security_group(moto, &vpc, "alb", "load balancer");
         let r53 = aws_sdk_route53::Client::new(&moto.sdk_config().await);
         let zone = r53
             .create_hosted_zone()
@@ -305,6 +368,30 @@ impl Fleet {
         out
     }
 
+    /// Reconcile every spec ([`Fleet::reconcile_all`]) until all are Ready, at most `rounds`
+    /// rounds; the last report of every spec. Panics naming what is not Ready. From empty an
+    /// ECS service takes three rounds on moto (create; moto's CreateService drops the
+    /// deployment configuration, so one update; the rollout completes).
+    pub async fn converge(&self, rounds: usize) -> BTreeMap<SpecKey, Report> {
+        let mut last = String::new();
+        for _ in 0..rounds {
+            let results = self.reconcile_all().await;
+            let pending: Vec<String> = results
+                .iter()
+                .filter(|(_, r)| !matches!(r, Ok(rep) if rep.phase == ecs_operator::store::Phase::Ready))
+                .map(|(k, r)| format!("{k}: {r:?}"))
+                .collect();
+            if pending.is_empty() {
+                return results
+                    .into_iter()
+                    .map(|(k, r)| (k, r.expect("a Ready report")))
+                    .collect();
+            }
+            last = pending.join("\n");
+        }
+        panic!("not converged after {rounds} rounds:\n{last}");
+    }
+
     /// The changes a reconcile of `key` would make now.
     pub async fn diff(&self, key: &str) -> Vec<Change> {
         self.reconciler
@@ -327,5 +414,92 @@ impl Fleet {
             }
         }
         out
+    }
+}
+
+/// The setup the end-to-end suites share: moto, the network, spec files in a folder, a
+/// [`Fleet`] over them, and SDK clients for checking what the operator did.
+pub struct Env {
+    pub moto: Moto,
+    pub net: Network,
+    pub dir: tempfile::TempDir,
+    pub fleet: Fleet,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub r53: aws_sdk_route53::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
+}
+
+/// A spec file: its name and text.
+pub type SpecFile = (String, String);
+
+/// [`reference_specs`] as owned files, for [`Env::new`].
+pub fn reference_files(net: &Network) -> Vec<SpecFile> {
+    reference_specs(net)
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t))
+        .collect()
+}
+
+impl Env {
+    /// moto started with `moto_env`, the network with the zone `example.com`, the files
+    /// `specs` makes for it written to a fresh folder, and a fleet over them (nothing
+    /// reconciled yet).
+    pub async fn new(
+        moto_env: &[(&str, &str)],
+        specs: impl FnOnce(&Network) -> Vec<SpecFile>,
+    ) -> Env {
+        let moto = Moto::start_with_env(moto_env);
+        let net = Network::create(&moto, "example.com").await;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let files = specs(&net);
+        let files: Vec<(&str, String)> =
+            files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        write_specs(dir.path(), &files);
+        let fleet = Fleet::new(&moto, dir.path()).await;
+        let sdk = moto.sdk_config().await;
+        Env {
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            acm: aws_sdk_acm::Client::new(&sdk),
+            r53: aws_sdk_route53::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            moto,
+            net,
+            dir,
+            fleet,
+        }
+    }
+
+    /// [`Env::new`], converged in at most `rounds` rounds; with the last report of every spec.
+    pub async fn converged(
+        moto_env: &[(&str, &str)],
+        specs: impl FnOnce(&Network) -> Vec<SpecFile>,
+        rounds: usize,
+    ) -> (Env, BTreeMap<SpecKey, Report>) {
+        let env = Env::new(moto_env, specs).await;
+        let reports = env.fleet.converge(rounds).await;
+        (env, reports)
+    }
+
+    /// The tags of one ELBv2 resource (empty when it has none, or is gone).
+    pub async fn elb_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        let out = self
+            .elb
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .expect("DescribeTags answers");
+        out.tag_descriptions()
+            .first()
+            .map(|d| tags_of(d.tags()))
+            .unwrap_or_default()
+    }
+
+    /// The folder as a store URL (`file://DIR`).
+    pub fn store(&self) -> String {
+        format!("file://{}", self.dir.path().display())
     }
 }

@@ -1,10 +1,17 @@
 //! Test support: one moto server per test on a free loopback port, SDK configurations pointed at
 //! it, and ways to run the operator's command line in-process or as a process.
 //!
+//! Every moto server sits behind the API-model check ([`api_model`]): [`Moto::endpoint`] and
+//! [`Moto::port`] are the checking proxy's, so everything a test sends (the operator, the SDK
+//! clients, the AWS CLI, and the fault and bucket proxies chained in front) is checked against
+//! the published AWS API models, and dropping the [`Moto`] fails the test when any request
+//! broke one.
+//!
 //! moto comes from the project's virtualenv (`.venv`, created by `scripts/test` with the pinned
 //! version in `scripts/requirements-test.txt`), or from `$MOTO_SERVER`. A missing moto is a test
 //! failure with instructions, never a skip.
 
+pub mod api_model;
 pub mod aws_actions;
 pub mod bench;
 pub mod bucket_proxy;
@@ -19,6 +26,7 @@ pub mod proxy;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -47,10 +55,17 @@ pub fn moto_server_path() -> PathBuf {
     p
 }
 
-/// A moto server on 127.0.0.1 that lives as long as this value.
+/// A moto server on 127.0.0.1 behind the API-model check, both living as long as this value.
+///
+/// Invariant: every request reaching this moto through [`Moto::endpoint`] is checked; when the
+/// value is dropped with violations recorded, it panics listing them all (unless the thread is
+/// already panicking, when it prints them).
 pub struct Moto {
+    /// Declared first: stops before moto does.
+    checker: proxy::Server,
+    check: Arc<api_model::ApiCheck>,
     child: Child,
-    port: u16,
+    moto_port: u16,
 }
 
 /// The region every test uses.
@@ -82,7 +97,14 @@ impl Moto {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Moto { child, port };
+                    let check = Arc::new(api_model::ApiCheck::default());
+                    let checker = proxy::Server::start(port, check.clone(), "api-model-check");
+                    return Moto {
+                        checker,
+                        check,
+                        child,
+                        moto_port: port,
+                    };
                 }
                 if let Ok(Some(status)) = child.try_wait() {
                     last_err = format!("moto_server exited with {status} (port {port} taken?)");
@@ -98,8 +120,25 @@ impl Moto {
         panic!("could not start moto: {last_err}");
     }
 
+    /// The port requests go to: the API-model check's, in front of moto.
     pub fn port(&self) -> u16 {
-        self.port
+        self.checker.port()
+    }
+
+    /// moto's own port, behind the check (nothing a test sends should go there directly).
+    pub fn unchecked_port(&self) -> u16 {
+        self.moto_port
+    }
+
+    /// How many requests the API-model check has read.
+    pub fn api_requests_checked(&self) -> u64 {
+        self.check.checked()
+    }
+
+    /// The API-model violations recorded so far, forgotten (so dropping this value passes):
+    /// for the check's own tests.
+    pub fn take_api_violations(&self) -> Vec<api_model::Violation> {
+        self.check.take()
     }
 
     /// The server's process id (the benchmark reads its CPU time).
@@ -107,8 +146,9 @@ impl Moto {
         self.child.id()
     }
 
+    /// `http://127.0.0.1:PORT` of the API-model check in front of moto.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.checker.endpoint()
     }
 
     /// An SDK configuration pointed at this server, with fixed test credentials.
@@ -151,8 +191,24 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
+        let found = self.check.take();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if found.is_empty() {
+            return;
+        }
+        let report = api_model::report(&found);
+        if std::thread::panicking() {
+            eprintln!(
+                "{} requests broke the AWS API models:\n{report}",
+                found.len()
+            );
+        } else {
+            panic!(
+                "{} requests broke the AWS API models (botocore service-2.json; AWS would refuse them):\n{report}",
+                found.len()
+            );
+        }
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Forwarding opens a fresh upstream connection per request with `Connection: close`, reads
 //! moto's whole answer and relays it re-framed with a `Content-Length`, so the client's
-//! connection can stay alive.
+//! connection can stay alive; a client that sends `Connection: close` (another of these
+//! proxies, chained in front) has its connection closed after the answer, so proxies chain.
 //!
 //! The server runs on its own thread and runtime, so it keeps serving while a test thread blocks
 //! (on a child process, or `std::thread::sleep` between polls).
@@ -120,6 +121,19 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request from its parts (tests build requests with it).
+    pub fn new(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
@@ -280,6 +294,11 @@ impl Server {
         }
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
@@ -328,6 +347,14 @@ async fn serve(
                 let bytes = forward(upstream, &req).await?;
                 conn.write_all(&bytes).await?;
             }
+        }
+        // A client that asked to close (a proxy chained in front, which forwards with
+        // `Connection: close` and reads to the end) gets the end of the stream after its answer.
+        if req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            return Ok(());
         }
     }
     Ok(())
@@ -585,15 +612,7 @@ mod tests {
     use super::*;
 
     fn req(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
+        Request::new(method, path, headers, body)
     }
 
     fn auth(service: &str) -> String {

@@ -13,7 +13,10 @@ use aws_sdk_route53::types::{
 };
 use ecs_operator::reconcile::Failure;
 use ecs_operator::store::Phase;
-use ecs_operator_tests::fixtures::{reference_specs, write_specs, Fleet, Network};
+use ecs_operator_tests::fixtures::{
+    owner_tags, reference_files, reference_specs, write_specs, Env as Base, Fleet, Network,
+    EDGE_MOTO_ENV,
+};
 use ecs_operator_tests::{cli, Moto};
 use serde_json::Value;
 
@@ -21,92 +24,22 @@ const ZONE: &str = "example.com";
 const OWNER_TXT_WEB: &str =
     "\"heritage=ecs-operator,ecs-operator/owner=ServiceSpec/web,instance=ecs-operator\"";
 
-struct Env {
-    moto: Moto,
-    net: Network,
-    dir: tempfile::TempDir,
-    fleet: Fleet,
-    elb: aws_sdk_elasticloadbalancingv2::Client,
-    acm: aws_sdk_acm::Client,
-    r53: aws_sdk_route53::Client,
-    ecr: aws_sdk_ecr::Client,
+/// The shared setup ([`Base`]) with this suite's readers of what the operator built.
+struct Env(Base);
+
+impl std::ops::Deref for Env {
+    type Target = Base;
+    fn deref(&self) -> &Base {
+        &self.0
+    }
 }
 
+/// The reference architecture on moto, not reconciled yet.
 async fn setup() -> Env {
-    let moto = Moto::start_with_env(&[
-        ("MOTO_ACM_VALIDATION_WAIT", "0"),
-        ("MOTO_ECS_SERVICE_RUNNING", "2"),
-    ]);
-    let net = Network::create(&moto, ZONE).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_specs(dir.path(), &reference_specs(&net));
-    let fleet = Fleet::new(&moto, dir.path()).await;
-    let sdk = moto.sdk_config().await;
-    Env {
-        elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-        acm: aws_sdk_acm::Client::new(&sdk),
-        r53: aws_sdk_route53::Client::new(&sdk),
-        ecr: aws_sdk_ecr::Client::new(&sdk),
-        moto,
-        net,
-        dir,
-        fleet,
-    }
-}
-
-/// Reconcile every spec until all are Ready (at most `rounds` rounds). From empty an ECS
-/// service takes three rounds on moto (create; moto's CreateService drops the deployment
-/// configuration, so one update; the rollout completes).
-async fn converge(fleet: &Fleet, rounds: usize) {
-    let mut last = String::new();
-    for _ in 0..rounds {
-        let results = fleet.reconcile_all().await;
-        let pending: Vec<String> = results
-            .iter()
-            .filter(|(_, r)| !matches!(r, Ok(rep) if rep.phase == Phase::Ready))
-            .map(|(k, r)| format!("{k}: {r:?}"))
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        last = pending.join("\n");
-    }
-    panic!("not converged after {rounds} rounds:\n{last}");
-}
-
-fn tags_of(t: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn owner_tags(owner: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            "ecs-operator.io/managed-by".to_string(),
-            "ecs-operator".to_string(),
-        ),
-        ("ecs-operator.io/owner".to_string(), owner.to_string()),
-    ])
+    Env(Base::new(EDGE_MOTO_ENV, reference_files).await)
 }
 
 impl Env {
-    async fn elb_tags(&self, arn: &str) -> BTreeMap<String, String> {
-        let out = self
-            .elb
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
-        tags_of(out.tag_descriptions()[0].tags())
-    }
-
     async fn lb(&self) -> aws_sdk_elasticloadbalancingv2::types::LoadBalancer {
         self.elb
             .describe_load_balancers()
@@ -526,16 +459,16 @@ async fn assert_reference_architecture(env: &Env) {
 #[tokio::test]
 async fn the_reference_architecture_converges_from_empty_with_every_field_as_specified() {
     let env = setup().await;
-    converge(&env.fleet, 4).await;
+    env.fleet.converge(4).await;
     assert_reference_architecture(&env).await;
 }
 
 #[tokio::test]
 async fn a_second_reconcile_of_a_converged_fleet_makes_no_mutating_call() {
     let env = setup().await;
-    converge(&env.fleet, 4).await;
+    env.fleet.converge(4).await;
     let before = env.fleet.calls.snapshot();
-    converge(&env.fleet, 1).await;
+    env.fleet.converge(1).await;
     let mutations = env.fleet.mutations_since(&before);
     assert!(
         mutations.is_empty(),
@@ -580,7 +513,7 @@ async fn a_second_reconcile_of_a_converged_fleet_makes_no_mutating_call() {
 #[tokio::test]
 async fn drift_made_by_hand_shows_in_diff_and_one_reconcile_restores_it() {
     let env = setup().await;
-    converge(&env.fleet, 4).await;
+    env.fleet.converge(4).await;
     let z = ZONE;
     let lb = env.lb().await;
     let listeners = env.listeners().await;
@@ -694,10 +627,10 @@ async fn drift_made_by_hand_shows_in_diff_and_one_reconcile_restores_it() {
         "diff must not write"
     );
 
-    converge(&env.fleet, 1).await;
+    env.fleet.converge(1).await;
     assert_reference_architecture(&env).await;
     let before = env.fleet.calls.snapshot();
-    converge(&env.fleet, 1).await;
+    env.fleet.converge(1).await;
     assert!(env.fleet.mutations_since(&before).is_empty());
 }
 

@@ -15,52 +15,22 @@ use std::time::{Duration, Instant};
 
 use ecs_operator::reconcile::{ReconcileInput, Reconciler};
 use ecs_operator::spec::SpecKey;
-use ecs_operator::store::Phase;
-use ecs_operator_tests::fixtures::{reference_specs, write_specs, Fleet, Network};
-use ecs_operator_tests::{bin, free_addr, Moto, OperatorProcess};
-
-const ZONE: &str = "example.com";
-const RELEASED: &str = "ecs-operator.io/released-from";
-const MANAGED_BY: &str = "ecs-operator.io/managed-by";
-const OWNER: &str = "ecs-operator.io/owner";
-const MOTO_ENV: &[(&str, &str)] = &[
-    ("MOTO_ACM_VALIDATION_WAIT", "0"),
-    ("MOTO_ECS_SERVICE_RUNNING", "2"),
-];
-
-fn elb_tags(t: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
+use ecs_operator_tests::fixtures::{
+    reference_files, tags_of, Env, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
+    RELEASED_TAG as RELEASED,
+};
+use ecs_operator_tests::{bin, free_addr, OperatorProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scan_finds_exactly_what_the_ledgers_list_and_nothing_foreign() {
-    let moto = Moto::start_with_env(MOTO_ENV);
-    let net = Network::create(&moto, ZONE).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_specs(dir.path(), &reference_specs(&net));
-    let fleet = Fleet::new(&moto, dir.path()).await;
-    let mut reports = BTreeMap::new();
-    for round in 0.. {
-        assert!(round < 12, "not converged: {reports:?}");
-        let results = fleet.reconcile_all().await;
-        let ready = results
-            .values()
-            .all(|r| r.as_ref().is_ok_and(|r| r.phase == Phase::Ready));
-        reports = results
-            .into_iter()
-            .map(|(k, r)| (k, r.expect("a reconcile")))
-            .collect();
-        if ready {
-            break;
-        }
-    }
+    let (env, reports) = Env::converged(EDGE_MOTO_ENV, reference_files, 12).await;
+    let Env {
+        moto,
+        net,
+        dir: _dir,
+        fleet,
+        ..
+    } = env;
 
     // Foreign look-alikes: another instance's target group, an untagged one, a released one.
     let sdk = moto.sdk_config().await;
@@ -153,7 +123,7 @@ async fn target_groups(
         let tags = elb.describe_tags().resource_arns(arn).send().await.unwrap();
         out.insert(
             tg.target_group_name().unwrap().to_string(),
-            elb_tags(tags.tag_descriptions()[0].tags()),
+            tags_of(tags.tag_descriptions()[0].tags()),
         );
     }
     out
@@ -161,10 +131,7 @@ async fn target_groups(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_no_record_lists_are_collected_after_their_spec_is_gone() {
-    let moto = Moto::start_with_env(MOTO_ENV);
-    let net = Network::create(&moto, ZONE).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_specs(dir.path(), &reference_specs(&net));
+    let Env { moto, dir, .. } = Env::new(EDGE_MOTO_ENV, reference_files).await;
     let env = moto.env();
     let store = format!("file://{}", dir.path().display());
     let out = bin(

@@ -15,68 +15,52 @@ use aws_sdk_route53::types::{
 use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
-use ecs_operator_tests::fixtures::{reference_specs, write_specs, Fleet, Network};
-use ecs_operator_tests::Moto;
+use ecs_operator_tests::fixtures::{
+    reference_files, Env as Base, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
+    RELEASED_TAG as RELEASED,
+};
 
 const ZONE: &str = "example.com";
-const RELEASED: &str = "ecs-operator.io/released-from";
-const MANAGED_BY: &str = "ecs-operator.io/managed-by";
-const OWNER: &str = "ecs-operator.io/owner";
 
+/// The shared setup ([`Base`]) and the last report of every spec: its resources are the ledger
+/// a deletion works from.
 struct Env {
-    _moto: Moto,
-    net: Network,
-    dir: tempfile::TempDir,
-    fleet: Fleet,
-    /// The last report of every spec: its resources are the ledger a deletion works from.
+    base: Base,
     reports: BTreeMap<String, Report>,
-    elb: aws_sdk_elasticloadbalancingv2::Client,
-    acm: aws_sdk_acm::Client,
-    r53: aws_sdk_route53::Client,
-    ecr: aws_sdk_ecr::Client,
-    ecs: aws_sdk_ecs::Client,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Base;
+    fn deref(&self) -> &Base {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut Base {
+        &mut self.base
+    }
 }
 
 /// The reference architecture with `edit` applied to its files, converged.
 async fn setup(edit: impl Fn(&str, String) -> String) -> Env {
-    let moto = Moto::start_with_env(&[
-        ("MOTO_ACM_VALIDATION_WAIT", "0"),
-        ("MOTO_ECS_SERVICE_RUNNING", "2"),
-    ]);
-    let net = Network::create(&moto, ZONE).await;
-    let dir = tempfile::tempdir().unwrap();
-    let specs: Vec<(&str, String)> = reference_specs(&net)
-        .into_iter()
-        .map(|(f, t)| (f, edit(f, t)))
-        .collect();
-    write_specs(dir.path(), &specs);
-    let fleet = Fleet::new(&moto, dir.path()).await;
-    let sdk = moto.sdk_config().await;
-    let mut env = Env {
-        elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-        acm: aws_sdk_acm::Client::new(&sdk),
-        r53: aws_sdk_route53::Client::new(&sdk),
-        ecr: aws_sdk_ecr::Client::new(&sdk),
-        ecs: aws_sdk_ecs::Client::new(&sdk),
-        _moto: moto,
-        net,
-        dir,
-        fleet,
-        reports: BTreeMap::new(),
+    let files = |net: &_| {
+        reference_files(net)
+            .into_iter()
+            .map(|(f, t)| {
+                let t = edit(&f, t);
+                (f, t)
+            })
+            .collect()
     };
-    env.converge(12).await;
-    env
-}
-
-fn tags_of(t: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+    let (base, reports) = Base::converged(EDGE_MOTO_ENV, files, 12).await;
+    Env {
+        base,
+        reports: reports
+            .into_iter()
+            .map(|(k, r)| (k.to_string(), r))
+            .collect(),
+    }
 }
 
 fn released_only(tags: &BTreeMap<String, String>, owner: &str) -> bool {
@@ -86,30 +70,6 @@ fn released_only(tags: &BTreeMap<String, String>, owner: &str) -> bool {
 }
 
 impl Env {
-    async fn converge(&mut self, rounds: usize) {
-        let mut last = String::new();
-        for _ in 0..rounds {
-            let results = self.fleet.reconcile_all().await;
-            let mut pending = Vec::new();
-            for (k, r) in results {
-                match r {
-                    Ok(rep) => {
-                        if rep.phase != Phase::Ready {
-                            pending.push(format!("{k}: {rep:?}"));
-                        }
-                        self.reports.insert(k.to_string(), rep);
-                    }
-                    Err(e) => pending.push(format!("{k}: {e}")),
-                }
-            }
-            if pending.is_empty() {
-                return;
-            }
-            last = pending.join("\n");
-        }
-        panic!("not converged after {rounds} rounds:\n{last}");
-    }
-
     fn ledger(&self, key: &str, kind: &str) -> Vec<String> {
         self.reports[key]
             .resources
@@ -174,20 +134,6 @@ impl Env {
             .filter(|r| r.name().trim_end_matches('.') == name && r.r#type() == &RrType::Txt)
             .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
             .collect()
-    }
-
-    async fn elb_tags(&self, arn: &str) -> BTreeMap<String, String> {
-        let out = self
-            .elb
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
-        out.tag_descriptions()
-            .first()
-            .map(|d| tags_of(d.tags()))
-            .unwrap_or_default()
     }
 
     async fn target_group_names(&self) -> BTreeSet<String> {

@@ -11,7 +11,7 @@ use ecs_operator::aws::CallMetrics;
 use ecs_operator::resources::Snapshot;
 use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
-use ecs_operator_tests::fixtures::{write_specs, Fleet, Network};
+use ecs_operator_tests::fixtures::{Env, Fleet, Network};
 use ecs_operator_tests::{cli_counted, Moto};
 use futures::future::join_all;
 
@@ -96,46 +96,14 @@ spec:
     files
 }
 
-struct Env {
-    moto: Moto,
-    dir: tempfile::TempDir,
-    fleet: Fleet,
-}
-
-impl Env {
-    fn store(&self) -> String {
-        format!("file://{}", self.dir.path().display())
-    }
-}
-
 /// moto with issued certificates and rollouts that complete, the network, the fleet's specs in
 /// a folder, converged by direct reconciles.
 async fn converged() -> Env {
-    let moto = Moto::start_with_env(&[
+    let moto_env = [
         ("MOTO_ACM_VALIDATION_WAIT", "0"),
         ("MOTO_ECS_SERVICE_RUNNING", "1"),
-    ]);
-    let net = Network::create(&moto, ZONE).await;
-    let dir = tempfile::tempdir().unwrap();
-    let files = fleet_specs(&net);
-    let files: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-    write_specs(dir.path(), &files);
-    let fleet = Fleet::new(&moto, dir.path()).await;
-    let mut last = String::new();
-    for _ in 0..8 {
-        let pending: Vec<String> = fleet
-            .reconcile_all()
-            .await
-            .into_iter()
-            .filter(|(_, r)| !matches!(r, Ok(rep) if rep.phase == Phase::Ready))
-            .map(|(k, r)| format!("{k}: {r:?}"))
-            .collect();
-        if pending.is_empty() {
-            return Env { moto, dir, fleet };
-        }
-        last = pending.join("\n");
-    }
-    panic!("the fleet did not converge:\n{last}");
+    ];
+    Env::converged(&moto_env, fleet_specs, 8).await.0
 }
 
 /// Attempts per `service/operation` since `before`.

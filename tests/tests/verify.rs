@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ecs_operator::aws::CallMetrics;
-use ecs_operator_tests::fixtures::{aws_cli, reference_specs, write_specs, Network};
+use ecs_operator_tests::fixtures::{awscli, reference_specs, write_specs, Network};
 use ecs_operator_tests::{cli_counted, Moto, Output};
 use serde_json::Value;
 
@@ -18,6 +18,24 @@ async fn setup() -> (Moto, Network) {
     (moto, net)
 }
 
+
+/// Run the AWS CLI against moto and read the dotted `path` of its JSON answer as text (`@`: the
+/// whole answer, which may be empty).
+fn aws_cli(moto: &Moto, args: &[&str], path: &str) -> String {
+    let answer = awscli(moto, args);
+    if path == "@" {
+        return answer.to_string();
+    }
+    let mut v = &answer;
+    for part in path.split('.') {
+        v = v
+            .get(part)
+            .unwrap_or_else(|| panic!("aws {args:?}: no {path} in {answer}"));
+    }
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
 /// Create an IAM role with `trust` as its trust policy; its ARN.
 fn role(moto: &Moto, name: &str, trust: &str) -> String {
     aws_cli(
