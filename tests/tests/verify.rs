@@ -18,7 +18,6 @@ async fn setup() -> (Moto, Network) {
     (moto, net)
 }
 
-
 /// Run the AWS CLI against moto and read the dotted `path` of its JSON answer as text (`@`: the
 /// whole answer, which may be empty).
 fn aws_cli(moto: &Moto, args: &[&str], path: &str) -> String {
