@@ -375,7 +375,9 @@ async fn sigkilled_at_random_points_of_a_first_convergence_it_converges_without_
     let env = moto.env();
     // Kill at random points until 10 kills have hit a running operator (each restart makes a
     // little progress); a run that finishes by itself ends the first convergence early, which
-    // the assertion below reports.
+    // the assertion below reports. The window is 100..400 ms: the reference architecture
+    // converges in about 3 s of cumulative run time, so with 100..700 ms the tenth run could
+    // finish by itself (seed 7 did).
     let mut killed_alive = 0;
     let mut points = Vec::new();
     let mut converged_by_itself = None;
@@ -385,7 +387,7 @@ async fn sigkilled_at_random_points_of_a_first_convergence_it_converges_without_
             i < 30,
             "30 restarts without 10 kills of a running operator: {points:?}"
         );
-        let delay = Duration::from_millis(rng.range(100, 700));
+        let delay = Duration::from_millis(rng.range(100, 400));
         let mut op = OperatorProcess::spawn(
             &["run", "--store", &store, "--once", "--timeout", "120s"],
             dir.path(),
