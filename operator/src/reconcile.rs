@@ -66,12 +66,21 @@ pub struct ReconcileInput {
     /// (`crate::resources::snapshot`); `None`: read AWS fresh (a change, a requeue, a retry, a
     /// deletion, `diff`).
     pub wave: Option<Arc<Snapshot>>,
+    /// What the spec's last status record lists as its resources, when the controller knows
+    /// it; `None` when unknown (`diff`, a first reconcile). Reads that must find what the spec
+    /// owned before (a host it no longer lists) read by these names instead of listing
+    /// everything; with `None` they list everything.
+    pub ledger: Option<Vec<ResourceRef>>,
 }
 
 impl ReconcileInput {
     /// An input that reads fresh.
     pub fn fresh(specs: ValidSpecs) -> Self {
-        ReconcileInput { specs, wave: None }
+        ReconcileInput {
+            specs,
+            wave: None,
+            ledger: None,
+        }
     }
 }
 

@@ -354,6 +354,20 @@ impl Fleet {
         self.reconciler.reconcile(self.spec(key), &input).await
     }
 
+    /// One reconcile of `spec` (which may differ from the fleet's version of it) as the
+    /// controller runs it outside a wave: fresh reads, with the spec's last status ledger.
+    pub async fn reconcile_with_ledger(
+        &self,
+        spec: Arc<Spec>,
+        ledger: Vec<ecs_operator::store::status::ResourceRef>,
+    ) -> Result<Report, Failure> {
+        let input = ReconcileInput {
+            ledger: Some(ledger),
+            ..self.input()
+        };
+        self.reconciler.reconcile(spec, &input).await
+    }
+
     /// One reconcile of every spec, ClusterSpecs first.
     pub async fn reconcile_all(&self) -> BTreeMap<SpecKey, Result<Report, Failure>> {
         let mut out = BTreeMap::new();

@@ -130,6 +130,25 @@ impl Moto {
         self.moto_port
     }
 
+    /// Requests on their way to moto and not answered yet (a killed client's last request
+    /// still reaches moto and is counted until moto answers it).
+    pub fn in_flight(&self) -> usize {
+        self.checker.in_flight()
+    }
+
+    /// Wait until no request is on its way to moto (at most `limit`; panics after it).
+    pub fn wait_idle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.in_flight() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} requests still in flight to moto after {limit:?}",
+                self.in_flight()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// How many requests the API-model check has read.
     pub fn api_requests_checked(&self) -> u64 {
         self.check.checked()

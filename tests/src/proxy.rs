@@ -254,6 +254,9 @@ pub trait Policy: Send + Sync + 'static {
 /// A running proxy server; stops when dropped.
 pub struct Server {
     addr: SocketAddr,
+    /// Requests read from a client and not yet answered by upstream (a request keeps going
+    /// to upstream when its client dies: the proxy, like a network, does not cancel it).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -269,6 +272,8 @@ impl Server {
             .expect("a non-blocking listener");
         let addr = std_listener.local_addr().expect("the proxy's address");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = in_flight.clone();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -280,7 +285,7 @@ impl Server {
                 rt.block_on(async move {
                     let listener = TcpListener::from_std(std_listener).expect("a tokio listener");
                     tokio::select! {
-                        _ = accept_loop(listener, upstream, policy) => {}
+                        _ = accept_loop(listener, upstream, policy, counter) => {}
                         _ = stop_rx => {}
                     }
                 });
@@ -289,6 +294,7 @@ impl Server {
             .expect("the proxy thread starts");
         Server {
             addr,
+            in_flight,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -297,6 +303,11 @@ impl Server {
     /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Requests forwarded to upstream and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
@@ -316,15 +327,37 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, policy: Arc<dyn Policy>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    policy: Arc<dyn Policy>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+) {
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
         let p = policy.clone();
+        let n = in_flight.clone();
         tokio::spawn(async move {
-            let _ = serve(conn, upstream, p).await;
+            let _ = serve(conn, upstream, p, n).await;
         });
+    }
+}
+
+/// Counts one request as in flight while it lives.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn new(n: &Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -332,9 +365,11 @@ async fn serve(
     mut conn: TcpStream,
     upstream: SocketAddr,
     policy: Arc<dyn Policy>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(req) = read_request(&mut conn, &mut buf).await? {
+        let _counted = InFlight::new(&in_flight);
         match policy.decide(&req) {
             Action::Close => return Ok(()),
             Action::Answer(bytes) => conn.write_all(&bytes).await?,

@@ -786,3 +786,121 @@ async fn a_pending_certificate_makes_the_cluster_progressing_without_waiting() {
         other => panic!("web should wait for the listener: {other:?}"),
     }
 }
+
+/// `n` TXT records that belong to nobody, so a listing of the whole zone takes more than one
+/// page (Route53 pages at 300 records).
+async fn fill_zone(env: &Env, n: usize) {
+    let mut batch = ChangeBatch::builder();
+    for i in 0..n {
+        batch = batch.changes(
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(
+                    ResourceRecordSet::builder()
+                        .name(format!("filler-{i:04}.{ZONE}."))
+                        .r#type(RrType::Txt)
+                        .ttl(300)
+                        .resource_records(
+                            ResourceRecord::builder()
+                                .value("\"someone else\"")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    env.r53
+        .change_resource_record_sets()
+        .hosted_zone_id(&env.net.zone_id)
+        .change_batch(batch.build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The record sets named exactly `name` (read from `StartRecordName`).
+async fn records_named(env: &Env, name: &str) -> BTreeSet<String> {
+    let out = env
+        .r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&env.net.zone_id)
+        .start_record_name(format!("{name}."))
+        .max_items(20)
+        .send()
+        .await
+        .unwrap();
+    out.resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.') == name)
+        .map(|r| r.r#type().as_str().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn outside_a_wave_a_service_reads_route53_by_its_host_names_and_still_removes_a_host_it_no_longer_lists(
+) {
+    let env = setup().await;
+    let reports = env.fleet.converge(4).await;
+    fill_zone(&env, 400).await;
+    let web = env.fleet.spec("ServiceSpec/web");
+    let ledger = reports[&web.key()].resources.clone();
+    let lists = || {
+        env.fleet
+            .calls
+            .attempts("route53", "ListResourceRecordSets")
+    };
+
+    // Without a ledger the reconcile lists the whole zone: two pages of 300.
+    let before = lists();
+    let r = env.fleet.reconcile("ServiceSpec/web").await.unwrap();
+    assert_eq!(r.phase, Phase::Ready, "{r:?}");
+    assert!(lists() - before >= 2, "{} listings", lists() - before);
+
+    // With its ledger: one by-name read per host (example.com, www.example.com), no write.
+    let before = lists();
+    let snapshot = env.fleet.calls.snapshot();
+    let r = env
+        .fleet
+        .reconcile_with_ledger(web.clone(), ledger.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.phase, Phase::Ready, "{r:?}");
+    assert_eq!(lists() - before, 2);
+    assert!(env.fleet.mutations_since(&snapshot).is_empty());
+
+    // The apex host leaves the spec: the ledger still names it, so its A and TXT go.
+    let text = std::fs::read_to_string(env.dir.path().join("service-web.yaml"))
+        .unwrap()
+        .replace(
+            &format!("hosts: [{ZONE}, www.{ZONE}]"),
+            &format!("hosts: [www.{ZONE}]"),
+        );
+    let mut parsed = ecs_operator::spec::parse_file("service-web.yaml", text.as_bytes());
+    let edited = std::sync::Arc::new(parsed.documents.remove(0).result.unwrap());
+    assert_eq!(
+        records_named(&env, ZONE).await,
+        ["A", "NS", "SOA", "TXT"].map(String::from).into()
+    );
+    let r = env
+        .fleet
+        .reconcile_with_ledger(edited, ledger)
+        .await
+        .unwrap();
+    assert_eq!(
+        records_named(&env, ZONE).await,
+        ["NS", "SOA"].map(String::from).into(),
+        "the apex A and its ownership TXT are deleted, the zone's own records stay"
+    );
+    assert_eq!(
+        records_named(&env, &format!("www.{ZONE}")).await,
+        ["A", "TXT"].map(String::from).into()
+    );
+    assert!(!r
+        .resources
+        .iter()
+        .any(|x| x.id.ends_with(&format!("/{ZONE}/A"))));
+}

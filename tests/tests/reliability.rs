@@ -398,6 +398,13 @@ async fn sigkilled_at_random_points_of_a_first_convergence_it_converges_without_
         match op.child.try_wait().expect("try_wait") {
             None => {
                 op.kill();
+                // The killed process's last requests still reach moto, as they would reach
+                // AWS. AWS makes a retried RequestCertificate with the same idempotency token
+                // return the first certificate however the two overlap; moto checks the token
+                // before its slow key generation and records it after, so a retry that
+                // overlaps the dead process's request creates a second certificate. Let moto
+                // finish before the next start (README, moto notes).
+                moto.wait_idle(Duration::from_secs(30));
                 killed_alive += 1;
                 points.push(delay.as_millis());
             }

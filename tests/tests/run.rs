@@ -281,3 +281,52 @@ fn a_leader_stopped_by_sigterm_exits_0_and_releases_the_lease_for_an_immediate_t
     }
     println!("takeover after SIGTERM: {:?}", stopped.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_first_convergence_services_wait_for_their_cluster_without_a_failed_reconcile() {
+    use ecs_operator_tests::fixtures::{reference_specs, write_specs, Network, EDGE_MOTO_ENV};
+    use ecs_operator_tests::prom::metric_sum;
+    let moto = Moto::start_with_env(EDGE_MOTO_ENV);
+    let net = Network::create(&moto, "example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_specs(dir.path(), &reference_specs(&net));
+    let store = format!("file://{}", dir.path().display());
+    let metrics = dir.path().join(".first.prom");
+    let out = ecs_operator_tests::bin(
+        &[
+            "run",
+            "--store",
+            &store,
+            "--once",
+            "--timeout",
+            "120s",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+        dir.path(),
+        &moto.env(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = std::fs::read_to_string(&metrics).expect("--metrics-file was written");
+    let service = |result: &str| {
+        metric_sum(
+            &text,
+            "ecs_operator_reconciles_total",
+            &[r#"kind="ServiceSpec""#, &format!(r#"result="{result}""#)],
+        )
+    };
+    // Both services started with the cluster (one start-up wave), found it not reconciled
+    // yet, waited without reading AWS, and were woken when it became Ready.
+    assert!(service("waiting") >= 2.0, "{text}");
+    assert_eq!(
+        service("error"),
+        0.0,
+        "no failed service reconcile:\n{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, "ecs_operator_backoffs_total", &[]),
+        0.0,
+        "{text}"
+    );
+    assert!(service("ready") >= 2.0, "{text}");
+}

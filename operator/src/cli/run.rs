@@ -220,6 +220,7 @@ fn start_runner(
             }
         }
     });
+    controller.set_waker(handle.clone());
     Active {
         handle,
         task: tokio::spawn(fut),

@@ -11,8 +11,11 @@
 //! - a paused spec is neither read nor written; it reports `Paused`;
 //! - a condition's `lastTransitionTime` changes only when its status changes;
 //! - status is written only when something other than `updatedAt` changed, so a converged
-//!   fleet does not rewrite its status every resync.
+//!   fleet does not rewrite its status every resync;
+//! - a ServiceSpec that has not converged yet waits for its ClusterSpec without reading AWS
+//!   and is woken when the cluster stops blocking it ([`dependency`]).
 mod deletion;
+mod dependency;
 mod desired;
 mod gc;
 mod status;
@@ -29,12 +32,13 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::reconcile::{ConditionReport, Failure, ReconcileInput, Reconciler, Report, ValidSpecs};
-use crate::runtime::{Action, WaveId};
+use crate::runtime::{Action, Handle, Reason, WaveId};
 use crate::spec::{Spec, SpecKey};
 use crate::store::status::{Phase, SpecStatus};
 use crate::store::{now_rfc3339, Store};
 
 pub use deletion::{DeletionGuard, DELETION_CONFIRMED, DELETION_HELD};
+pub use dependency::{blocked_by, cluster_of};
 pub use desired::{Desired, DesiredEntry};
 pub use gc::leaked;
 pub use status::{deletion_policy_of, next_status};
@@ -73,6 +77,11 @@ pub struct Controller {
     /// Keys reconciled at least once by this process: `--once` waits for every spec to have
     /// been reconciled, not only for the status records it read at start to say Ready.
     reconciled: Mutex<std::collections::HashSet<SpecKey>>,
+    /// ServiceSpecs parked until their ClusterSpec stops blocking them. Lock order:
+    /// `statuses`, then `waiting`.
+    waiting: Mutex<dependency::Waiting>,
+    /// How parked services are woken: the runner of the current leadership term.
+    waker: Mutex<Option<Handle<SpecKey>>>,
 }
 
 impl Controller {
@@ -93,7 +102,64 @@ impl Controller {
             finished: Mutex::new(HashMap::new()),
             waves: WaveSnapshots::default(),
             reconciled: Mutex::new(std::collections::HashSet::new()),
+            waiting: Mutex::new(dependency::Waiting::default()),
+            waker: Mutex::new(None),
         }
+    }
+
+    /// Wake parked services through `handle` (the runner of this leadership term). Services
+    /// parked under an earlier runner are woken at once: that runner is gone.
+    pub fn set_waker(&self, handle: Handle<SpecKey>) {
+        let parked: Vec<SpecKey> = {
+            let mut w = self.waiting.lock().expect("waiting lock");
+            std::mem::take(&mut *w).into_keys()
+        };
+        for key in parked {
+            handle.trigger(key, Reason::Change);
+        }
+        *self.waker.lock().expect("waker lock") = Some(handle);
+    }
+
+    /// After a ClusterSpec's reconcile: wake the services parked behind it if it no longer
+    /// blocks them.
+    fn wake_dependents(&self, cluster: &SpecKey) {
+        let desired = self.desired();
+        let woken = {
+            let statuses = self.statuses.lock().expect("status lock");
+            let mut waiting = self.waiting.lock().expect("waiting lock");
+            waiting.release(cluster, &desired, statuses.get(cluster))
+        };
+        if woken.is_empty() {
+            return;
+        }
+        tracing::debug!(%cluster, services = woken.len(), "cluster ready: waking its services");
+        if let Some(h) = self.waker.lock().expect("waker lock").as_ref() {
+            for key in woken {
+                h.trigger(key, Reason::Change);
+            }
+        }
+    }
+
+    /// Park `key` behind its ClusterSpec when the spec has not converged yet and the cluster
+    /// blocks it; returns why. Checked and parked under the status lock (see [`dependency`]).
+    fn park_behind_cluster(&self, key: &SpecKey, spec: &Spec) -> Option<String> {
+        let cluster = cluster_of(spec)?;
+        let desired = self.desired();
+        let statuses = self.statuses.lock().expect("status lock");
+        let own = statuses.get(key).map(|s| s.phase);
+        if !matches!(own, None | Some(Phase::Pending)) {
+            return None;
+        }
+        let why = blocked_by(
+            &cluster,
+            desired.entries.get(&cluster),
+            statuses.get(&cluster),
+        )?;
+        self.waiting
+            .lock()
+            .expect("waiting lock")
+            .park(cluster, key.clone());
+        Some(why)
     }
 
     /// Keys with a status record (they, or what they own, exist) that are not in the store:
@@ -215,7 +281,14 @@ impl Controller {
         };
         self.metrics
             .reconciled(key.kind.as_str(), label, started.elapsed());
-        self.reconciled.lock().expect("reconciled lock").insert(key);
+        let is_cluster = key.kind == crate::spec::Kind::ClusterSpec;
+        self.reconciled
+            .lock()
+            .expect("reconciled lock")
+            .insert(key.clone());
+        if is_cluster {
+            self.wake_dependents(&key);
+        }
         self.progress.send_modify(|n| *n += 1);
         result
     }
@@ -266,9 +339,25 @@ impl Controller {
             self.record(key, &entry, &report, None).await;
             return (Ok(Action::AwaitChange), "paused");
         }
+        if let Some(why) = self.park_behind_cluster(key, &spec) {
+            let report = Report {
+                phase: Phase::Pending,
+                conditions: vec![ConditionReport::new(
+                    "ClusterReady",
+                    false,
+                    "WaitingForCluster",
+                    why,
+                )],
+                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                requeue_after: None,
+            };
+            self.record(key, &entry, &report, None).await;
+            return (Ok(Action::AwaitChange), "waiting");
+        }
         let input = ReconcileInput {
             specs,
             wave: self.waves.snapshot(wave),
+            ledger: self.status(key).map(|s| s.resources),
         };
         match self.reconciler.reconcile(spec, &input).await {
             Ok(report) => {

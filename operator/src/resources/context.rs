@@ -23,6 +23,8 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     pub scaling: aws_sdk_applicationautoscaling::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    /// Hosted zones already found (`shared::zone::resolve`).
+    pub zone_ids: ZoneIds,
 }
 
 impl Aws {
@@ -45,6 +47,7 @@ impl Aws {
             acm: sdk.acm(),
             scaling: sdk.application_autoscaling(),
             autoscaling: sdk.autoscaling(),
+            zone_ids: Default::default(),
         })
     }
 
@@ -66,5 +69,40 @@ impl Aws {
         self.budget.acquire(service, class).await;
         call.await
             .map_err(|e| ResourceError::aws(operation, resource, e))
+    }
+}
+
+/// The hosted zones found by name or id (`shared::zone::resolve`), kept for the life of the
+/// process: `name or id as the spec gives it -> (zone id, zone name)`.
+///
+/// Invariant: a reconcile outside a resync wave takes a zone from here when one is known; every
+/// wave looks each zone up afresh and replaces the entry, so a zone deleted and created again
+/// under the same name (a new id) is followed within one resync interval, and an answer that
+/// the zone does not exist forgets it at once.
+#[derive(Debug, Default)]
+pub struct ZoneIds(std::sync::Mutex<std::collections::HashMap<String, (String, String)>>);
+
+impl ZoneIds {
+    pub fn get(&self, name_or_id: &str) -> Option<(String, String)> {
+        self.0
+            .lock()
+            .expect("zone ids lock")
+            .get(name_or_id)
+            .cloned()
+    }
+
+    pub fn put(&self, name_or_id: &str, id: &str, name: &str) {
+        self.0
+            .lock()
+            .expect("zone ids lock")
+            .insert(name_or_id.to_string(), (id.to_string(), name.to_string()));
+    }
+
+    /// Forget every entry that resolved to the zone `id`.
+    pub fn forget(&self, id: &str) {
+        self.0
+            .lock()
+            .expect("zone ids lock")
+            .retain(|_, (z, _)| z != id);
     }
 }

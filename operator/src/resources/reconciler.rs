@@ -40,7 +40,7 @@ impl AwsReconciler {
             .annotations
             .get(crate::ADOPT_ANNOTATION)
             .is_some_and(|v| v == "true");
-        let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt).in_wave(input);
+        let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt).with_input(input);
         match spec {
             Spec::Cluster(c) => super::pipelines::cluster::reconcile(&mut run, c, input).await?,
             Spec::Service(s) => {

@@ -155,10 +155,13 @@ pub struct SpecRun<'a> {
     /// Why the spec is Degraded (a rollout rolled back, a field that cannot change in place).
     pub degraded: Vec<String>,
     pub requeue_after: Option<Duration>,
+    /// The spec's resources as its last status listed them (`ReconcileInput::ledger`);
+    /// `None` when unknown.
+    pub ledger: Option<Vec<ResourceRef>>,
 }
 
 impl<'a> SpecRun<'a> {
-    /// A run that reads fresh (see [`SpecRun::in_wave`]).
+    /// A run that reads fresh (see [`SpecRun::with_input`]).
     pub fn new(aws: &'a Aws, key: SpecKey, apply: bool, adopt: bool) -> Self {
         SpecRun {
             aws: RunAws { aws, wave: None },
@@ -171,12 +174,15 @@ impl<'a> SpecRun<'a> {
             waiting: Vec::new(),
             degraded: Vec::new(),
             requeue_after: None,
+            ledger: None,
         }
     }
 
     /// Make this run part of the resync wave of `input`, if it has one: batched reads come
-    /// from the wave's snapshot (see [`super::snapshot`]).
-    pub fn in_wave(mut self, input: &ReconcileInput) -> Self {
+    /// from the wave's snapshot (see [`super::snapshot`]). The run also takes the input's
+    /// ledger.
+    pub fn with_input(mut self, input: &ReconcileInput) -> Self {
+        self.ledger = input.ledger.clone();
         self.aws.wave = input
             .wave
             .as_ref()

@@ -596,10 +596,12 @@ async fn records(run: &SpecRun<'_>, scan: &mut OwnedScan, zone: &str) -> Result<
         Err(ResourceError::Unsatisfiable(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    for r in crate::resources::shared::zone::records(run, &z)
-        .await?
-        .iter()
-    {
+    let all = match crate::resources::shared::zone::records(run, &z).await {
+        Ok(all) => all,
+        Err(ResourceError::Unsatisfiable(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for r in all.iter() {
         if r.rtype != "TXT" || r.set_identifier.is_some() {
             continue;
         }

@@ -4,6 +4,7 @@
 //! Invariants: every name and DNS target is compared normalised ([`norm_name`]: lower case, no
 //! trailing dot, `\052` read as `*`); zone ids never carry the `/hostedzone/` prefix.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aws_sdk_route53::types::{
@@ -113,13 +114,19 @@ pub fn in_zone(host: &str, zone: &Zone) -> bool {
 }
 
 /// Find the hosted zone a spec names (by name or id). With several zones of one name, the
-/// public one wins. In a resync wave, once per zone for the whole wave.
+/// public one wins. In a resync wave, once per zone for the whole wave; outside a wave, from
+/// the process's `ZoneIds` (`resources::context`) when the zone was found before.
 pub async fn resolve(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, ResourceError> {
     let entry = Entry::Zone(name_or_id.to_string());
-    match run.cached(entry, |_| lookup(run, name_or_id)).await {
-        Some(z) => Ok(z?.as_ref().clone()),
-        None => lookup(run, name_or_id).await,
-    }
+    let zone = match run.cached(entry, |_| lookup(run, name_or_id)).await {
+        Some(z) => z?.as_ref().clone(),
+        None => match run.aws.zone_ids.get(name_or_id) {
+            Some((id, name)) => return Ok(Zone { id, name }),
+            None => lookup(run, name_or_id).await?,
+        },
+    };
+    run.aws.zone_ids.put(name_or_id, &zone.id, &zone.name);
+    Ok(zone)
 }
 
 async fn lookup(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, ResourceError> {
@@ -194,6 +201,95 @@ pub async fn records(run: &SpecRun<'_>, zone: &Zone) -> Result<Arc<Vec<Record>>,
     }
 }
 
+/// The records at exactly `names` (and possibly more): in a resync wave the wave's listing of
+/// the whole zone ([`records`]); otherwise one ListResourceRecordSets per name starting at
+/// it (`StartRecordName`), paging on only while the next record still has that name. A
+/// reconcile outside a wave (a change, a requeue) so reads what it plans over, instead of
+/// the whole zone: the cost stays per spec, not per spec times the zone's size.
+///
+/// Invariant: every record whose name is in `names` is in the result; callers plan only over
+/// those names.
+pub async fn records_at(
+    run: &SpecRun<'_>,
+    zone: &Zone,
+    names: &BTreeSet<String>,
+) -> Result<Arc<Vec<Record>>, ResourceError> {
+    let entry = Entry::Records(zone.id.clone());
+    if let Some(all) = run.cached(entry, |_| list(run, zone)).await {
+        return all;
+    }
+    let mut out = Vec::new();
+    for name in names {
+        out.extend(list_at(run, zone, name).await?);
+    }
+    Ok(Arc::new(out))
+}
+
+/// A zone that no longer exists: forgotten by `ZoneIds` and reported as `Unsatisfiable`
+/// (what `resolve` says of a zone it cannot find); any other error unchanged.
+fn gone(run: &SpecRun<'_>, zone: &Zone, e: ResourceError) -> ResourceError {
+    if e.code() != Some("NoSuchHostedZone") {
+        return e;
+    }
+    run.aws.zone_ids.forget(&zone.id);
+    ResourceError::Unsatisfiable(format!(
+        "hosted zone {} ({}) does not exist",
+        zone.name, zone.id
+    ))
+}
+
+/// How many records one by-name page asks for: a name rarely holds more types than this
+/// (A, AAAA, TXT, CNAME, CAA...); more pages follow when it does.
+const AT_NAME_PAGE: i32 = 10;
+
+/// The records named exactly `name` (normalised), read from `StartRecordName = name`.
+async fn list_at(run: &SpecRun<'_>, zone: &Zone, name: &str) -> Result<Vec<Record>, ResourceError> {
+    let mut out = Vec::new();
+    let mut start: (String, Option<RrType>, Option<String>) = (format!("{name}."), None, None);
+    loop {
+        let page = run
+            .aws
+            .call(
+                Service::Route53,
+                CallClass::Read,
+                "ListResourceRecordSets",
+                name,
+                run.aws
+                    .route53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&zone.id)
+                    .start_record_name(start.0.clone())
+                    .set_start_record_type(start.1.clone())
+                    .set_start_record_identifier(start.2.clone())
+                    .max_items(AT_NAME_PAGE)
+                    .send(),
+            )
+            .await
+            .map_err(|e| gone(run, zone, e))?;
+        out.extend(
+            page.resource_record_sets()
+                .iter()
+                .map(from_sdk)
+                .filter(|r| r.name == name),
+        );
+        match (
+            page.is_truncated(),
+            page.next_record_name(),
+            page.next_record_type(),
+        ) {
+            (true, Some(n), Some(t)) if norm_name(n) == name => {
+                start = (
+                    n.to_string(),
+                    Some(t.clone()),
+                    page.next_record_identifier().map(str::to_string),
+                )
+            }
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 async fn list(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceError> {
     let mut out = Vec::new();
     let mut start: Option<(String, RrType, Option<String>)> = None;
@@ -218,7 +314,8 @@ async fn list(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceErr
                 &zone.name,
                 req.send(),
             )
-            .await?;
+            .await
+            .map_err(|e| gone(run, zone, e))?;
         out.extend(page.resource_record_sets().iter().map(from_sdk));
         match (
             page.is_truncated(),
@@ -324,7 +421,8 @@ pub async fn submit(
                 .change_batch(batch.build().map_err(ResourceError::request)?)
                 .send(),
         )
-        .await?;
+        .await
+        .map_err(|e| gone(run, zone, e))?;
     Ok(out
         .change_info()
         .is_some_and(|i| i.status().as_str() == "INSYNC"))

@@ -14,6 +14,7 @@ use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
 use crate::resources::ResourceError;
 use crate::spec::SpecKey;
+use crate::store::status::ResourceRef;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "route53:record";
@@ -223,6 +224,27 @@ pub fn plan(
     Ok(out)
 }
 
+/// The names whose records [`plan`] needs: the hosts the spec lists now and the hosts in
+/// `zone_id` its ledger says it owned (so a host it no longer lists is found and deleted).
+/// `None` when the ledger is unknown: then only the whole zone says what the spec owns.
+pub fn names_to_read(
+    hosts: &[String],
+    ledger: Option<&[ResourceRef]>,
+    zone_id: &str,
+) -> Option<std::collections::BTreeSet<String>> {
+    let ledger = ledger?;
+    let mut names: std::collections::BTreeSet<String> = hosts.iter().cloned().collect();
+    for r in ledger.iter().filter(|r| r.resource_type == TYPE) {
+        let mut parts = r.id.splitn(3, '/');
+        if let (Some(z), Some(host)) = (parts.next(), parts.next()) {
+            if z == zone_id {
+                names.insert(zone::norm_name(host));
+            }
+        }
+    }
+    Some(names)
+}
+
 /// Reconcile the alias records of `hosts` in the zone `hosted_zone`, pointing at `lb`.
 pub async fn reconcile(
     run: &mut SpecRun<'_>,
@@ -241,8 +263,14 @@ pub async fn reconcile(
         return Ok(());
     }
     let z = zone::resolve(run, hosted_zone).await?;
-    let existing = zone::records(run, &z).await?;
     let d = desired(hosts, lb, &run.aws.instance, &run.key);
+    let existing = match names_to_read(&d.hosts, run.ledger.as_deref(), &z.id) {
+        Some(names) => {
+            let names = names.into_iter().filter(|n| zone::in_zone(n, &z)).collect();
+            zone::records_at(run, &z, &names).await?
+        }
+        None => zone::records(run, &z).await?,
+    };
     let planned = plan(&d, &z, &existing, run.adopt)?;
     let mut apply = Vec::new();
     for (rc, change) in planned {
@@ -359,7 +387,11 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
         Err(ResourceError::Unsatisfiable(_)) => return Ok(true),
         Err(e) => return Err(e),
     };
-    let existing = zone::records(run, &z).await?;
+    let existing = match zone::records(run, &z).await {
+        Ok(r) => r,
+        Err(ResourceError::Unsatisfiable(_)) => return Ok(true),
+        Err(e) => return Err(e),
+    };
     let owner = owner_value(&run.aws.instance, &run.key);
     let released = released_value(&run.aws.instance, &run.key);
     let mut apply = Vec::new();
@@ -397,6 +429,34 @@ mod tests {
 
     fn key() -> SpecKey {
         SpecKey::new(Kind::ServiceSpec, "web")
+    }
+
+    fn ledger(ids: &[&str]) -> Vec<ResourceRef> {
+        ids.iter()
+            .map(|id| ResourceRef {
+                resource_type: TYPE.into(),
+                id: id.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_to_read_are_the_listed_hosts_and_the_ledger_hosts_of_that_zone() {
+        let mut l = ledger(&["Z1/old.example.com/A", "Z2/other.example.org/A"]);
+        l.push(ResourceRef {
+            resource_type: "elbv2:target-group".into(),
+            id: "Z1/not-a-record/A".into(),
+        });
+        let names = names_to_read(&["www.example.com".into()], Some(&l), "Z1").unwrap();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            vec!["old.example.com".to_string(), "www.example.com".to_string()]
+        );
+    }
+
+    #[test]
+    fn without_a_ledger_the_whole_zone_must_be_read() {
+        assert_eq!(names_to_read(&["www.example.com".into()], None, "Z1"), None);
     }
 
     fn z() -> Zone {
