@@ -85,6 +85,55 @@ const BOOTSTRAP_ONLY: &[(&str, &[&str], &str)] = &[
         &["ensure_table"],
         "`init` enables the stream of an existing DynamoDB store table; the lease table never \
          needs it",
+    ),    (
+        "sqs:GetQueueUrl",
+        &["ensure_queue"],
+        "`init --events` finds the events queue",
+    ),
+    (
+        "sqs:CreateQueue",
+        &["ensure_queue"],
+        "`init --events` creates the events queue; `run` only reads it",
+    ),
+    (
+        "sqs:ListQueueTags",
+        &["ensure_queue"],
+        "`init --events` checks that an existing queue is this instance's",
+    ),
+    (
+        "sqs:GetQueueAttributes",
+        &["ensure_queue"],
+        "`init --events` reads the queue's ARN and policy",
+    ),
+    (
+        "sqs:SetQueueAttributes",
+        &["ensure"],
+        "`init --events` sets the queue policy for the rules",
+    ),
+    (
+        "events:DescribeRule",
+        &["ensure_rule"],
+        "`init --events` reads its rules",
+    ),
+    (
+        "events:ListTagsForResource",
+        &["ensure_rule"],
+        "`init --events` checks that an existing rule is this instance's",
+    ),
+    (
+        "events:PutRule",
+        &["ensure_rule"],
+        "`init --events` creates and corrects its rules",
+    ),
+    (
+        "events:ListTargetsByRule",
+        &["ensure_target"],
+        "`init --events` reads the rules' targets",
+    ),
+    (
+        "events:PutTargets",
+        &["ensure_target"],
+        "`init --events` points its rules at the queue",
     ),
 ];
 
