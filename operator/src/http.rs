@@ -91,6 +91,11 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
         "lastStoreError": h.last_store_error(),
         "specs": h.phases().len(),
         "deletionsHeld": h.deletions_held(),
+        "eventsQueue": h.events_queue().map(|q| serde_json::json!({
+            "url": q.url,
+            "up": q.up,
+            "error": q.error,
+        })),
     });
     let status = if ready {
         StatusCode::OK

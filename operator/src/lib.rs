@@ -3,12 +3,14 @@
 //!
 //! Module map (docs/design.md "Layout"): `spec` (documents, validation, schemas), `store` (where specs and
 //! status live), `chart` (templated spec bundles for `render`), `cli` (one file per subcommand),
-//! `verify` (the read-only pre-flight of `ecs-operator verify`), `ui` (the read-only web page).
+//! `verify` (the read-only pre-flight of `ecs-operator verify`), `ui` (the read-only web page),
+//! `events` (EventBridge -> SQS -> targeted reconciles).
 
 pub mod aws;
 pub mod chart;
 pub mod cli;
 pub mod controller;
+pub mod events;
 pub mod http;
 #[cfg(test)]
 mod import_graph;

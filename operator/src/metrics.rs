@@ -70,6 +70,18 @@ pub struct Health {
     phases: Mutex<BTreeMap<String, Phase>>,
     leader_holder: Mutex<Option<String>>,
     deletions_held: AtomicU64,
+    /// The events queue (`run --events-queue`): `None` when not configured.
+    events: Mutex<Option<EventsQueueState>>,
+}
+
+/// How the events queue is doing, as `/readyz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsQueueState {
+    pub url: String,
+    /// The last receive (or the identity look-up before the first) succeeded.
+    pub up: bool,
+    /// Why it is not, when it is not.
+    pub error: Option<String>,
 }
 
 impl Default for Health {
@@ -82,6 +94,7 @@ impl Default for Health {
             phases: Mutex::new(BTreeMap::new()),
             leader_holder: Mutex::new(None),
             deletions_held: AtomicU64::new(0),
+            events: Mutex::new(None),
         }
     }
 }
@@ -144,6 +157,19 @@ impl Health {
     pub fn phases(&self) -> BTreeMap<String, Phase> {
         self.phases.lock().expect("health lock").clone()
     }
+
+    /// Record how the events queue is doing (`error: None`: it answered).
+    pub fn set_events_queue(&self, url: &str, error: Option<String>) {
+        *self.events.lock().expect("health lock") = Some(EventsQueueState {
+            url: url.to_string(),
+            up: error.is_none(),
+            error,
+        });
+    }
+
+    pub fn events_queue(&self) -> Option<EventsQueueState> {
+        self.events.lock().expect("health lock").clone()
+    }
 }
 
 /// Everything `/metrics` shows.
@@ -152,6 +178,8 @@ pub struct Metrics {
     registry: Arc<Registry>,
     reconciles: Family<Labels, Counter>,
     durations: Family<Labels, Histogram>,
+    events: Family<Labels, Counter>,
+    event_latency: Histogram,
     pub runner: Arc<RunnerMetrics>,
     pub calls: CallMetrics,
     pub health: Arc<Health>,
@@ -174,6 +202,19 @@ impl Metrics {
             "Time one reconcile took, by spec kind",
             durations.clone(),
         );
+        let events = Family::<Labels, Counter>::default();
+        registry.register(
+            "events",
+            "Messages of the events queue, by event source and outcome (matched: a spec's reconcile was triggered; ignored: the operator's own write, a duplicate or a failed call; unmatched: no spec owns what it names; malformed: not an EventBridge event)",
+            events.clone(),
+        );
+        // From a quarter second to about 34 minutes (CloudTrail delivers within minutes).
+        let event_latency = Histogram::new(exponential_buckets(0.25, 2.0, 14));
+        registry.register(
+            "event_reconcile_latency_seconds",
+            "Time from an event (its `time`) to the start of the reconcile it triggered",
+            event_latency.clone(),
+        );
         registry.register_collector(Box::new(Collected {
             runner: runner.clone(),
             calls: calls.clone(),
@@ -183,6 +224,8 @@ impl Metrics {
             registry: Arc::new(registry),
             reconciles,
             durations,
+            events,
+            event_latency,
             runner,
             calls,
             health,
@@ -200,6 +243,22 @@ impl Metrics {
         self.durations
             .get_or_create(&vec![("kind".to_string(), kind.to_string())])
             .observe(took.as_secs_f64());
+    }
+
+    /// Count one message of the events queue. `source` should be one of a bounded set (the
+    /// caller maps anything else to `other`).
+    pub fn event(&self, source: &str, outcome: &str) {
+        self.events
+            .get_or_create(&vec![
+                ("source".to_string(), source.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Seconds from an event to the start of the reconcile it triggered.
+    pub fn event_latency(&self, seconds: f64) {
+        self.event_latency.observe(seconds.max(0.0));
     }
 
     /// The Prometheus text exposition.
@@ -336,6 +395,14 @@ impl prometheus_client::collector::Collector for Collected {
             "Specs gone from the store whose deletion waits for `ecs-operator confirm-deletions`",
             h.deletions_held() as i64,
         )?;
+        if let Some(q) = h.events_queue() {
+            gauge(
+                &mut encoder,
+                "events_queue_up",
+                "1 while the events queue answers (run --events-queue); 0 while it does not and only polling and resync find changes",
+                i64::from(q.up),
+            )?;
+        }
         counter(
             &mut encoder,
             "store_errors",
@@ -373,6 +440,10 @@ mod tests {
         health.set_phase("ServiceSpec/web", Some(Phase::Ready));
         let m = Metrics::new(runner, calls, health);
         m.reconciled("ServiceSpec", "ready", Duration::from_millis(20));
+        m.health
+            .set_events_queue("https://sqs.example/q", Some("gone".into()));
+        m.event("aws.elasticloadbalancing", "matched");
+        m.event_latency(-3.0);
         let text = m.render();
         for line in [
             "ecs_operator_queue_depth 7",
@@ -383,6 +454,10 @@ mod tests {
             r#"ecs_operator_reconcile_duration_seconds_count{kind="ServiceSpec"} 1"#,
             r#"ecs_operator_specs{phase="Ready"} 1"#,
             "ecs_operator_leader 1",
+            r#"ecs_operator_events_total{source="aws.elasticloadbalancing",outcome="matched"} 1"#,
+            "ecs_operator_event_reconcile_latency_seconds_count 1",
+            "ecs_operator_event_reconcile_latency_seconds_sum 0.0",
+            "ecs_operator_events_queue_up 0",
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
         }

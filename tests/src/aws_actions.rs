@@ -95,6 +95,18 @@ pub const SDKS: &[Sdk] = &[
         krate: "aws_sdk_dynamodbstreams",
         iam_prefix: "dynamodb",
     },
+    Sdk {
+        krate: "aws_sdk_sqs",
+        iam_prefix: "sqs",
+    },
+    Sdk {
+        krate: "aws_sdk_eventbridge",
+        iam_prefix: "events",
+    },
+    Sdk {
+        krate: "aws_sdk_sts",
+        iam_prefix: "sts",
+    },
 ];
 
 /// The IAM actions of one API operation, where they are not `prefix:OperationName`.
@@ -143,6 +155,11 @@ pub fn iam_actions(sdk: &Sdk, operation: &str) -> Option<Vec<String>> {
             | "ListBuckets",
         ) => one(operation),
         ("s3", _) => None,
+        // SQS authorises a batch as its single-message action ("Amazon SQS API permissions:
+        // Actions and resource reference").
+        ("sqs", "DeleteMessageBatch") => one("DeleteMessage"),
+        ("sqs", "SendMessageBatch") => one("SendMessage"),
+        ("sqs", "ChangeMessageVisibilityBatch") => one("ChangeMessageVisibility"),
         // Transactions, batches of statements and PartiQL are authorised per item operation.
         (
             "dynamodb",

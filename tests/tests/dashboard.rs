@@ -31,8 +31,15 @@ fn exposition() -> String {
     calls.record("ECS", "DescribeServices", Outcome::Throttled);
     let health = Arc::new(Health::default());
     health.set_phase("ServiceSpec/web", Some(Phase::Ready));
+    // With an events queue (`run --events-queue`): its gauge, counter and histogram.
+    health.set_events_queue(
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/ecs-operator-events",
+        None,
+    );
     let m = Metrics::new(Arc::new(RunnerMetrics::default()), calls, health);
     m.reconciled("ServiceSpec", "ready", Duration::from_millis(20));
+    m.event("aws.ecs", "matched");
+    m.event_latency(2.5);
     m.render()
 }
 

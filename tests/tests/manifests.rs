@@ -85,6 +85,55 @@ const BOOTSTRAP_ONLY: &[(&str, &[&str], &str)] = &[
         &["ensure_table"],
         "`init` enables the stream of an existing DynamoDB store table; the lease table never \
          needs it",
+    ),    (
+        "sqs:GetQueueUrl",
+        &["ensure_queue"],
+        "`init --events` finds the events queue",
+    ),
+    (
+        "sqs:CreateQueue",
+        &["ensure_queue"],
+        "`init --events` creates the events queue; `run` only reads it",
+    ),
+    (
+        "sqs:ListQueueTags",
+        &["ensure_queue"],
+        "`init --events` checks that an existing queue is this instance's",
+    ),
+    (
+        "sqs:GetQueueAttributes",
+        &["ensure_queue"],
+        "`init --events` reads the queue's ARN and policy",
+    ),
+    (
+        "sqs:SetQueueAttributes",
+        &["ensure"],
+        "`init --events` sets the queue policy for the rules",
+    ),
+    (
+        "events:DescribeRule",
+        &["ensure_rule"],
+        "`init --events` reads its rules",
+    ),
+    (
+        "events:ListTagsForResource",
+        &["ensure_rule"],
+        "`init --events` checks that an existing rule is this instance's",
+    ),
+    (
+        "events:PutRule",
+        &["ensure_rule"],
+        "`init --events` creates and corrects its rules",
+    ),
+    (
+        "events:ListTargetsByRule",
+        &["ensure_target"],
+        "`init --events` reads the rules' targets",
+    ),
+    (
+        "events:PutTargets",
+        &["ensure_target"],
+        "`init --events` points its rules at the queue",
     ),
 ];
 
@@ -1384,7 +1433,14 @@ fn the_bootstrap_files_are_accepted_by_aws_and_the_operator_leads_on_that_lease_
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sdk = rt.block_on(moto.sdk_config());
     let init = rt.block_on(ecs_operator_tests::cli(
-        &["init", "--store", &store],
+        &[
+            "init",
+            "--store",
+            &store,
+            "--events",
+            "--instance",
+            &values["INSTANCE"],
+        ],
         Some(sdk),
     ));
     assert_eq!(init.code, 0, "{init:?}");
@@ -1425,6 +1481,32 @@ fn the_bootstrap_files_are_accepted_by_aws_and_the_operator_leads_on_that_lease_
         assert!(
             start.elapsed() < std::time::Duration::from_secs(60),
             "the operator did not lead within 60 s:\n{}",
+            operator.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // The events queue of the task definition is the one `init --events` made, and it answers.
+    loop {
+        let queue = http_get(&addr, "/readyz")
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .map(|r| r["eventsQueue"].clone())
+            .unwrap_or_default();
+        if queue["up"] == true {
+            let url = queue["url"].as_str().unwrap();
+            assert!(
+                url.ends_with(&format!(
+                    "/{}/{}-events",
+                    values["ACCOUNT_ID"], values["INSTANCE"]
+                )),
+                "{queue}"
+            );
+            assert!(init.stdout.contains("created sqs queue"), "{init:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "the events queue did not answer within 120 s: {queue}\n{}",
             operator.logs()
         );
         std::thread::sleep(std::time::Duration::from_millis(200));

@@ -104,3 +104,6 @@ client!(application_autoscaling, aws_sdk_applicationautoscaling);
 client!(autoscaling, aws_sdk_autoscaling);
 client!(ec2, aws_sdk_ec2);
 client!(iam, aws_sdk_iam);
+client!(sqs, aws_sdk_sqs);
+client!(eventbridge, aws_sdk_eventbridge);
+client!(sts, aws_sdk_sts);

@@ -1,4 +1,5 @@
-//! `ecs-operator init --store URL [--lease-table NAME]`: create what is missing; safe to rerun.
+//! `ecs-operator init --store URL [--lease-table NAME] [--events [--instance I]]`: create what
+//! is missing; safe to rerun.
 
 use super::{open_store, CliError, Context};
 
@@ -10,9 +11,22 @@ pub struct Args {
     /// DynamoDB table for leader election, created when absent.
     #[arg(long)]
     pub lease_table: Option<String>,
+    /// Also create the SQS queue `<instance>-events` and the EventBridge rules that fill it
+    /// (ECS deployment, service and stopped-task events; CloudTrail write calls to the managed
+    /// services); prints the queue URL for `run --events-queue`.
+    #[arg(long)]
+    pub events: bool,
+    /// The operator instance the queue and rules belong to (their managed-by tag and names).
+    #[arg(long, default_value = "ecs-operator", env = "ECS_OPERATOR_INSTANCE")]
+    pub instance: String,
 }
 
 pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
+    // Refuse a bad instance before creating anything.
+    if args.events {
+        crate::events::setup::names(&args.instance)
+            .map_err(|e| CliError::Environment(e.to_string()))?;
+    }
     let store = open_store(&args.store, ctx).await?;
     let report = store.init().await?;
     for c in &report.created {
@@ -29,6 +43,17 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
             "{} dynamodb://{table} (lease table)",
             if created { "created" } else { "exists " }
         )?;
+    }
+    if args.events {
+        let calls = ctx.calls.clone().unwrap_or_default();
+        let sdk = crate::aws::Sdk::with_calls(ctx.sdk().await?, calls);
+        let report = crate::events::setup::ensure(&sdk.sqs(), &sdk.eventbridge(), &args.instance)
+            .await
+            .map_err(|e| CliError::Environment(format!("init --events: {e}")))?;
+        for line in &report.lines {
+            writeln!(ctx.out, "{line}")?;
+        }
+        writeln!(ctx.out, "events queue: {}", report.queue_url)?;
     }
     Ok(())
 }

@@ -85,6 +85,11 @@ pub struct Args {
     /// How long running reconciles may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// The SQS queue of `init --events` (its URL): the leader reads it and reconciles at once
+    /// the specs owning what an ECS or CloudTrail event names; polling and resync stay the
+    /// backstop, and a queue that cannot be read stops nothing (see /readyz).
+    #[arg(long, env = "ECS_OPERATOR_EVENTS_QUEUE")]
+    pub events_queue: Option<String>,
     /// On exit, write what /metrics would serve to this file (for batch runs with --once,
     /// which exit before anything could scrape them; the benchmark reads it).
     #[arg(long)]
@@ -164,6 +169,8 @@ struct Active {
     task: JoinHandle<()>,
     /// The garbage-collection loop, when on.
     gc: Option<JoinHandle<()>>,
+    /// The events queue's loop, when `--events-queue` is set.
+    events: Option<JoinHandle<()>>,
 }
 
 /// The garbage-collection loop: the first scan `min(interval, 30s)` after it starts, then one
@@ -192,11 +199,33 @@ fn start_gc(
     })
 }
 
+/// The events queue's loop ([`crate::events::listen`]): triggers what events name.
+fn start_events(
+    queue_url: &str,
+    sdk: &Sdk,
+    controller: &Arc<Controller>,
+    handle: &Handle<SpecKey>,
+    metrics: &Arc<Metrics>,
+    pending: &Arc<crate::events::Pending>,
+) -> JoinHandle<()> {
+    let listener = crate::events::listen::Listener {
+        sqs: sdk.sqs(),
+        sts: sdk.sts(),
+        queue_url: queue_url.to_string(),
+        controller: controller.clone(),
+        handle: handle.clone(),
+        metrics: metrics.clone(),
+        pending: pending.clone(),
+    };
+    tokio::spawn(listener.run())
+}
+
 fn start_runner(
     args: &Args,
     controller: &Arc<Controller>,
     rm: &Arc<RunnerMetrics>,
     ui: Option<Arc<Ui>>,
+    events: (&Arc<Metrics>, &Arc<crate::events::Pending>),
 ) -> Active {
     let cfg = RunnerConfig {
         concurrency: args.concurrency.max(1),
@@ -205,9 +234,13 @@ fn start_runner(
         ..RunnerConfig::default()
     };
     let c = controller.clone();
+    let (metrics, pending) = (events.0.clone(), events.1.clone());
     let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey, wave| {
         let c = c.clone();
         let ui = ui.clone();
+        if let Some(waited) = pending.started(&key) {
+            metrics.event_latency(waited);
+        }
         async move {
             let started = std::time::Instant::now();
             match ui {
@@ -225,6 +258,7 @@ fn start_runner(
         handle,
         task: tokio::spawn(fut),
         gc: None,
+        events: None,
     }
 }
 
@@ -291,6 +325,7 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
         health.set_leader(crate::metrics::LeaderState::Starting, None);
     }
     let rm = Arc::new(RunnerMetrics::default());
+    let pending = Arc::new(crate::events::Pending::default());
     let metrics = Arc::new(Metrics::new(rm.clone(), calls.clone(), health.clone()));
     let controller = Arc::new(Controller::new(
         store.clone(),
@@ -355,6 +390,7 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
         instance = %args.instance,
         identity = %identity,
         lease_table = ?args.lease_table,
+        events_queue = ?args.events_queue,
         "starting"
     );
 
@@ -381,9 +417,19 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                     ui.listed();
                 }
             }
-            let mut a = start_runner(&args, &controller, &rm, ui.clone());
+            let mut a = start_runner(&args, &controller, &rm, ui.clone(), (&metrics, &pending));
             if !args.once && !args.gc_interval.is_zero() {
                 a.gc = Some(start_gc(args.gc_interval, &controller, &a.handle, guard));
+            }
+            if let Some(queue) = &args.events_queue {
+                a.events = Some(start_events(
+                    queue,
+                    &sdk,
+                    &controller,
+                    &a.handle,
+                    &metrics,
+                    &pending,
+                ));
             }
             trigger_all(&a.handle, &controller.desired());
             // Specs with a status record but no document: removed while no leader ran.
@@ -482,6 +528,9 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     if let Some(a) = active.take() {
         if let Some(gc) = &a.gc {
             gc.abort();
+        }
+        if let Some(events) = &a.events {
+            events.abort();
         }
         a.handle.shutdown();
         if matches!(end, End::LostLease) {

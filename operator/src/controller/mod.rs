@@ -213,6 +213,17 @@ impl Controller {
         self.progress.subscribe()
     }
 
+    /// Every status record's ledger (the resources each spec lists, for specs in the store
+    /// and specs being deleted): what the events index is built from.
+    pub fn ledgers(&self) -> Vec<(SpecKey, Vec<crate::store::status::ResourceRef>)> {
+        self.statuses
+            .lock()
+            .expect("status lock")
+            .iter()
+            .map(|(k, s)| (k.clone(), s.resources.clone()))
+            .collect()
+    }
+
     /// The last status of `key`.
     pub fn status(&self, key: &SpecKey) -> Option<SpecStatus> {
         self.statuses.lock().expect("status lock").get(key).cloned()

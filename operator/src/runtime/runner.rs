@@ -22,7 +22,8 @@
 //! again: the next wave picks it up, at most `resync_interval * (1 + resync_jitter)` later,
 //! which is invariant 6. A trigger with [`Reason::Resync`] (used at start-up to make the first
 //! reconcile of every spec a wave, and by `run --once`) joins the current wave; wave ids start
-//! at 1.
+//! at 1. A trigger with [`Reason::Event`] (an AWS event named a resource of the key) runs
+//! fresh, as a change does, but leaves a terminal error in place.
 //!
 //! Also: nothing runs before the readiness gate opens (the first timed wave starts one jittered
 //! interval after it opens); on shutdown no new reconcile starts and running ones get
@@ -68,6 +69,10 @@ pub enum Reason {
     /// scheduled for another reason, which then wins). Ignored while the key waits on a
     /// terminal error.
     Resync,
+    /// Something the spec owns changed in AWS (an event from the events queue). Runs fresh
+    /// like a change, coalesced with whatever is scheduled, after any backoff; unlike a change
+    /// it does not clear a terminal error (the spec itself did not change).
+    Event,
 }
 
 /// The id of a resync wave (see the module docs). Ids start at 1 and only grow.

@@ -488,3 +488,44 @@ async fn a_forgotten_key_is_not_run_again() {
     sleep(Duration::from_secs(60)).await;
     assert_eq!(probe.runs(1).len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn event_triggers_run_fresh_coalesce_respect_backoff_and_leave_terminal_errors_alone() {
+    // Key 1 fails once (backoff 1 s), then succeeds; key 2 is terminal (an invalid spec).
+    let behaviour: Behaviour = Arc::new(|k, n| match (k, n) {
+        (1, 0) => (Duration::ZERO, Err(Failure::Retryable("throttled".into()))),
+        (2, 0) => (
+            Duration::ZERO,
+            Err(Failure::Terminal("invalid spec".into())),
+        ),
+        _ => (Duration::from_millis(10), Ok(Action::AwaitChange)),
+    });
+    let (h, probe, _, _) = start(cfg(), false, behaviour);
+    h.trigger(1, Reason::Change);
+    h.trigger(2, Reason::Change);
+    sleep(Duration::from_millis(1)).await;
+    let failed_at = probe.runs(1)[0];
+    // Many events inside the backoff: one run, at the end of the backoff, outside any wave.
+    for _ in 0..100 {
+        h.trigger(1, Reason::Event);
+        h.trigger(2, Reason::Event);
+    }
+    sleep(Duration::from_secs(10)).await;
+    let runs = probe.runs(1);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs[1] >= failed_at + Duration::from_secs(1));
+    assert_eq!(probe.waves(1)[1], None);
+    assert_eq!(
+        probe.runs(2).len(),
+        1,
+        "an event does not retry a terminal error"
+    );
+    // Events while a run is under way give exactly one follow-up.
+    h.trigger(1, Reason::Event);
+    sleep(Duration::from_millis(1)).await;
+    for _ in 0..10 {
+        h.trigger(1, Reason::Event);
+    }
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(probe.runs(1).len(), 4);
+}

@@ -30,6 +30,8 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("iam", "2010-05-08"),
     ("sts", "2011-06-15"),
     ("logs", "2014-03-28"),
+    ("sqs", "2012-11-05"),
+    ("events", "2015-10-07"),
 ];
 
 /// A wire protocol, as the model's `metadata.protocol` names it.
@@ -298,6 +300,8 @@ pub fn by_target_prefix(prefix: &str) -> Option<&'static Model> {
         "DynamoDB_20120810" => "dynamodb",
         "DynamoDBStreams_20120810" => "dynamodbstreams",
         "Logs_20140328" => "logs",
+        "AmazonSQS" => "sqs",
+        "AWSEvents" => "events",
         _ => return None,
     };
     by_name(folder).filter(|m| m.metadata.target_prefix.as_deref() == Some(prefix))
