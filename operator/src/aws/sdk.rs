@@ -104,3 +104,6 @@ client!(application_autoscaling, aws_sdk_applicationautoscaling);
 client!(autoscaling, aws_sdk_autoscaling);
 client!(ec2, aws_sdk_ec2);
 client!(iam, aws_sdk_iam);
+client!(cloudwatch, aws_sdk_cloudwatch);
+client!(logs, aws_sdk_cloudwatchlogs);
+client!(sns, aws_sdk_sns);

@@ -23,6 +23,9 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     pub scaling: aws_sdk_applicationautoscaling::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Aws {
@@ -45,6 +48,9 @@ impl Aws {
             acm: sdk.acm(),
             scaling: sdk.application_autoscaling(),
             autoscaling: sdk.autoscaling(),
+            cloudwatch: sdk.cloudwatch(),
+            logs: sdk.logs(),
+            sns: sdk.sns(),
         })
     }
 
