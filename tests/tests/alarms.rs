@@ -38,19 +38,14 @@ const LB_ALARMS: [&str; 2] = [
 ];
 
 /// The reference architecture with logs and alarms: `web` gets a log group with retention and
-/// an error pattern and all five alarms notifying an email; `admin` a CPU alarm on an owned
-/// topic without subscriptions; the load balancer its two alarms. `web_extra` is added to
-/// `web`'s metadata (an annotation) and `log_policy` is web's `logs.deletionPolicy`.
+/// an error pattern (`logs.deletionPolicy: log_policy`) and all five alarms notifying an email;
+/// `admin` a CPU alarm notifying `admin_notify` (a `notify` value; empty: an owned topic without
+/// subscriptions); the load balancer its two alarms.
 fn files(
-    web_extra: &str,
-    admin_extra: &str,
     log_policy: &str,
+    admin_notify: &str,
 ) -> impl Fn(&ecs_operator_tests::fixtures::Network) -> Vec<SpecFile> {
-    let (web_extra, admin_extra, log_policy) = (
-        web_extra.to_string(),
-        admin_extra.to_string(),
-        log_policy.to_string(),
-    );
+    let (log_policy, admin_notify) = (log_policy.to_string(), admin_notify.to_string());
     move |net| {
         reference_files(net)
             .into_iter()
@@ -60,26 +55,18 @@ fn files(
                         "  deletionPolicy: Retain\n",
                         "      alarms:\n        elb5xxCount: {threshold: 10, periods: 1}\n        rejectedConnections: {threshold: 1, periods: 2}\n  deletionPolicy: Retain\n",
                     ),
-                    "service-web.yaml" => {
-                        let t = t
-                            .replace(
-                                "metadata: {name: web, labels: {env: prod}}",
-                                &format!("metadata: {{name: web, labels: {{env: prod}}{web_extra}}}"),
-                            )
-                            .replace(
-                                "    image: trust-estate-server:prod-3f2a1c9\n",
-                                "    image: trust-estate-server:prod-3f2a1c9\n    logGroup: /ecs/web\n",
-                            );
-                        format!(
-                            "{t}  logs: {{retentionDays: 30, errorPattern: \"?ERROR ?Error\", deletionPolicy: {log_policy}}}\n  alarms:\n    notify: {{emails: [ops@example.com]}}\n    http5xxPercent: {{threshold: 1, periods: 3}}\n    latencyP99Seconds: {{threshold: 2, periods: 3}}\n    cpuPercent: {{threshold: 85, periods: 5}}\n    memoryPercent: {{threshold: 90, periods: 5}}\n    logErrors: {{threshold: 1, periods: 1}}\n"
+                    "service-web.yaml" => format!(
+                        "{}  logs: {{retentionDays: 30, errorPattern: \"?ERROR ?Error\", deletionPolicy: {log_policy}}}\n  alarms:\n    notify: {{emails: [ops@example.com]}}\n    http5xxPercent: {{threshold: 1, periods: 3}}\n    latencyP99Seconds: {{threshold: 2, periods: 3}}\n    cpuPercent: {{threshold: 85, periods: 5}}\n    memoryPercent: {{threshold: 90, periods: 5}}\n    logErrors: {{threshold: 1, periods: 1}}\n",
+                        t.replace(
+                            "    image: trust-estate-server:prod-3f2a1c9\n",
+                            "    image: trust-estate-server:prod-3f2a1c9\n    logGroup: /ecs/web\n",
                         )
+                    ),
+                    "service-admin.yaml" if admin_notify.is_empty() => {
+                        format!("{t}  alarms:\n    cpuPercent: {{threshold: 80, periods: 2}}\n")
                     }
                     "service-admin.yaml" => format!(
-                        "{}  alarms:\n    cpuPercent: {{threshold: 80, periods: 2}}\n",
-                        t.replace(
-                            "metadata: {name: admin, labels: {env: prod}}",
-                            &format!("metadata: {{name: admin, labels: {{env: prod}}{admin_extra}}}"),
-                        )
+                        "{t}  alarms:\n    notify: {admin_notify}\n    cpuPercent: {{threshold: 80, periods: 2}}\n"
                     ),
                     _ => t,
                 };
@@ -310,7 +297,7 @@ fn single(a: &MetricAlarm) -> (String, String, String, i32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_alarms_and_notifications_converge_from_empty_as_the_spec_says_then_make_no_write() {
-    let (env, reports) = Env::converged(files("", "", "Retain")).await;
+    let (env, reports) = Env::converged(files("Retain", "")).await;
 
     // Log group: retention, ownership and its own deletion policy.
     let (group_arn, retention) = env
@@ -588,7 +575,7 @@ async fn logs_alarms_and_notifications_converge_from_empty_as_the_spec_says_then
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_threshold_and_a_retention_changed_by_hand_are_put_back_by_the_next_reconcile() {
-    let (env, _) = Env::converged(files("", "", "Retain")).await;
+    let (env, _) = Env::converged(files("Retain", "")).await;
     env.cw
         .put_metric_alarm()
         .alarm_name("prod-web-cpuPercent")
@@ -642,7 +629,7 @@ async fn a_threshold_and_a_retention_changed_by_hand_are_put_back_by_the_next_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unowned_log_group_or_alarm_with_the_spec_s_name_fails_only_that_spec_until_it_adopts() {
-    let mut env = Env::new(files("", "", "Retain")).await;
+    let mut env = Env::new(files("Retain", "")).await;
     env.logs
         .create_log_group()
         .log_group_name("/ecs/web")
@@ -719,7 +706,7 @@ async fn an_unowned_log_group_or_alarm_with_the_spec_s_name_fails_only_that_spec
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_keeps_the_log_group() {
-    let (mut env, reports) = Env::converged(files("", "", "Retain")).await;
+    let (mut env, reports) = Env::converged(files("Retain", "")).await;
     // Unowned neighbours that must survive: an alarm and a log group of someone else.
     env.cw
         .put_metric_alarm()
@@ -785,7 +772,7 @@ async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_kee
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_group_whose_own_deletion_policy_is_delete_goes_with_the_spec() {
-    let (mut env, reports) = Env::converged(files("", "", "Delete")).await;
+    let (mut env, reports) = Env::converged(files("Delete", "")).await;
     let (arn, _) = env.log_group("/ecs/web").await.unwrap();
     assert_eq!(
         env.log_tags(&arn).await.get(POLICY_TAG).map(String::as_str),
@@ -794,4 +781,38 @@ async fn a_log_group_whose_own_deletion_policy_is_delete_goes_with_the_spec() {
     env.delete(WEB, &reports[WEB].resources).await;
     assert!(env.log_group("/ecs/web").await.is_none());
     assert!(env.alarms(&WEB_ALARMS).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_notifying_an_existing_topic_use_it_as_it_is_and_never_change_it() {
+    let pager = format!("arn:aws:sns:{}:123456789012:ops-pager", ecs_operator_tests::REGION);
+    let env = Env::new(files("Retain", &format!("{{topicArn: \"{pager}\"}}"))).await;
+    let made = env.sns.create_topic().name("ops-pager").send().await.unwrap();
+    assert_eq!(made.topic_arn(), Some(pager.as_str()));
+    let reports = env.fleet.converge(12).await;
+    let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
+    check_common(cpu, 80.0, 2, &pager);
+    assert!(env.topic("prod-admin-alarms").await.is_none(), "no owned topic");
+    let tags = env
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&pager)
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tags().is_empty(), "the existing topic is not tagged");
+    let subs = env
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&pager)
+        .send()
+        .await
+        .unwrap();
+    assert!(subs.subscriptions().is_empty());
+    let admin = &reports[&SpecKey::parse(ADMIN).unwrap()];
+    assert!(
+        !admin.resources.iter().any(|r| r.resource_type.starts_with("sns:")),
+        "the existing topic is not in the ledger: {:?}",
+        admin.resources
+    );
 }

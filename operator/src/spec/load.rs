@@ -611,16 +611,16 @@ mod tests {
         let msgs = messages(&f);
         assert_eq!(msgs.len(), 4, "{msgs:?}");
         assert!(
-            msgs[0].starts_with("a.yaml:9:20: document 0: spec.logs.retentionDays: 45 is not a retention CloudWatch Logs accepts (one of 1, 3, 5, 7, 14, 30,"),
+            msgs[0].starts_with("a.yaml:9:5: document 0: spec.logs.retentionDays: 45 is not a retention CloudWatch Logs accepts (one of 1, 3, 5, 7, 14, 30,"),
             "{msgs:?}"
         );
         assert_eq!(
             msgs[1],
-            "a.yaml:12:32: document 0: spec.alarms.notify.emails[1]: `not-an-email` is not an email address"
+            "a.yaml:12:33: document 0: spec.alarms.notify.emails[1]: `not-an-email` is not an email address"
         );
         assert_eq!(
             msgs[2],
-            "a.yaml:13:29: document 0: spec.alarms.cpuPercent.threshold: 150 is out of range: a percentage, from 0 to 100"
+            "a.yaml:13:18: document 0: spec.alarms.cpuPercent.threshold: 150 is out of range: a percentage, from 0 to 100"
         );
         assert_eq!(
             msgs[3],

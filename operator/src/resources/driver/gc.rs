@@ -19,7 +19,9 @@
 //! Listings page with the SDK's paginators and spend one budget token per listing (most
 //! accounts fit in one page). Cost: one listing per kind, ELBv2 tags 20 ARNs per call, ECS clusters 100 and
 //! services 10 per DescribeClusters/DescribeServices, plus one tag read per ACM certificate
-//! and per ECR repository and two reads per active task-definition family. That is why it runs
+//! and per ECR repository, two reads per active task-definition family, and one tag read per
+//! CloudWatch alarm, log group and SNS topic (plus one DescribeMetricFilters per owned log group
+//! and one ListSubscriptionsByTopic per owned topic). That is why it runs
 //! on its own interval (`run --gc-interval`), not on every resync.
 
 use std::collections::{BTreeMap, BTreeSet};
