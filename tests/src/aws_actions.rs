@@ -83,6 +83,18 @@ pub const SDKS: &[Sdk] = &[
         iam_prefix: "iam",
     },
     Sdk {
+        krate: "aws_sdk_cloudwatch",
+        iam_prefix: "cloudwatch",
+    },
+    Sdk {
+        krate: "aws_sdk_cloudwatchlogs",
+        iam_prefix: "logs",
+    },
+    Sdk {
+        krate: "aws_sdk_sns",
+        iam_prefix: "sns",
+    },
+    Sdk {
         krate: "aws_sdk_s3",
         iam_prefix: "s3",
     },

@@ -68,6 +68,12 @@ pub enum Service {
     Ec2,
     /// Auto Scaling groups (DescribeAutoScalingGroups).
     AutoScaling,
+    /// CloudWatch metric alarms.
+    CloudWatch,
+    /// CloudWatch Logs: log groups and metric filters.
+    Logs,
+    /// SNS topics and subscriptions of alarm notifications.
+    Sns,
 }
 
 /// What kind of call, for services whose limits differ by call.
@@ -136,6 +142,16 @@ pub fn default_rates() -> Vec<((Service, CallClass), Rate)> {
         ((Iam, Write), rate(2.0, 2)),
         ((AutoScaling, Read), rate(8.0, 8)),
         ((AutoScaling, Write), rate(2.0, 2)),
+        // CloudWatch: DescribeAlarms 9/s, PutMetricAlarm and DeleteAlarms 3/s (the tag calls
+        // sit below those). CloudWatch Logs: 5/s for CreateLogGroup, PutRetentionPolicy and
+        // PutMetricFilter, 10/s for DescribeLogGroups and DescribeMetricFilters. SNS: 30/s for
+        // ListTopics and ListSubscriptionsByTopic, 10/s and more for the writes taken as 10/s.
+        ((CloudWatch, Read), rate(7.2, 7)),  // AWS: 9/s
+        ((CloudWatch, Write), rate(2.4, 2)), // AWS: 3/s
+        ((Logs, Read), rate(8.0, 8)),        // AWS: 10/s
+        ((Logs, Write), rate(4.0, 4)),       // AWS: 5/s
+        ((Sns, Read), rate(24.0, 24)),       // AWS: 30/s
+        ((Sns, Write), rate(8.0, 8)),        // AWS: 10/s
     ]
 }
 
@@ -298,6 +314,9 @@ pub fn classify_operation(sdk_service: &str, operation: &str) -> Option<(Service
         "iam" => Service::Iam,
         "ec2" => Service::Ec2,
         "autoscaling" => Service::AutoScaling,
+        "cloudwatch" => Service::CloudWatch,
+        "cloudwatchlogs" => Service::Logs,
+        "sns" => Service::Sns,
         _ => return None,
     };
     let class = match operation {

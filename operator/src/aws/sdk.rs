@@ -107,3 +107,6 @@ client!(iam, aws_sdk_iam);
 client!(sqs, aws_sdk_sqs);
 client!(eventbridge, aws_sdk_eventbridge);
 client!(sts, aws_sdk_sts);
+client!(cloudwatch, aws_sdk_cloudwatch);
+client!(logs, aws_sdk_cloudwatchlogs);
+client!(sns, aws_sdk_sns);

@@ -25,6 +25,9 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     /// Hosted zones already found (`shared::zone::resolve`).
     pub zone_ids: ZoneIds,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Aws {
@@ -48,6 +51,9 @@ impl Aws {
             scaling: sdk.application_autoscaling(),
             autoscaling: sdk.autoscaling(),
             zone_ids: Default::default(),
+            cloudwatch: sdk.cloudwatch(),
+            logs: sdk.logs(),
+            sns: sdk.sns(),
         })
     }
 

@@ -7,8 +7,9 @@
 
 use super::kind::{DeleteFuture, Kind};
 use super::kinds::{
-    capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener, listener_rule,
-    load_balancer, scaling, target_group, task_definition,
+    alarm, capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener,
+    listener_rule, load_balancer, log_group, metric_filter, scaling, sns_subscription, sns_topic,
+    target_group, task_definition,
 };
 use super::run::SpecRun;
 
@@ -31,7 +32,7 @@ impl Registered {
 }
 
 /// Every kind this build manages.
-pub fn kinds() -> [Registered; 13] {
+pub fn kinds() -> [Registered; 18] {
     [
         Registered::of::<dns::RecordKind>(),
         Registered::of::<scaling::ScalableTargetKind>(),
@@ -46,6 +47,11 @@ pub fn kinds() -> [Registered; 13] {
         Registered::of::<certificate::CertificateKind>(),
         Registered::of::<ecs_cluster::EcsClusterKind>(),
         Registered::of::<capacity_provider::CapacityProviderKind>(),
+        Registered::of::<alarm::AlarmKind>(),
+        Registered::of::<sns_subscription::SubscriptionKind>(),
+        Registered::of::<sns_topic::TopicKind>(),
+        Registered::of::<metric_filter::MetricFilterKind>(),
+        Registered::of::<log_group::LogGroupKind>(),
     ]
 }
 

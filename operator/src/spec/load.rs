@@ -605,6 +605,49 @@ mod tests {
     }
 
     #[test]
+    fn bad_logs_and_alarms_are_each_reported_with_file_line_and_field() {
+        let text = "apiVersion: ecs-operator.io/v1alpha1\nkind: ServiceSpec\nmetadata: {name: api}\nspec:\n  cluster: prod\n  container: {name: app, image: 'nginx:1', cpu: 256, memory: 512, logGroup: /ecs/api}\n  network: {subnets: [subnet-a]}\n  logs:\n    retentionDays: 45\n  alarms:\n    notify:\n      emails: [ops@example.com, not-an-email]\n    cpuPercent: {threshold: 150, periods: 5}\n    logErrors: {threshold: 1}\n";
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("a.yaml:9:5: document 0: spec.logs.retentionDays: 45 is not a retention CloudWatch Logs accepts (one of 1, 3, 5, 7, 14, 30,"),
+            "{msgs:?}"
+        );
+        assert_eq!(
+            msgs[1],
+            "a.yaml:12:33: document 0: spec.alarms.notify.emails[1]: `not-an-email` is not an email address"
+        );
+        assert_eq!(
+            msgs[2],
+            "a.yaml:13:18: document 0: spec.alarms.cpuPercent.threshold: 150 is out of range: a percentage, from 0 to 100"
+        );
+        assert_eq!(
+            msgs[3],
+            "a.yaml:14:5: document 0: spec.alarms.logErrors: needs logs.errorPattern (the metric filter whose matches it counts)"
+        );
+    }
+
+    #[test]
+    fn load_balancer_alarms_and_notify_targets_are_checked_too() {
+        let text = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec:\n  loadBalancers:\n    - name: pub\n      subnets: [subnet-a, subnet-b]\n      certificate: {domains: [example.com], hostedZone: example.com}\n      alarms:\n        notify: {emails: [ops@example.com], topicArn: 'arn:aws:s3:::bucket'}\n        elb5xxCount: {threshold: -1}\n";
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].contains("spec.loadBalancers[0].alarms.notify.emails: give either emails"),
+            "{msgs:?}"
+        );
+        assert!(msgs[1].contains("spec.loadBalancers[0].alarms.notify.topicArn: `arn:aws:s3:::bucket` is not an SNS topic ARN"), "{msgs:?}");
+        assert!(msgs[2].starts_with("a.yaml:11:"), "{msgs:?}");
+        assert!(
+            msgs[2]
+                .contains("spec.loadBalancers[0].alarms.elb5xxCount.threshold: -1 is out of range"),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
     fn an_invalid_service_is_still_checked_against_its_cluster() {
         let cluster = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec: {}\n";
         let service = format!(

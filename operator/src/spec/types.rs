@@ -218,6 +218,9 @@ pub struct LoadBalancer {
     pub https_redirect: bool,
     /// The HTTPS listener's default certificate, requested from ACM and validated through DNS.
     pub certificate: CertificateSpec,
+    /// CloudWatch alarms on the load balancer, notifying an SNS topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<LoadBalancerAlarms>,
 }
 
 fn default_idle_timeout() -> u32 {
@@ -286,6 +289,12 @@ pub struct ServiceSpecFields {
     pub autoscaling: Option<Autoscaling>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Ingress>,
+    /// The log group of `container.logGroup`, created and owned; `errorPattern` counts matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
+    /// CloudWatch alarms on the service, notifying an SNS topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<ServiceAlarms>,
     #[serde(default = "default_service_deletion_policy")]
     pub deletion_policy: DeletionPolicy,
     /// Neither read nor write this spec's resources.
@@ -634,4 +643,102 @@ fn default_hc_matcher() -> String {
 pub struct Dns {
     /// Route53 hosted zone (name or id).
     pub hosted_zone: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs, alarms and notifications
+// ---------------------------------------------------------------------------------------------
+
+/// Retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+pub const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// The log group of `container.logGroup`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Logs {
+    /// Days CloudWatch keeps the events (one of CloudWatch's values); absent: never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// A CloudWatch Logs filter pattern; adds a metric filter counting the matching events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub error_pattern: Option<String>,
+    /// What happens to the log group when the spec leaves the store: Retain (default: logs are
+    /// data) or Delete (only together with the spec's own `deletionPolicy: Delete`).
+    #[serde(default = "default_logs_deletion_policy")]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_logs_deletion_policy() -> DeletionPolicy {
+    DeletionPolicy::Retain
+}
+
+/// Where alarms notify: email addresses (subscribed to an owned SNS topic) or an existing topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notify {
+    /// Subscribed to the owned topic; each must confirm the subscription AWS mails it.
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub emails: Vec<String>,
+    /// An existing SNS topic (never modified); excludes `emails`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+/// One alarm: it fires when the metric is above `threshold` for `periods` minutes in a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlarmRule {
+    pub threshold: f64,
+    /// Consecutive one-minute periods above the threshold.
+    #[serde(default = "default_alarm_periods")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub periods: u32,
+}
+
+fn default_alarm_periods() -> u32 {
+    1
+}
+
+/// A ServiceSpec's alarms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAlarms {
+    /// Absent: an owned SNS topic without subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+    /// Target 5XX responses / requests of the service's target group, percent (needs ingress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http5xx_percent: Option<AlarmRule>,
+    /// p99 of the target group's TargetResponseTime, seconds (needs ingress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_seconds: Option<AlarmRule>,
+    /// Average CPUUtilization of the ECS service, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<AlarmRule>,
+    /// Average MemoryUtilization of the ECS service, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_percent: Option<AlarmRule>,
+    /// Log events matching `logs.errorPattern` per minute (needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_errors: Option<AlarmRule>,
+}
+
+/// A load balancer's alarms (ClusterSpec `loadBalancers[].alarms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerAlarms {
+    /// Absent: an owned SNS topic without subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+    /// HTTPCode_ELB_5XX_Count per minute (errors the load balancer itself answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elb5xx_count: Option<AlarmRule>,
+    /// RejectedConnectionCount per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_connections: Option<AlarmRule>,
 }

@@ -320,8 +320,174 @@ pub fn cluster(spec: &ClusterSpec) -> Vec<Problem> {
                 "must name a Route53 hosted zone".into(),
             ));
         }
+        if let Some(a) = &lb.alarms {
+            let base = format!("{p}/alarms");
+            check_notify(&mut out, &base, a.notify.as_ref());
+            for (field, rule) in [
+                ("elb5xxCount", &a.elb5xx_count),
+                ("rejectedConnections", &a.rejected_connections),
+            ] {
+                check_threshold(&mut out, &format!("{base}/{field}"), rule.as_ref(), COUNT);
+            }
+        }
     }
     out
+}
+
+/// The range an alarm's threshold must lie in: (lowest, highest, what it measures).
+type ThresholdRange = (f64, f64, &'static str);
+const PERCENT: ThresholdRange = (0.0, 100.0, "a percentage");
+const SECONDS: ThresholdRange = (0.0, 4000.0, "seconds (an ALB waits at most 4000)");
+const COUNT: ThresholdRange = (0.0, 1e9, "a count per minute");
+
+fn check_threshold(out: &mut Vec<Problem>, p: &str, rule: Option<&AlarmRule>, r: ThresholdRange) {
+    let Some(rule) = rule else { return };
+    let (lo, hi, what) = r;
+    if !rule.threshold.is_finite() || rule.threshold < lo || rule.threshold > hi {
+        out.push(Problem::new(
+            format!("{p}/threshold"),
+            format!(
+                "{} is out of range: {what}, from {lo} to {hi}",
+                rule.threshold
+            ),
+        ));
+    }
+}
+
+/// An email address as SNS takes it: one `@`, a non-empty local part without spaces, and a
+/// domain that is a DNS name.
+pub fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && !local.contains(char::is_whitespace)
+                && !domain.contains('@')
+                && is_dns_name(domain, false)
+        }
+        None => false,
+    }
+}
+
+fn check_notify(out: &mut Vec<Problem>, base: &str, notify: Option<&Notify>) {
+    let Some(n) = notify else { return };
+    let p = format!("{base}/notify");
+    if let Some(arn) = &n.topic_arn {
+        let parts: Vec<&str> = arn.split(':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts[5].is_empty() {
+            out.push(Problem::new(
+                format!("{p}/topicArn"),
+                format!("`{arn}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+            ));
+        }
+        if !n.emails.is_empty() {
+            out.push(
+                Problem::new(
+                    format!("{p}/emails"),
+                    "give either emails (an owned topic) or topicArn (an existing topic), not both"
+                        .into(),
+                )
+                .reading(&[format!("{p}/topicArn")]),
+            );
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (i, e) in n.emails.iter().enumerate() {
+        if !is_email(e) {
+            out.push(Problem::new(
+                format!("{p}/emails/{i}"),
+                format!("`{e}` is not an email address"),
+            ));
+        }
+        if let Some(first) = seen.get(&e.to_ascii_lowercase()) {
+            out.push(
+                Problem::new(format!("{p}/emails/{i}"), format!("`{e}` is listed twice"))
+                    .reading(&[format!("{p}/emails/{first}")]),
+            );
+        } else {
+            seen.insert(e.to_ascii_lowercase(), i);
+        }
+    }
+}
+
+/// A CloudWatch Logs group name: 1-512 letters, digits, `_`, `-`, `/`, `.` and `#`.
+pub fn is_log_group_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 512
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_-/.#".contains(&c))
+}
+
+fn check_logs_and_alarms(out: &mut Vec<Problem>, s: &ServiceSpecFields) {
+    if let Some(group) = &s.container.log_group {
+        if !is_log_group_name(group) {
+            out.push(Problem::new(
+                "/spec/container/logGroup".into(),
+                format!("`{group}` is not a log group name (1-512 letters, digits, `_`, `-`, `/`, `.`, `#`)"),
+            ));
+        }
+    }
+    if let Some(logs) = &s.logs {
+        if s.container.log_group.is_none() {
+            out.push(
+                Problem::new(
+                    "/spec/logs".into(),
+                    "needs container.logGroup (the log group it describes)".into(),
+                )
+                .reading(&["/spec/container/logGroup"]),
+            );
+        }
+        if let Some(days) = logs.retention_days {
+            if !LOG_RETENTION_DAYS.contains(&days) {
+                out.push(Problem::new(
+                    "/spec/logs/retentionDays".into(),
+                    format!(
+                        "{days} is not a retention CloudWatch Logs accepts (one of {})",
+                        LOG_RETENTION_DAYS
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(a) = &s.alarms else { return };
+    check_notify(out, "/spec/alarms", a.notify.as_ref());
+    for (field, rule, range) in [
+        ("http5xxPercent", &a.http5xx_percent, PERCENT),
+        ("latencyP99Seconds", &a.latency_p99_seconds, SECONDS),
+        ("cpuPercent", &a.cpu_percent, PERCENT),
+        ("memoryPercent", &a.memory_percent, PERCENT),
+        ("logErrors", &a.log_errors, COUNT),
+    ] {
+        check_threshold(out, &format!("/spec/alarms/{field}"), rule.as_ref(), range);
+    }
+    for (field, rule) in [
+        ("http5xxPercent", &a.http5xx_percent),
+        ("latencyP99Seconds", &a.latency_p99_seconds),
+    ] {
+        if rule.is_some() && s.ingress.is_none() {
+            out.push(
+                Problem::new(
+                    format!("/spec/alarms/{field}"),
+                    "needs ingress (it measures the service's target group)".into(),
+                )
+                .reading(&["/spec/ingress"]),
+            );
+        }
+    }
+    let pattern = s.logs.as_ref().and_then(|l| l.error_pattern.as_ref());
+    if a.log_errors.is_some() && pattern.is_none() {
+        out.push(
+            Problem::new(
+                "/spec/alarms/logErrors".into(),
+                "needs logs.errorPattern (the metric filter whose matches it counts)".into(),
+            )
+            .reading(&["/spec/logs"]),
+        );
+    }
 }
 
 /// Problems of one ServiceSpec on its own (without knowing its cluster).
@@ -376,6 +542,7 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
         ));
     }
     check_image(&mut out, s);
+    check_logs_and_alarms(&mut out, s);
     if c.memory < 6 {
         out.push(Problem::new(
             "/spec/container/memory".into(),
@@ -865,6 +1032,27 @@ mod tests {
         assert!(fargate_accepts(8192, 20480));
         assert!(!fargate_accepts(8192, 18432));
         assert!(!fargate_accepts(300, 512));
+    }
+
+    #[test]
+    fn emails_need_one_at_and_a_domain() {
+        assert!(is_email("ops@example.com"));
+        assert!(is_email("first.last+tag@mail.example.co.uk"));
+        assert!(!is_email("ops"));
+        assert!(!is_email("ops@"));
+        assert!(!is_email("@example.com"));
+        assert!(!is_email("ops@example"));
+        assert!(!is_email("o ps@example.com"));
+        assert!(!is_email("a@b@example.com"));
+    }
+
+    #[test]
+    fn log_group_names_follow_cloudwatch() {
+        assert!(is_log_group_name("/ecs/trust-estate-api"));
+        assert!(is_log_group_name("app.logs#1"));
+        assert!(!is_log_group_name(""));
+        assert!(!is_log_group_name("a b"));
+        assert!(!is_log_group_name(&"a".repeat(513)));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("logs", "2014-03-28"),
     ("sqs", "2012-11-05"),
     ("events", "2015-10-07"),
+    ("cloudwatch", "2010-08-01"),
+    ("sns", "2010-03-31"),
 ];
 
 /// A wire protocol, as the model's `metadata.protocol` names it.
@@ -52,6 +54,9 @@ pub struct Metadata {
     pub endpoint_prefix: String,
     pub target_prefix: Option<String>,
     pub signing_name: Option<String>,
+    /// Every protocol the service accepts, the preferred one first (absent: only `protocol`).
+    #[serde(default)]
+    pub protocols: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +242,13 @@ fn load(name: &'static str, version: &str) -> Model {
     let dir = data_dir().join(name).join(version);
     let raw: Raw = serde_json::from_slice(&read_model_file(&dir))
         .unwrap_or_else(|e| panic!("the API model in {} does not parse: {e}", dir.display()));
-    let protocol = match raw.metadata.protocol.as_str() {
+    // CloudWatch prefers Smithy RPC v2 CBOR but still accepts the query protocol, which is
+    // what the operator's pinned aws-sdk-cloudwatch (and moto) speak: check against that.
+    let preferred = match raw.metadata.protocol.as_str() {
+        "smithy-rpc-v2-cbor" if raw.metadata.protocols.iter().any(|p| p == "query") => "query",
+        other => other,
+    };
+    let protocol = match preferred {
         "json" => WireProtocol::Json,
         "query" => WireProtocol::Query,
         "ec2" => WireProtocol::Ec2,
@@ -312,7 +323,11 @@ pub fn by_query_version(signing_name: Option<&str>, version: &str) -> Option<&'s
     SERVICES
         .iter()
         .position(|(n, v)| {
-            *v == version && matches!(*n, "elbv2" | "elb" | "autoscaling" | "ec2" | "iam" | "sts")
+            *v == version
+                && matches!(
+                    *n,
+                    "elbv2" | "elb" | "autoscaling" | "ec2" | "iam" | "sts" | "cloudwatch" | "sns"
+                )
         })
         .map(model_at)
         .filter(|m| {

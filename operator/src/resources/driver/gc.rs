@@ -19,7 +19,9 @@
 //! Listings page with the SDK's paginators and spend one budget token per listing (most
 //! accounts fit in one page). Cost: one listing per kind, ELBv2 tags 20 ARNs per call, ECS clusters 100 and
 //! services 10 per DescribeClusters/DescribeServices, plus one tag read per ACM certificate
-//! and per ECR repository and two reads per active task-definition family. That is why it runs
+//! and per ECR repository, two reads per active task-definition family, and one tag read per
+//! CloudWatch alarm, log group and SNS topic (plus one DescribeMetricFilters per owned log group
+//! and one ListSubscriptionsByTopic per owned topic). That is why it runs
 //! on its own interval (`run --gc-interval`), not on every resync.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,8 +35,9 @@ use crate::aws::{CallClass, Service};
 use crate::reconcile::{OwnedScan, ValidSpecs};
 use crate::resources::context::Aws;
 use crate::resources::kinds::{
-    capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener, listener_rule,
-    load_balancer, scaling, target_group, task_definition,
+    alarm, capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener,
+    listener_rule, load_balancer, log_group, metric_filter, scaling, sns_subscription, sns_topic,
+    target_group, task_definition,
 };
 use crate::resources::run::SpecRun;
 use crate::resources::shared::tags::owner_of;
@@ -104,6 +107,26 @@ pub async fn scan(aws: &Aws, zones: &BTreeSet<String>) -> OwnedScan {
     }
     if let Err(e) = task_definitions(&run, &mut scan).await {
         scan.errors.push(format!("ECS task definitions: {e}"));
+    }
+    if let Err(e) = alarm::list_owned(&run, &mut scan).await {
+        scan.errors.push(format!("CloudWatch alarms: {e}"));
+    }
+    match log_group::list_owned(&run, &mut scan).await {
+        Ok(()) => {
+            if let Err(e) = metric_filter::list_owned(&run, &mut scan).await {
+                scan.errors
+                    .push(format!("CloudWatch Logs metric filters: {e}"));
+            }
+        }
+        Err(e) => scan.errors.push(format!("CloudWatch Logs groups: {e}")),
+    }
+    match sns_topic::list_owned(&run, &mut scan).await {
+        Ok(()) => {
+            if let Err(e) = sns_subscription::list_owned(&run, &mut scan).await {
+                scan.errors.push(format!("SNS subscriptions: {e}"));
+            }
+        }
+        Err(e) => scan.errors.push(format!("SNS topics: {e}")),
     }
     for z in zones {
         if let Err(e) = records(&run, &mut scan, z).await {

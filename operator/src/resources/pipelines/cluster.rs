@@ -1,5 +1,6 @@
 //! A ClusterSpec's resources in dependency order: capacity providers -> ECS cluster (with its
-//! provider list and default strategy) -> for each load balancer, what the edge modules manage.
+//! provider list and default strategy) -> for each load balancer, what the edge modules manage,
+//! then its alarms (`loadBalancers[].alarms`).
 
 use super::edge;
 use crate::reconcile::ReconcileInput;
@@ -21,8 +22,10 @@ pub async fn reconcile(
         .collect();
     capacity_provider::reconcile(run, &providers).await?;
     ecs_cluster::reconcile(run, &ecs_cluster::desired(spec)).await?;
+    let cluster = ecs_cluster::cluster_name(spec);
     for lb in &spec.spec.load_balancers {
-        edge::load_balancer(run, lb).await?;
+        let info = edge::load_balancer(run, lb).await?;
+        super::observability::load_balancer_alarms(run, &cluster, lb, &info.arn).await?;
     }
     Ok(())
 }

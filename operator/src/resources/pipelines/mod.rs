@@ -4,4 +4,5 @@
 
 pub mod cluster;
 pub mod edge;
+pub mod observability;
 pub mod service;

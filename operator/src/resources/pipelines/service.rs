@@ -1,5 +1,6 @@
 //! A ServiceSpec's resources in dependency order: ECR repository -> certificate -> target group
-//! -> listener rule -> task definition -> ECS service -> autoscaling -> Route53 records.
+//! -> listener rule -> log group + metric filter -> task definition -> ECS service ->
+//! autoscaling -> SNS topic + subscriptions -> alarms -> Route53 records.
 
 use super::edge;
 use crate::reconcile::ReconcileInput;
@@ -53,6 +54,9 @@ pub async fn reconcile(
         ));
     }
 
+    // The log group (+ metric filter) before the task definition whose awslogs driver uses it.
+    super::observability::logs(run, spec, &cluster_name).await?;
+
     // Task definition (only when it differs) -> service -> autoscaling.
     let rendered = task_definition::render(spec, &run.aws.region, edge.repository_uri.as_deref());
     let autoscaled = spec.spec.autoscaling.is_some();
@@ -93,6 +97,9 @@ pub async fn reconcile(
     if current.is_some() || run.apply {
         scaling::reconcile(run, &cluster_name, &name, &scaling_desired).await?;
     }
+
+    // SNS topic (+ email subscriptions) -> CloudWatch alarms.
+    super::observability::service_alarms(run, spec, &cluster_name, label.as_deref()).await?;
 
     // Route53 alias records (+ ownership TXT) for every host.
     edge::service_dns(run, spec, &edge).await?;

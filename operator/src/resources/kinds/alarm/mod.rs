@@ -1,0 +1,849 @@
+//! CloudWatch metric alarms: a ServiceSpec's (`http5xxPercent`, `latencyP99Seconds`,
+//! `cpuPercent`, `memoryPercent`, `logErrors`) and a ClusterSpec load balancer's (`elb5xxCount`,
+//! `rejectedConnections`), each named `<cluster>-<service or load balancer>-<alarm>`, firing when
+//! the metric is above the threshold for `periods` one-minute periods in a row, notifying the
+//! topic on ALARM and OK, missing data not breaching.
+//!
+//! Invariants: an alarm is compared as a normalised [`Shape`] (AWS's defaults filled in, action
+//! lists as sets), so a converged alarm is never put again; one PutMetricAlarm replaces the
+//! whole alarm; every alarm a spec can have is read in one DescribeAlarms by name (so an alarm
+//! the spec dropped is found and deleted), plus one tag read per existing alarm (CloudWatch has
+//! no batch form); an alarm without our tags is never changed unless adopted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+use aws_sdk_cloudwatch::types::{
+    AlarmType, ComparisonOperator, Dimension, MetricAlarm, MetricDataQuery, MetricStat, Statistic,
+    Tag,
+};
+
+use crate::aws::{CallClass, Service};
+use crate::reconcile::OwnedScan;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::ResourceError;
+use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
+
+/// The id of this kind in status ledgers and garbage-collection scans (the alarm's name).
+pub const TYPE: &str = "cloudwatch:alarm";
+
+/// Every alarm runs on one-minute periods.
+pub const PERIOD: i32 = 60;
+
+/// One metric of an alarm: namespace, name, dimensions, statistic (`Sum`, `Average`, `p99`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSpec {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub stat: String,
+    pub period: i32,
+}
+
+/// What an alarm watches: one metric, or a metric-math expression over named metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Watch {
+    Metric(MetricSpec),
+    Math {
+        expression: String,
+        /// `(id, metric)`, in id order.
+        queries: Vec<(String, MetricSpec)>,
+    },
+}
+
+/// An alarm as compared: every field the operator sets, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub description: String,
+    pub watch: Watch,
+    pub threshold: f64,
+    pub evaluation_periods: i32,
+    pub datapoints_to_alarm: i32,
+    pub comparison: String,
+    pub treat_missing_data: String,
+    pub actions_enabled: bool,
+    pub alarm_actions: BTreeSet<String>,
+    pub ok_actions: BTreeSet<String>,
+}
+
+/// What the spec says about one alarm name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Want {
+    Present(Box<Shape>),
+    /// The spec does not have this alarm: ours is deleted if it exists.
+    Absent,
+    /// Not knowable yet (the target group is only planned): left as it is.
+    Unknown,
+}
+
+fn dims(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn metric(namespace: &str, name: &str, d: BTreeMap<String, String>, stat: &str) -> MetricSpec {
+    MetricSpec {
+        namespace: namespace.into(),
+        name: name.into(),
+        dimensions: d,
+        stat: stat.into(),
+        period: PERIOD,
+    }
+}
+
+fn shape(description: String, watch: Watch, rule: &AlarmRule, topic: &str) -> Shape {
+    let actions: BTreeSet<String> = [topic.to_string()].into();
+    Shape {
+        description,
+        watch,
+        threshold: rule.threshold,
+        evaluation_periods: rule.periods as i32,
+        datapoints_to_alarm: rule.periods as i32,
+        comparison: ComparisonOperator::GreaterThanThreshold
+            .as_str()
+            .to_string(),
+        treat_missing_data: "notBreaching".into(),
+        actions_enabled: true,
+        alarm_actions: actions.clone(),
+        ok_actions: actions,
+    }
+}
+
+/// The load balancer and target group dimensions of an ALB metric, from the
+/// `app/<lb>/<id>/targetgroup/<tg>/<id>` label.
+pub fn split_label(label: &str) -> Option<(String, String)> {
+    let (lb, tg) = label.split_once("/targetgroup/")?;
+    Some((lb.to_string(), format!("targetgroup/{tg}")))
+}
+
+/// The alarm name `<cluster>-<owner>-<alarm>`.
+pub fn name(cluster: &str, owner: &str, alarm: &str) -> String {
+    format!("{cluster}-{owner}-{alarm}")
+}
+
+/// Every alarm name a ServiceSpec can have, with what the spec wants for it. `label`: the
+/// target group's ALB label (`None` without ingress or while its creation is only planned);
+/// `log_metric`: the metric filter's metric name.
+pub fn service(
+    cluster: &str,
+    service: &str,
+    alarms: Option<&ServiceAlarms>,
+    topic: &str,
+    label: Option<&str>,
+    log_metric: &str,
+) -> Vec<(String, Want)> {
+    let owner = format!("ServiceSpec/{service}");
+    let ecs = dims(&[("ClusterName", cluster), ("ServiceName", service)]);
+    let target = label.and_then(split_label);
+    let alb = |rule: Option<&AlarmRule>, what: &str, watch: &dyn Fn(&str, &str) -> Watch| match (
+        rule, &target,
+    ) {
+        (None, _) => Want::Absent,
+        (Some(_), None) => Want::Unknown,
+        (Some(r), Some((lb, tg))) => Want::Present(Box::new(shape(
+            format!("{what} ({owner}; managed by ecs-operator)"),
+            watch(lb, tg),
+            r,
+            topic,
+        ))),
+    };
+    let plain = |rule: Option<&AlarmRule>, what: &str, m: MetricSpec| match rule {
+        None => Want::Absent,
+        Some(r) => Want::Present(Box::new(shape(
+            format!("{what} ({owner}; managed by ecs-operator)"),
+            Watch::Metric(m),
+            r,
+            topic,
+        ))),
+    };
+    let a = |f: fn(&ServiceAlarms) -> Option<&AlarmRule>| alarms.and_then(f);
+    vec![
+        (
+            name(cluster, service, "http5xxPercent"),
+            alb(
+                a(|x| x.http5xx_percent.as_ref()),
+                "target 5XX responses, percent of requests",
+                &|lb, tg| {
+                    let d = dims(&[("LoadBalancer", lb), ("TargetGroup", tg)]);
+                    Watch::Math {
+                        expression: "100 * FILL(m1, 0) / m2".into(),
+                        queries: vec![
+                            (
+                                "m1".into(),
+                                metric(
+                                    "AWS/ApplicationELB",
+                                    "HTTPCode_Target_5XX_Count",
+                                    d.clone(),
+                                    "Sum",
+                                ),
+                            ),
+                            (
+                                "m2".into(),
+                                metric("AWS/ApplicationELB", "RequestCount", d, "Sum"),
+                            ),
+                        ],
+                    }
+                },
+            ),
+        ),
+        (
+            name(cluster, service, "latencyP99Seconds"),
+            alb(
+                a(|x| x.latency_p99_seconds.as_ref()),
+                "target response time p99, seconds",
+                &|lb, tg| {
+                    Watch::Metric(metric(
+                        "AWS/ApplicationELB",
+                        "TargetResponseTime",
+                        dims(&[("LoadBalancer", lb), ("TargetGroup", tg)]),
+                        "p99",
+                    ))
+                },
+            ),
+        ),
+        (
+            name(cluster, service, "cpuPercent"),
+            plain(
+                a(|x| x.cpu_percent.as_ref()),
+                "ECS service CPU utilisation, percent",
+                metric("AWS/ECS", "CPUUtilization", ecs.clone(), "Average"),
+            ),
+        ),
+        (
+            name(cluster, service, "memoryPercent"),
+            plain(
+                a(|x| x.memory_percent.as_ref()),
+                "ECS service memory utilisation, percent",
+                metric("AWS/ECS", "MemoryUtilization", ecs, "Average"),
+            ),
+        ),
+        (
+            name(cluster, service, "logErrors"),
+            plain(
+                a(|x| x.log_errors.as_ref()),
+                "log events matching logs.errorPattern per minute",
+                metric(
+                    crate::resources::kinds::metric_filter::NAMESPACE,
+                    log_metric,
+                    BTreeMap::new(),
+                    "Sum",
+                ),
+            ),
+        ),
+    ]
+}
+
+/// Every alarm name a ClusterSpec load balancer can have. `lb_label`: `app/<name>/<id>`
+/// (`None` while the load balancer is only planned).
+pub fn load_balancer(
+    cluster: &str,
+    lb: &str,
+    alarms: Option<&LoadBalancerAlarms>,
+    topic: &str,
+    lb_label: Option<&str>,
+) -> Vec<(String, Want)> {
+    let owner = format!("load balancer {lb} of ClusterSpec/{cluster}");
+    let want = |rule: Option<&AlarmRule>, what: &str, metric_name: &str| match (rule, lb_label) {
+        (None, _) => Want::Absent,
+        (Some(_), None) => Want::Unknown,
+        (Some(r), Some(l)) => Want::Present(Box::new(shape(
+            format!("{what} ({owner}; managed by ecs-operator)"),
+            Watch::Metric(metric(
+                "AWS/ApplicationELB",
+                metric_name,
+                dims(&[("LoadBalancer", l)]),
+                "Sum",
+            )),
+            r,
+            topic,
+        ))),
+    };
+    let a = |f: fn(&LoadBalancerAlarms) -> Option<&AlarmRule>| alarms.and_then(f);
+    vec![
+        (
+            name(cluster, lb, "elb5xxCount"),
+            want(
+                a(|x| x.elb5xx_count.as_ref()),
+                "5XX responses of the load balancer itself per minute",
+                "HTTPCode_ELB_5XX_Count",
+            ),
+        ),
+        (
+            name(cluster, lb, "rejectedConnections"),
+            want(
+                a(|x| x.rejected_connections.as_ref()),
+                "connections rejected by the load balancer per minute",
+                "RejectedConnectionCount",
+            ),
+        ),
+    ]
+}
+
+/// The `app/<name>/<id>` dimension of a load balancer ARN.
+pub fn lb_label(arn: &str) -> Option<String> {
+    arn.split_once(":loadbalancer/").map(|(_, l)| l.to_string())
+}
+
+fn watch_text(w: &Watch) -> String {
+    let m = |m: &MetricSpec| {
+        let d: Vec<String> = m
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "{} {}/{} [{}] per {}s",
+            m.stat,
+            m.namespace,
+            m.name,
+            d.join(","),
+            m.period
+        )
+    };
+    match w {
+        Watch::Metric(x) => m(x),
+        Watch::Math {
+            expression,
+            queries,
+        } => {
+            let q: Vec<String> = queries
+                .iter()
+                .map(|(id, x)| format!("{id}={}", m(x)))
+                .collect();
+            format!("{expression} where {}", q.join("; "))
+        }
+    }
+}
+
+fn set_text(s: &BTreeSet<String>) -> String {
+    format!("[{}]", s.iter().cloned().collect::<Vec<_>>().join(", "))
+}
+
+/// What differs between `o` and `d`, one `field: old -> new` per field (pure; empty: none).
+pub fn differences(d: &Shape, o: &Shape) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, old: String, new: String| {
+        if old != new {
+            out.push(format!("{name}: {old} -> {new}"));
+        }
+    };
+    field("metric", watch_text(&o.watch), watch_text(&d.watch));
+    field(
+        "threshold",
+        o.threshold.to_string(),
+        d.threshold.to_string(),
+    );
+    field(
+        "periods",
+        o.evaluation_periods.to_string(),
+        d.evaluation_periods.to_string(),
+    );
+    field(
+        "datapoints to alarm",
+        o.datapoints_to_alarm.to_string(),
+        d.datapoints_to_alarm.to_string(),
+    );
+    field("comparison", o.comparison.clone(), d.comparison.clone());
+    field(
+        "treat missing data",
+        o.treat_missing_data.clone(),
+        d.treat_missing_data.clone(),
+    );
+    field(
+        "actions enabled",
+        o.actions_enabled.to_string(),
+        d.actions_enabled.to_string(),
+    );
+    field(
+        "alarm actions",
+        set_text(&o.alarm_actions),
+        set_text(&d.alarm_actions),
+    );
+    field(
+        "OK actions",
+        set_text(&o.ok_actions),
+        set_text(&d.ok_actions),
+    );
+    field("description", o.description.clone(), d.description.clone());
+    out
+}
+
+/// An existing alarm as DescribeAlarms has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub shape: Shape,
+    pub tags: BTreeMap<String, String>,
+}
+
+fn read_dims(d: &[Dimension]) -> BTreeMap<String, String> {
+    d.iter()
+        .map(|d| {
+            (
+                d.name().unwrap_or_default().to_string(),
+                d.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The normalised [`Shape`] of an alarm AWS returned (absent fields read as AWS's defaults:
+/// datapoints to alarm = evaluation periods, missing data `missing`, actions enabled).
+pub fn read_shape(a: &MetricAlarm) -> Shape {
+    let returned: Vec<&MetricDataQuery> = a.metrics().iter().collect();
+    let watch = if returned.is_empty() {
+        Watch::Metric(MetricSpec {
+            namespace: a.namespace().unwrap_or_default().into(),
+            name: a.metric_name().unwrap_or_default().into(),
+            dimensions: read_dims(a.dimensions()),
+            stat: a
+                .extended_statistic()
+                .map(str::to_string)
+                .or_else(|| a.statistic().map(|s| s.as_str().to_string()))
+                .unwrap_or_default(),
+            period: a.period().unwrap_or_default(),
+        })
+    } else {
+        let expression = returned
+            .iter()
+            .find(|q| q.expression().is_some())
+            .and_then(|q| q.expression())
+            .unwrap_or_default()
+            .to_string();
+        let mut queries: Vec<(String, MetricSpec)> = returned
+            .iter()
+            .filter_map(|q| {
+                let s = q.metric_stat()?;
+                let m = s.metric()?;
+                Some((
+                    q.id().unwrap_or_default().to_string(),
+                    MetricSpec {
+                        namespace: m.namespace().unwrap_or_default().into(),
+                        name: m.metric_name().unwrap_or_default().into(),
+                        dimensions: read_dims(m.dimensions()),
+                        stat: s.stat().unwrap_or_default().into(),
+                        period: s.period().unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect();
+        queries.sort_by(|a, b| a.0.cmp(&b.0));
+        Watch::Math {
+            expression,
+            queries,
+        }
+    };
+    let periods = a.evaluation_periods().unwrap_or_default();
+    Shape {
+        description: a.alarm_description().unwrap_or_default().into(),
+        watch,
+        threshold: a.threshold().unwrap_or_default(),
+        evaluation_periods: periods,
+        datapoints_to_alarm: a.datapoints_to_alarm().unwrap_or(periods),
+        comparison: a
+            .comparison_operator()
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+        treat_missing_data: a.treat_missing_data().unwrap_or("missing").into(),
+        actions_enabled: a.actions_enabled().unwrap_or(true),
+        alarm_actions: a.alarm_actions().iter().cloned().collect(),
+        ok_actions: a.ok_actions().iter().cloned().collect(),
+    }
+}
+
+/// The steps for one alarm name (pure).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// PutMetricAlarm: create, or replace the whole alarm.
+    Put,
+    Tag(BTreeMap<String, String>),
+    Delete,
+}
+
+/// `owner_missing`: the ownership tags an adopted alarm still needs; `ours`: the existing alarm
+/// carries our tags (an unowned one is never deleted).
+pub fn plan(
+    alarm: &str,
+    want: &Want,
+    o: Option<&Observed>,
+    owner_missing: BTreeMap<String, String>,
+    ours: bool,
+) -> Vec<(Step, Change)> {
+    let resource = format!("cloudwatch alarm {alarm}");
+    match (want, o) {
+        (Want::Unknown, _) | (Want::Absent, None) => Vec::new(),
+        (Want::Absent, Some(_)) if ours => vec![(
+            Step::Delete,
+            Change::delete(resource, "no longer in the spec"),
+        )],
+        (Want::Absent, Some(_)) => Vec::new(),
+        (Want::Present(d), None) => vec![(
+            Step::Put,
+            Change::create(
+                resource,
+                format!(
+                    "{} > {} for {} period(s)",
+                    watch_text(&d.watch),
+                    d.threshold,
+                    d.evaluation_periods
+                ),
+            ),
+        )],
+        (Want::Present(d), Some(o)) => {
+            let mut steps = Vec::new();
+            if !owner_missing.is_empty() {
+                steps.push((
+                    Step::Tag(owner_missing.clone()),
+                    Change::update(
+                        &resource,
+                        format!(
+                            "tags: + {}",
+                            crate::resources::shared::elb_tags::keys(&owner_missing)
+                        ),
+                    ),
+                ));
+            }
+            let diff = differences(d, &o.shape);
+            if !diff.is_empty() {
+                steps.push((Step::Put, Change::update(&resource, diff.join("; "))));
+            }
+            steps
+        }
+    }
+}
+
+fn cw_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+async fn tags_of(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
+    let out = run
+        .aws
+        .call(
+            Service::CloudWatch,
+            CallClass::Read,
+            "ListTagsForResource",
+            arn,
+            run.aws
+                .cloudwatch
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send(),
+        )
+        .await?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
+}
+
+/// The alarms among `names` (at most 100: one DescribeAlarms), with their tags.
+pub async fn observe(
+    run: &SpecRun<'_>,
+    names: &[String],
+) -> Result<BTreeMap<String, Observed>, ResourceError> {
+    let out = run
+        .aws
+        .call(
+            Service::CloudWatch,
+            CallClass::Read,
+            "DescribeAlarms",
+            names.first().map(String::as_str).unwrap_or("*"),
+            run.aws
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(names.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .max_records(100)
+                .send(),
+        )
+        .await?;
+    let mut found = BTreeMap::new();
+    for a in out.metric_alarms() {
+        let (Some(name), Some(arn)) = (a.alarm_name(), a.alarm_arn()) else {
+            continue;
+        };
+        found.insert(
+            name.to_string(),
+            Observed {
+                arn: arn.to_string(),
+                shape: read_shape(a),
+                tags: tags_of(run, arn).await?,
+            },
+        );
+    }
+    Ok(found)
+}
+
+fn query(id: &str, m: &MetricSpec) -> MetricDataQuery {
+    let metric = aws_sdk_cloudwatch::types::Metric::builder()
+        .namespace(&m.namespace)
+        .metric_name(&m.name)
+        .set_dimensions(Some(dimensions(&m.dimensions)))
+        .build();
+    MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(m.period)
+                .stat(&m.stat)
+                .build(),
+        )
+        .return_data(false)
+        .build()
+}
+
+fn dimensions(d: &BTreeMap<String, String>) -> Vec<Dimension> {
+    d.iter()
+        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+        .collect()
+}
+
+async fn put(run: &SpecRun<'_>, alarm: &str, d: &Shape) -> Result<(), ResourceError> {
+    let mut req = run
+        .aws
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name(alarm)
+        .alarm_description(&d.description)
+        .actions_enabled(d.actions_enabled)
+        .set_alarm_actions(Some(d.alarm_actions.iter().cloned().collect()))
+        .set_ok_actions(Some(d.ok_actions.iter().cloned().collect()))
+        .evaluation_periods(d.evaluation_periods)
+        .datapoints_to_alarm(d.datapoints_to_alarm)
+        .threshold(d.threshold)
+        .comparison_operator(ComparisonOperator::from(d.comparison.as_str()))
+        .treat_missing_data(&d.treat_missing_data)
+        .set_tags(Some(cw_tags(&run.tags())));
+    match &d.watch {
+        Watch::Metric(m) => {
+            req = req
+                .namespace(&m.namespace)
+                .metric_name(&m.name)
+                .set_dimensions(Some(dimensions(&m.dimensions)))
+                .period(m.period);
+            req = if m.stat.starts_with('p') {
+                req.extended_statistic(&m.stat)
+            } else {
+                req.statistic(Statistic::from(m.stat.as_str()))
+            };
+        }
+        Watch::Math {
+            expression,
+            queries,
+        } => {
+            for (id, m) in queries {
+                req = req.metrics(query(id, m));
+            }
+            req = req.metrics(
+                MetricDataQuery::builder()
+                    .id("e1")
+                    .expression(expression)
+                    .label(d.description.chars().take(100).collect::<String>())
+                    .return_data(true)
+                    .build(),
+            );
+        }
+    }
+    run.aws
+        .call(
+            Service::CloudWatch,
+            CallClass::Write,
+            "PutMetricAlarm",
+            alarm,
+            req.send(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn delete_alarm(run: &SpecRun<'_>, alarm: &str) -> Result<(), ResourceError> {
+    run.aws
+        .call(
+            Service::CloudWatch,
+            CallClass::Write,
+            "DeleteAlarms",
+            alarm,
+            run.aws.cloudwatch.delete_alarms().alarm_names(alarm).send(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reconcile the alarms `wanted` (every name the spec can have, as [`service`] and
+/// [`load_balancer`] list them).
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    wanted: &[(String, Want)],
+) -> Result<(), ResourceError> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    let observed = observe(run, &names).await?;
+    for (alarm, want) in wanted {
+        let o = observed.get(alarm);
+        let resource = format!("cloudwatch alarm {alarm}");
+        let (missing, ours) = match (o, want) {
+            (Some(o), Want::Present(_)) => (run.claim(&resource, &o.tags)?, true),
+            (Some(o), _) => (
+                BTreeMap::new(),
+                ownership(&run.aws.instance, &run.key, &o.tags) == Ownership::Ours,
+            ),
+            (None, _) => (BTreeMap::new(), false),
+        };
+        let mut exists = o.is_some();
+        for (step, change) in plan(alarm, want, o, missing, ours) {
+            if !run.plan(change) {
+                continue;
+            }
+            match (step, want) {
+                (Step::Put, Want::Present(d)) => {
+                    put(run, alarm, d).await?;
+                    exists = true;
+                }
+                (Step::Tag(tags), _) => {
+                    let arn = o.map(|o| o.arn.clone()).unwrap_or_default();
+                    run.aws
+                        .call(
+                            Service::CloudWatch,
+                            CallClass::Write,
+                            "TagResource",
+                            alarm,
+                            run.aws
+                                .cloudwatch
+                                .tag_resource()
+                                .resource_arn(arn)
+                                .set_tags(Some(cw_tags(&tags)))
+                                .send(),
+                        )
+                        .await?;
+                }
+                (Step::Delete, _) => {
+                    delete_alarm(run, alarm).await?;
+                    exists = false;
+                }
+                _ => {}
+            }
+        }
+        if exists && matches!(want, Want::Present(_)) {
+            run.resource(TYPE, alarm.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Teardown of one alarm (its name): deleted, or released with `retain`; an alarm without our
+/// tags is left alone.
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    alarm: &str,
+    retain: bool,
+) -> Result<bool, ResourceError> {
+    let observed = observe(run, &[alarm.to_string()]).await?;
+    let Some(o) = observed.get(alarm) else {
+        return Ok(true);
+    };
+    if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
+        return Ok(true);
+    }
+    let resource = format!("cloudwatch alarm {alarm}");
+    if retain {
+        if run.plan(Change::update(
+            &resource,
+            "released (deletionPolicy Retain)",
+        )) {
+            let released = BTreeMap::from([(RELEASED_TAG.to_string(), run.key.to_string())]);
+            run.aws
+                .call(
+                    Service::CloudWatch,
+                    CallClass::Write,
+                    "TagResource",
+                    alarm,
+                    run.aws
+                        .cloudwatch
+                        .tag_resource()
+                        .resource_arn(&o.arn)
+                        .set_tags(Some(cw_tags(&released)))
+                        .send(),
+                )
+                .await?;
+            run.aws
+                .call(
+                    Service::CloudWatch,
+                    CallClass::Write,
+                    "UntagResource",
+                    alarm,
+                    run.aws
+                        .cloudwatch
+                        .untag_resource()
+                        .resource_arn(&o.arn)
+                        .tag_keys(crate::MANAGED_BY_TAG)
+                        .tag_keys(crate::OWNER_TAG)
+                        .send(),
+                )
+                .await?;
+        }
+        return Ok(true);
+    }
+    if run.plan(Change::delete(&resource, "")) {
+        delete_alarm(run, alarm).await?;
+    }
+    Ok(true)
+}
+
+/// Garbage collection: every metric alarm (DescribeAlarms, 100 per page) and its tags.
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+    let pages = all_pages(
+        |token| {
+            run.aws.call(
+                Service::CloudWatch,
+                CallClass::Read,
+                "DescribeAlarms",
+                "*",
+                run.aws
+                    .cloudwatch
+                    .describe_alarms()
+                    .alarm_types(AlarmType::MetricAlarm)
+                    .max_records(100)
+                    .set_next_token(token)
+                    .send(),
+            )
+        },
+        DescribeAlarmsOutput::next_token,
+    )
+    .await?;
+    for a in pages.iter().flat_map(|p| p.metric_alarms()) {
+        let (Some(name), Some(arn)) = (a.alarm_name(), a.alarm_arn()) else {
+            continue;
+        };
+        if let Some(owner) = owner_of(&run.aws.instance, &tags_of(run, arn).await?) {
+            scan.add(owner, TYPE, name);
+        }
+    }
+    Ok(())
+}
+
+crate::resources::kind::kind!(
+    /// A CloudWatch metric alarm, as the generic driver sees it.
+    AlarmKind,
+    TYPE,
+    13,
+    delete
+);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,298 @@
+//! The metric filter that counts the events of a ServiceSpec's log group matching
+//! `logs.errorPattern`: each match adds 1 to the metric [`metric_name`] in [`NAMESPACE`]
+//! (0 is published for minutes without a match), which the `logErrors` alarm watches.
+//!
+//! Invariants: a filter takes no tags; it is ours when it has our name on a log group we own
+//! (the log group's reconcile has already claimed the group, and its teardown checks the tags);
+//! one DescribeMetricFilters per reconcile; PutMetricFilter only on a difference.
+
+use aws_sdk_cloudwatchlogs::types::MetricTransformation;
+
+use crate::aws::{CallClass, Service};
+use crate::reconcile::OwnedScan;
+use crate::resources::kinds::log_group;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::ResourceError;
+use crate::spec::types::ServiceSpec;
+
+/// The id of this kind in status ledgers and garbage-collection scans; the ledger id is
+/// `<log group>:<filter name>` (neither may contain `:`).
+pub const TYPE: &str = "logs:metric-filter";
+
+/// The namespace of the error-count metrics.
+pub const NAMESPACE: &str = "ecs-operator/logs";
+
+/// The error-count metric of one service: `<cluster>-<service>-errors`.
+pub fn metric_name(cluster: &str, service: &str) -> String {
+    format!("{cluster}-{service}-errors")
+}
+
+/// The filter as the spec wants it (and as AWS has it: the same fields are compared).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub log_group: String,
+    pub name: String,
+    pub pattern: String,
+    pub namespace: String,
+    pub metric: String,
+    pub value: String,
+    pub default_value: Option<f64>,
+}
+
+/// The filter of `spec`, when it has `logs.errorPattern` and a log group.
+pub fn desired(spec: &ServiceSpec, cluster: &str) -> Option<Filter> {
+    let pattern = spec.spec.logs.as_ref()?.error_pattern.clone()?;
+    Some(Filter {
+        log_group: spec.spec.container.log_group.clone()?,
+        name: format!("{}-errors", spec.metadata.name),
+        pattern,
+        namespace: NAMESPACE.to_string(),
+        metric: metric_name(cluster, &spec.metadata.name),
+        value: "1".to_string(),
+        default_value: Some(0.0),
+    })
+}
+
+/// What to do (pure): `None` when AWS matches; else the change (PutMetricFilter creates and
+/// replaces alike).
+pub fn plan(d: &Filter, o: Option<&Filter>) -> Option<Change> {
+    let resource = format!("metric filter {} on {}", d.name, d.log_group);
+    match o {
+        None => Some(Change::create(resource, format!("pattern {:?}", d.pattern))),
+        Some(o) if o == d => None,
+        Some(o) if o.pattern != d.pattern => Some(Change::field(
+            resource,
+            "pattern",
+            format!("{:?}", o.pattern),
+            format!("{:?}", d.pattern),
+        )),
+        Some(o) => Some(Change::field(
+            resource,
+            "metric",
+            format!("{}/{} = {}", o.namespace, o.metric, o.value),
+            format!("{}/{} = {}", d.namespace, d.metric, d.value),
+        )),
+    }
+}
+
+/// The filter `name` on `log_group`; `None` when absent.
+pub async fn observe(
+    run: &SpecRun<'_>,
+    log_group: &str,
+    name: &str,
+) -> Result<Option<Filter>, ResourceError> {
+    let out = run
+        .aws
+        .call(
+            Service::Logs,
+            CallClass::Read,
+            "DescribeMetricFilters",
+            log_group,
+            run.aws
+                .logs
+                .describe_metric_filters()
+                .log_group_name(log_group)
+                .filter_name_prefix(name)
+                .send(),
+        )
+        .await;
+    let out = match out {
+        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
+        other => other?,
+    };
+    let Some(f) = out
+        .metric_filters()
+        .iter()
+        .find(|f| f.filter_name() == Some(name))
+    else {
+        return Ok(None);
+    };
+    let t = f.metric_transformations().first();
+    Ok(Some(Filter {
+        log_group: log_group.to_string(),
+        name: name.to_string(),
+        pattern: f.filter_pattern().unwrap_or_default().to_string(),
+        namespace: t
+            .map(|t| t.metric_namespace().to_string())
+            .unwrap_or_default(),
+        metric: t.map(|t| t.metric_name().to_string()).unwrap_or_default(),
+        value: t.map(|t| t.metric_value().to_string()).unwrap_or_default(),
+        default_value: t.and_then(|t| t.default_value()),
+    }))
+}
+
+/// Reconcile the filter (the log group exists, or its create is only planned: `group_exists`).
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    d: &Filter,
+    group_exists: bool,
+) -> Result<(), ResourceError> {
+    let observed = if group_exists {
+        observe(run, &d.log_group, &d.name).await?
+    } else {
+        None
+    };
+    if let Some(change) = plan(d, observed.as_ref()) {
+        if run.plan(change) {
+            let t = MetricTransformation::builder()
+                .metric_namespace(&d.namespace)
+                .metric_name(&d.metric)
+                .metric_value(&d.value)
+                .set_default_value(d.default_value)
+                .build()
+                .map_err(ResourceError::request)?;
+            run.aws
+                .call(
+                    Service::Logs,
+                    CallClass::Write,
+                    "PutMetricFilter",
+                    &d.name,
+                    run.aws
+                        .logs
+                        .put_metric_filter()
+                        .log_group_name(&d.log_group)
+                        .filter_name(&d.name)
+                        .filter_pattern(&d.pattern)
+                        .metric_transformations(t)
+                        .send(),
+                )
+                .await?;
+        } else {
+            return Ok(());
+        }
+    }
+    run.resource(TYPE, format!("{}:{}", d.log_group, d.name));
+    Ok(())
+}
+
+/// Remove the filter `name` from `log_group` if it is there (a spec that dropped its
+/// errorPattern).
+pub async fn remove(
+    run: &mut SpecRun<'_>,
+    log_group: &str,
+    name: &str,
+) -> Result<(), ResourceError> {
+    if observe(run, log_group, name).await?.is_none() {
+        return Ok(());
+    }
+    if run.plan(Change::delete(
+        format!("metric filter {name} on {log_group}"),
+        "no errorPattern",
+    )) {
+        delete_filter(run, log_group, name).await?;
+    }
+    Ok(())
+}
+
+async fn delete_filter(
+    run: &SpecRun<'_>,
+    log_group: &str,
+    name: &str,
+) -> Result<(), ResourceError> {
+    match run
+        .aws
+        .call(
+            Service::Logs,
+            CallClass::Write,
+            "DeleteMetricFilter",
+            name,
+            run.aws
+                .logs
+                .delete_metric_filter()
+                .log_group_name(log_group)
+                .filter_name(name)
+                .send(),
+        )
+        .await
+    {
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Teardown of the filter (`<log group>:<name>`): deleted when its log group is ours; nothing is
+/// deleted with `retain` (a filter takes no tags to release; it stays with its group).
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some((group, name)) = id.split_once(':') else {
+        return Ok(true);
+    };
+    if retain || !log_group::is_ours(run, group).await? {
+        return Ok(true);
+    }
+    if observe(run, group, name).await?.is_none() {
+        return Ok(true);
+    }
+    if run.plan(Change::delete(
+        format!("metric filter {name} on {group}"),
+        "",
+    )) {
+        delete_filter(run, group, name).await?;
+    }
+    Ok(true)
+}
+
+/// Garbage collection: the filters named `<spec>-errors` on the log groups the scan found owned
+/// (one DescribeMetricFilters per such group).
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+    let groups: Vec<(crate::spec::SpecKey, String)> = scan
+        .owned
+        .iter()
+        .flat_map(|(owner, set)| {
+            set.iter()
+                .filter(|(t, _)| t == log_group::TYPE)
+                .map(move |(_, id)| (owner.clone(), id.clone()))
+        })
+        .collect();
+    for (owner, group) in groups {
+        let name = format!("{}-errors", owner.name);
+        if observe(run, &group, &name).await?.is_some() {
+            scan.add(owner, TYPE, format!("{group}:{name}"));
+        }
+    }
+    Ok(())
+}
+
+crate::resources::kind::kind!(
+    /// A CloudWatch Logs metric filter, as the generic driver sees it.
+    MetricFilterKind,
+    TYPE,
+    16,
+    delete
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f() -> Filter {
+        Filter {
+            log_group: "/ecs/web".into(),
+            name: "web-errors".into(),
+            pattern: "?ERROR ?Error".into(),
+            namespace: NAMESPACE.into(),
+            metric: metric_name("prod", "web"),
+            value: "1".into(),
+            default_value: Some(0.0),
+        }
+    }
+
+    #[test]
+    fn a_matching_filter_needs_nothing_and_a_missing_one_is_created() {
+        assert_eq!(plan(&f(), Some(&f())), None);
+        assert_eq!(
+            plan(&f(), None).unwrap().to_string(),
+            "+ metric filter web-errors on /ecs/web (pattern \"?ERROR ?Error\")"
+        );
+    }
+
+    #[test]
+    fn a_changed_pattern_is_one_put_in_plain_words() {
+        let mut o = f();
+        o.pattern = "ERROR".into();
+        assert_eq!(
+            plan(&f(), Some(&o)).unwrap().to_string(),
+            "~ metric filter web-errors on /ecs/web pattern: \"ERROR\" -> \"?ERROR ?Error\""
+        );
+        assert_eq!(f().metric, "prod-web-errors");
+    }
+}

@@ -1,0 +1,307 @@
+//! The email subscriptions of an owned SNS topic: one per `notify.emails` entry.
+//!
+//! A new subscription waits for its address to confirm the mail AWS sends: that is a normal
+//! state, reported in the `Notifications` condition (the spec stays Ready) and never re-sent
+//! while AWS lists it as pending. Email subscriptions the spec no longer lists are removed once
+//! confirmed (a pending one has no ARN to unsubscribe; AWS drops it unconfirmed). Subscriptions of
+//! other protocols on the topic are left alone.
+//!
+//! Invariants: one ListSubscriptionsByTopic per reconcile (100 per page); Subscribe only for an
+//! address the topic does not list at all.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
+
+use crate::aws::{CallClass, Service};
+use crate::reconcile::{ConditionReport, OwnedScan};
+use crate::resources::kinds::sns_topic;
+use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::ResourceError;
+
+/// The id of this kind in status ledgers and garbage-collection scans: `<topic ARN>|<email>`
+/// (a pending subscription has no ARN of its own yet).
+pub const TYPE: &str = "sns:subscription";
+
+/// AWS's SubscriptionArn of a subscription not confirmed yet.
+pub const PENDING: &str = "PendingConfirmation";
+
+/// One email subscription as the topic lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub email: String,
+    /// `None` while pending confirmation.
+    pub arn: Option<String>,
+}
+
+/// The steps (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+/// Subscribe every wanted address the topic does not list (pending or not); unsubscribe the
+/// confirmed subscriptions of addresses no longer wanted. Addresses compare case-insensitively.
+pub fn plan(topic: &str, wanted: &[String], observed: &[Observed]) -> Vec<(Step, Change)> {
+    let key = |e: &str| e.to_ascii_lowercase();
+    let have: BTreeSet<String> = observed.iter().map(|o| key(&o.email)).collect();
+    let want: BTreeSet<String> = wanted.iter().map(|e| key(e)).collect();
+    let resource = |e: &str| format!("sns subscription {e} to {topic}");
+    let mut steps = Vec::new();
+    for e in wanted {
+        if !have.contains(&key(e)) {
+            steps.push((
+                Step::Subscribe(e.clone()),
+                Change::create(resource(e), "email; AWS mails a confirmation"),
+            ));
+        }
+    }
+    for o in observed {
+        if let (false, Some(arn)) = (want.contains(&key(&o.email)), &o.arn) {
+            steps.push((
+                Step::Unsubscribe(arn.clone()),
+                Change::delete(resource(&o.email), "no longer in notify.emails"),
+            ));
+        }
+    }
+    steps
+}
+
+/// The `Notifications` condition: False (reason `PendingConfirmation`) while any address has
+/// not confirmed; it does not hold the spec back from Ready.
+pub fn condition(wanted: &[String], observed: &[Observed]) -> ConditionReport {
+    let pending: Vec<&str> = observed
+        .iter()
+        .filter(|o| o.arn.is_none())
+        .filter(|o| wanted.iter().any(|w| w.eq_ignore_ascii_case(&o.email)))
+        .map(|o| o.email.as_str())
+        .collect();
+    if pending.is_empty() {
+        ConditionReport::new(
+            "Notifications",
+            true,
+            "Subscribed",
+            format!("{} email subscription(s) confirmed", wanted.len()),
+        )
+    } else {
+        ConditionReport::new(
+            "Notifications",
+            false,
+            "PendingConfirmation",
+            format!(
+                "waiting for {} to confirm the subscription mail AWS sent (not sent again)",
+                pending.join(", ")
+            ),
+        )
+    }
+}
+
+/// The email subscriptions of `topic`.
+pub async fn observe(run: &SpecRun<'_>, topic: &str) -> Result<Vec<Observed>, ResourceError> {
+    let pages = all_pages(
+        |token| {
+            run.aws.call(
+                Service::Sns,
+                CallClass::Read,
+                "ListSubscriptionsByTopic",
+                topic,
+                run.aws
+                    .sns
+                    .list_subscriptions_by_topic()
+                    .topic_arn(topic)
+                    .set_next_token(token)
+                    .send(),
+            )
+        },
+        ListSubscriptionsByTopicOutput::next_token,
+    )
+    .await?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.subscriptions())
+        .filter(|s| s.protocol() == Some("email"))
+        .map(|s| Observed {
+            email: s.endpoint().unwrap_or_default().to_string(),
+            arn: s
+                .subscription_arn()
+                .filter(|a| *a != PENDING && a.starts_with("arn:"))
+                .map(str::to_string),
+        })
+        .collect())
+}
+
+/// Reconcile the email subscriptions of the owned `topic` (empty: its create is only planned).
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    topic: &str,
+    wanted: &[String],
+) -> Result<(), ResourceError> {
+    let observed = if topic.is_empty() {
+        Vec::new()
+    } else {
+        observe(run, topic).await?
+    };
+    let name = topic.rsplit(':').next().unwrap_or(topic).to_string();
+    let mut now = observed.clone();
+    for (step, change) in plan(&name, wanted, &observed) {
+        if !run.plan(change) {
+            continue;
+        }
+        match step {
+            Step::Subscribe(email) => {
+                let out = run
+                    .aws
+                    .call(
+                        Service::Sns,
+                        CallClass::Write,
+                        "Subscribe",
+                        &email,
+                        run.aws
+                            .sns
+                            .subscribe()
+                            .topic_arn(topic)
+                            .protocol("email")
+                            .endpoint(&email)
+                            .return_subscription_arn(true)
+                            .send(),
+                    )
+                    .await?;
+                // An email subscription is pending until its address confirms (AWS returns an
+                // ARN with ReturnSubscriptionArn either way): the next reconcile reads its state.
+                drop(out);
+                now.push(Observed { email, arn: None });
+            }
+            Step::Unsubscribe(arn) => {
+                run.aws
+                    .call(
+                        Service::Sns,
+                        CallClass::Write,
+                        "Unsubscribe",
+                        &arn,
+                        run.aws.sns.unsubscribe().subscription_arn(&arn).send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    if !wanted.is_empty() {
+        run.condition(condition(wanted, &now));
+    }
+    if !topic.is_empty() {
+        for e in wanted {
+            run.resource(TYPE, format!("{topic}|{e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Teardown of one subscription (`<topic ARN>|<email>`): unsubscribed when the topic is ours and
+/// the subscription confirmed; nothing with `retain` (it stays with the released topic), and
+/// nothing for a pending one (the topic's own deletion, ranked after, removes it).
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<bool, ResourceError> {
+    let Some((topic, email)) = id.split_once('|') else {
+        return Ok(true);
+    };
+    if retain {
+        return Ok(true);
+    }
+    let Some(tags) = sns_topic::tags_of(run, topic).await? else {
+        return Ok(true);
+    };
+    if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
+        return Ok(true);
+    }
+    for o in observe(run, topic).await? {
+        if let (true, Some(arn)) = (o.email.eq_ignore_ascii_case(email), &o.arn) {
+            if run.plan(Change::delete(format!("sns subscription {email}"), "")) {
+                run.aws
+                    .call(
+                        Service::Sns,
+                        CallClass::Write,
+                        "Unsubscribe",
+                        arn,
+                        run.aws.sns.unsubscribe().subscription_arn(arn).send(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Garbage collection: the email subscriptions of the topics the scan found owned.
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+    let topics: Vec<(crate::spec::SpecKey, String)> = scan
+        .owned
+        .iter()
+        .flat_map(|(owner, set)| {
+            set.iter()
+                .filter(|(t, _)| t == sns_topic::TYPE)
+                .map(move |(_, id)| (owner.clone(), id.clone()))
+        })
+        .collect();
+    for (owner, topic) in topics {
+        for o in observe(run, &topic).await? {
+            scan.add(owner.clone(), TYPE, format!("{topic}|{}", o.email));
+        }
+    }
+    Ok(())
+}
+
+crate::resources::kind::kind!(
+    /// An SNS email subscription, as the generic driver sees it.
+    SubscriptionKind,
+    TYPE,
+    14,
+    delete
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(email: &str, arn: Option<&str>) -> Observed {
+        Observed {
+            email: email.into(),
+            arn: arn.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_pending_subscription_is_not_sent_again_and_is_reported() {
+        let wanted = vec!["ops@example.com".to_string()];
+        let observed = vec![sub("OPS@example.com", None)];
+        assert!(plan("t", &wanted, &observed).is_empty());
+        let c = condition(&wanted, &observed);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "PendingConfirmation")
+        );
+        assert!(c.message.contains("OPS@example.com"), "{}", c.message);
+        let confirmed = vec![sub("ops@example.com", Some("arn:aws:sns:r:1:t:abc"))];
+        assert_eq!(condition(&wanted, &confirmed).status, "True");
+    }
+
+    #[test]
+    fn new_addresses_are_subscribed_and_dropped_confirmed_ones_removed() {
+        let wanted = vec!["new@example.com".to_string()];
+        let observed = vec![
+            sub("old@example.com", Some("arn:aws:sns:r:1:t:old")),
+            sub("gone@example.com", None),
+        ];
+        let steps: Vec<Step> = plan("t", &wanted, &observed)
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Subscribe("new@example.com".into()),
+                Step::Unsubscribe("arn:aws:sns:r:1:t:old".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Logs, alarms and notifications, in dependency order.
+//!
+//! - [`logs`] (a ServiceSpec, before its task definition, so the awslogs driver finds its group):
+//!   log group -> metric filter of `logs.errorPattern`.
+//! - [`service_alarms`] (after the ECS service and its target group exist): SNS topic -> email
+//!   subscriptions -> CloudWatch alarms.
+//! - [`load_balancer_alarms`] (a ClusterSpec, after each load balancer): the same for
+//!   `loadBalancers[].alarms`.
+//!
+//! A spec without `logs` or `alarms` costs no call here.
+
+use crate::resources::kinds::{alarm, log_group, metric_filter, sns_subscription, sns_topic};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+use crate::spec::types::{LoadBalancer, Notify, ServiceSpec};
+
+/// The log group and its metric filter.
+pub async fn logs(
+    run: &mut SpecRun<'_>,
+    spec: &ServiceSpec,
+    cluster: &str,
+) -> Result<(), ResourceError> {
+    let Some(group) = log_group::desired(spec) else {
+        return Ok(());
+    };
+    let exists = log_group::reconcile(run, &group).await?;
+    match metric_filter::desired(spec, cluster) {
+        Some(filter) => metric_filter::reconcile(run, &filter, exists).await,
+        None if exists => {
+            let name = format!("{}-errors", spec.metadata.name);
+            metric_filter::remove(run, &group.name, &name).await
+        }
+        None => Ok(()),
+    }
+}
+
+/// The topic (owned: with its email subscriptions) the alarms of `notify` go to; empty while
+/// only planning its create.
+async fn topic(
+    run: &mut SpecRun<'_>,
+    name: &str,
+    notify: Option<&Notify>,
+) -> Result<String, ResourceError> {
+    let d = sns_topic::desired(name, notify);
+    let (arn, owned) = sns_topic::reconcile(run, &d).await?;
+    if let (true, sns_topic::Desired::Owned { emails, .. }) = (owned, &d) {
+        sns_subscription::reconcile(run, &arn, emails).await?;
+    }
+    Ok(arn)
+}
+
+/// A ServiceSpec's topic and alarms. `label`: its target group's ALB metric label.
+pub async fn service_alarms(
+    run: &mut SpecRun<'_>,
+    spec: &ServiceSpec,
+    cluster: &str,
+    label: Option<&str>,
+) -> Result<(), ResourceError> {
+    let Some(alarms) = &spec.spec.alarms else {
+        return Ok(());
+    };
+    let service = &spec.metadata.name;
+    let arn = topic(
+        run,
+        &format!("{cluster}-{service}-alarms"),
+        alarms.notify.as_ref(),
+    )
+    .await?;
+    let wanted = alarm::service(
+        cluster,
+        service,
+        Some(alarms),
+        &arn,
+        label,
+        &metric_filter::metric_name(cluster, service),
+    );
+    alarm::reconcile(run, &wanted).await
+}
+
+/// A ClusterSpec load balancer's topic and alarms (`lb_arn`: empty while only planned).
+pub async fn load_balancer_alarms(
+    run: &mut SpecRun<'_>,
+    cluster: &str,
+    lb: &LoadBalancer,
+    lb_arn: &str,
+) -> Result<(), ResourceError> {
+    let Some(alarms) = &lb.alarms else {
+        return Ok(());
+    };
+    let arn = topic(
+        run,
+        &format!("{cluster}-{}-lb-alarms", lb.name),
+        alarms.notify.as_ref(),
+    )
+    .await?;
+    let label = alarm::lb_label(lb_arn);
+    let wanted = alarm::load_balancer(cluster, &lb.name, Some(alarms), &arn, label.as_deref());
+    alarm::reconcile(run, &wanted).await
+}

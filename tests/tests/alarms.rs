@@ -1,0 +1,818 @@
+//! Logs, alarms and notifications against moto (issue 14): the reference architecture with a
+//! log group, an error metric filter, an owned SNS topic with an email subscription and every
+//! service and load-balancer alarm converges from empty with every field as the spec says
+//! (read back with the SDK clients), then makes no write; a threshold and a retention changed
+//! by hand are put back by the next reconcile; an unowned log group or alarm with the spec's
+//! name fails only that spec until it adopts; removing the spec deletes its alarms, filter,
+//! topic and subscriptions, keeps (releases) its log group unless `logs.deletionPolicy` is
+//! `Delete`, and leaves everything unowned alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, Statistic};
+use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
+use ecs_operator::spec::SpecKey;
+use ecs_operator::store::status::SpecStatus;
+use ecs_operator::store::Phase;
+use ecs_operator_tests::fixtures::{
+    load_specs, reference_files, write_specs, Env as Base, SpecFile, EDGE_MOTO_ENV,
+    MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER, RELEASED_TAG as RELEASED,
+};
+
+const WEB: &str = "ServiceSpec/web";
+const ADMIN: &str = "ServiceSpec/admin";
+const PROD: &str = "ClusterSpec/prod";
+const POLICY_TAG: &str = "ecs-operator.io/deletion-policy";
+
+const WEB_ALARMS: [&str; 5] = [
+    "prod-web-http5xxPercent",
+    "prod-web-latencyP99Seconds",
+    "prod-web-cpuPercent",
+    "prod-web-memoryPercent",
+    "prod-web-logErrors",
+];
+const LB_ALARMS: [&str; 2] = [
+    "prod-prod-public-elb5xxCount",
+    "prod-prod-public-rejectedConnections",
+];
+
+/// The reference architecture with logs and alarms: `web` gets a log group with retention and
+/// an error pattern (`logs.deletionPolicy: log_policy`) and all five alarms notifying an email;
+/// `admin` a CPU alarm notifying `admin_notify` (a `notify` value; empty: an owned topic without
+/// subscriptions); the load balancer its two alarms.
+fn files(
+    log_policy: &str,
+    admin_notify: &str,
+) -> impl Fn(&ecs_operator_tests::fixtures::Network) -> Vec<SpecFile> {
+    let (log_policy, admin_notify) = (log_policy.to_string(), admin_notify.to_string());
+    move |net| {
+        reference_files(net)
+            .into_iter()
+            .map(|(f, t)| {
+                let t = match f.as_str() {
+                    "cluster-prod.yaml" => t.replace(
+                        "  deletionPolicy: Retain\n",
+                        "      alarms:\n        elb5xxCount: {threshold: 10, periods: 1}\n        rejectedConnections: {threshold: 1, periods: 2}\n  deletionPolicy: Retain\n",
+                    ),
+                    "service-web.yaml" => format!(
+                        "{}  logs: {{retentionDays: 30, errorPattern: \"?ERROR ?Error\", deletionPolicy: {log_policy}}}\n  alarms:\n    notify: {{emails: [ops@example.com]}}\n    http5xxPercent: {{threshold: 1, periods: 3}}\n    latencyP99Seconds: {{threshold: 2, periods: 3}}\n    cpuPercent: {{threshold: 85, periods: 5}}\n    memoryPercent: {{threshold: 90, periods: 5}}\n    logErrors: {{threshold: 1, periods: 1}}\n",
+                        t.replace(
+                            "    image: trust-estate-server:prod-3f2a1c9\n",
+                            "    image: trust-estate-server:prod-3f2a1c9\n    logGroup: /ecs/web\n",
+                        )
+                    ),
+                    "service-admin.yaml" if admin_notify.is_empty() => {
+                        format!("{t}  alarms:\n    cpuPercent: {{threshold: 80, periods: 2}}\n")
+                    }
+                    "service-admin.yaml" => format!(
+                        "{t}  alarms:\n    notify: {admin_notify}\n    cpuPercent: {{threshold: 80, periods: 2}}\n"
+                    ),
+                    _ => t,
+                };
+                (f, t)
+            })
+            .collect()
+    }
+}
+
+/// The shared setup with the SDK clients of the new services.
+struct Env {
+    base: Base,
+    cw: aws_sdk_cloudwatch::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    sns: aws_sdk_sns::Client,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Base;
+    fn deref(&self) -> &Base {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut Base {
+        &mut self.base
+    }
+}
+
+impl Env {
+    async fn new(
+        files: impl FnOnce(&ecs_operator_tests::fixtures::Network) -> Vec<SpecFile>,
+    ) -> Env {
+        let base = Base::new(EDGE_MOTO_ENV, files).await;
+        let sdk = base.moto.sdk_config().await;
+        Env {
+            cw: aws_sdk_cloudwatch::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            base,
+        }
+    }
+
+    async fn converged(
+        files: impl FnOnce(&ecs_operator_tests::fixtures::Network) -> Vec<SpecFile>,
+    ) -> (Env, BTreeMap<String, Report>) {
+        let env = Env::new(files).await;
+        let reports = env
+            .fleet
+            .converge(12)
+            .await
+            .into_iter()
+            .map(|(k, r)| (k.to_string(), r))
+            .collect();
+        (env, reports)
+    }
+
+    async fn alarms(&self, names: &[&str]) -> BTreeMap<String, MetricAlarm> {
+        self.cw
+            .describe_alarms()
+            .set_alarm_names(Some(names.iter().map(|n| n.to_string()).collect()))
+            .send()
+            .await
+            .expect("DescribeAlarms answers")
+            .metric_alarms()
+            .iter()
+            .map(|a| (a.alarm_name().unwrap().to_string(), a.clone()))
+            .collect()
+    }
+
+    async fn alarm_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        self.cw
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .expect("ListTagsForResource answers")
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect()
+    }
+
+    /// The log group `name`: its ARN (without `:*`) and retention; `None` when absent.
+    async fn log_group(&self, name: &str) -> Option<(String, Option<i32>)> {
+        self.logs
+            .describe_log_groups()
+            .log_group_name_prefix(name)
+            .send()
+            .await
+            .expect("DescribeLogGroups answers")
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name))
+            .map(|g| {
+                (
+                    g.arn().unwrap().trim_end_matches(":*").to_string(),
+                    g.retention_in_days(),
+                )
+            })
+    }
+
+    async fn log_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        self.logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .expect("ListTagsForResource answers")
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    async fn topics(&self) -> BTreeSet<String> {
+        self.sns
+            .list_topics()
+            .send()
+            .await
+            .expect("ListTopics answers")
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn().map(str::to_string))
+            .collect()
+    }
+
+    async fn topic(&self, name: &str) -> Option<String> {
+        self.topics()
+            .await
+            .into_iter()
+            .find(|a| a.ends_with(&format!(":{name}")))
+    }
+
+    /// `key` reconciled until Ready (at most 3 times).
+    async fn ready(&self, key: &str) {
+        let mut last = None;
+        for _ in 0..3 {
+            match self.fleet.reconcile(key).await {
+                Ok(r) if r.phase == Phase::Ready => return,
+                other => last = Some(format!("{other:?}")),
+            }
+        }
+        panic!("{key} is not Ready: {last:?}");
+    }
+
+    /// Reload the specs after rewriting `file`.
+    fn rewrite(&mut self, file: &str, edit: impl Fn(String) -> String) {
+        let path = self.dir.path().join(file);
+        let text = edit(std::fs::read_to_string(&path).unwrap());
+        write_specs(self.dir.path(), &[(file, text)]);
+        self.fleet.specs = load_specs(self.dir.path());
+    }
+
+    /// Remove `key` from the store and run its deletion (ledger: `resources`) until Deleted.
+    async fn delete(&mut self, key: &str, resources: &[ecs_operator::store::status::ResourceRef]) {
+        let k = SpecKey::parse(key).unwrap();
+        let last = self.fleet.specs.remove(&k);
+        let mut previous = SpecStatus::pending(&k);
+        previous.resources = resources.to_vec();
+        let input = ReconcileInput::fresh(Arc::new(self.fleet.specs.clone()));
+        for _ in 0..10 {
+            match self
+                .fleet
+                .reconciler
+                .delete(&k, last.clone(), &previous, &input)
+                .await
+                .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
+            {
+                Deletion::Deleted => return,
+                Deletion::InProgress(r) => assert_eq!(r.phase, Phase::Deleting),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        panic!("{key} was not deleted");
+    }
+}
+
+fn ours(tags: &BTreeMap<String, String>, owner: &str) -> bool {
+    tags.get(MANAGED_BY).map(String::as_str) == Some("ecs-operator")
+        && tags.get(OWNER).map(String::as_str) == Some(owner)
+}
+
+fn dims(a: &MetricAlarm) -> BTreeMap<String, String> {
+    a.dimensions()
+        .iter()
+        .map(|d| {
+            (
+                d.name().unwrap().to_string(),
+                d.value().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The fields every alarm shares: threshold, periods (= datapoints), comparison, actions,
+/// missing data.
+fn check_common(a: &MetricAlarm, threshold: f64, periods: i32, topic: &str) {
+    let name = a.alarm_name().unwrap();
+    assert_eq!(a.threshold(), Some(threshold), "{name}");
+    assert_eq!(a.evaluation_periods(), Some(periods), "{name}");
+    assert_eq!(a.datapoints_to_alarm(), Some(periods), "{name}");
+    assert_eq!(
+        a.comparison_operator(),
+        Some(&ComparisonOperator::GreaterThanThreshold),
+        "{name}"
+    );
+    assert_eq!(a.alarm_actions(), [topic.to_string()], "{name}");
+    assert_eq!(a.ok_actions(), [topic.to_string()], "{name}");
+    assert_eq!(a.treat_missing_data(), Some("notBreaching"), "{name}");
+    assert_eq!(a.actions_enabled(), Some(true), "{name}");
+}
+
+/// `Sum|Average|p99 namespace/name per period` of a single-metric alarm.
+fn single(a: &MetricAlarm) -> (String, String, String, i32) {
+    let stat = a
+        .extended_statistic()
+        .map(str::to_string)
+        .or_else(|| a.statistic().map(|s| s.as_str().to_string()))
+        .unwrap_or_default();
+    (
+        stat,
+        a.namespace().unwrap_or_default().to_string(),
+        a.metric_name().unwrap_or_default().to_string(),
+        a.period().unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_alarms_and_notifications_converge_from_empty_as_the_spec_says_then_make_no_write() {
+    let (env, reports) = Env::converged(files("Retain", "")).await;
+
+    // Log group: retention, ownership and its own deletion policy.
+    let (group_arn, retention) = env
+        .log_group("/ecs/web")
+        .await
+        .expect("the log group exists");
+    assert_eq!(retention, Some(30));
+    let tags = env.log_tags(&group_arn).await;
+    assert!(ours(&tags, WEB), "{tags:?}");
+    assert_eq!(tags.get(POLICY_TAG).map(String::as_str), Some("Retain"));
+
+    // Metric filter: the pattern and the metric it counts.
+    let filters = env
+        .logs
+        .describe_metric_filters()
+        .log_group_name("/ecs/web")
+        .send()
+        .await
+        .unwrap();
+    let f = &filters.metric_filters()[0];
+    assert_eq!(filters.metric_filters().len(), 1);
+    assert_eq!(f.filter_name(), Some("web-errors"));
+    assert_eq!(f.filter_pattern(), Some("?ERROR ?Error"));
+    let t = &f.metric_transformations()[0];
+    assert_eq!(
+        (t.metric_namespace(), t.metric_name(), t.metric_value()),
+        ("ecs-operator/logs", "prod-web-errors", "1")
+    );
+    assert_eq!(t.default_value(), Some(0.0));
+
+    // Topic (owned) and the email subscription.
+    let topic = env.topic("prod-web-alarms").await.expect("web's topic");
+    let tags: BTreeMap<String, String> = env
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert!(ours(&tags, WEB), "{tags:?}");
+    let subs = env
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    let emails: Vec<(&str, &str)> = subs
+        .subscriptions()
+        .iter()
+        .map(|s| (s.protocol().unwrap(), s.endpoint().unwrap()))
+        .collect();
+    assert_eq!(emails, [("email", "ops@example.com")]);
+    let web = &reports[WEB];
+
+    // The service's alarms, field by field.
+    let lb = env
+        .elb
+        .describe_load_balancers()
+        .names("prod-public")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let lb_dim = lb_arn.split_once(":loadbalancer/").unwrap().1.to_string();
+    let tg = env
+        .elb
+        .describe_target_groups()
+        .names("web")
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let tg_dim = tg_arn.rsplit_once(':').unwrap().1.to_string();
+    let alarms = env.alarms(&WEB_ALARMS).await;
+    assert_eq!(alarms.len(), 5, "{:?}", alarms.keys());
+    for a in alarms.values() {
+        let tags = env.alarm_tags(a.alarm_arn().unwrap()).await;
+        assert!(ours(&tags, WEB), "{} {tags:?}", a.alarm_name().unwrap());
+    }
+    let http = &alarms["prod-web-http5xxPercent"];
+    check_common(http, 1.0, 3, &topic);
+    let queries = http.metrics();
+    assert_eq!(queries.len(), 3);
+    let by_id: BTreeMap<&str, _> = queries.iter().map(|q| (q.id().unwrap(), q)).collect();
+    assert_eq!(by_id["e1"].expression(), Some("100 * FILL(m1, 0) / m2"));
+    assert_eq!(by_id["e1"].return_data(), Some(true));
+    for (id, metric) in [("m1", "HTTPCode_Target_5XX_Count"), ("m2", "RequestCount")] {
+        let stat = by_id[id].metric_stat().unwrap();
+        let m = stat.metric().unwrap();
+        assert_eq!(
+            (m.namespace(), m.metric_name()),
+            (Some("AWS/ApplicationELB"), Some(metric))
+        );
+        assert_eq!((stat.stat(), stat.period()), (Some("Sum"), Some(60)));
+        let d: BTreeMap<&str, &str> = m
+            .dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap(), d.value().unwrap()))
+            .collect();
+        assert_eq!(
+            d,
+            BTreeMap::from([
+                ("LoadBalancer", lb_dim.as_str()),
+                ("TargetGroup", tg_dim.as_str())
+            ])
+        );
+        assert_eq!(by_id[id].return_data(), Some(false));
+    }
+    let latency = &alarms["prod-web-latencyP99Seconds"];
+    check_common(latency, 2.0, 3, &topic);
+    assert_eq!(
+        single(latency),
+        (
+            "p99".into(),
+            "AWS/ApplicationELB".into(),
+            "TargetResponseTime".into(),
+            60
+        )
+    );
+    assert_eq!(
+        dims(latency),
+        BTreeMap::from([
+            ("LoadBalancer".into(), lb_dim.clone()),
+            ("TargetGroup".into(), tg_dim)
+        ])
+    );
+    let ecs_dims = BTreeMap::from([
+        ("ClusterName".to_string(), "prod".to_string()),
+        ("ServiceName".to_string(), "web".to_string()),
+    ]);
+    for (name, metric, threshold) in [
+        ("prod-web-cpuPercent", "CPUUtilization", 85.0),
+        ("prod-web-memoryPercent", "MemoryUtilization", 90.0),
+    ] {
+        let a = &alarms[name];
+        check_common(a, threshold, 5, &topic);
+        assert_eq!(
+            single(a),
+            ("Average".into(), "AWS/ECS".into(), metric.into(), 60)
+        );
+        assert_eq!(a.statistic(), Some(&Statistic::Average));
+        assert_eq!(dims(a), ecs_dims);
+    }
+    let errors = &alarms["prod-web-logErrors"];
+    check_common(errors, 1.0, 1, &topic);
+    assert_eq!(
+        single(errors),
+        (
+            "Sum".into(),
+            "ecs-operator/logs".into(),
+            "prod-web-errors".into(),
+            60
+        )
+    );
+
+    // admin: an owned topic without subscriptions, one alarm.
+    let admin_topic = env.topic("prod-admin-alarms").await.expect("admin's topic");
+    let admin = env
+        .alarms(&["prod-admin-cpuPercent", "prod-admin-memoryPercent"])
+        .await;
+    assert_eq!(admin.len(), 1);
+    check_common(&admin["prod-admin-cpuPercent"], 80.0, 2, &admin_topic);
+
+    // The load balancer's alarms.
+    let lb_topic = env
+        .topic("prod-prod-public-lb-alarms")
+        .await
+        .expect("the LB's topic");
+    let lb_alarms = env.alarms(&LB_ALARMS).await;
+    for (name, metric, threshold, periods) in [
+        (
+            "prod-prod-public-elb5xxCount",
+            "HTTPCode_ELB_5XX_Count",
+            10.0,
+            1,
+        ),
+        (
+            "prod-prod-public-rejectedConnections",
+            "RejectedConnectionCount",
+            1.0,
+            2,
+        ),
+    ] {
+        let a = &lb_alarms[name];
+        check_common(a, threshold, periods, &lb_topic);
+        assert_eq!(
+            single(a),
+            ("Sum".into(), "AWS/ApplicationELB".into(), metric.into(), 60)
+        );
+        assert_eq!(
+            dims(a),
+            BTreeMap::from([("LoadBalancer".into(), lb_dim.clone())])
+        );
+        assert!(ours(&env.alarm_tags(a.alarm_arn().unwrap()).await, PROD));
+    }
+
+    // Status ledgers list every new resource.
+    let ledger: BTreeSet<(&str, &str)> = web
+        .resources
+        .iter()
+        .map(|r| (r.resource_type.as_str(), r.id.as_str()))
+        .collect();
+    assert!(
+        ledger.contains(&("logs:log-group", "/ecs/web")),
+        "{ledger:?}"
+    );
+    assert!(
+        ledger.contains(&("logs:metric-filter", "/ecs/web:web-errors")),
+        "{ledger:?}"
+    );
+    assert!(
+        ledger.contains(&("sns:topic", topic.as_str())),
+        "{ledger:?}"
+    );
+    let sub_id = format!("{topic}|ops@example.com");
+    assert!(
+        ledger.contains(&("sns:subscription", sub_id.as_str())),
+        "{ledger:?}"
+    );
+    for a in WEB_ALARMS {
+        assert!(ledger.contains(&("cloudwatch:alarm", a)), "{ledger:?}");
+    }
+
+    // Converged: a second reconcile of every spec makes no mutating call.
+    let before = env.fleet.calls.snapshot();
+    let mut again = BTreeMap::new();
+    for (k, r) in env.fleet.reconcile_all().await {
+        let r = r.expect("a report");
+        assert_eq!(r.phase, Phase::Ready, "{k}");
+        again.insert(k.to_string(), r);
+    }
+    let writes = env.fleet.mutations_since(&before);
+    assert!(writes.is_empty(), "writes after convergence: {writes:?}");
+    let notifications = again[WEB]
+        .conditions
+        .iter()
+        .find(|c| c.condition_type == "Notifications")
+        .expect("a Notifications condition");
+    // moto confirms email subscriptions at once (README, the moto quirks of this suite).
+    assert_eq!(
+        (notifications.status.as_str(), notifications.reason.as_str()),
+        ("True", "Subscribed"),
+        "{notifications:?}"
+    );
+    // The reads are batched: one DescribeAlarms per spec (or load balancer), one
+    // DescribeLogGroups per log group.
+    let reads: BTreeMap<String, u64> = env
+        .fleet
+        .calls
+        .snapshot()
+        .into_iter()
+        .filter(|(l, _)| l.operation == "DescribeAlarms" || l.operation == "DescribeLogGroups")
+        .map(|(l, n)| {
+            let was = before.get(&l).copied().unwrap_or(0);
+            (l.operation.clone(), n - was)
+        })
+        .fold(BTreeMap::new(), |mut m, (op, n)| {
+            *m.entry(op).or_default() += n;
+            m
+        });
+    assert_eq!(reads.get("DescribeAlarms"), Some(&3), "{reads:?}");
+    assert_eq!(reads.get("DescribeLogGroups"), Some(&1), "{reads:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_threshold_and_a_retention_changed_by_hand_are_put_back_by_the_next_reconcile() {
+    let (env, _) = Env::converged(files("Retain", "")).await;
+    env.cw
+        .put_metric_alarm()
+        .alarm_name("prod-web-cpuPercent")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(50.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .unwrap();
+    env.logs
+        .delete_retention_policy()
+        .log_group_name("/ecs/web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(env.log_group("/ecs/web").await.unwrap().1, None);
+
+    let diff: Vec<String> = env
+        .fleet
+        .diff(WEB)
+        .await
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        diff.contains(&"~ log group /ecs/web retention: never expire -> 30 days".to_string()),
+        "{diff:?}"
+    );
+    assert!(
+        diff.iter()
+            .any(|c| c.starts_with("~ cloudwatch alarm prod-web-cpuPercent")
+                && c.contains("threshold: 50 -> 85")
+                && c.contains("periods: 1 -> 5")),
+        "{diff:?}"
+    );
+
+    env.ready(WEB).await;
+    assert_eq!(env.log_group("/ecs/web").await.unwrap().1, Some(30));
+    let topic = env.topic("prod-web-alarms").await.unwrap();
+    let cpu = &env.alarms(&["prod-web-cpuPercent"]).await["prod-web-cpuPercent"];
+    check_common(cpu, 85.0, 5, &topic);
+    let before = env.fleet.calls.snapshot();
+    env.ready(WEB).await;
+    let writes = env.fleet.mutations_since(&before);
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unowned_log_group_or_alarm_with_the_spec_s_name_fails_only_that_spec_until_it_adopts() {
+    let mut env = Env::new(files("Retain", "")).await;
+    env.logs
+        .create_log_group()
+        .log_group_name("/ecs/web")
+        .send()
+        .await
+        .unwrap();
+    env.cw
+        .put_metric_alarm()
+        .alarm_name("prod-admin-cpuPercent")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .statistic(Statistic::Average)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(99.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    env.ready(PROD).await;
+    for (key, resource) in [
+        (WEB, "log group /ecs/web"),
+        (ADMIN, "cloudwatch alarm prod-admin-cpuPercent"),
+    ] {
+        let mut last = String::new();
+        for _ in 0..4 {
+            match env.fleet.reconcile(key).await {
+                Err(e) => last = e.to_string(),
+                Ok(r) => panic!("{key} should fail, got {r:?}"),
+            }
+            if last.contains("is not owned") {
+                break;
+            }
+        }
+        assert!(
+            last.contains(&format!(
+                "{resource} exists and is not owned by this operator"
+            )) && last.contains("ecs-operator.io/adopt"),
+            "{key}: {last}"
+        );
+    }
+    // Nothing was changed on them, and the cluster is unaffected.
+    let (group_arn, retention) = env.log_group("/ecs/web").await.unwrap();
+    assert_eq!(retention, None);
+    assert!(env.log_tags(&group_arn).await.is_empty());
+    let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
+    assert_eq!(cpu.threshold(), Some(99.0));
+    env.ready(PROD).await;
+
+    // With the adopt annotation, both are tagged and managed.
+    let adopt = ", annotations: {ecs-operator.io/adopt: \"true\"}";
+    env.rewrite("service-web.yaml", |t| {
+        t.replace(
+            "labels: {env: prod}}",
+            &format!("labels: {{env: prod}}{adopt}}}"),
+        )
+    });
+    env.rewrite("service-admin.yaml", |t| {
+        t.replace(
+            "labels: {env: prod}}",
+            &format!("labels: {{env: prod}}{adopt}}}"),
+        )
+    });
+    env.fleet.converge(12).await;
+    let tags = env.log_tags(&group_arn).await;
+    assert!(ours(&tags, WEB), "{tags:?}");
+    assert_eq!(env.log_group("/ecs/web").await.unwrap().1, Some(30));
+    let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
+    assert!(ours(&env.alarm_tags(cpu.alarm_arn().unwrap()).await, ADMIN));
+    let topic = env.topic("prod-admin-alarms").await.unwrap();
+    check_common(cpu, 80.0, 2, &topic);
+    assert_eq!(cpu.period(), Some(60));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_keeps_the_log_group() {
+    let (mut env, reports) = Env::converged(files("Retain", "")).await;
+    // Unowned neighbours that must survive: an alarm and a log group of someone else.
+    env.cw
+        .put_metric_alarm()
+        .alarm_name("someone-elses-alarm")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    env.logs
+        .create_log_group()
+        .log_group_name("/ecs/web-other")
+        .send()
+        .await
+        .unwrap();
+    let topic = env.topic("prod-web-alarms").await.unwrap();
+
+    env.delete(WEB, &reports[WEB].resources).await;
+
+    assert!(env.alarms(&WEB_ALARMS).await.is_empty());
+    assert!(
+        env.topic("prod-web-alarms").await.is_none(),
+        "{topic} is deleted"
+    );
+    let filters = env
+        .logs
+        .describe_metric_filters()
+        .log_group_name("/ecs/web")
+        .send()
+        .await
+        .unwrap();
+    assert!(filters.metric_filters().is_empty());
+    // The log group is kept, released.
+    let (arn, retention) = env
+        .log_group("/ecs/web")
+        .await
+        .expect("the log group is kept");
+    assert_eq!(retention, Some(30));
+    let tags = env.log_tags(&arn).await;
+    assert_eq!(
+        tags.get(RELEASED).map(String::as_str),
+        Some(WEB),
+        "{tags:?}"
+    );
+    assert!(
+        !tags.contains_key(MANAGED_BY)
+            && !tags.contains_key(OWNER)
+            && !tags.contains_key(POLICY_TAG)
+    );
+    // Nothing unowned, nor any other spec's, was touched.
+    assert_eq!(env.alarms(&["someone-elses-alarm"]).await.len(), 1);
+    assert!(env.log_group("/ecs/web-other").await.is_some());
+    assert_eq!(env.alarms(&["prod-admin-cpuPercent"]).await.len(), 1);
+    assert_eq!(env.alarms(&LB_ALARMS).await.len(), 2);
+    assert!(env.topic("prod-admin-alarms").await.is_some());
+    env.ready(ADMIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_group_whose_own_deletion_policy_is_delete_goes_with_the_spec() {
+    let (mut env, reports) = Env::converged(files("Delete", "")).await;
+    let (arn, _) = env.log_group("/ecs/web").await.unwrap();
+    assert_eq!(
+        env.log_tags(&arn).await.get(POLICY_TAG).map(String::as_str),
+        Some("Delete")
+    );
+    env.delete(WEB, &reports[WEB].resources).await;
+    assert!(env.log_group("/ecs/web").await.is_none());
+    assert!(env.alarms(&WEB_ALARMS).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_notifying_an_existing_topic_use_it_as_it_is_and_never_change_it() {
+    let pager = format!("arn:aws:sns:{}:123456789012:ops-pager", ecs_operator_tests::REGION);
+    let env = Env::new(files("Retain", &format!("{{topicArn: \"{pager}\"}}"))).await;
+    let made = env.sns.create_topic().name("ops-pager").send().await.unwrap();
+    assert_eq!(made.topic_arn(), Some(pager.as_str()));
+    let reports = env.fleet.converge(12).await;
+    let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
+    check_common(cpu, 80.0, 2, &pager);
+    assert!(env.topic("prod-admin-alarms").await.is_none(), "no owned topic");
+    let tags = env
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&pager)
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tags().is_empty(), "the existing topic is not tagged");
+    let subs = env
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&pager)
+        .send()
+        .await
+        .unwrap();
+    assert!(subs.subscriptions().is_empty());
+    let admin = &reports[&SpecKey::parse(ADMIN).unwrap()];
+    assert!(
+        !admin.resources.iter().any(|r| r.resource_type.starts_with("sns:")),
+        "the existing topic is not in the ledger: {:?}",
+        admin.resources
+    );
+}
