@@ -65,7 +65,6 @@ pub struct Moto {
     checker: proxy::Server,
     check: Arc<api_model::ApiCheck>,
     child: Child,
-    moto_port: u16,
 }
 
 /// The region every test uses.
@@ -103,7 +102,6 @@ impl Moto {
                         checker,
                         check,
                         child,
-                        moto_port: port,
                     };
                 }
                 if let Ok(Some(status)) = child.try_wait() {
@@ -123,11 +121,6 @@ impl Moto {
     /// The port requests go to: the API-model check's, in front of moto.
     pub fn port(&self) -> u16 {
         self.checker.port()
-    }
-
-    /// moto's own port, behind the check (nothing a test sends should go there directly).
-    pub fn unchecked_port(&self) -> u16 {
-        self.moto_port
     }
 
     /// Requests on their way to moto and not answered yet (a killed client's last request

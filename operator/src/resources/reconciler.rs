@@ -40,6 +40,9 @@ impl AwsReconciler {
             .annotations
             .get(crate::ADOPT_ANNOTATION)
             .is_some_and(|v| v == "true");
+        if let Some(why) = region_refusal(spec, input, &self.aws.region) {
+            return Err(ResourceError::Unsatisfiable(why));
+        }
         let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt).with_input(input);
         match spec {
             Spec::Cluster(c) => super::pipelines::cluster::reconcile(&mut run, c, input).await?,
@@ -58,6 +61,34 @@ impl AwsReconciler {
     ) -> Result<Vec<Change>, ResourceError> {
         Ok(self.walk(spec, input, false).await?.changes)
     }
+}
+
+/// Why `spec` must not be reconciled here: its ClusterSpec (itself, or the one a ServiceSpec
+/// names) sets `region` to another region than the operator's own. Resources are created only
+/// in the operator's region, so a spec for another region fails (terminally, with this reason)
+/// instead of landing its resources in the wrong region. (Reconciling in the spec's region is
+/// issue 18's work.)
+pub fn region_refusal(spec: &Spec, input: &ReconcileInput, own: &str) -> Option<String> {
+    let cluster = match spec {
+        Spec::Cluster(c) => Some(c.as_ref()),
+        Spec::Service(s) => input
+            .specs
+            .get(&SpecKey::new(
+                crate::spec::Kind::ClusterSpec,
+                s.spec.cluster.clone(),
+            ))
+            .and_then(|c| match c.as_ref() {
+                Spec::Cluster(c) => Some(c.as_ref()),
+                Spec::Service(_) => None,
+            }),
+    }?;
+    let wanted = cluster.spec.region.as_deref()?;
+    (wanted != own).then(|| {
+        format!(
+            "spec.region of ClusterSpec/{} is {wanted}, but this operator reconciles in {own} only (AWS_REGION); set spec.region to {own} or leave it out, or run an operator in {wanted}",
+            cluster.metadata.name
+        )
+    })
 }
 
 fn mode(spec: &Spec) -> Mode {
@@ -113,5 +144,47 @@ impl Reconciler for AwsReconciler {
     async fn owned(&self, input: &ReconcileInput, ledgers: &[ResourceRef]) -> OwnedScan {
         let zones = super::driver::gc::zones(&input.specs, ledgers);
         super::driver::gc::scan(&self.aws, &zones).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn specs(docs: &[&str]) -> ReconcileInput {
+        let mut m = BTreeMap::new();
+        for (i, d) in docs.iter().enumerate() {
+            let mut f = crate::spec::parse_file(&format!("d{i}.yaml"), d.as_bytes());
+            let spec = f.documents.remove(0).result.expect("a valid spec");
+            m.insert(spec.key(), Arc::new(spec));
+        }
+        ReconcileInput::fresh(Arc::new(m))
+    }
+
+    const CLUSTER: &str = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec: {region: eu-west-1}\n";
+    const PLAIN: &str = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec: {}\n";
+    const SERVICE: &str = "apiVersion: ecs-operator.io/v1alpha1\nkind: ServiceSpec\nmetadata: {name: web}\nspec:\n  cluster: prod\n  container: {name: app, image: 'nginx:1', cpu: 256, memory: 512}\n  network: {subnets: [subnet-a]}\n";
+
+    #[test]
+    fn a_cluster_and_its_services_for_another_region_are_refused_naming_both_regions() {
+        let input = specs(&[CLUSTER, SERVICE]);
+        for spec in input.specs.values() {
+            let why = region_refusal(spec, &input, "us-east-1").expect("refused");
+            assert!(why.contains("eu-west-1") && why.contains("us-east-1"), "{why}");
+            assert!(why.contains("ClusterSpec/prod"), "{why}");
+        }
+    }
+
+    #[test]
+    fn the_operators_own_region_or_none_is_reconciled() {
+        let input = specs(&[CLUSTER, SERVICE]);
+        for spec in input.specs.values() {
+            assert_eq!(region_refusal(spec, &input, "eu-west-1"), None);
+        }
+        let input = specs(&[PLAIN, SERVICE]);
+        for spec in input.specs.values() {
+            assert_eq!(region_refusal(spec, &input, "us-east-1"), None);
+        }
     }
 }

@@ -228,94 +228,102 @@ impl Reader {
     }
 
     async fn subnets(&self, ids: &BTreeSet<String>) -> BTreeMap<String, Lookup<Subnet>> {
-        let mut found: BTreeMap<String, Subnet> = BTreeMap::new();
-        let ids: Vec<String> = ids.iter().cloned().collect();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let filter = aws_sdk_ec2::types::Filter::builder()
-                .name("subnet-id")
-                .set_values(Some(chunk.to_vec()))
-                .build();
-            let mut token: Option<String> = None;
-            loop {
-                self.budget.acquire(Service::Ec2, CallClass::Read).await;
-                let page = self
-                    .ec2
+        self.ec2_lookup(
+            ids,
+            "subnet-id",
+            "DescribeSubnets",
+            |filter, token| {
+                self.ec2
                     .describe_subnets()
-                    .filters(filter.clone())
-                    .set_next_token(token.take())
+                    .filters(filter)
+                    .set_next_token(token)
                     .send()
-                    .await;
-                match page {
-                    Ok(o) => {
-                        for s in o.subnets() {
-                            if let Some(id) = s.subnet_id() {
-                                found.insert(
-                                    id.to_string(),
-                                    Subnet {
-                                        vpc: s.vpc_id().unwrap_or_default().to_string(),
-                                        zone: s.availability_zone().unwrap_or_default().to_string(),
-                                    },
-                                );
-                            }
-                        }
-                        token = o.next_token().map(str::to_string);
-                        if token.is_none() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let why = self.reason("DescribeSubnets", &e);
-                        return ids
-                            .iter()
-                            .map(|id| (id.clone(), Lookup::Unknown(why.clone())))
-                            .collect();
-                    }
-                }
-            }
-        }
-        ids.into_iter()
-            .map(|id| {
-                let answer = found.remove(&id).map_or(Lookup::Missing, Lookup::Found);
-                (id, answer)
-            })
-            .collect()
+            },
+            |o: &aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput| {
+                let found = o
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| {
+                        Some((
+                            s.subnet_id()?.to_string(),
+                            Subnet {
+                                vpc: s.vpc_id().unwrap_or_default().to_string(),
+                                zone: s.availability_zone().unwrap_or_default().to_string(),
+                            },
+                        ))
+                    })
+                    .collect();
+                (found, o.next_token().map(str::to_string))
+            },
+        )
+        .await
     }
 
     async fn security_groups(&self, ids: &BTreeSet<String>) -> BTreeMap<String, Lookup<String>> {
-        let mut found: BTreeMap<String, String> = BTreeMap::new();
+        self.ec2_lookup(
+            ids,
+            "group-id",
+            "DescribeSecurityGroups",
+            |filter, token| {
+                self.ec2
+                    .describe_security_groups()
+                    .filters(filter)
+                    .set_next_token(token)
+                    .send()
+            },
+            |o: &aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput| {
+                let found = o
+                    .security_groups()
+                    .iter()
+                    .filter_map(|g| {
+                        Some((
+                            g.group_id()?.to_string(),
+                            g.vpc_id().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect();
+                (found, o.next_token().map(str::to_string))
+            },
+        )
+        .await
+    }
+
+    /// Look `ids` up with an EC2 describe call filtered by `filter_name`, [`IDS_PER_CALL`] ids
+    /// per call, every page: each id is `Found` with what `items` makes of its object,
+    /// `Missing` when EC2 does not list it, or `Unknown` (why) for all when a call fails.
+    async fn ec2_lookup<T, Page, E, Fut>(
+        &self,
+        ids: &BTreeSet<String>,
+        filter_name: &str,
+        operation: &str,
+        fetch: impl Fn(aws_sdk_ec2::types::Filter, Option<String>) -> Fut,
+        items: impl Fn(&Page) -> (Vec<(String, T)>, Option<String>),
+    ) -> BTreeMap<String, Lookup<T>>
+    where
+        Fut: std::future::Future<Output = Result<Page, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut found: BTreeMap<String, T> = BTreeMap::new();
         let ids: Vec<String> = ids.iter().cloned().collect();
         for chunk in ids.chunks(IDS_PER_CALL) {
             let filter = aws_sdk_ec2::types::Filter::builder()
-                .name("group-id")
+                .name(filter_name)
                 .set_values(Some(chunk.to_vec()))
                 .build();
             let mut token: Option<String> = None;
             loop {
                 self.budget.acquire(Service::Ec2, CallClass::Read).await;
-                let page = self
-                    .ec2
-                    .describe_security_groups()
-                    .filters(filter.clone())
-                    .set_next_token(token.take())
-                    .send()
-                    .await;
-                match page {
-                    Ok(o) => {
-                        for g in o.security_groups() {
-                            if let Some(id) = g.group_id() {
-                                found.insert(
-                                    id.to_string(),
-                                    g.vpc_id().unwrap_or_default().to_string(),
-                                );
-                            }
-                        }
-                        token = o.next_token().map(str::to_string);
+                match fetch(filter.clone(), token.take()).await {
+                    Ok(page) => {
+                        let (items, next) = items(&page);
+                        found.extend(items);
+                        token = next;
                         if token.is_none() {
                             break;
                         }
                     }
                     Err(e) => {
-                        let why = self.reason("DescribeSecurityGroups", &e);
+                        let why = self.reason(operation, &e);
                         return ids
                             .iter()
                             .map(|id| (id.clone(), Lookup::Unknown(why.clone())))

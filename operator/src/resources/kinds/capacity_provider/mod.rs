@@ -192,7 +192,7 @@ async fn group_arn(run: &SpecRun<'_>, group: &str) -> Result<String, ResourceErr
     let out = run
         .aws
         .call(
-            Service::Ecs,
+            Service::AutoScaling,
             CallClass::Read,
             "DescribeAutoScalingGroups",
             group,
