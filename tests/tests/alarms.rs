@@ -785,14 +785,26 @@ async fn a_log_group_whose_own_deletion_policy_is_delete_goes_with_the_spec() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alarms_notifying_an_existing_topic_use_it_as_it_is_and_never_change_it() {
-    let pager = format!("arn:aws:sns:{}:123456789012:ops-pager", ecs_operator_tests::REGION);
+    let pager = format!(
+        "arn:aws:sns:{}:123456789012:ops-pager",
+        ecs_operator_tests::REGION
+    );
     let env = Env::new(files("Retain", &format!("{{topicArn: \"{pager}\"}}"))).await;
-    let made = env.sns.create_topic().name("ops-pager").send().await.unwrap();
+    let made = env
+        .sns
+        .create_topic()
+        .name("ops-pager")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(made.topic_arn(), Some(pager.as_str()));
     let reports = env.fleet.converge(12).await;
     let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
     check_common(cpu, 80.0, 2, &pager);
-    assert!(env.topic("prod-admin-alarms").await.is_none(), "no owned topic");
+    assert!(
+        env.topic("prod-admin-alarms").await.is_none(),
+        "no owned topic"
+    );
     let tags = env
         .sns
         .list_tags_for_resource()
@@ -811,7 +823,10 @@ async fn alarms_notifying_an_existing_topic_use_it_as_it_is_and_never_change_it(
     assert!(subs.subscriptions().is_empty());
     let admin = &reports[&SpecKey::parse(ADMIN).unwrap()];
     assert!(
-        !admin.resources.iter().any(|r| r.resource_type.starts_with("sns:")),
+        !admin
+            .resources
+            .iter()
+            .any(|r| r.resource_type.starts_with("sns:")),
         "the existing topic is not in the ledger: {:?}",
         admin.resources
     );
