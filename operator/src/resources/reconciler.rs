@@ -171,7 +171,10 @@ mod tests {
         let input = specs(&[CLUSTER, SERVICE]);
         for spec in input.specs.values() {
             let why = region_refusal(spec, &input, "us-east-1").expect("refused");
-            assert!(why.contains("eu-west-1") && why.contains("us-east-1"), "{why}");
+            assert!(
+                why.contains("eu-west-1") && why.contains("us-east-1"),
+                "{why}"
+            );
             assert!(why.contains("ClusterSpec/prod"), "{why}");
         }
     }
