@@ -15,7 +15,7 @@
 //! - a key is parked and woken under the controller's status lock, so a cluster that becomes
 //!   Ready between the service's check and its parking still wakes it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::spec::{Kind, Spec, SpecKey};
 use crate::store::status::{Phase, SpecStatus};
@@ -60,25 +60,35 @@ pub fn blocked_by(
     }
 }
 
-/// Services parked until their cluster stops blocking them, by cluster.
+/// Services parked until their cluster stops blocking them, by cluster; for each, whether it
+/// was parked by a reconcile of a resync wave (it is woken into the current wave then, so a
+/// fleet whose statuses are unknown still reads in batches; otherwise it is woken fresh).
 #[derive(Debug, Default)]
 pub struct Waiting {
-    by_cluster: BTreeMap<SpecKey, BTreeSet<SpecKey>>,
+    by_cluster: BTreeMap<SpecKey, BTreeMap<SpecKey, bool>>,
 }
 
 impl Waiting {
-    /// Park `service` behind `cluster`.
-    pub fn park(&mut self, cluster: SpecKey, service: SpecKey) {
-        self.by_cluster.entry(cluster).or_default().insert(service);
+    /// Park `service` behind `cluster`; `in_wave`: the parked reconcile was part of a wave.
+    /// Parked twice, it is woken fresh if either reconcile was.
+    pub fn park(&mut self, cluster: SpecKey, service: SpecKey, in_wave: bool) {
+        let w = self
+            .by_cluster
+            .entry(cluster)
+            .or_default()
+            .entry(service)
+            .or_insert(in_wave);
+        *w &= in_wave;
     }
 
-    /// Take every service parked behind `cluster` if it no longer blocks them.
+    /// Take every service parked behind `cluster` (with its `in_wave`) if the cluster no
+    /// longer blocks them.
     pub fn release(
         &mut self,
         cluster: &SpecKey,
         desired: &Desired,
         status: Option<&SpecStatus>,
-    ) -> Vec<SpecKey> {
+    ) -> Vec<(SpecKey, bool)> {
         if blocked_by(cluster, desired.entries.get(cluster), status).is_some() {
             return Vec::new();
         }
@@ -90,13 +100,16 @@ impl Waiting {
 
     /// Every parked service, emptying the set.
     pub fn into_keys(self) -> Vec<SpecKey> {
-        self.by_cluster.into_values().flatten().collect()
+        self.by_cluster
+            .into_values()
+            .flat_map(BTreeMap::into_keys)
+            .collect()
     }
 
     /// Every parked service.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.by_cluster.values().map(BTreeSet::len).sum()
+        self.by_cluster.values().map(BTreeMap::len).sum()
     }
 
     #[cfg(test)]
@@ -194,15 +207,19 @@ mod tests {
         let mut w = Waiting::default();
         let web = SpecKey::new(Kind::ServiceSpec, "web");
         let admin = SpecKey::new(Kind::ServiceSpec, "admin");
-        w.park(key(), web.clone());
-        w.park(key(), admin.clone());
-        w.park(key(), web.clone());
+        w.park(key(), web.clone(), true);
+        w.park(key(), admin.clone(), true);
+        w.park(key(), web.clone(), false);
         assert_eq!(w.len(), 2);
         let progressing = status(Phase::Progressing, "g1");
         assert!(w.release(&key(), &desired, Some(&progressing)).is_empty());
         assert_eq!(w.len(), 2);
         let ready = status(Phase::Ready, "g1");
-        assert_eq!(w.release(&key(), &desired, Some(&ready)), vec![admin, web]);
+        // web was parked once outside a wave: it is woken fresh; admin joins the wave.
+        assert_eq!(
+            w.release(&key(), &desired, Some(&ready)),
+            vec![(admin, true), (web, false)]
+        );
         assert!(w.is_empty());
         assert!(w.release(&key(), &desired, Some(&ready)).is_empty());
     }

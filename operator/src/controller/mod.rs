@@ -134,15 +134,24 @@ impl Controller {
         }
         tracing::debug!(%cluster, services = woken.len(), "cluster ready: waking its services");
         if let Some(h) = self.waker.lock().expect("waker lock").as_ref() {
-            for key in woken {
-                h.trigger(key, Reason::Change);
+            for (key, in_wave) in woken {
+                // Parked by a wave: join the current wave (its snapshot is safe to read: the
+                // parked reconcile read nothing, and the cluster's writes dropped what it read).
+                h.trigger(
+                    key,
+                    if in_wave {
+                        Reason::Resync
+                    } else {
+                        Reason::Change
+                    },
+                );
             }
         }
     }
 
     /// Park `key` behind its ClusterSpec when the spec has not converged yet and the cluster
     /// blocks it; returns why. Checked and parked under the status lock (see [`dependency`]).
-    fn park_behind_cluster(&self, key: &SpecKey, spec: &Spec) -> Option<String> {
+    fn park_behind_cluster(&self, key: &SpecKey, spec: &Spec, in_wave: bool) -> Option<String> {
         let cluster = cluster_of(spec)?;
         let desired = self.desired();
         let statuses = self.statuses.lock().expect("status lock");
@@ -158,7 +167,7 @@ impl Controller {
         self.waiting
             .lock()
             .expect("waiting lock")
-            .park(cluster, key.clone());
+            .park(cluster, key.clone(), in_wave);
         Some(why)
     }
 
@@ -350,7 +359,7 @@ impl Controller {
             self.record(key, &entry, &report, None).await;
             return (Ok(Action::AwaitChange), "paused");
         }
-        if let Some(why) = self.park_behind_cluster(key, &spec) {
+        if let Some(why) = self.park_behind_cluster(key, &spec, wave.is_some()) {
             let report = Report {
                 phase: Phase::Pending,
                 conditions: vec![ConditionReport::new(

@@ -244,55 +244,25 @@ const AT_NAME_PAGE: i32 = 10;
 
 /// The records named exactly `name` (normalised), read from `StartRecordName = name`.
 async fn list_at(run: &SpecRun<'_>, zone: &Zone, name: &str) -> Result<Vec<Record>, ResourceError> {
-    let mut out = Vec::new();
-    let mut start: (String, Option<RrType>, Option<String>) = (format!("{name}."), None, None);
-    loop {
-        let page = run
-            .aws
-            .call(
-                Service::Route53,
-                CallClass::Read,
-                "ListResourceRecordSets",
-                name,
-                run.aws
-                    .route53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(&zone.id)
-                    .start_record_name(start.0.clone())
-                    .set_start_record_type(start.1.clone())
-                    .set_start_record_identifier(start.2.clone())
-                    .max_items(AT_NAME_PAGE)
-                    .send(),
-            )
-            .await
-            .map_err(|e| gone(run, zone, e))?;
-        out.extend(
-            page.resource_record_sets()
-                .iter()
-                .map(from_sdk)
-                .filter(|r| r.name == name),
-        );
-        match (
-            page.is_truncated(),
-            page.next_record_name(),
-            page.next_record_type(),
-        ) {
-            (true, Some(n), Some(t)) if norm_name(n) == name => {
-                start = (
-                    n.to_string(),
-                    Some(t.clone()),
-                    page.next_record_identifier().map(str::to_string),
-                )
-            }
-            _ => break,
-        }
-    }
-    Ok(out)
+    read(run, zone, Some(name)).await
 }
 
+/// Every record of the zone.
 async fn list(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceError> {
+    read(run, zone, None).await
+}
+
+/// ListResourceRecordSets, every page: of the whole zone (`at = None`, pages of AWS's default
+/// 300), or of the records named exactly `at` (from `StartRecordName = at`, pages of
+/// [`AT_NAME_PAGE`], paging on only while the next record still has that name).
+async fn read(
+    run: &SpecRun<'_>,
+    zone: &Zone,
+    at: Option<&str>,
+) -> Result<Vec<Record>, ResourceError> {
     let mut out = Vec::new();
-    let mut start: Option<(String, RrType, Option<String>)> = None;
+    let mut start: Option<(String, Option<RrType>, Option<String>)> =
+        at.map(|n| (format!("{n}."), None, None));
     loop {
         let mut req = run
             .aws
@@ -302,8 +272,11 @@ async fn list(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceErr
         if let Some((name, t, ident)) = start.take() {
             req = req
                 .start_record_name(name)
-                .start_record_type(t)
+                .set_start_record_type(t)
                 .set_start_record_identifier(ident);
+        }
+        if at.is_some() {
+            req = req.max_items(AT_NAME_PAGE);
         }
         let page = run
             .aws
@@ -311,21 +284,26 @@ async fn list(run: &SpecRun<'_>, zone: &Zone) -> Result<Vec<Record>, ResourceErr
                 Service::Route53,
                 CallClass::Read,
                 "ListResourceRecordSets",
-                &zone.name,
+                at.unwrap_or(&zone.name),
                 req.send(),
             )
             .await
             .map_err(|e| gone(run, zone, e))?;
-        out.extend(page.resource_record_sets().iter().map(from_sdk));
+        out.extend(
+            page.resource_record_sets()
+                .iter()
+                .map(from_sdk)
+                .filter(|r| at.is_none_or(|n| r.name == n)),
+        );
         match (
             page.is_truncated(),
             page.next_record_name(),
             page.next_record_type(),
         ) {
-            (true, Some(n), Some(t)) => {
+            (true, Some(n), Some(t)) if at.is_none_or(|a| norm_name(n) == a) => {
                 start = Some((
                     n.to_string(),
-                    t.clone(),
+                    Some(t.clone()),
                     page.next_record_identifier().map(str::to_string),
                 ))
             }
