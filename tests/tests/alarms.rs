@@ -5,7 +5,10 @@
 //! by hand are put back by the next reconcile; an unowned log group or alarm with the spec's
 //! name fails only that spec until it adopts; removing the spec deletes its alarms, filter,
 //! topic and subscriptions, keeps (releases) its log group unless `logs.deletionPolicy` is
-//! `Delete`, and leaves everything unowned alone.
+//! `Delete`, and leaves everything unowned alone. A ClusterSpec's own Auto Scaling group is
+//! created with every field as the spec says, kept at its size limits (the desired capacity is
+//! not the operator's), adopted only by annotation, and on deletion drained to zero and deleted
+//! once empty, never terminating a protected instance.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -82,6 +85,7 @@ struct Env {
     cw: aws_sdk_cloudwatch::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     sns: aws_sdk_sns::Client,
+    asg: aws_sdk_autoscaling::Client,
 }
 
 impl std::ops::Deref for Env {
@@ -107,6 +111,7 @@ impl Env {
             cw: aws_sdk_cloudwatch::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
+            asg: aws_sdk_autoscaling::Client::new(&sdk),
             base,
         }
     }
@@ -771,6 +776,76 @@ async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_kee
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_alarms_and_logs_blocks_deletes_what_they_made_and_releases_the_log_group() {
+    let (mut env, reports) = Env::converged(files("Retain", "")).await;
+    let web_topic = env.topic("prod-web-alarms").await.unwrap();
+    env.rewrite("service-web.yaml", |t| {
+        t.split("  logs: ").next().unwrap().to_string()
+    });
+    env.rewrite("cluster-prod.yaml", |t| {
+        t.replace(
+            "      alarms:\n        elb5xxCount: {threshold: 10, periods: 1}\n        rejectedConnections: {threshold: 1, periods: 2}\n",
+            "",
+        )
+    });
+    // The controller passes each spec's last status ledger: that is where the dropped blocks'
+    // resources are found, without a read for specs that never had them.
+    let mut ledgers = BTreeMap::new();
+    for key in [WEB, PROD] {
+        let report = env
+            .fleet
+            .reconcile_with_ledger(env.fleet.spec(key), reports[key].resources.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(report.phase, Phase::Ready, "{key}: {report:?}");
+        assert!(
+            !report
+                .resources
+                .iter()
+                .any(|r| r.resource_type.starts_with("cloudwatch:")
+                    || r.resource_type.starts_with("sns:")
+                    || r.resource_type.starts_with("logs:")),
+            "{key}: {:?}",
+            report.resources
+        );
+        ledgers.insert(key, report.resources);
+    }
+    assert!(env.alarms(&WEB_ALARMS).await.is_empty());
+    assert!(env.alarms(&LB_ALARMS).await.is_empty());
+    assert!(env.topic("prod-web-alarms").await.is_none(), "{web_topic}");
+    assert!(env.topic("prod-prod-public-lb-alarms").await.is_none());
+    let filters = env
+        .logs
+        .describe_metric_filters()
+        .log_group_name("/ecs/web")
+        .send()
+        .await
+        .unwrap();
+    assert!(filters.metric_filters().is_empty());
+    let (arn, _) = env.log_group("/ecs/web").await.expect("logs are kept");
+    let tags = env.log_tags(&arn).await;
+    assert_eq!(
+        tags.get(RELEASED).map(String::as_str),
+        Some(WEB),
+        "{tags:?}"
+    );
+    assert!(!tags.contains_key(MANAGED_BY));
+    // Another spec's alarms and topic are untouched.
+    assert_eq!(env.alarms(&["prod-admin-cpuPercent"]).await.len(), 1);
+    assert!(env.topic("prod-admin-alarms").await.is_some());
+    // And the next reconciles write nothing.
+    let before = env.fleet.calls.snapshot();
+    for key in [WEB, PROD] {
+        env.fleet
+            .reconcile_with_ledger(env.fleet.spec(key), ledgers[key].clone())
+            .await
+            .unwrap();
+    }
+    let writes = env.fleet.mutations_since(&before);
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_log_group_whose_own_deletion_policy_is_delete_goes_with_the_spec() {
     let (mut env, reports) = Env::converged(files("Delete", "")).await;
     let (arn, _) = env.log_group("/ecs/web").await.unwrap();
@@ -829,5 +904,288 @@ async fn alarms_notifying_an_existing_topic_use_it_as_it_is_and_never_change_it(
             .any(|r| r.resource_type.starts_with("sns:")),
         "the existing topic is not in the ledger: {:?}",
         admin.resources
+    );
+}
+
+// ---- Auto Scaling groups the ClusterSpec owns ----
+
+const HOSTS: &str = "ClusterSpec/hosts";
+const KEEP: &str = "ClusterSpec/keep";
+
+/// The object form of `autoScalingGroup` (YAML lines at the capacity provider's indent + 2).
+fn owned_group(name: &str, subnets: &[String; 2], min: u32, max: u32, protect: bool) -> String {
+    format!(
+        "      autoScalingGroup:\n        name: {name}\n        launchTemplate: {{name: ecs-hosts, version: $Latest}}\n        subnets: [{}, {}]\n        minSize: {min}\n        maxSize: {max}\n        protectFromScaleIn: {protect}\n",
+        subnets[0], subnets[1]
+    )
+}
+
+/// The reference architecture whose cluster also has an EC2 capacity provider on an Auto
+/// Scaling group it owns (`prod-ecs`, 2..4, protected from scale-in, managed termination
+/// protection), beside the logs and alarms of [`files`].
+fn with_owned_group(net: &ecs_operator_tests::fixtures::Network) -> Vec<SpecFile> {
+    files("Retain", "")(net)
+        .into_iter()
+        .map(|(f, t)| {
+            let t = if f == "cluster-prod.yaml" {
+                t.replace(
+                    "  loadBalancers:\n",
+                    &format!(
+                        "  capacityProviders:\n    - name: prod-ec2\n{}      managedScaling: {{targetCapacity: 75}}\n      managedTerminationProtection: true\n  loadBalancers:\n",
+                        owned_group("prod-ecs", &net.subnets, 2, 4, true)
+                    ),
+                )
+            } else {
+                t
+            };
+            (f, t)
+        })
+        .collect()
+}
+
+/// Two clusters without services or load balancers, each with an owned group of 1..2 under
+/// `deletionPolicy: Delete`: `hosts` (unprotected) and `keep` (instances protected from
+/// scale-in).
+fn two_host_clusters(net: &ecs_operator_tests::fixtures::Network) -> Vec<SpecFile> {
+    let cluster = |name: &str, protect: bool| {
+        format!(
+            "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {{name: {name}}}\nspec:\n  capacityProviders:\n    - name: {name}-ec2\n{}      managedScaling: {{targetCapacity: 100}}\n  deletionPolicy: Delete\n",
+            owned_group(&format!("{name}-ecs"), &net.subnets, 1, 2, protect)
+        )
+    };
+    vec![
+        ("cluster-hosts.yaml".to_string(), cluster("hosts", false)),
+        ("cluster-keep.yaml".to_string(), cluster("keep", true)),
+    ]
+}
+
+/// The launch template the owned groups launch from (it exists before the operator runs).
+fn launch_template(env: &Env) {
+    ecs_operator_tests::fixtures::awscli(
+        &env.moto,
+        &[
+            "ec2",
+            "create-launch-template",
+            "--launch-template-name",
+            "ecs-hosts",
+            "--launch-template-data",
+            r#"{"ImageId":"ami-12c6146b","InstanceType":"t3.micro"}"#,
+        ],
+    );
+}
+
+impl Env {
+    async fn group(&self, name: &str) -> Option<aws_sdk_autoscaling::types::AutoScalingGroup> {
+        self.asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .expect("DescribeAutoScalingGroups answers")
+            .auto_scaling_groups()
+            .first()
+            .cloned()
+    }
+}
+
+fn group_tags(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> BTreeMap<String, String> {
+    g.tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn sizes(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> (i32, i32) {
+    (g.min_size().unwrap(), g.max_size().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owned_auto_scaling_group_converges_with_every_field_makes_no_write_and_has_its_max_put_back(
+) {
+    let env = Env::new(with_owned_group).await;
+    launch_template(&env);
+    env.fleet.converge(12).await;
+
+    let g = env.group("prod-ecs").await.expect("the group exists");
+    assert_eq!(sizes(&g), (2, 4));
+    assert_eq!(g.new_instances_protected_from_scale_in(), Some(true));
+    let lt = g.launch_template().expect("a launch template");
+    assert_eq!(
+        (lt.launch_template_name(), lt.version()),
+        (Some("ecs-hosts"), Some("$Latest"))
+    );
+    let subnets: BTreeSet<&str> = g.vpc_zone_identifier().unwrap().split(',').collect();
+    assert_eq!(
+        subnets,
+        env.net
+            .subnets
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+    );
+    assert!(ours(&group_tags(&g), PROD), "{:?}", g.tags());
+    assert!(
+        g.tags()
+            .iter()
+            .all(|t| t.propagate_at_launch() == Some(false)),
+        "ownership tags never reach the instances: {:?}",
+        g.tags()
+    );
+    // The capacity provider sits on that group.
+    let cps = env
+        .ecs
+        .describe_capacity_providers()
+        .capacity_providers("prod-ec2")
+        .send()
+        .await
+        .unwrap();
+    let provider = cps.capacity_providers()[0]
+        .auto_scaling_group_provider()
+        .expect("an ASG provider");
+    assert_eq!(
+        Some(provider.auto_scaling_group_arn()),
+        g.auto_scaling_group_arn()
+    );
+
+    let before = env.fleet.calls.snapshot();
+    env.ready(PROD).await;
+    let writes = env.fleet.mutations_since(&before);
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // A person raises the maximum (and the desired capacity): the maximum is put back, the
+    // desired capacity is not the operator's.
+    env.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("prod-ecs")
+        .max_size(10)
+        .desired_capacity(3)
+        .send()
+        .await
+        .unwrap();
+    let diff: Vec<String> = env
+        .fleet
+        .diff(PROD)
+        .await
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        diff,
+        ["~ auto scaling group prod-ecs maxSize: 10 -> 4"],
+        "{diff:?}"
+    );
+    env.ready(PROD).await;
+    let g = env.group("prod-ecs").await.unwrap();
+    assert_eq!(sizes(&g), (2, 4));
+    assert_eq!(g.desired_capacity(), Some(3));
+    let before = env.fleet.calls.snapshot();
+    env.ready(PROD).await;
+    let writes = env.fleet.mutations_since(&before);
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unowned_auto_scaling_group_with_the_spec_s_name_fails_its_cluster_until_it_adopts() {
+    let mut env = Env::new(two_host_clusters).await;
+    launch_template(&env);
+    env.asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("hosts-ecs")
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name("ecs-hosts")
+                .build(),
+        )
+        .min_size(0)
+        .max_size(3)
+        .vpc_zone_identifier(env.net.subnets.join(","))
+        .send()
+        .await
+        .unwrap();
+    let err = env
+        .fleet
+        .reconcile(HOSTS)
+        .await
+        .expect_err("the group is not the spec's");
+    let err = err.to_string();
+    assert!(
+        err.contains("auto scaling group hosts-ecs exists and is not owned by this operator")
+            && err.contains("ecs-operator.io/adopt"),
+        "{err}"
+    );
+    let g = env.group("hosts-ecs").await.unwrap();
+    assert_eq!(sizes(&g), (0, 3), "nothing was changed on it");
+    assert!(g.tags().is_empty());
+    env.ready(KEEP).await;
+
+    env.rewrite("cluster-hosts.yaml", |t| {
+        t.replace(
+            "metadata: {name: hosts}",
+            "metadata: {name: hosts, annotations: {ecs-operator.io/adopt: \"true\"}}",
+        )
+    });
+    env.ready(HOSTS).await;
+    let g = env.group("hosts-ecs").await.unwrap();
+    assert_eq!(sizes(&g), (1, 2));
+    assert!(ours(&group_tags(&g), HOSTS), "{:?}", g.tags());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_the_spec_drains_its_group_to_zero_deletes_it_once_empty_and_never_terminates_a_protected_instance(
+) {
+    let mut env = Env::new(two_host_clusters).await;
+    launch_template(&env);
+    let reports = env.fleet.converge(6).await;
+    for name in ["hosts-ecs", "keep-ecs"] {
+        let g = env.group(name).await.unwrap();
+        assert_eq!(g.instances().len(), 1, "{name} launched its minimum");
+    }
+
+    // Unprotected: min/max/desired to 0, the instance goes, then the group.
+    let ledger = reports[&SpecKey::parse(HOSTS).unwrap()].resources.clone();
+    env.delete(HOSTS, &ledger).await;
+    assert!(
+        env.group("hosts-ecs").await.is_none(),
+        "the group is deleted"
+    );
+
+    // Protected: the group goes to 0 but its instance stays, and so does the group; the
+    // deletion waits and says why.
+    let k = SpecKey::parse(KEEP).unwrap();
+    let last = env.fleet.specs.remove(&k);
+    let mut previous = SpecStatus::pending(&k);
+    previous.resources = reports[&k].resources.clone();
+    let input = ReconcileInput::fresh(Arc::new(env.fleet.specs.clone()));
+    let mut message = String::new();
+    for _ in 0..3 {
+        match env
+            .fleet
+            .reconciler
+            .delete(&k, last.clone(), &previous, &input)
+            .await
+            .unwrap()
+        {
+            Deletion::Deleted => panic!("a group with a protected instance must not be deleted"),
+            Deletion::InProgress(r) => {
+                assert_eq!(r.phase, Phase::Deleting);
+                message = format!("{:?}", r.conditions);
+            }
+        }
+    }
+    assert!(
+        message.contains("auto scaling group keep-ecs: 1 instance(s) remain"),
+        "{message}"
+    );
+    let g = env.group("keep-ecs").await.expect("the group is kept");
+    assert_eq!(sizes(&g), (0, 0));
+    assert_eq!(
+        g.instances().len(),
+        1,
+        "the protected instance is not terminated"
     );
 }

@@ -114,9 +114,19 @@ fn walk(root: &Value, schema: &Value, path: &str, required: bool, out: &mut Vec<
             values,
         });
     }
-    let (object, prefix) = match (base.as_str(), items) {
-        ("object", _) => (s, path.to_string()),
-        ("array", Some(i)) if type_name(i) == "object" => (i, format!("{path}[]")),
+    // A field of two forms (`anyOf [string, object]`, such as a name or an object): its
+    // fields are those of the object form.
+    let object_form = deref(root, schema)
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|a| deref(root, a))
+        .find(|a| type_name(a) == "object" && a.get("properties").is_some());
+    let (object, prefix) = match (base.as_str(), items, object_form) {
+        ("object", _, _) => (s, path.to_string()),
+        ("array", Some(i), _) if type_name(i) == "object" => (i, format!("{path}[]")),
+        (_, _, Some(o)) => (o, path.to_string()),
         _ => return,
     };
     let required_names: BTreeSet<&str> = object

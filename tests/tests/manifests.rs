@@ -40,13 +40,21 @@ const WORKFLOW: &str = "manifests/ci/github-actions.yml";
 const IMPLICIT: &[(&str, &str)] = &[
     (
         "iam:PassRole",
-        "RegisterTaskDefinition passes the spec's taskRoleArn and executionRoleArn to ECS; \
-         granted only with iam:PassedToService = ecs-tasks.amazonaws.com",
+        "RegisterTaskDefinition passes the spec's taskRoleArn and executionRoleArn to ECS, and \
+         CreateAutoScalingGroup/UpdateAutoScalingGroup pass the instance profile role of the \
+         launch template to EC2; granted only with iam:PassedToService = \
+         ecs-tasks.amazonaws.com or ec2.amazonaws.com",
+    ),
+    (
+        "ec2:RunInstances",
+        "CreateAutoScalingGroup/UpdateAutoScalingGroup with a launch template check that the \
+         caller may launch instances from it",
     ),
     (
         "iam:CreateServiceLinkedRole",
-        "the first CreateCluster/CreateCapacityProvider (ECS), CreateLoadBalancer (ELB) and \
-         RegisterScalableTarget (Application Auto Scaling) of an account create the service's \
+        "the first CreateCluster/CreateCapacityProvider (ECS), CreateLoadBalancer (ELB), \
+         RegisterScalableTarget (Application Auto Scaling) and CreateAutoScalingGroup (EC2 Auto \
+         Scaling) of an account create the service's \
          linked role as the caller; granted only for those iam:AWSServiceName values",
     ),
     (
@@ -297,7 +305,7 @@ fn the_iam_policy_grants_no_action_the_code_does_not_call() {
     };
     assert_eq!(
         with("iam:PassRole")["Condition"]["StringEquals"]["iam:PassedToService"],
-        "ecs-tasks.amazonaws.com"
+        serde_json::json!(["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"])
     );
     let names =
         &with("iam:CreateServiceLinkedRole")["Condition"]["StringEquals"]["iam:AWSServiceName"];
@@ -305,6 +313,7 @@ fn the_iam_policy_grants_no_action_the_code_does_not_call() {
         "ecs.amazonaws.com",
         "elasticloadbalancing.amazonaws.com",
         "ecs.application-autoscaling.amazonaws.com",
+        "autoscaling.amazonaws.com",
     ] {
         assert!(
             names.as_array().unwrap().iter().any(|n| n == service),

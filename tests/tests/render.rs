@@ -147,6 +147,44 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
     };
     assert_eq!(capacity(&dev_cluster), (100, false));
     assert_eq!(capacity(&prod_cluster), (75, true));
+    // The Auto Scaling group the cluster owns: sized per environment, protected in prod.
+    let group = |c: &ClusterSpec| {
+        let g = c.spec.capacity_providers[0]
+            .auto_scaling_group
+            .owned()
+            .expect("the chart's cluster owns its group")
+            .clone();
+        (g.name, g.min_size, g.max_size, g.protect_from_scale_in)
+    };
+    assert_eq!(group(&dev_cluster), ("dev-ecs-asg".into(), 1, 2, false));
+    assert_eq!(group(&prod_cluster), ("prod-ecs-asg".into(), 2, 4, true));
+    // Prod's alarms mail the on-call list, dev's mail nobody (the topic has no subscriber).
+    let emails = |s: &ServiceSpec, c: &ClusterSpec| {
+        let service = s
+            .spec
+            .alarms
+            .as_ref()
+            .unwrap()
+            .notify
+            .clone()
+            .unwrap()
+            .emails;
+        let lb = c.spec.load_balancers[0]
+            .alarms
+            .as_ref()
+            .unwrap()
+            .notify
+            .clone()
+            .unwrap()
+            .emails;
+        assert_eq!(service, lb);
+        service
+    };
+    assert!(emails(&dev_service, &dev_cluster).is_empty());
+    assert_eq!(
+        emails(&prod_service, &prod_cluster),
+        ["ops@example.com".to_string()]
+    );
     let placement = |s: &ServiceSpec| {
         serde_json::to_value(&s.spec.placement.strategy)
             .unwrap()
@@ -163,14 +201,16 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
     assert!(!dev_cluster.spec.load_balancers[0].deletion_protection);
     assert!(prod_cluster.spec.load_balancers[0].deletion_protection);
 
-    // Everything else is the same once the environment's name is taken out: make dev's five
+    // Everything else is the same once the environment's name is taken out: make dev's
     // differences prod's and rename dev to prod, and the specs are equal.
     let mut cluster = dev_cluster.clone();
     cluster.spec.capacity_providers[0] = prod_cluster.spec.capacity_providers[0].clone();
     cluster.spec.load_balancers[0].deletion_protection = true;
+    cluster.spec.load_balancers[0].alarms = prod_cluster.spec.load_balancers[0].alarms.clone();
     let mut service = dev_service.clone();
     service.spec.repository = prod_service.spec.repository.clone();
     service.spec.placement = prod_service.spec.placement.clone();
+    service.spec.alarms = prod_service.spec.alarms.clone();
     let renamed = |json: String| {
         json.replace("dev.example.com", "example.com")
             .replace("dev", "prod")
@@ -253,6 +293,9 @@ async fn the_environment_files_set_only_the_environment_differences() {
         assert_eq!(
             keys,
             [
+                "alarms.notifyEmails",
+                "cluster.asg.maxSize",
+                "cluster.asg.minSize",
                 "cluster.managedTerminationProtection",
                 "cluster.targetCapacity",
                 "domain",
@@ -426,7 +469,7 @@ async fn a_missing_value_exits_2_naming_the_template_line_and_value_and_prints_n
         .lines()
         .find(|l| l.contains("10-cluster.yaml"))
         .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(line.contains("templates/10-cluster.yaml:36:"), "{line}");
+    assert!(line.contains("templates/10-cluster.yaml:47:"), "{line}");
     assert!(line.contains("`values.hostedZone` is undefined"), "{line}");
     // Every template's errors, not only the first.
     assert!(out.stderr.contains("templates/20-service.yaml:"), "{out:?}");

@@ -7,9 +7,9 @@
 
 use super::kind::{DeleteFuture, Kind};
 use super::kinds::{
-    alarm, capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener,
-    listener_rule, load_balancer, log_group, metric_filter, scaling, sns_subscription, sns_topic,
-    target_group, task_definition,
+    alarm, auto_scaling_group, capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service,
+    listener, listener_rule, load_balancer, log_group, metric_filter, scaling, sns_subscription,
+    sns_topic, target_group, task_definition,
 };
 use super::run::SpecRun;
 
@@ -32,7 +32,7 @@ impl Registered {
 }
 
 /// Every kind this build manages.
-pub fn kinds() -> [Registered; 18] {
+pub fn kinds() -> [Registered; 19] {
     [
         Registered::of::<dns::RecordKind>(),
         Registered::of::<scaling::ScalableTargetKind>(),
@@ -52,6 +52,7 @@ pub fn kinds() -> [Registered; 18] {
         Registered::of::<sns_topic::TopicKind>(),
         Registered::of::<metric_filter::MetricFilterKind>(),
         Registered::of::<log_group::LogGroupKind>(),
+        Registered::of::<auto_scaling_group::AutoScalingGroupKind>(),
     ]
 }
 

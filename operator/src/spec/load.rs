@@ -648,6 +648,26 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_owned_auto_scaling_group_is_reported_field_by_field_with_file_and_line() {
+        let text = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec:\n  capacityProviders:\n    - name: prod-ec2\n      autoScalingGroup:\n        name: prod-ecs\n        launchTemplate: {name: ecs-hosts, version: newest}\n        subnets: [subnet-a, sub-b]\n        minSize: 5\n        maxSize: 4\n        protectFromScaleIn: false\n      managedScaling: {targetCapacity: 75}\n      managedTerminationProtection: true\n    - name: other-ec2\n      autoScalingGroup: {name: other, launchTemplate: {name: t1}, subnets: [subnet-c], minSize: 0, maxSize: 1, desired: 3}\n    - name: third-ec2\n      autoScalingGroup: 7\n";
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        assert_eq!(
+            msgs,
+            [
+                "a.yaml:9:43: document 0: spec.capacityProviders[0].autoScalingGroup.launchTemplate.version: `newest` is not a launch template version: `$Default`, `$Latest` or a number",
+                "a.yaml:10:29: document 0: spec.capacityProviders[0].autoScalingGroup.subnets[1]: `sub-b` is not a subnet id (subnet-...)",
+                "a.yaml:11:9: document 0: spec.capacityProviders[0].autoScalingGroup.minSize: must not exceed maxSize (5 > 4)",
+                "a.yaml:13:9: document 0: spec.capacityProviders[0].autoScalingGroup.protectFromScaleIn: must be true when managedTerminationProtection is on: ECS can only protect instances that are protected from scale-in",
+                "a.yaml:17:56: document 0: spec.capacityProviders[1].autoScalingGroup.launchTemplate.name: `t1` is not a launch template name (3-128 letters, digits and `().-/_`)",
+                "a.yaml:17:112: document 0: spec.capacityProviders[1].autoScalingGroup.desired: unknown field `desired`",
+                "a.yaml:19:7: document 0: spec.capacityProviders[2].autoScalingGroup: 7 is not of type \"string\", and 7 is not of type \"object\"",
+            ],
+            "{msgs:#?}"
+        );
+    }
+
+    #[test]
     fn an_invalid_service_is_still_checked_against_its_cluster() {
         let cluster = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: prod}\nspec: {}\n";
         let service = format!(

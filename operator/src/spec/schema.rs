@@ -144,13 +144,33 @@ fn collect(err: &jsonschema::ValidationError<'_>, out: &mut Vec<SchemaError>) {
                 kind: SchemaErrorKind::MissingField,
             });
         }
-        // An optional field is `anyOf [T, null]`. A value that is there was meant as a T: report
-        // what is wrong inside it, where it is, rather than "not valid under any of the schemas".
+        // An optional field is `anyOf [T, null]`, and a field of two forms (a name or an
+        // object) `anyOf [string, object]`. A value that is there was meant as the alternative
+        // of its own type: report what is wrong inside it, where it is, rather than "not valid
+        // under any of the schemas".
         K::AnyOf { context } if !err.instance().is_null() => {
-            let meant: Vec<&Vec<jsonschema::ValidationError<'static>>> =
+            let present: Vec<&Vec<jsonschema::ValidationError<'static>>> =
                 context.iter().filter(|alt| !only_not_null(alt)).collect();
+            let meant: Vec<_> = match present.as_slice() {
+                [_] => present.clone(),
+                _ => present
+                    .iter()
+                    .copied()
+                    .filter(|alt| !only_wrong_type(alt, &pointer))
+                    .collect(),
+            };
             match meant.as_slice() {
                 [errors] => errors.iter().for_each(|e| collect(e, out)),
+                // Of none of the forms: say each form's complaint.
+                [] => out.push(SchemaError {
+                    pointer,
+                    message: present
+                        .iter()
+                        .flat_map(|alt| alt.iter().map(|e| e.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", and "),
+                    kind: SchemaErrorKind::BadValue,
+                }),
                 _ => out.push(SchemaError {
                     pointer,
                     message: err.to_string(),
@@ -164,6 +184,14 @@ fn collect(err: &jsonschema::ValidationError<'_>, out: &mut Vec<SchemaError>) {
             kind: SchemaErrorKind::BadValue,
         }),
     }
+}
+
+/// Whether an alternative's errors say only that the value has another type (the arm of a
+/// two-form field that the value was not meant as).
+/// (`at`: the pointer of the value itself; a type error deeper inside is a real finding.)
+fn only_wrong_type(errors: &[jsonschema::ValidationError<'_>], at: &str) -> bool {
+    use jsonschema::error::ValidationErrorKind as K;
+    matches!(errors, [e] if matches!(e.kind(), K::Type { .. }) && e.instance_path().as_str() == at)
 }
 
 /// Whether an alternative's errors say only "not null" (the `null` arm of an optional field).

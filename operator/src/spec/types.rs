@@ -122,13 +122,88 @@ fn default_cluster_deletion_policy() -> DeletionPolicy {
 pub struct CapacityProvider {
     /// Capacity provider name (1-255 letters, digits, `-`, `_`; not prefixed `aws`, `ecs` or `fargate`).
     pub name: String,
-    /// Name or ARN of the existing Auto Scaling group.
-    pub auto_scaling_group: String,
+    /// The Auto Scaling group behind the provider: the name or ARN of an existing group, or a
+    /// group the ClusterSpec creates and owns.
+    pub auto_scaling_group: AutoScalingGroupRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_scaling: Option<ManagedScaling>,
     /// Requires managedScaling (and scale-in protection on the ASG).
     #[serde(default)]
     pub managed_termination_protection: bool,
+}
+
+/// `capacityProviders[].autoScalingGroup`: a string names an existing group (never changed by
+/// the operator); an object is a group the ClusterSpec creates, keeps and owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AutoScalingGroupRef {
+    /// Name or ARN of an existing Auto Scaling group.
+    Existing(String),
+    /// A group the operator creates from an existing launch template.
+    Owned(OwnedAutoScalingGroup),
+}
+
+impl AutoScalingGroupRef {
+    /// The group's name, or the ARN an existing group was given by.
+    pub fn name(&self) -> &str {
+        match self {
+            AutoScalingGroupRef::Existing(s) => s,
+            AutoScalingGroupRef::Owned(g) => &g.name,
+        }
+    }
+
+    /// The group the spec owns, if it owns one.
+    pub fn owned(&self) -> Option<&OwnedAutoScalingGroup> {
+        match self {
+            AutoScalingGroupRef::Existing(_) => None,
+            AutoScalingGroupRef::Owned(g) => Some(g),
+        }
+    }
+}
+
+impl From<&str> for AutoScalingGroupRef {
+    fn from(s: &str) -> Self {
+        AutoScalingGroupRef::Existing(s.to_string())
+    }
+}
+
+/// An Auto Scaling group the ClusterSpec owns. The operator keeps its size limits, launch
+/// template, subnets and scale-in protection; the desired capacity belongs to ECS managed
+/// scaling (or whoever scales the group) and is never set, except to 0 when the spec is deleted
+/// under `deletionPolicy: Delete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OwnedAutoScalingGroup {
+    /// The group's name (1-255 characters, no `:`).
+    pub name: String,
+    /// The existing EC2 launch template instances are launched from.
+    pub launch_template: LaunchTemplateRef,
+    /// Subnet ids the group launches into (one or more, in the cluster's VPC).
+    #[schemars(length(min = 1, max = 16))]
+    pub subnets: Vec<String>,
+    #[schemars(range(max = 10000))]
+    pub min_size: u32,
+    #[schemars(range(max = 10000))]
+    pub max_size: u32,
+    /// New instances are protected from scale-in; required when the provider has
+    /// `managedTerminationProtection`.
+    #[serde(default)]
+    pub protect_from_scale_in: bool,
+}
+
+/// A launch template by name and version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LaunchTemplateRef {
+    /// The launch template's name (3-128 letters, digits, `(`, `)`, `.`, `-`, `/`, `_`).
+    pub name: String,
+    /// `$Default`, `$Latest` or a version number.
+    #[serde(default = "default_launch_template_version")]
+    pub version: String,
+}
+
+fn default_launch_template_version() -> String {
+    "$Default".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -119,6 +119,60 @@ fn check_name(out: &mut Vec<Problem>, metadata: &Metadata) {
     }
 }
 
+/// The object form of `autoScalingGroup` (`p`: its pointer): the names, version and subnets AWS
+/// accepts, and `minSize <= maxSize`.
+fn check_owned_group(out: &mut Vec<Problem>, p: &str, g: &OwnedAutoScalingGroup) {
+    if g.name.is_empty() || g.name.len() > 255 || g.name.contains(':') {
+        out.push(Problem::new(
+            format!("{p}/name"),
+            format!(
+                "`{}` is not an Auto Scaling group name (1-255 characters, no `:`)",
+                g.name
+            ),
+        ));
+    }
+    let t = &g.launch_template.name;
+    let template_chars = |c: char| c.is_ascii_alphanumeric() || "().-/_".contains(c);
+    if !(3..=128).contains(&t.len()) || !t.chars().all(template_chars) {
+        out.push(Problem::new(
+            format!("{p}/launchTemplate/name"),
+            format!("`{t}` is not a launch template name (3-128 letters, digits and `().-/_`)"),
+        ));
+    }
+    let v = &g.launch_template.version;
+    let numbered = !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit());
+    if v != "$Default" && v != "$Latest" && !numbered {
+        out.push(Problem::new(
+            format!("{p}/launchTemplate/version"),
+            format!("`{v}` is not a launch template version: `$Default`, `$Latest` or a number"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (j, s) in g.subnets.iter().enumerate() {
+        let id = s.strip_prefix("subnet-").unwrap_or_default();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            out.push(Problem::new(
+                format!("{p}/subnets/{j}"),
+                format!("`{s}` is not a subnet id (subnet-...)"),
+            ));
+        } else if !seen.insert(s.as_str()) {
+            out.push(Problem::new(
+                format!("{p}/subnets/{j}"),
+                format!("lists the subnet `{s}` twice"),
+            ));
+        }
+    }
+    if g.min_size > g.max_size {
+        out.push(
+            Problem::new(
+                format!("{p}/minSize"),
+                format!("must not exceed maxSize ({} > {})", g.min_size, g.max_size),
+            )
+            .reading(&[format!("{p}/maxSize")]),
+        );
+    }
+}
+
 fn check_strategy(out: &mut Vec<Problem>, base: &str, strategy: &[CapacityProviderStrategyItem]) {
     if strategy.iter().filter(|i| i.base > 0).count() > 1 {
         out.push(Problem::new(
@@ -219,11 +273,24 @@ pub fn cluster(spec: &ClusterSpec) -> Vec<Problem> {
         } else {
             names.insert(cp.name.as_str(), i);
         }
-        if cp.auto_scaling_group.is_empty() {
-            out.push(Problem::new(
+        match &cp.auto_scaling_group {
+            AutoScalingGroupRef::Existing(g) if g.is_empty() => out.push(Problem::new(
                 format!("{p}/autoScalingGroup"),
                 "must name an Auto Scaling group or give its ARN".into(),
-            ));
+            )),
+            AutoScalingGroupRef::Existing(_) => {}
+            AutoScalingGroupRef::Owned(g) => {
+                check_owned_group(&mut out, &format!("{p}/autoScalingGroup"), g);
+                if cp.managed_termination_protection && !g.protect_from_scale_in {
+                    out.push(
+                        Problem::new(
+                            format!("{p}/autoScalingGroup/protectFromScaleIn"),
+                            "must be true when managedTerminationProtection is on: ECS can only protect instances that are protected from scale-in".into(),
+                        )
+                        .reading(&[format!("{p}/managedTerminationProtection")]),
+                    );
+                }
+            }
         }
         if let Some(ms) = &cp.managed_scaling {
             if ms.minimum_scaling_step_size > ms.maximum_scaling_step_size {

@@ -1,8 +1,10 @@
 //! Capacity providers: the Auto Scaling group behind each of a cluster's capacity providers
 //! (`spec.capacityProviders[i].autoScalingGroup`, a name or an ARN) must exist; ECS refuses to
-//! create a capacity provider on a group that does not.
+//! create a capacity provider on a group that does not. A group the ClusterSpec owns (the object
+//! form) is created by the operator and is not looked up.
 
 use super::{Facts, Finding, Lookup, Needs};
+use crate::spec::types::AutoScalingGroupRef;
 use crate::spec::Spec;
 
 /// The group name of a spec value: the name itself, or the `autoScalingGroupName/NAME` part of
@@ -14,7 +16,7 @@ pub fn group_name(value: &str) -> &str {
     }
 }
 
-/// (field, group as written) of each capacity provider.
+/// (field, group as written) of each capacity provider on an existing group.
 fn of(spec: &Spec) -> Vec<(String, &str)> {
     let Spec::Cluster(c) = spec else {
         return Vec::new();
@@ -23,11 +25,12 @@ fn of(spec: &Spec) -> Vec<(String, &str)> {
         .capacity_providers
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            (
+        .filter_map(|(i, p)| match &p.auto_scaling_group {
+            AutoScalingGroupRef::Existing(g) => Some((
                 format!("spec.capacityProviders[{i}].autoScalingGroup"),
-                p.auto_scaling_group.as_str(),
-            )
+                g.as_str(),
+            )),
+            AutoScalingGroupRef::Owned(_) => None,
         })
         .collect()
 }

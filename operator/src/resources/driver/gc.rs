@@ -35,9 +35,9 @@ use crate::aws::{CallClass, Service};
 use crate::reconcile::{OwnedScan, ValidSpecs};
 use crate::resources::context::Aws;
 use crate::resources::kinds::{
-    alarm, capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service, listener,
-    listener_rule, load_balancer, log_group, metric_filter, scaling, sns_subscription, sns_topic,
-    target_group, task_definition,
+    alarm, auto_scaling_group, capacity_provider, certificate, dns, ecr, ecs_cluster, ecs_service,
+    listener, listener_rule, load_balancer, log_group, metric_filter, scaling, sns_subscription,
+    sns_topic, target_group, task_definition,
 };
 use crate::resources::run::SpecRun;
 use crate::resources::shared::tags::owner_of;
@@ -104,6 +104,9 @@ pub async fn scan(aws: &Aws, zones: &BTreeSet<String>) -> OwnedScan {
     }
     if let Err(e) = capacity_providers(&run, &mut scan, &attached).await {
         scan.errors.push(format!("ECS capacity providers: {e}"));
+    }
+    if let Err(e) = auto_scaling_group::list_owned(&run, &mut scan).await {
+        scan.errors.push(format!("Auto Scaling groups: {e}"));
     }
     if let Err(e) = task_definitions(&run, &mut scan).await {
         scan.errors.push(format!("ECS task definitions: {e}"));

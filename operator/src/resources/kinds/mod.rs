@@ -3,6 +3,7 @@
 //! A kind is registered in [`super::registry`] and called by a pipeline.
 
 pub mod alarm;
+pub mod auto_scaling_group;
 pub mod capacity_provider;
 pub mod certificate;
 pub mod dns;

@@ -1,10 +1,11 @@
-//! A ClusterSpec's resources in dependency order: capacity providers -> ECS cluster (with its
+//! A ClusterSpec's resources in dependency order: owned Auto Scaling groups -> capacity
+//! providers -> ECS cluster (with its
 //! provider list and default strategy) -> for each load balancer, what the edge modules manage,
 //! then its alarms (`loadBalancers[].alarms`).
 
 use super::edge;
 use crate::reconcile::ReconcileInput;
-use crate::resources::kinds::{capacity_provider, ecs_cluster};
+use crate::resources::kinds::{auto_scaling_group, capacity_provider, ecs_cluster};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::ClusterSpec;
@@ -14,12 +15,18 @@ pub async fn reconcile(
     spec: &ClusterSpec,
     _input: &ReconcileInput,
 ) -> Result<(), ResourceError> {
-    let providers: Vec<_> = spec
-        .spec
-        .capacity_providers
-        .iter()
-        .map(capacity_provider::desired)
-        .collect();
+    let mut providers = Vec::new();
+    for p in &spec.spec.capacity_providers {
+        let mut d = capacity_provider::desired(p);
+        if let Some(g) = p.auto_scaling_group.owned() {
+            if let Some(arn) =
+                auto_scaling_group::reconcile(run, &auto_scaling_group::desired(g)).await?
+            {
+                d.auto_scaling_group = arn;
+            }
+        }
+        providers.push(d);
+    }
     capacity_provider::reconcile(run, &providers).await?;
     ecs_cluster::reconcile(run, &ecs_cluster::desired(spec)).await?;
     let cluster = ecs_cluster::cluster_name(spec);

@@ -7,9 +7,13 @@
 //! - [`load_balancer_alarms`] (a ClusterSpec, after each load balancer): the same for
 //!   `loadBalancers[].alarms`.
 //!
-//! A spec without `logs` or `alarms` costs no call here.
+//! A spec without `logs` or `alarms` costs no call here, unless its last status lists what such
+//! a block made: a block the spec dropped is taken down like a spec's deletion of those kinds
+//! ([`drop_recorded`]: alarms, topic and subscriptions deleted, the metric filter deleted, the
+//! log group released: logs are data).
 
 use crate::resources::kinds::{alarm, log_group, metric_filter, sns_subscription, sns_topic};
+use crate::resources::registry;
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::{LoadBalancer, Notify, ServiceSpec};
@@ -21,7 +25,8 @@ pub async fn logs(
     cluster: &str,
 ) -> Result<(), ResourceError> {
     let Some(group) = log_group::desired(spec) else {
-        return Ok(());
+        drop_recorded(run, &[metric_filter::TYPE], |_| true, false).await?;
+        return drop_recorded(run, &[log_group::TYPE], |_| true, true).await;
     };
     let exists = log_group::reconcile(run, &group).await?;
     match metric_filter::desired(spec, cluster) {
@@ -57,7 +62,7 @@ pub async fn service_alarms(
     label: Option<&str>,
 ) -> Result<(), ResourceError> {
     let Some(alarms) = &spec.spec.alarms else {
-        return Ok(());
+        return drop_recorded(run, NOTIFY_KINDS, |_| true, false).await;
     };
     let service = &spec.metadata.name;
     let arn = topic(
@@ -85,7 +90,21 @@ pub async fn load_balancer_alarms(
     lb_arn: &str,
 ) -> Result<(), ResourceError> {
     let Some(alarms) = &lb.alarms else {
-        return Ok(());
+        // This load balancer's alarms are named `<cluster>-<lb>-<alarm>`; its topic
+        // `<cluster>-<lb>-lb-alarms` (ledger id: the ARN; a subscription's: `<topic ARN>|<email>`).
+        let alarm_prefix = format!("{cluster}-{}-", lb.name);
+        let topic = format!(":{cluster}-{}-lb-alarms", lb.name);
+        return drop_recorded(
+            run,
+            NOTIFY_KINDS,
+            |id| {
+                id.starts_with(&alarm_prefix)
+                    || id.ends_with(&topic)
+                    || id.split_once('|').is_some_and(|(t, _)| t.ends_with(&topic))
+            },
+            false,
+        )
+        .await;
     };
     let arn = topic(
         run,
@@ -96,4 +115,35 @@ pub async fn load_balancer_alarms(
     let label = alarm::lb_label(lb_arn);
     let wanted = alarm::load_balancer(cluster, &lb.name, Some(alarms), &arn, label.as_deref());
     alarm::reconcile(run, &wanted).await
+}
+
+/// The kinds of an `alarms` block.
+const NOTIFY_KINDS: &[&str] = &[alarm::TYPE, sns_subscription::TYPE, sns_topic::TYPE];
+
+/// Take down what the spec's last status lists of `types` (ids for which `ours` holds), in
+/// teardown order: the resources of a block the spec no longer has. Each kind's delete checks
+/// the ownership tags first, so nothing unowned is touched; `retain`: release instead of
+/// delete. One still on its way out stays in the ledger. Without a last status (`ledger`
+/// unknown) nothing is looked for.
+async fn drop_recorded(
+    run: &mut SpecRun<'_>,
+    types: &[&str],
+    ours: impl Fn(&str) -> bool,
+    retain: bool,
+) -> Result<(), ResourceError> {
+    let Some(ledger) = &run.ledger else {
+        return Ok(());
+    };
+    let mut found: Vec<(registry::Registered, String)> = ledger
+        .iter()
+        .filter(|r| types.contains(&r.resource_type.as_str()) && ours(&r.id))
+        .filter_map(|r| registry::find(&r.resource_type).map(|k| (k, r.id.clone())))
+        .collect();
+    found.sort_by_key(|(k, id)| (k.rank, id.clone()));
+    for (kind, id) in found {
+        if !(kind.delete)(run, &id, retain).await? {
+            run.resource(kind.resource_type, id);
+        }
+    }
+    Ok(())
 }

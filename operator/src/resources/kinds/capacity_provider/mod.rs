@@ -1,6 +1,7 @@
 //! ASG-backed ECS capacity providers: managed scaling (target capacity, step sizes, warm-up) and
-//! managed termination protection, created and updated in place. The Auto Scaling group itself
-//! exists already; it cannot be changed on an existing provider.
+//! managed termination protection, created and updated in place. The Auto Scaling group exists
+//! already or is the ClusterSpec's own (`super::auto_scaling_group`, reconciled first); it
+//! cannot be changed on an existing provider.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use aws_sdk_ecs::types::{
 use crate::aws::{CallClass, Service};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::{ownership, Ownership, RELEASED_TAG};
 use crate::resources::ResourceError;
 use crate::spec::types::CapacityProvider;
 
@@ -25,7 +27,7 @@ type Scaling = Option<(u32, u32, u32, u32)>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub name: String,
-    /// Name or ARN, as the spec says.
+    /// Name or ARN, as the spec says (an owned group's ARN once it exists).
     pub auto_scaling_group: String,
     pub scaling: Scaling,
     pub termination_protection: bool,
@@ -43,7 +45,7 @@ pub struct Observed {
 pub fn desired(p: &CapacityProvider) -> Desired {
     Desired {
         name: p.name.clone(),
-        auto_scaling_group: p.auto_scaling_group.clone(),
+        auto_scaling_group: p.auto_scaling_group.name().to_string(),
         scaling: p.managed_scaling.as_ref().map(|m| {
             (
                 m.target_capacity,
@@ -300,11 +302,22 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
 }
 
 /// Teardown of the capacity provider (`ecs:capacity-provider`, its ARN), after its cluster.
-/// Released with `retain`.
+/// Released with `retain`. Read with DescribeCapacityProviders (tags included), which lists a
+/// deleted provider as INACTIVE: a deletion that spans passes finds it gone rather than asking
+/// for the tags of a provider that no longer exists.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
-    let Some(name) = ecs_tags::to_delete(run, arn, "capacity provider", retain).await? else {
+    let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
+    let observed = observe(run, std::slice::from_ref(&name)).await?;
+    let Some(o) = observed.get(&name) else {
         return Ok(true);
     };
+    if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
+        return Ok(true);
+    }
+    if retain {
+        ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
+        return Ok(true);
+    }
     if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
         run.aws
             .call(
