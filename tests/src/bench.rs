@@ -8,8 +8,10 @@
 //! `ZONE` and `*.ZONE`, so one certificate serves them all and no service needs its own; and `N`
 //! ServiceSpecs `svc-000`, ... each with one host `svc-NNN.ZONE` on its ALB (`/*`), a target
 //! group, an alias record (+ ownership TXT) in `ZONE`, two Fargate tasks and CPU target
-//! tracking (2..4 tasks). No ECR repository (the image is public): repositories are per
-//! service and would add three ECR reads each.
+//! tracking (2..4 tasks), its log group `/ecs/bench/svc-NNN` (30 days, an error pattern
+//! counted by a metric filter) and two alarms (`http5xxPercent`, `cpuPercent`) notifying its
+//! own topic with one email subscription. No ECR repository (the image is public):
+//! repositories are per service and would add three ECR reads each.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,9 @@ use crate::proxy::{AwsService, Call};
 
 /// Services per ALB (AWS: at most 100 target groups per load balancer).
 pub const SERVICES_PER_ALB: usize = 100;
+
+/// CloudWatch alarms per benchmark service (`http5xxPercent`, `cpuPercent`).
+pub const ALARMS: usize = 2;
 
 /// The benchmark's fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +108,12 @@ spec:
     port: 80
     cpu: 256
     memory: 512
+    logGroup: /ecs/bench/{name}
+  logs: {{retentionDays: 30, errorPattern: "?ERROR"}}
+  alarms:
+    notify: {{emails: [oncall@{z}]}}
+    http5xxPercent: {{threshold: 1, periods: 3}}
+    cpuPercent: {{threshold: 85, periods: 5}}
   network: {{subnets: [{s0}, {s1}], securityGroups: [{sg}]}}
   autoscaling: {{minCapacity: 2, maxCapacity: 4, targetCpuUtilization: 75}}
   ingress:
@@ -158,6 +169,12 @@ pub mod limits {
     pub const SCALABLE_TARGETS: usize = 50;
     /// Application Auto Scaling DescribeScalingPolicies: 10 per page.
     pub const SCALING_POLICIES: usize = 10;
+    /// CloudWatch DescribeAlarms: alarm names per call (and MaxRecords).
+    pub const DESCRIBE_ALARMS: usize = 100;
+    /// CloudWatch Logs DescribeLogGroups and DescribeMetricFilters: 50 per page.
+    pub const LOGS_PAGE: usize = 50;
+    /// SNS ListTopics and ListSubscriptions: 100 per page.
+    pub const SNS_PAGE: usize = 100;
 }
 
 /// The fewest read calls one resync of every spec of `fleet` needs if each read is batched as
@@ -269,6 +286,46 @@ pub fn batched_minimum(fleet: Fleet, fresh_process: bool) -> Vec<Term> {
             n.div_ceil(SCALING_POLICIES),
             format!("{n} policies, 10 per page"),
         ),
+        term(
+            "cloudwatch/DescribeAlarms",
+            (ALARMS * n).div_ceil(DESCRIBE_ALARMS),
+            format!("{} alarm names, 100 per call", ALARMS * n),
+        ),
+        term(
+            "cloudwatch/ListTagsForResource",
+            ALARMS * n,
+            "1 per alarm (ownership; CloudWatch has no batch tag read)",
+        ),
+        term(
+            "cloudwatchlogs/DescribeLogGroups",
+            n.div_ceil(LOGS_PAGE),
+            format!("{n} log groups under one prefix, 50 per page"),
+        ),
+        term(
+            "cloudwatchlogs/ListTagsForResource",
+            n,
+            "1 per log group (ownership; no batch tag read)",
+        ),
+        term(
+            "cloudwatchlogs/DescribeMetricFilters",
+            n.div_ceil(LOGS_PAGE),
+            format!("{n} metric filters, 50 per page"),
+        ),
+        term(
+            "sns/ListTopics",
+            n.div_ceil(SNS_PAGE),
+            format!("{n} topics, 100 per page"),
+        ),
+        term(
+            "sns/ListTagsForResource",
+            n,
+            "1 per topic (ownership; no batch tag read)",
+        ),
+        term(
+            "sns/ListSubscriptions",
+            n.div_ceil(SNS_PAGE),
+            format!("{n} subscriptions, 100 per page"),
+        ),
     ];
     out.retain(|t| t.calls > 0 || t.op == "ecs/DescribeTaskDefinition");
     out
@@ -379,6 +436,27 @@ pub fn physical_minimum(fleet: Fleet) -> Vec<Term> {
             "applicationautoscaling/PutScalingPolicy",
             n,
             "1 per service",
+        ),
+        term("cloudwatchlogs/DescribeLogGroups", 1, "1 page (none exist)"),
+        term(
+            "cloudwatchlogs/CreateLogGroup",
+            n,
+            "1 per service, tags included",
+        ),
+        term("cloudwatchlogs/PutRetentionPolicy", n, "1 per service"),
+        term("cloudwatchlogs/PutMetricFilter", n, "1 per service"),
+        term("sns/ListTopics", 1, "1 page (none exist)"),
+        term("sns/CreateTopic", n, "1 per service, tags included"),
+        term("sns/Subscribe", n, "1 email per service"),
+        term(
+            "cloudwatch/DescribeAlarms",
+            (ALARMS * n).div_ceil(limits::DESCRIBE_ALARMS),
+            "alarm names, 100 per call (none exist)",
+        ),
+        term(
+            "cloudwatch/PutMetricAlarm",
+            ALARMS * n,
+            format!("{ALARMS} per service, tags included"),
         ),
     ]
 }
@@ -548,8 +626,14 @@ mod tests {
             calls(&m, "applicationautoscaling/DescribeScalingPolicies"),
             1
         );
-        // 1 + 1 + 0 + ELBv2 (1 + 1 + 1 + 1 + 1 + 1 + 10 + 2) + ACM 3 + Route53 2 + AAS 2.
-        assert_eq!(total(&m), 1 + 1 + 18 + 3 + 2 + 2);
+        // 20 alarm names: one DescribeAlarms, then a tag read per alarm, log group and topic;
+        // one page of log groups, filters, topics and subscriptions.
+        assert_eq!(calls(&m, "cloudwatch/DescribeAlarms"), 1);
+        assert_eq!(calls(&m, "cloudwatch/ListTagsForResource"), 20);
+        assert_eq!(calls(&m, "sns/ListTopics"), 1);
+        // 1 + 1 + 0 + ELBv2 (1 + 1 + 1 + 1 + 1 + 1 + 10 + 2) + ACM 3 + Route53 2 + AAS 2
+        // + CloudWatch (1 + 20) + Logs (1 + 10 + 1) + SNS (1 + 10 + 1).
+        assert_eq!(total(&m), 1 + 1 + 18 + 3 + 2 + 2 + 21 + 12 + 12);
     }
 
     #[test]

@@ -775,6 +775,54 @@ async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_kee
     env.ready(ADMIN).await;
 }
 
+/// Calls per `service/operation` since `before`, reads and writes.
+fn calls_since(
+    fleet: &ecs_operator_tests::fixtures::Fleet,
+    before: &BTreeMap<ecs_operator::aws::calls::CallLabels, u64>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (labels, n) in fleet.calls.snapshot() {
+        let was = before.get(&labels).copied().unwrap_or(0);
+        if n > was {
+            *out.entry(format!("{}/{}", labels.service, labels.operation))
+                .or_default() += n - was;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resync_wave_lists_alarms_log_groups_filters_topics_and_subscriptions_once_for_every_spec(
+) {
+    let (env, _) = Env::converged(files("Retain", "")).await;
+    let wave = ecs_operator::resources::Snapshot::new(1);
+    let before = env.fleet.calls.snapshot();
+    for key in [PROD, WEB, ADMIN] {
+        let r = env
+            .fleet
+            .reconcile_in_wave(key, &wave)
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(r.phase, Phase::Ready, "{key}: {r:?}");
+    }
+    let calls = calls_since(&env.fleet, &before);
+    let of = |op: &str| calls.get(op).copied().unwrap_or(0);
+    // One listing each for the whole wave (the cluster's 2 load-balancer alarms, web's 5 and
+    // admin's 5 possible names fit one DescribeAlarms) ...
+    assert_eq!(of("cloudwatch/DescribeAlarms"), 1, "{calls:?}");
+    assert_eq!(of("cloudwatchlogs/DescribeLogGroups"), 1, "{calls:?}");
+    assert_eq!(of("cloudwatchlogs/DescribeMetricFilters"), 1, "{calls:?}");
+    assert_eq!(of("sns/ListTopics"), 1, "{calls:?}");
+    assert_eq!(of("sns/ListSubscriptions"), 1, "{calls:?}");
+    assert_eq!(of("sns/ListSubscriptionsByTopic"), 0, "{calls:?}");
+    // ... and a tag read per resource: 2 + 5 + 1 alarms, one log group, three topics.
+    assert_eq!(of("cloudwatch/ListTagsForResource"), 8, "{calls:?}");
+    assert_eq!(of("cloudwatchlogs/ListTagsForResource"), 1, "{calls:?}");
+    assert_eq!(of("sns/ListTagsForResource"), 3, "{calls:?}");
+    let writes = env.fleet.mutations_since(&before);
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dropping_the_alarms_and_logs_blocks_deletes_what_they_made_and_releases_the_log_group() {
     let (mut env, reports) = Env::converged(files("Retain", "")).await;

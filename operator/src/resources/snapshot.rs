@@ -89,6 +89,19 @@ pub enum Entry {
     /// Every ECS scalable target and scaling policy, DescribeScalableTargets and
     /// DescribeScalingPolicies (`scaling::observe`).
     Scaling,
+    /// The alarms every alarm name the store's specs can have, DescribeAlarms 100 names per
+    /// call, and their tags (`alarm::observe`).
+    Alarms,
+    /// Every SNS topic ARN, ListTopics 100 per page (`sns_topic::find`).
+    Topics,
+    /// Every email subscription by topic, ListSubscriptions 100 per page
+    /// (`sns_subscription::observe`).
+    Subscriptions,
+    /// The log groups the store's ServiceSpecs name (DescribeLogGroups under their common
+    /// prefix, 50 per page) and their tags (`log_group::observe`).
+    LogGroups,
+    /// Every metric filter, DescribeMetricFilters 50 per page (`metric_filter::observe`).
+    MetricFilters,
 }
 
 type Value = Arc<dyn Any + Send + Sync>;

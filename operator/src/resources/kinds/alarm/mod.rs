@@ -23,8 +23,10 @@ use crate::reconcile::OwnedScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
+use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
 
 /// The id of this kind in status ledgers and garbage-collection scans (the alarm's name).
 pub const TYPE: &str = "cloudwatch:alarm";
@@ -549,11 +551,86 @@ async fn tags_of(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String
         .collect())
 }
 
-/// The alarms among `names` (at most 100: one DescribeAlarms), with their tags.
+/// Every alarm name the store's specs can have (what a resync wave reads in one go): those of
+/// each ServiceSpec with `alarms` (named after its cluster's ECS name) and of each load
+/// balancer with `alarms`.
+pub fn store_names(specs: &ValidSpecs) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for s in specs.values() {
+        match s.as_ref() {
+            Spec::Service(svc) if !svc.spec.paused && svc.spec.alarms.is_some() => {
+                let key = SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone());
+                let Some(Spec::Cluster(c)) = specs.get(&key).map(|c| c.as_ref()) else {
+                    continue;
+                };
+                let cluster = super::ecs_cluster::cluster_name(c);
+                let all = service(
+                    &cluster,
+                    &svc.metadata.name,
+                    svc.spec.alarms.as_ref(),
+                    "",
+                    None,
+                    "",
+                );
+                out.extend(all.into_iter().map(|(n, _)| n));
+            }
+            Spec::Cluster(c) if !c.spec.paused => {
+                let cluster = super::ecs_cluster::cluster_name(c);
+                for lb in c
+                    .spec
+                    .load_balancers
+                    .iter()
+                    .filter(|lb| lb.alarms.is_some())
+                {
+                    let all = load_balancer(&cluster, &lb.name, lb.alarms.as_ref(), "", None);
+                    out.extend(all.into_iter().map(|(n, _)| n));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The alarms among `names`, with their tags. In a resync wave, from the wave's one read of
+/// every name the store's specs can have ([`store_names`]); otherwise fresh ([`read`]).
 pub async fn observe(
     run: &SpecRun<'_>,
     names: &[String],
 ) -> Result<BTreeMap<String, Observed>, ResourceError> {
+    if let Some(all) = run
+        .cached(Entry::Alarms, |specs| async move {
+            read(run, &store_names(&specs)).await
+        })
+        .await
+    {
+        let all = all?;
+        return Ok(names
+            .iter()
+            .filter_map(|n| all.get(n).map(|o| (n.clone(), o.clone())))
+            .collect());
+    }
+    read(run, names).await
+}
+
+/// The alarms among `names` as AWS has them now: DescribeAlarms 100 names per call, and the
+/// tags of each alarm found (CloudWatch has no batch tag read).
+pub async fn read(
+    run: &SpecRun<'_>,
+    names: &[String],
+) -> Result<BTreeMap<String, Observed>, ResourceError> {
+    let mut found = BTreeMap::new();
+    for chunk in names.chunks(100) {
+        read_chunk(run, chunk, &mut found).await?;
+    }
+    Ok(found)
+}
+
+async fn read_chunk(
+    run: &SpecRun<'_>,
+    names: &[String],
+    found: &mut BTreeMap<String, Observed>,
+) -> Result<(), ResourceError> {
     let out = run
         .aws
         .call(
@@ -570,7 +647,6 @@ pub async fn observe(
                 .send(),
         )
         .await?;
-    let mut found = BTreeMap::new();
     for a in out.metric_alarms() {
         let (Some(name), Some(arn)) = (a.alarm_name(), a.alarm_arn()) else {
             continue;
@@ -584,7 +660,7 @@ pub async fn observe(
             },
         );
     }
-    Ok(found)
+    Ok(())
 }
 
 fn query(id: &str, m: &MetricSpec) -> MetricDataQuery {
@@ -753,7 +829,8 @@ pub async fn delete(
     alarm: &str,
     retain: bool,
 ) -> Result<bool, ResourceError> {
-    let observed = observe(run, &[alarm.to_string()]).await?;
+    // Fresh, never from a wave: the alarm of a dropped block is not among the store's names.
+    let observed = read(run, &[alarm.to_string()]).await?;
     let Some(o) = observed.get(alarm) else {
         return Ok(true);
     };

@@ -16,8 +16,10 @@ use crate::reconcile::OwnedScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{DeletionPolicy, ServiceSpec};
+use crate::spec::ValidSpecs;
 
 /// The id of this kind in status ledgers and garbage-collection scans (the ledger id is the
 /// group's name).
@@ -159,10 +161,107 @@ async fn tags(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, 
     Ok(tag_map(out.tags()))
 }
 
-/// Read the group `name` and its tags; `None` when it does not exist. DescribeLogGroups by
-/// prefix lists names in order, so the exact name, the smallest with that prefix, is on the
-/// first page.
+/// The log groups the store's ServiceSpecs would own (those with `logs` and
+/// `container.logGroup`), sorted.
+fn store_groups(specs: &ValidSpecs) -> Vec<String> {
+    let mut names: Vec<String> = crate::resources::snapshot::service_specs(specs)
+        .filter_map(|s| desired(s).map(|d| d.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The longest prefix every name shares.
+fn common_prefix(names: &[String]) -> String {
+    let Some(first) = names.first() else {
+        return String::new();
+    };
+    let mut len = first.len();
+    for n in &names[1..] {
+        len = len.min(
+            first
+                .bytes()
+                .zip(n.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    first[..len].to_string()
+}
+
+/// The groups of [`store_groups`] that exist, with their tags: one DescribeLogGroups listing
+/// under the names' common prefix (50 per page), then one ListTagsForResource per group found.
+async fn read_store(
+    run: &SpecRun<'_>,
+    specs: &ValidSpecs,
+) -> Result<BTreeMap<String, Observed>, ResourceError> {
+    let wanted = store_groups(specs);
+    let prefix = common_prefix(&wanted);
+    let pages = all_pages(
+        |token| {
+            run.aws.call(
+                Service::Logs,
+                CallClass::Read,
+                "DescribeLogGroups",
+                if prefix.is_empty() {
+                    "*"
+                } else {
+                    prefix.as_str()
+                },
+                run.aws
+                    .logs
+                    .describe_log_groups()
+                    .set_log_group_name_prefix((!prefix.is_empty()).then(|| prefix.clone()))
+                    .limit(50)
+                    .set_next_token(token)
+                    .send(),
+            )
+        },
+        DescribeLogGroupsOutput::next_token,
+    )
+    .await?;
+    let mut out = BTreeMap::new();
+    for g in pages.iter().flat_map(|p| p.log_groups()) {
+        let Some(name) = g
+            .log_group_name()
+            .filter(|n| wanted.binary_search(&n.to_string()).is_ok())
+        else {
+            continue;
+        };
+        let arn = bare_arn(g);
+        out.insert(
+            name.to_string(),
+            Observed {
+                tags: tags(run, &arn).await?,
+                retention_days: g.retention_in_days(),
+                arn,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Read the group `name` and its tags; `None` when it does not exist. In a resync wave, from
+/// the wave's one listing of the groups the store's specs name ([`read_store`]).
 pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+    if let Some(all) = run
+        .cached(Entry::LogGroups, |specs| async move {
+            read_store(run, &specs).await
+        })
+        .await
+    {
+        return Ok(all?.get(name).cloned());
+    }
+    read(run, name).await
+}
+
+/// The group `name` and its tags as AWS has them now. DescribeLogGroups by prefix lists names
+/// in order, so the exact name, the smallest with that prefix, is on the first page.
+async fn read(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
     let out = run
         .aws
         .call(
@@ -278,7 +377,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, Resou
 /// Whether the group `name` carries our ownership tags for the run's spec (a metric filter on
 /// it is then ours too).
 pub async fn is_ours(run: &SpecRun<'_>, name: &str) -> Result<bool, ResourceError> {
-    Ok(observe(run, name)
+    Ok(read(run, name)
         .await?
         .is_some_and(|o| ownership(&run.aws.instance, &run.key, &o.tags) == Ownership::Ours))
 }
@@ -291,7 +390,7 @@ pub async fn delete(
     name: &str,
     retain: bool,
 ) -> Result<bool, ResourceError> {
-    let Some(o) = observe(run, name).await? else {
+    let Some(o) = read(run, name).await? else {
         return Ok(true);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {

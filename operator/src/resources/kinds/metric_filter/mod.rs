@@ -12,6 +12,7 @@ use crate::aws::{CallClass, Service};
 use crate::reconcile::OwnedScan;
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::ServiceSpec;
 
@@ -75,8 +76,70 @@ pub fn plan(d: &Filter, o: Option<&Filter>) -> Option<Change> {
     }
 }
 
-/// The filter `name` on `log_group`; `None` when absent.
+fn filter_of(log_group: &str, f: &aws_sdk_cloudwatchlogs::types::MetricFilter) -> Filter {
+    let t = f.metric_transformations().first();
+    Filter {
+        log_group: log_group.to_string(),
+        name: f.filter_name().unwrap_or_default().to_string(),
+        pattern: f.filter_pattern().unwrap_or_default().to_string(),
+        namespace: t
+            .map(|t| t.metric_namespace().to_string())
+            .unwrap_or_default(),
+        metric: t.map(|t| t.metric_name().to_string()).unwrap_or_default(),
+        value: t.map(|t| t.metric_value().to_string()).unwrap_or_default(),
+        default_value: t.and_then(|t| t.default_value()),
+    }
+}
+
+/// Every metric filter of the account and region, by (log group, filter name):
+/// DescribeMetricFilters without a group, 50 per page.
+async fn read_all(
+    run: &SpecRun<'_>,
+) -> Result<std::collections::HashMap<(String, String), Filter>, ResourceError> {
+    let pages = crate::resources::shared::pages::all_pages(
+        |token| {
+            run.aws.call(
+                Service::Logs,
+                CallClass::Read,
+                "DescribeMetricFilters",
+                "*",
+                run.aws
+                    .logs
+                    .describe_metric_filters()
+                    .limit(50)
+                    .set_next_token(token)
+                    .send(),
+            )
+        },
+        aws_sdk_cloudwatchlogs::operation::describe_metric_filters::DescribeMetricFiltersOutput::next_token,
+    )
+    .await?;
+    let mut out = std::collections::HashMap::new();
+    for f in pages.iter().flat_map(|p| p.metric_filters()) {
+        if let (Some(group), Some(name)) = (f.log_group_name(), f.filter_name()) {
+            out.insert((group.to_string(), name.to_string()), filter_of(group, f));
+        }
+    }
+    Ok(out)
+}
+
+/// The filter `name` on `log_group`; `None` when absent. In a resync wave, from the wave's one
+/// listing of every filter.
 pub async fn observe(
+    run: &SpecRun<'_>,
+    log_group: &str,
+    name: &str,
+) -> Result<Option<Filter>, ResourceError> {
+    if let Some(all) = run.cached(Entry::MetricFilters, |_| read_all(run)).await {
+        return Ok(all?
+            .get(&(log_group.to_string(), name.to_string()))
+            .cloned());
+    }
+    read(run, log_group, name).await
+}
+
+/// The filter `name` on `log_group` as AWS has it now.
+async fn read(
     run: &SpecRun<'_>,
     log_group: &str,
     name: &str,
@@ -100,25 +163,11 @@ pub async fn observe(
         Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
         other => other?,
     };
-    let Some(f) = out
+    Ok(out
         .metric_filters()
         .iter()
         .find(|f| f.filter_name() == Some(name))
-    else {
-        return Ok(None);
-    };
-    let t = f.metric_transformations().first();
-    Ok(Some(Filter {
-        log_group: log_group.to_string(),
-        name: name.to_string(),
-        pattern: f.filter_pattern().unwrap_or_default().to_string(),
-        namespace: t
-            .map(|t| t.metric_namespace().to_string())
-            .unwrap_or_default(),
-        metric: t.map(|t| t.metric_name().to_string()).unwrap_or_default(),
-        value: t.map(|t| t.metric_value().to_string()).unwrap_or_default(),
-        default_value: t.and_then(|t| t.default_value()),
-    }))
+        .map(|f| filter_of(log_group, f)))
 }
 
 /// Reconcile the filter (the log group exists, or its create is only planned: `group_exists`).
@@ -219,7 +268,7 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
     if retain || !log_group::is_ours(run, group).await? {
         return Ok(true);
     }
-    if observe(run, group, name).await?.is_none() {
+    if read(run, group, name).await?.is_none() {
         return Ok(true);
     }
     if run.plan(Change::delete(

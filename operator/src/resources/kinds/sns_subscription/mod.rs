@@ -6,11 +6,13 @@
 //! confirmed (a pending one has no ARN to unsubscribe; AWS drops it unconfirmed). Subscriptions of
 //! other protocols on the topic are left alone.
 //!
-//! Invariants: one ListSubscriptionsByTopic per reconcile (100 per page); Subscribe only for an
-//! address the topic does not list at all.
+//! Invariants: one ListSubscriptionsByTopic per reconcile (100 per page; in a resync wave one
+//! ListSubscriptions listing for the whole wave); Subscribe only for an address the topic does
+//! not list at all.
 
 use std::collections::BTreeSet;
 
+use aws_sdk_sns::operation::list_subscriptions::ListSubscriptionsOutput;
 use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
 
 use crate::aws::{CallClass, Service};
@@ -19,6 +21,7 @@ use crate::resources::kinds::sns_topic;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 
 /// The id of this kind in status ledgers and garbage-collection scans: `<topic ARN>|<email>`
@@ -99,8 +102,57 @@ pub fn condition(wanted: &[String], observed: &[Observed]) -> ConditionReport {
     }
 }
 
-/// The email subscriptions of `topic`.
+/// The email subscriptions of `topic`. In a resync wave, from the wave's one listing of every
+/// subscription (ListSubscriptions, 100 per page).
 pub async fn observe(run: &SpecRun<'_>, topic: &str) -> Result<Vec<Observed>, ResourceError> {
+    if let Some(all) = run.cached(Entry::Subscriptions, |_| by_topic(run)).await {
+        return Ok(all?.get(topic).cloned().unwrap_or_default());
+    }
+    read(run, topic).await
+}
+
+fn email(s: &aws_sdk_sns::types::Subscription) -> Option<Observed> {
+    (s.protocol() == Some("email")).then(|| Observed {
+        email: s.endpoint().unwrap_or_default().to_string(),
+        arn: s
+            .subscription_arn()
+            .filter(|a| *a != PENDING && a.starts_with("arn:"))
+            .map(str::to_string),
+    })
+}
+
+/// Every email subscription of the account and region, by topic ARN.
+async fn by_topic(
+    run: &SpecRun<'_>,
+) -> Result<std::collections::HashMap<String, Vec<Observed>>, ResourceError> {
+    let pages = all_pages(
+        |token| {
+            run.aws.call(
+                Service::Sns,
+                CallClass::Read,
+                "ListSubscriptions",
+                "*",
+                run.aws
+                    .sns
+                    .list_subscriptions()
+                    .set_next_token(token)
+                    .send(),
+            )
+        },
+        ListSubscriptionsOutput::next_token,
+    )
+    .await?;
+    let mut out: std::collections::HashMap<String, Vec<Observed>> = Default::default();
+    for s in pages.iter().flat_map(|p| p.subscriptions()) {
+        if let (Some(topic), Some(o)) = (s.topic_arn(), email(s)) {
+            out.entry(topic.to_string()).or_default().push(o);
+        }
+    }
+    Ok(out)
+}
+
+/// The email subscriptions of `topic` as AWS lists them now.
+async fn read(run: &SpecRun<'_>, topic: &str) -> Result<Vec<Observed>, ResourceError> {
     let pages = all_pages(
         |token| {
             run.aws.call(
@@ -122,14 +174,7 @@ pub async fn observe(run: &SpecRun<'_>, topic: &str) -> Result<Vec<Observed>, Re
     Ok(pages
         .iter()
         .flat_map(|p| p.subscriptions())
-        .filter(|s| s.protocol() == Some("email"))
-        .map(|s| Observed {
-            email: s.endpoint().unwrap_or_default().to_string(),
-            arn: s
-                .subscription_arn()
-                .filter(|a| *a != PENDING && a.starts_with("arn:"))
-                .map(str::to_string),
-        })
+        .filter_map(email)
         .collect())
 }
 
@@ -214,7 +259,7 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
         return Ok(true);
     }
-    for o in observe(run, topic).await? {
+    for o in read(run, topic).await? {
         if let (true, Some(arn)) = (o.email.eq_ignore_ascii_case(email), &o.arn) {
             if run.plan(Change::delete(format!("sns subscription {email}"), "")) {
                 run.aws

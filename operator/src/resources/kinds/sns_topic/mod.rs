@@ -3,7 +3,8 @@
 //! is only checked to exist and never modified.
 //!
 //! Invariants: a topic without our tags is never changed unless adopted; the owned topic is
-//! found by name in one ListTopics listing (100 per page) and its tags read once per reconcile;
+//! found by name in one ListTopics listing (100 per page; in a resync wave one listing for the
+//! whole wave) and its tags read once per reconcile;
 //! CreateTopic only when it is absent.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::reconcile::OwnedScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::Notify;
 
@@ -107,9 +109,13 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Vec<String>, ResourceError> {
         .collect())
 }
 
-/// The ARN of the topic named `name`, if there is one.
+/// The ARN of the topic named `name`, if there is one. In a resync wave, from the wave's one
+/// listing.
 pub async fn find(run: &SpecRun<'_>, name: &str) -> Result<Option<String>, ResourceError> {
     let suffix = format!(":{name}");
+    if let Some(all) = run.cached(Entry::Topics, |_| list_all(run)).await {
+        return Ok(all?.iter().find(|arn| arn.ends_with(&suffix)).cloned());
+    }
     Ok(list_all(run)
         .await?
         .into_iter()
