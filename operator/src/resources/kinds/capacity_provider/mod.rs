@@ -191,24 +191,9 @@ async fn group_arn(run: &SpecRun<'_>, group: &str) -> Result<String, ResourceErr
     if group.starts_with("arn:") {
         return Ok(group.to_string());
     }
-    let out = run
-        .aws
-        .call(
-            Service::AutoScaling,
-            CallClass::Read,
-            "DescribeAutoScalingGroups",
-            group,
-            run.aws
-                .autoscaling
-                .describe_auto_scaling_groups()
-                .auto_scaling_group_names(group)
-                .send(),
-        )
-        .await?;
-    out.auto_scaling_groups()
-        .first()
-        .and_then(|g| g.auto_scaling_group_arn())
-        .map(str::to_string)
+    super::auto_scaling_group::observe(run, group)
+        .await?
+        .map(|g| g.arn)
         .ok_or_else(|| {
             ResourceError::Dependency(format!("auto scaling group `{group}` does not exist"))
         })

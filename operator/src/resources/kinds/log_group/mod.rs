@@ -161,6 +161,33 @@ async fn tags(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, 
     Ok(tag_map(out.tags()))
 }
 
+/// Every log group whose name starts with `prefix` (empty: every group), DescribeLogGroups 50
+/// per page.
+async fn list(
+    run: &SpecRun<'_>,
+    prefix: &str,
+) -> Result<Vec<DescribeLogGroupsOutput>, ResourceError> {
+    all_pages(
+        |token| {
+            run.aws.call(
+                Service::Logs,
+                CallClass::Read,
+                "DescribeLogGroups",
+                if prefix.is_empty() { "*" } else { prefix },
+                run.aws
+                    .logs
+                    .describe_log_groups()
+                    .set_log_group_name_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+                    .limit(50)
+                    .set_next_token(token)
+                    .send(),
+            )
+        },
+        DescribeLogGroupsOutput::next_token,
+    )
+    .await
+}
+
 /// The log groups the store's ServiceSpecs would own (those with `logs` and
 /// `container.logGroup`), sorted.
 fn store_groups(specs: &ValidSpecs) -> Vec<String> {
@@ -201,29 +228,7 @@ async fn read_store(
 ) -> Result<BTreeMap<String, Observed>, ResourceError> {
     let wanted = store_groups(specs);
     let prefix = common_prefix(&wanted);
-    let pages = all_pages(
-        |token| {
-            run.aws.call(
-                Service::Logs,
-                CallClass::Read,
-                "DescribeLogGroups",
-                if prefix.is_empty() {
-                    "*"
-                } else {
-                    prefix.as_str()
-                },
-                run.aws
-                    .logs
-                    .describe_log_groups()
-                    .set_log_group_name_prefix((!prefix.is_empty()).then(|| prefix.clone()))
-                    .limit(50)
-                    .set_next_token(token)
-                    .send(),
-            )
-        },
-        DescribeLogGroupsOutput::next_token,
-    )
-    .await?;
+    let pages = list(run, &prefix).await?;
     let mut out = BTreeMap::new();
     for g in pages.iter().flat_map(|p| p.log_groups()) {
         let Some(name) = g
@@ -457,24 +462,7 @@ pub async fn delete(
 /// Garbage collection: every log group (DescribeLogGroups, 50 per page) and, per group, its
 /// tags; those owned by this instance are added to `scan`.
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
-    let pages = all_pages(
-        |token| {
-            run.aws.call(
-                Service::Logs,
-                CallClass::Read,
-                "DescribeLogGroups",
-                "*",
-                run.aws
-                    .logs
-                    .describe_log_groups()
-                    .limit(50)
-                    .set_next_token(token)
-                    .send(),
-            )
-        },
-        DescribeLogGroupsOutput::next_token,
-    )
-    .await?;
+    let pages = list(run, "").await?;
     for g in pages.iter().flat_map(|p| p.log_groups()) {
         let Some(name) = g.log_group_name() else {
             continue;
