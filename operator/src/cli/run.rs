@@ -1,6 +1,7 @@
 //! `ecs-operator run --store URL`: the long-running controller.
 //!
-//! The store's watcher feeds the desired cache; changed specs are triggered in the runtime;
+//! The store's watcher feeds the desired cache (an S3 store's object events, from the events
+//! queue, make it re-read single keys); changed specs are triggered in the runtime;
 //! nothing is reconciled before the first complete listing (the readiness gate). With
 //! `--lease-table`, only the replica holding the lease reconciles; the others keep watching the
 //! store (their caches stay warm) and report `follower` on `/readyz`.

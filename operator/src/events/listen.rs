@@ -112,14 +112,17 @@ pub fn decide(
     if e.failed {
         return Decision::Ignored("a call that failed changed nothing");
     }
-    if !recent.first_time(&e.identity) {
-        return Decision::Ignored("a duplicate delivery");
-    }
+    // An object event is not deduplicated: a second delivery costs one GetObject of a key
+    // whose ETag did not change, which changes nothing (and S3 events of different writes
+    // need no identity to be told apart).
     if let Some(o) = &e.object {
         return store
             .filter(|s| s.bucket == o.bucket)
             .and_then(|s| crate::store::s3::spec_key(&s.prefix, &o.key))
             .map_or(Decision::Unmatched, Decision::StoreKey);
+    }
+    if !recent.first_time(&e.identity) {
+        return Decision::Ignored("a duplicate delivery");
     }
     let owners = index.owners(&e.lookups);
     if owners.is_empty() {
@@ -471,12 +474,13 @@ mod tests {
             ),
             Decision::StoreKey("service-web.yaml".into())
         );
+        // Delivered again: read again (a GetObject of an unchanged key changes nothing).
         assert_eq!(
             d(
                 object("1", "specs-bucket", "team/specs/service-web.yaml"),
                 &mut recent
             ),
-            Decision::Ignored("a duplicate delivery")
+            Decision::StoreKey("service-web.yaml".into())
         );
         for (id, bucket, key) in [
             ("2", "specs-bucket", "team/specs/README.md"),

@@ -163,9 +163,11 @@ pub fn parse(body: &str) -> Result<Event, Malformed> {
                 bucket: b.to_string(),
                 key: k.to_string(),
             }),
-            _ => return Err(Malformed(format!(
+            _ => {
+                return Err(Malformed(format!(
                 "an S3 `{detail_type}` event without `detail.bucket.name` and `detail.object.key`"
-            ))),
+            )))
+            }
         }
     } else {
         None
