@@ -294,19 +294,25 @@ async fn ensure_bucket_events(store: &S3Store<'_>, report: &mut Report) -> Resul
             report.lines.push(format!("skipped {label}: not allowed to read the bucket's notification configuration (s3:GetBucketNotification); store changes are seen by listing only"));
             return Ok(());
         }
+        // A successful answer that cannot be read: what is there is unknown, so nothing is
+        // written over it.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => {
+            report.lines.push(format!(
+                "skipped {label}: the bucket's notification configuration could not be read ({}), so none is written over it; store changes are seen by listing only",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ));
+            return Ok(());
+        }
         Err(e) => return Err(aws_error("GetBucketNotificationConfiguration")(e)),
     };
     if current.event_bridge_configuration().is_some() {
         report.lines.push(format!("exists  {label}"));
         return Ok(());
     }
-    fn some<T: Clone>(v: &[T]) -> Option<Vec<T>> {
-        (!v.is_empty()).then(|| v.to_vec())
-    }
     let merged = NotificationConfiguration::builder()
-        .set_topic_configurations(some(current.topic_configurations()))
-        .set_queue_configurations(some(current.queue_configurations()))
-        .set_lambda_function_configurations(some(current.lambda_function_configurations()))
+        .set_topic_configurations(non_empty(current.topic_configurations()))
+        .set_queue_configurations(non_empty(current.queue_configurations()))
+        .set_lambda_function_configurations(non_empty(current.lambda_function_configurations()))
         .event_bridge_configuration(EventBridgeConfiguration::builder().build())
         .build();
     match store
@@ -483,6 +489,11 @@ async fn ensure_rule(
         }
         Err(e) => Err(aws_error("DescribeRule")(e)),
     }
+}
+
+/// `Some` list for a builder when there is something in it.
+fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
 }
 
 /// The queue as the rule's target.
