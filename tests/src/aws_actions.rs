@@ -148,6 +148,9 @@ pub fn iam_actions(sdk: &Sdk, operation: &str) -> Option<Vec<String>> {
         ("s3", "PutBucketLifecycleConfiguration" | "GetBucketLifecycleConfiguration") => Some(
             vec![format!("s3:{}LifecycleConfiguration", &operation[..3])],
         ),
+        ("s3", "PutBucketNotificationConfiguration" | "GetBucketNotificationConfiguration") => {
+            Some(vec![format!("s3:{}BucketNotification", &operation[..3])])
+        }
         (
             "s3",
             "GetObject"

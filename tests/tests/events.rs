@@ -6,6 +6,16 @@
 //!
 //! Every run uses `--resync-interval 1h`, so nothing but an event (or a store change) can make
 //! a reconcile happen after the start-up wave.
+//!
+//! Rollouts: with the queue read, a followed rollout is looked at every minute instead of every
+//! 15 s, and an `ECS Deployment State Change` event makes the look at once. moto cannot take
+//! a rollout from IN_PROGRESS to COMPLETED (a service's deployment is fixed when CreateService
+//! makes it: IN_PROGRESS for good when `desiredCount` exceeds `MOTO_ECS_SERVICE_RUNNING`,
+//! COMPLETED otherwise; UpdateService never changes it), so the two halves are shown apart: a
+//! service held in progress is looked at less often with the queue, and an update the operator
+//! is following (Progressing until its next look) becomes Ready on the deployment event.
+//!
+//! S3 store: the bucket's object events re-read one key, with no listing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -36,6 +46,8 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// The reference architecture converged, with the events queue of `init --events`.
 struct Setup {
     env: Env,
+    /// The store the operator runs on (the env's folder, or an S3 store synced from it).
+    store: String,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
     eb: aws_sdk_eventbridge::Client,
@@ -45,8 +57,14 @@ struct Setup {
 
 async fn setup() -> Setup {
     let (env, _) = Env::converged(EDGE_MOTO_ENV, reference_files, 4).await;
+    let store = env.store();
+    setup_events(env, store).await
+}
+
+/// `init --events` for `store` in `env`.
+async fn setup_events(env: Env, store: String) -> Setup {
     let out = cli(
-        &["init", "--store", &env.store(), "--events"],
+        &["init", "--store", &store, "--events"],
         Some(env.moto.sdk_config().await),
     )
     .await;
@@ -70,6 +88,7 @@ async fn setup() -> Setup {
         sqs: aws_sdk_sqs::Client::new(&sdk),
         eb: aws_sdk_eventbridge::Client::new(&sdk),
         env,
+        store,
         queue_url,
         own_arn,
     }
@@ -79,6 +98,8 @@ async fn setup() -> Setup {
 struct Running {
     task: tokio::task::JoinHandle<ecs_operator_tests::Output>,
     addr: String,
+    /// Every AWS call the operator makes.
+    calls: CallMetrics,
 }
 
 impl Drop for Running {
@@ -89,11 +110,16 @@ impl Drop for Running {
 
 impl Running {
     async fn start(s: &Setup, queue_url: &str) -> Running {
+        Running::start_with(s, queue_url, &[]).await
+    }
+
+    /// [`Running::start`] with more arguments for `run`.
+    async fn start_with(s: &Setup, queue_url: &str, extra: &[&str]) -> Running {
         let addr = free_addr();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "run",
             "--store",
-            &s.env.store(),
+            &s.store,
             "--events-queue",
             queue_url,
             "--resync-interval",
@@ -106,12 +132,15 @@ impl Running {
         .iter()
         .map(|a| a.to_string())
         .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
         let sdk = s.env.moto.sdk_config().await;
+        let calls = CallMetrics::new();
+        let counted = calls.clone();
         let task = tokio::spawn(async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            cli_counted(&args, Some(sdk), Some(CallMetrics::new())).await
+            cli_counted(&args, Some(sdk), Some(counted)).await
         });
-        let r = Running { task, addr };
+        let r = Running { task, addr, calls };
         // The start-up wave: every spec reconciled once, nothing left to run.
         r.wait_idle_with("the start-up wave", |m| {
             metric_sum(m, RECONCILES, &[r#"kind="ClusterSpec""#]) >= 1.0
@@ -141,6 +170,16 @@ impl Running {
         let (_, body) = http_get(&self.addr, "/readyz")?;
         serde_json::from_str(&body).ok()
     }
+}
+
+/// Attempts of one operation (`DescribeServices`, `ListObjectsV2`) in `calls`.
+fn attempts(calls: &CallMetrics, operation: &str) -> u64 {
+    calls
+        .snapshot()
+        .into_iter()
+        .filter(|(l, _)| l.operation == operation)
+        .map(|(_, n)| n)
+        .sum()
 }
 
 fn reconciles(m: &str, kind: &str) -> f64 {
@@ -742,4 +781,426 @@ async fn an_unavailable_queue_keeps_the_operator_on_polling_and_shows_in_readyz_
         .await
         .unwrap();
     assert_eq!(svc.services()[0].desired_count(), 3);
+}
+
+/// The status record of `ServiceSpec/NAME` in the env's folder, once it is written.
+fn service_status(s: &Setup, name: &str) -> Option<serde_json::Value> {
+    let path = s
+        .env
+        .dir
+        .path()
+        .join(format!(".ecs-operator/status/ServiceSpec/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The ARN of the ECS service `prod/NAME`.
+async fn service_arn(env: &Env, name: &str) -> String {
+    let out = env
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services(name)
+        .send()
+        .await
+        .expect("DescribeServices");
+    out.services()[0]
+        .service_arn()
+        .expect("a service ARN")
+        .to_string()
+}
+
+/// Put ECS's `ECS Deployment State Change` event for `service_arn` on the default bus, in the
+/// documented shape (EventBridge user guide, "Amazon ECS service deployment state change
+/// events": the service in `resources`, `eventName` in `detail`).
+async fn put_deployment_event(s: &Setup, service_arn: &str, event_name: &str) {
+    let detail = serde_json::json!({
+        "eventType": if event_name == "SERVICE_DEPLOYMENT_FAILED" { "ERROR" } else { "INFO" },
+        "eventName": event_name,
+        "deploymentId": "ecs-svc/0123456789",
+        "updatedAt": ecs_operator::store::now_rfc3339(),
+        "reason": "ECS deployment ecs-svc/0123456789 completed."
+    });
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source("aws.ecs")
+        .detail_type("ECS Deployment State Change")
+        .resources(service_arn)
+        .detail(detail.to_string())
+        .time(aws_sdk_eventbridge::primitives::DateTime::from(
+            std::time::SystemTime::now(),
+        ))
+        .build();
+    let out =
+        s.eb.put_events()
+            .entries(entry)
+            .send()
+            .await
+            .expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+}
+
+/// The rollout of an update the operator made is followed (Progressing, the next look a minute
+/// away while the queue is read); ECS's SERVICE_DEPLOYMENT_COMPLETED event makes that look at
+/// once: one reconcile, Ready. What it proves with moto, which completes an update at once (see
+/// the module docs): the Ready comes from the event's reconcile, not from the follow-up poll,
+/// which was not due yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployment_completed_event_moves_a_progressing_service_to_ready_in_one_look_without_waiting_for_the_poll(
+) {
+    let s = setup().await;
+    let run = Running::start(&s, &s.queue_url).await;
+    let before = run.metrics().unwrap();
+    let path = s.env.dir.path().join("service-web.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("desiredCount: 2", "desiredCount: 3")).unwrap();
+    let progressing = wait_for("web Progressing after its update", || {
+        let m = run.metrics()?;
+        let status = service_status(&s, "web")?;
+        (reconciles(&m, "ServiceSpec") > reconciles(&before, "ServiceSpec")
+            && status["phase"] == "Progressing")
+            .then_some(m)
+    })
+    .await;
+    let followed_at = Instant::now();
+    let looks_before = attempts(&run.calls, "DescribeServices");
+    let arn = service_arn(&s.env, "web").await;
+    put_deployment_event(&s, &arn, "SERVICE_DEPLOYMENT_COMPLETED").await;
+    let after = run
+        .wait_idle_with("web Ready after the event", |m| {
+            reconciles(m, "ServiceSpec") > reconciles(&progressing, "ServiceSpec")
+        })
+        .await;
+    let waited = followed_at.elapsed();
+    let status = service_status(&s, "web").unwrap();
+    assert_eq!(status["phase"], "Ready", "{status}");
+    assert_eq!(events(&after, "matched"), 1.0, "{after}");
+    assert_eq!(
+        reconciles(&after, "ServiceSpec"),
+        reconciles(&progressing, "ServiceSpec") + 1.0,
+        "one look, the event's"
+    );
+    // Causality, not a timing goal: the follow-up the update asked for is a minute away, so
+    // the reconcile that made web Ready can only be the event's.
+    assert!(
+        waited < ecs_operator::resources::kinds::ecs_service::ROLLOUT_POLL_WITH_EVENTS,
+        "{waited:?}"
+    );
+    let looks = attempts(&run.calls, "DescribeServices") - looks_before;
+    assert!(looks >= 1, "the event's reconcile read the service");
+    eprintln!(
+        "deployment event: Progressing -> Ready in {:.1} s with {looks} DescribeServices \
+         (the follow-up poll was {} s away)",
+        waited.as_secs_f64(),
+        ecs_operator::resources::kinds::ecs_service::ROLLOUT_POLL_WITH_EVENTS.as_secs()
+    );
+}
+
+/// One `run` of `window` on `s.store` (with the events queue when `queue` is set), to the end:
+/// (DescribeServices attempts, ServiceSpec reconciles).
+async fn run_for(s: &Setup, queue: Option<&str>, window: &str) -> (u64, f64) {
+    let file = s.env.dir.path().join(format!(
+        "metrics-{}.txt",
+        if queue.is_some() { "queue" } else { "poll" }
+    ));
+    let file_arg = file.to_str().unwrap().to_string();
+    let mut args = vec![
+        "run",
+        "--store",
+        &s.store,
+        "--resync-interval",
+        "1h",
+        "--gc-interval",
+        "0s",
+        "--timeout",
+        window,
+        "--metrics-file",
+        &file_arg,
+    ];
+    if let Some(q) = queue {
+        args.extend(["--events-queue", q]);
+    }
+    let calls = CallMetrics::new();
+    let out = cli_counted(
+        &args,
+        Some(s.env.moto.sdk_config().await),
+        Some(calls.clone()),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let m = std::fs::read_to_string(&file).unwrap();
+    (
+        attempts(&calls, "DescribeServices"),
+        reconciles(&m, "ServiceSpec"),
+    )
+}
+
+/// A service whose rollout stays in progress (moto: `desiredCount` 3 above
+/// `MOTO_ECS_SERVICE_RUNNING` 2 at CreateService, so its deployment is IN_PROGRESS for good)
+/// is looked at again 15 s after each look without the events queue, a minute after with it:
+/// over the same 25 s window, polling makes a follow-up reconcile and its DescribeServices, the
+/// queue-backed run none (the event would say when to look; the next test shows it does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollout_held_in_progress_costs_fewer_describe_services_with_the_events_queue_than_by_polling(
+) {
+    let env = Env::new(EDGE_MOTO_ENV, |net| {
+        reference_files(net)
+            .into_iter()
+            .map(|(name, text)| {
+                if name == "service-admin.yaml" {
+                    (name, text.replace("desiredCount: 2", "desiredCount: 3"))
+                } else {
+                    (name, text)
+                }
+            })
+            .collect()
+    })
+    .await;
+    // Created, updated once (moto drops the deployment configuration at creation), then held;
+    // everything else converges.
+    let mut last = Default::default();
+    for _ in 0..4 {
+        last = env.fleet.reconcile_all().await;
+    }
+    for (key, result) in &last {
+        let phase = result.as_ref().map(|r| r.phase);
+        let want = if key.name == "admin" {
+            ecs_operator::store::Phase::Progressing
+        } else {
+            ecs_operator::store::Phase::Ready
+        };
+        assert_eq!(phase.ok(), Some(want), "{key}: {result:?}");
+    }
+    let held = env
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("admin")
+        .send()
+        .await
+        .unwrap();
+    let deployment = &held.services()[0].deployments()[0];
+    assert_eq!(
+        deployment.rollout_state().map(|r| r.as_str()),
+        Some("IN_PROGRESS"),
+        "{deployment:?}"
+    );
+    let store = env.store();
+    let s = setup_events(env, store).await;
+
+    let (polled_looks, polled_reconciles) = run_for(&s, None, "25s").await;
+    let status = service_status(&s, "admin").unwrap();
+    assert_eq!(status["phase"], "Progressing", "{status}");
+    let (evented_looks, evented_reconciles) = run_for(&s, Some(&s.queue_url), "25s").await;
+    // The start-up wave reconciles both ServiceSpecs once in either run.
+    assert_eq!(
+        evented_reconciles, 2.0,
+        "no follow-up within 25 s with the queue"
+    );
+    assert!(
+        polled_reconciles >= 3.0,
+        "polling looks again after 15 s: {polled_reconciles}"
+    );
+    assert!(
+        evented_looks < polled_looks,
+        "DescribeServices: {evented_looks} with the queue, {polled_looks} by polling"
+    );
+    eprintln!(
+        "held rollout, 25 s: {polled_looks} DescribeServices by polling ({polled_reconciles} \
+         ServiceSpec reconciles, the first run's parked start included), {evented_looks} with \
+         the events queue ({evented_reconciles})"
+    );
+}
+
+const S3_BUCKET: &str = "events-specs";
+const S3_PREFIX: &str = "team/specs";
+
+/// With an S3 store, `init --events` turns on the bucket's EventBridge notifications (keeping
+/// the queue notification already there) and adds the store's rule; with `--poll-interval
+/// 10m`, a CI sync of a changed spec is reconciled on its object event (moto's own S3 ->
+/// EventBridge -> SQS delivery of the sync's PutObject): the one key is re-read with GetObject
+/// and no ListObjectsV2 happens between the start-up listing and the reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_store_change_synced_by_ci_is_reconciled_on_its_object_event_without_a_listing() {
+    let (env, _) = Env::converged(EDGE_MOTO_ENV, reference_files, 4).await;
+    let url = format!("s3://{S3_BUCKET}/{S3_PREFIX}");
+    let sdk = env.moto.sdk_config().await;
+    let out = cli(&["init", "--store", &url], Some(sdk.clone())).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    // Someone else's notification on the bucket: a queue told of every object created.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let audit = sqs
+        .create_queue()
+        .queue_name("ci-audit")
+        .send()
+        .await
+        .unwrap();
+    let audit_arn = sqs
+        .get_queue_attributes()
+        .queue_url(audit.queue_url().unwrap())
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let s3 = env.moto.s3().await;
+    s3.put_bucket_notification_configuration()
+        .bucket(S3_BUCKET)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(
+                    aws_sdk_s3::types::QueueConfiguration::builder()
+                        .id("ci-audit")
+                        .queue_arn(&audit_arn)
+                        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let s = setup_events(env, url.clone()).await;
+    let kept = |n: &aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput| {
+        n.queue_configurations().len() == 1 && n.queue_configurations()[0].queue_arn() == audit_arn
+    };
+    let notifications = s3
+        .get_bucket_notification_configuration()
+        .bucket(S3_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        kept(&notifications),
+        "the other notification is kept: {notifications:?}"
+    );
+    let names = ecs_operator::events::setup::names("ecs-operator").unwrap();
+    let rule =
+        s.eb.describe_rule()
+            .name(&names.s3_rule)
+            .send()
+            .await
+            .unwrap();
+    let pattern: serde_json::Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+    assert_eq!(
+        pattern,
+        ecs_operator::events::setup::s3_rule(S3_BUCKET, &format!("{S3_PREFIX}/")).0
+    );
+    let targets =
+        s.eb.list_targets_by_rule()
+            .rule(&names.s3_rule)
+            .send()
+            .await
+            .unwrap();
+    assert!(targets.targets()[0].arn().ends_with(":ecs-operator-events"));
+    // moto's GetBucketNotificationConfiguration leaves EventBridgeConfiguration out, so a rerun
+    // writes the configuration again (merged: the other notification is still kept).
+    let again = cli(&["init", "--store", &url, "--events"], Some(sdk.clone())).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again
+            .stdout
+            .contains(&format!("s3 bucket {S3_BUCKET} EventBridge notifications")),
+        "{again:?}"
+    );
+    let notifications = s3
+        .get_bucket_notification_configuration()
+        .bucket(S3_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(kept(&notifications), "{notifications:?}");
+
+    // CI's first sync: moto delivers the bucket's EventBridge notifications of the three
+    // objects to the queue through the store's rule (so they are on), in S3's documented shape.
+    let dir = s.env.dir.path().to_str().unwrap().to_string();
+    let out = cli(&["sync", &dir, "--store", &url], Some(sdk.clone())).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let got = s
+        .sqs
+        .receive_message()
+        .queue_url(&s.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = Vec::new();
+    for m in got.messages() {
+        let event = ecs_operator::events::parse::parse(m.body().unwrap()).unwrap();
+        assert_eq!(event.source, "aws.s3");
+        assert_eq!(event.detail_type, "Object Created");
+        let object = event.object.expect("an object event names its object");
+        assert_eq!(object.bucket, S3_BUCKET);
+        keys.push(object.key);
+        s.sqs
+            .delete_message()
+            .queue_url(&s.queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "cluster-prod.yaml",
+            "service-admin.yaml",
+            "service-web.yaml"
+        ]
+        .map(|k| format!("{S3_PREFIX}/{k}")),
+        "one notification per synced object, none for the sync record beside the prefix"
+    );
+
+    let run = Running::start_with(&s, &s.queue_url, &["--poll-interval", "10m"]).await;
+    let before = run.metrics().unwrap();
+    let lists = attempts(&run.calls, "ListObjectsV2");
+
+    // CI syncs a change to web.
+    let path = s.env.dir.path().join("service-web.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("desiredCount: 2", "desiredCount: 3")).unwrap();
+    let synced_at = Instant::now();
+    let out = cli(&["sync", &dir, "--store", &url], Some(sdk.clone())).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let after = wait_for("web's reconcile", || {
+        let m = run.metrics()?;
+        (reconciles(&m, "ServiceSpec") > reconciles(&before, "ServiceSpec")).then_some(m)
+    })
+    .await;
+    let took = synced_at.elapsed();
+    assert_eq!(
+        attempts(&run.calls, "ListObjectsV2"),
+        lists,
+        "no listing between the start and the change's reconcile"
+    );
+    assert_eq!(
+        metric_sum(
+            &after,
+            EVENTS,
+            &[r#"source="aws.s3""#, r#"outcome="matched""#]
+        ),
+        1.0,
+        "{after}"
+    );
+    let svc = s
+        .env
+        .ecs
+        .describe_services()
+        .cluster("prod")
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    // The new content was read (it asks for 3 tasks), and not by a listing: by the key's GetObject.
+    assert_eq!(svc.services()[0].desired_count(), 3);
+    eprintln!(
+        "S3 store, --poll-interval 10m: sync -> reconcile done in {:.1} s, {} ListObjectsV2 \
+         between",
+        took.as_secs_f64(),
+        attempts(&run.calls, "ListObjectsV2") - lists,
+    );
 }

@@ -143,6 +143,16 @@ const BOOTSTRAP_ONLY: &[(&str, &[&str], &str)] = &[
         &["ensure_target"],
         "`init --events` points its rules at the queue",
     ),
+    (
+        "s3:GetBucketNotification",
+        &["ensure_bucket_events"],
+        "`init --events` with an S3 store reads the bucket's notification configuration",
+    ),
+    (
+        "s3:PutBucketNotification",
+        &["ensure_bucket_events"],
+        "`init --events` with an S3 store turns on the bucket's EventBridge notifications",
+    ),
 ];
 
 /// Actions only `ecs-operator verify` calls (`operator/src/verify/`): the pre-flight runs with

@@ -145,3 +145,75 @@ async fn a_store_that_cannot_be_read_reports_failure_not_an_empty_listing() {
     assert!(matches!(w.next().await, WatchEvent::Failed(_)));
     assert!(w.current().is_none());
 }
+
+/// Attempts of `operation` among the store's calls.
+fn attempts(calls: &ecs_operator::aws::CallMetrics, operation: &str) -> u64 {
+    calls
+        .snapshot()
+        .into_iter()
+        .filter(|(l, _)| l.operation == operation)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// What the events listener does for an S3 object event: a nudged key is re-read on its own,
+/// with GetObject and no listing, however far away the poll is; a deleted key is removed; a
+/// key that is no spec file changes nothing.
+#[tokio::test]
+async fn s3_watcher_re_reads_a_nudged_key_at_once_without_listing() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let url = "s3://nudge-bucket/specs";
+    let dir = copy_examples();
+    seeded_store(&sdk, url, dir.path()).await;
+    let calls = ecs_operator::aws::CallMetrics::new();
+    let store = store::open_with(
+        &StoreUrl::parse(url).unwrap(),
+        &ecs_operator::aws::Sdk::with_calls(sdk.clone(), calls.clone()),
+    );
+    let nudges = Arc::new(ecs_operator::store::watch::Nudges::default());
+    let mut w = Watcher::new(
+        store.clone(),
+        WatchOptions {
+            poll_interval: Duration::from_secs(3600),
+            full_scan_interval: Duration::from_secs(3600),
+        },
+    )
+    .with_nudges(nudges.clone());
+    assert!(matches!(
+        w.next().await,
+        WatchEvent::Changed { initial: true, .. }
+    ));
+    let lists = attempts(&calls, "ListObjectsV2");
+    assert!(lists >= 1);
+
+    let key = "service-admin.yaml";
+    store
+        .put_source(key, &admin_with_five(dir.path()), "test")
+        .await
+        .unwrap();
+    nudges.key(key.to_string());
+    assert_eq!(next_change(&mut w).await, vec![key.to_string()]);
+    let doc = &w.current().unwrap().sources[key].parsed.documents[0];
+    assert!(doc
+        .spec()
+        .unwrap()
+        .canonical_json()
+        .contains("\"desiredCount\":5"));
+
+    // Nudged again with nothing changed, then a key that is no spec: no event.
+    nudges.key(key.to_string());
+    nudges.key("README.md".to_string());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), w.next())
+            .await
+            .is_err(),
+        "nothing changed"
+    );
+
+    store.delete_source(key).await.unwrap();
+    nudges.key(key.to_string());
+    assert_eq!(next_change(&mut w).await, vec![key.to_string()]);
+    assert!(!w.current().unwrap().sources.contains_key(key));
+    assert_eq!(attempts(&calls, "ListObjectsV2"), lists, "no listing");
+}

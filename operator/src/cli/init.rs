@@ -13,7 +13,8 @@ pub struct Args {
     pub lease_table: Option<String>,
     /// Also create the SQS queue `<instance>-events` and the EventBridge rules that fill it
     /// (ECS deployment, service and stopped-task events; CloudTrail write calls to the managed
-    /// services); prints the queue URL for `run --events-queue`.
+    /// services; with an S3 store, the bucket's object events under the prefix, after turning
+    /// on its EventBridge notifications); prints the queue URL for `run --events-queue`.
     #[arg(long)]
     pub events: bool,
     /// The operator instance the queue and rules belong to (their managed-by tag and names).
@@ -47,9 +48,22 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     if args.events {
         let calls = ctx.calls.clone().unwrap_or_default();
         let sdk = crate::aws::Sdk::with_calls(ctx.sdk().await?, calls);
-        let report = crate::events::setup::ensure(&sdk.sqs(), &sdk.eventbridge(), &args.instance)
-            .await
-            .map_err(|e| CliError::Environment(format!("init --events: {e}")))?;
+        let s3 = sdk.s3();
+        let store = match super::parse_store(&args.store)? {
+            crate::store::StoreUrl::S3 { bucket, prefix } => Some((bucket, prefix)),
+            _ => None,
+        };
+        let s3_store = store
+            .as_ref()
+            .map(|(bucket, prefix)| crate::events::setup::S3Store {
+                client: &s3,
+                bucket,
+                prefix,
+            });
+        let report =
+            crate::events::setup::ensure(&sdk.sqs(), &sdk.eventbridge(), s3_store, &args.instance)
+                .await
+                .map_err(|e| CliError::Environment(format!("init --events: {e}")))?;
         for line in &report.lines {
             writeln!(ctx.out, "{line}")?;
         }

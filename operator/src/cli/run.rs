@@ -1,6 +1,7 @@
 //! `ecs-operator run --store URL`: the long-running controller.
 //!
-//! The store's watcher feeds the desired cache; changed specs are triggered in the runtime;
+//! The store's watcher feeds the desired cache (an S3 store's object events, from the events
+//! queue, make it re-read single keys); changed specs are triggered in the runtime;
 //! nothing is reconciled before the first complete listing (the readiness gate). With
 //! `--lease-table`, only the replica holding the lease reconciles; the others keep watching the
 //! store (their caches stay warm) and report `follower` on `/readyz`.
@@ -22,9 +23,10 @@ use crate::aws::Sdk;
 use crate::controller::{Controller, DeletionGuard, Desired, Settled};
 use crate::metrics::{Health, Metrics};
 use crate::reconcile::Reconciler;
+use crate::resources::rollout_poll::RolloutPoll;
 use crate::runtime::{self, Handle, Reason, RunnerConfig, RunnerMetrics};
 use crate::spec::{Kind, Spec, SpecKey};
-use crate::store::watch::{WatchEvent, WatchOptions, Watcher};
+use crate::store::watch::{Nudges, WatchEvent, WatchOptions, Watcher};
 use crate::ui::Ui;
 
 #[derive(Debug, clap::Args)]
@@ -119,10 +121,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// The AWS reconciler, with the call budget shared by every reconcile.
-fn reconciler(sdk: &Sdk, instance: &str) -> Arc<dyn Reconciler> {
+/// The AWS reconciler, with the call budget shared by every reconcile, and its rollout poll
+/// (for the events listener to lengthen while the queue answers).
+fn reconciler(sdk: &Sdk, instance: &str) -> (Arc<dyn Reconciler>, RolloutPoll) {
     let aws = crate::resources::Aws::new(sdk, instance, crate::aws::Budget::default());
-    Arc::new(crate::resources::AwsReconciler::new(aws))
+    let poll = aws.rollout_poll.clone();
+    (Arc::new(crate::resources::AwsReconciler::new(aws)), poll)
 }
 
 /// Spec keys whose entry changed between two desired states, plus the ServiceSpecs of every
@@ -199,26 +203,42 @@ fn start_gc(
     })
 }
 
+/// What the events listener shares with the rest of `run`.
+struct EventsWiring {
+    metrics: Arc<Metrics>,
+    pending: Arc<crate::events::Pending>,
+    rollout_poll: RolloutPoll,
+    /// An S3 store: its bucket and prefix, and the nudges its watcher wakes on.
+    store: Option<(crate::events::listen::StoreBucket, Arc<Nudges>)>,
+}
+
 /// The events queue's loop ([`crate::events::listen`]): triggers what events name.
+/// The listener's task, and a receiver told when the queue first answered or failed.
 fn start_events(
     queue_url: &str,
     sdk: &Sdk,
     controller: &Arc<Controller>,
     handle: &Handle<SpecKey>,
-    metrics: &Arc<Metrics>,
-    pending: &Arc<crate::events::Pending>,
-) -> JoinHandle<()> {
+    wiring: &EventsWiring,
+) -> (JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
+    let (first_read, read) = tokio::sync::oneshot::channel();
     let listener = crate::events::listen::Listener {
         sqs: sdk.sqs(),
         sts: sdk.sts(),
         queue_url: queue_url.to_string(),
         controller: controller.clone(),
         handle: handle.clone(),
-        metrics: metrics.clone(),
-        pending: pending.clone(),
+        metrics: wiring.metrics.clone(),
+        pending: wiring.pending.clone(),
+        rollout_poll: wiring.rollout_poll.clone(),
+        store: wiring.store.clone(),
+        first_read: Some(first_read),
     };
-    tokio::spawn(listener.run())
+    (tokio::spawn(listener.run()), read)
 }
+
+/// How long the first wave waits for the events queue's first answer.
+const FIRST_READ_WAIT: Duration = Duration::from_secs(5);
 
 fn start_runner(
     args: &Args,
@@ -327,11 +347,8 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let rm = Arc::new(RunnerMetrics::default());
     let pending = Arc::new(crate::events::Pending::default());
     let metrics = Arc::new(Metrics::new(rm.clone(), calls.clone(), health.clone()));
-    let controller = Arc::new(Controller::new(
-        store.clone(),
-        reconciler(&sdk, &args.instance),
-        metrics.clone(),
-    ));
+    let (reconciler, rollout_poll) = reconciler(&sdk, &args.instance);
+    let controller = Arc::new(Controller::new(store.clone(), reconciler, metrics.clone()));
     let ui = args.ui.then(|| {
         Ui::new(
             controller.clone(),
@@ -366,6 +383,25 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
             ..WatchOptions::default()
         },
     );
+    // With an S3 store and an events queue, the bucket's object events re-read single keys.
+    let store_events = match (&parsed, &args.events_queue) {
+        (crate::store::StoreUrl::S3 { bucket, prefix }, Some(_)) => {
+            let nudges = Arc::new(Nudges::default());
+            watcher = watcher.with_nudges(nudges.clone());
+            let bucket = crate::events::listen::StoreBucket {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            };
+            Some((bucket, nudges))
+        }
+        _ => None,
+    };
+    let wiring = EventsWiring {
+        metrics: metrics.clone(),
+        pending: pending.clone(),
+        rollout_poll,
+        store: store_events,
+    };
     let identity = args
         .identity
         .clone()
@@ -422,14 +458,11 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                 a.gc = Some(start_gc(args.gc_interval, &controller, &a.handle, guard));
             }
             if let Some(queue) = &args.events_queue {
-                a.events = Some(start_events(
-                    queue,
-                    &sdk,
-                    &controller,
-                    &a.handle,
-                    &metrics,
-                    &pending,
-                ));
+                let (task, first_read) = start_events(queue, &sdk, &controller, &a.handle, &wiring);
+                a.events = Some(task);
+                // The first wave follows rollouts with the poll that applies (long only when
+                // events flow): wait, briefly, to know whether they do.
+                let _ = tokio::time::timeout(FIRST_READ_WAIT, first_read).await;
             }
             trigger_all(&a.handle, &controller.desired());
             // Specs with a status record but no document: removed while no leader ran.

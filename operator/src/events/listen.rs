@@ -4,7 +4,13 @@
 //! decides what it means ([`decide`], pure), triggers a fresh reconcile of every spec that
 //! owns what the event names ([`Reason::Event`]: coalesced by the runner, after any backoff),
 //! counts it (`ecs_operator_events_total{source,outcome}`), and deletes every message it
-//! handled, malformed and unmatched ones included (they would only come back).
+//! handled, malformed and unmatched ones included (they would only come back). An S3 object
+//! event of the store's bucket and prefix (an S3 store, `init --events`) names a store key
+//! instead: the store's watcher re-reads that one key ([`Nudges`], no listing) and a change
+//! takes the normal path (the desired cache, then a reconcile).
+//!
+//! While the queue answers, followed rollouts are looked at every minute instead of every 15 s
+//! ([`RolloutPoll`]): the deployment and stopped-task events say when to look.
 //!
 //! Invariants:
 //! - a CloudTrail event whose caller is the operator itself ([`super::index::is_own_caller`],
@@ -14,7 +20,8 @@
 //!   after the visibility timeout and is then a duplicate;
 //! - a queue that cannot be read stops nothing else: the store's watcher and the resync
 //!   waves go on; the failure is in `/readyz` (`eventsQueue`) and
-//!   `ecs_operator_events_queue_up`, and the loop retries with backoff (1 s doubling to 60 s).
+//!   `ecs_operator_events_queue_up`, and the loop retries with backoff (1 s doubling to 60 s);
+//! - followed rollouts wait [`RolloutPoll`]'s long poll only while the last receive succeeded.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,8 +36,10 @@ use super::parse::{parse, Event, Malformed};
 use super::Pending;
 use crate::controller::Controller;
 use crate::metrics::Metrics;
+use crate::resources::rollout_poll::RolloutPoll;
 use crate::runtime::{Handle, Reason};
 use crate::spec::SpecKey;
+use crate::store::watch::Nudges;
 
 /// Long-poll wait, the most SQS allows.
 pub const WAIT_SECONDS: i32 = 20;
@@ -48,6 +57,7 @@ pub const SOURCES: &[&str] = &[
     "aws.acm",
     "aws.ecr",
     "aws.application-autoscaling",
+    "aws.s3",
 ];
 
 /// What one message means.
@@ -55,6 +65,8 @@ pub const SOURCES: &[&str] = &[
 pub enum Decision {
     /// Reconcile these specs.
     Matched(BTreeSet<SpecKey>),
+    /// Re-read this key of the store (an S3 object event under the store's prefix).
+    StoreKey(String),
     /// Nothing to do, and why (the operator's own write, a duplicate, a failed call).
     Ignored(&'static str),
     /// No spec's ledger lists what the event names.
@@ -65,7 +77,7 @@ pub enum Decision {
 impl Decision {
     pub fn outcome(&self) -> &'static str {
         match self {
-            Decision::Matched(_) => "matched",
+            Decision::Matched(_) | Decision::StoreKey(_) => "matched",
             Decision::Ignored(_) => "ignored",
             Decision::Unmatched => "unmatched",
             Decision::Malformed(_) => "malformed",
@@ -73,12 +85,21 @@ impl Decision {
     }
 }
 
+/// An S3 store's bucket and prefix (`prefix` empty or ending in `/`), whose object events
+/// name store keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreBucket {
+    pub bucket: String,
+    pub prefix: String,
+}
+
 /// Decide what a parsed message means (pure but for remembering its identity in `recent`).
-/// `own`: the operator's caller identity.
+/// `own`: the operator's caller identity; `store`: the S3 store's bucket, if the store is one.
 pub fn decide(
     event: &Result<Event, Malformed>,
     index: &OwnerIndex,
     own: &str,
+    store: Option<&StoreBucket>,
     recent: &mut Recent,
 ) -> Decision {
     let e = match event {
@@ -90,6 +111,15 @@ pub fn decide(
     }
     if e.failed {
         return Decision::Ignored("a call that failed changed nothing");
+    }
+    // An object event is not deduplicated: a second delivery costs one GetObject of a key
+    // whose ETag did not change, which changes nothing (and S3 events of different writes
+    // need no identity to be told apart).
+    if let Some(o) = &e.object {
+        return store
+            .filter(|s| s.bucket == o.bucket)
+            .and_then(|s| crate::store::s3::spec_key(&s.prefix, &o.key))
+            .map_or(Decision::Unmatched, Decision::StoreKey);
     }
     if !recent.first_time(&e.identity) {
         return Decision::Ignored("a duplicate delivery");
@@ -123,6 +153,13 @@ pub struct Listener {
     pub handle: Handle<SpecKey>,
     pub metrics: Arc<Metrics>,
     pub pending: Arc<Pending>,
+    /// Lengthened while the queue answers, shortened when it cannot be read.
+    pub rollout_poll: RolloutPoll,
+    /// An S3 store: its bucket and prefix, and its watcher's nudges.
+    pub store: Option<(StoreBucket, Arc<Nudges>)>,
+    /// Told once the queue answered or failed for the first time, so `run` can start its
+    /// first wave with the rollout poll that applies ([`RolloutPoll`]).
+    pub first_read: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Retry delays after a failure: 1 s doubling to 60 s.
@@ -133,6 +170,7 @@ fn retry_delay(failures: u32) -> Duration {
 impl Listener {
     fn unavailable(&self, why: String, failures: &mut u32) -> Duration {
         tracing::warn!(queue = %self.queue_url, error = %why, "events queue unavailable; polling and resync go on");
+        self.rollout_poll.set_events_flowing(false);
         self.metrics
             .health
             .set_events_queue(&self.queue_url, Some(why));
@@ -142,10 +180,11 @@ impl Listener {
     }
 
     /// Run until aborted.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let mut recent = Recent::new(RECENT_EVENTS);
         let mut own: Option<String> = None;
         let mut failures = 0u32;
+        let mut up = false;
         self.metrics
             .health
             .set_events_queue(&self.queue_url, Some("not read yet".to_string()));
@@ -164,16 +203,23 @@ impl Listener {
                             "cannot learn the operator's own identity (sts GetCallerIdentity): {}",
                             DisplayErrorContext(&e)
                         );
-                        tokio::time::sleep(self.unavailable(why, &mut failures)).await;
+                        let delay = self.unavailable(why, &mut failures);
+                        if let Some(tx) = self.first_read.take() {
+                            let _ = tx.send(());
+                        }
+                        tokio::time::sleep(delay).await;
                         continue;
                     }
                 },
             };
+            // Until the queue has answered (at the start, after a failure), receive without
+            // waiting, so that it is known at once whether events flow.
+            let wait = if up { WAIT_SECONDS } else { 0 };
             let received = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.queue_url)
-                .wait_time_seconds(WAIT_SECONDS)
+                .wait_time_seconds(wait)
                 .max_number_of_messages(MAX_MESSAGES)
                 .send()
                 .await;
@@ -181,15 +227,25 @@ impl Listener {
                 Ok(out) => out,
                 Err(e) => {
                     let why = format!("ReceiveMessage: {}", DisplayErrorContext(&e));
-                    tokio::time::sleep(self.unavailable(why, &mut failures)).await;
+                    up = false;
+                    let delay = self.unavailable(why, &mut failures);
+                    if let Some(tx) = self.first_read.take() {
+                        let _ = tx.send(());
+                    }
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             };
+            up = true;
             if failures > 0 {
                 tracing::info!(queue = %self.queue_url, "events queue answers again");
             }
             failures = 0;
             self.metrics.health.set_events_queue(&self.queue_url, None);
+            self.rollout_poll.set_events_flowing(true);
+            if let Some(tx) = self.first_read.take() {
+                let _ = tx.send(());
+            }
             if out.messages().is_empty() {
                 continue;
             }
@@ -202,7 +258,8 @@ impl Listener {
             let mut done = Vec::new();
             for (i, m) in out.messages().iter().enumerate() {
                 let event = parse(m.body().unwrap_or_default());
-                let decision = decide(&event, &index, &me, &mut recent);
+                let store = self.store.as_ref().map(|s| &s.0);
+                let decision = decide(&event, &index, &me, store, &mut recent);
                 self.handled(&event, &decision);
                 if let Some(receipt) = m.receipt_handle() {
                     let entry = DeleteMessageBatchRequestEntry::builder()
@@ -240,6 +297,12 @@ impl Listener {
                 }
                 let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
                 tracing::info!(source, event = %name, id = %identity, specs = ?keys, "event: reconciling the specs that own what it names");
+            }
+            Decision::StoreKey(key) => {
+                if let Some((_, nudges)) = &self.store {
+                    nudges.key(key.clone());
+                }
+                tracing::info!(source, event = %name, id = %identity, key = %key, "event: re-reading the store key it names");
             }
             Decision::Ignored(why) => {
                 tracing::info!(source, event = %name, id = %identity, reason = *why, "event ignored")
@@ -315,7 +378,13 @@ mod tests {
     fn a_persons_call_on_an_owned_resource_matches_its_spec_once() {
         let mut recent = Recent::new(100);
         let alice = "arn:aws:sts::1:assumed-role/Admin/alice";
-        let d = decide(&call("e1", alice, LISTENER), &index(), OWN, &mut recent);
+        let d = decide(
+            &call("e1", alice, LISTENER),
+            &index(),
+            OWN,
+            None,
+            &mut recent,
+        );
         assert_eq!(
             d,
             Decision::Matched([SpecKey::new(Kind::ClusterSpec, "prod")].into())
@@ -323,7 +392,13 @@ mod tests {
         // The same CloudTrail event put on the bus again (a new envelope id): a duplicate.
         for _ in 0..99 {
             assert_eq!(
-                decide(&call("e1", alice, LISTENER), &index(), OWN, &mut recent),
+                decide(
+                    &call("e1", alice, LISTENER),
+                    &index(),
+                    OWN,
+                    None,
+                    &mut recent
+                ),
                 Decision::Ignored("a duplicate delivery")
             );
         }
@@ -338,6 +413,7 @@ mod tests {
                 &call("e1", other_replica, LISTENER),
                 &index(),
                 OWN,
+                None,
                 &mut recent
             ),
             Decision::Ignored("the operator's own call")
@@ -352,6 +428,7 @@ mod tests {
                 ),
                 &index(),
                 OWN,
+                None,
                 &mut recent
             ),
             Decision::Unmatched
@@ -359,15 +436,83 @@ mod tests {
         let mut failed = call("e3", bob, LISTENER).unwrap();
         failed.failed = true;
         assert_eq!(
-            decide(&Ok(failed), &index(), OWN, &mut recent).outcome(),
+            decide(&Ok(failed), &index(), OWN, None, &mut recent).outcome(),
             "ignored"
         );
         let junk = parse("{}");
         assert_eq!(
-            decide(&junk, &index(), OWN, &mut recent).outcome(),
+            decide(&junk, &index(), OWN, None, &mut recent).outcome(),
             "malformed"
         );
         assert_eq!(source_label(&junk), "unknown");
+    }
+
+    #[test]
+    fn an_object_event_under_the_store_prefix_names_a_store_key_and_others_nothing() {
+        let store = StoreBucket {
+            bucket: "specs-bucket".into(),
+            prefix: "team/specs/".into(),
+        };
+        let object = |id: &str, bucket: &str, key: &str| {
+            parse(
+                &serde_json::json!({
+                    "version": "0", "id": id, "detail-type": "Object Created", "source": "aws.s3",
+                    "account": "1", "time": "2026-12-01T21:04:05Z", "region": "eu-west-1",
+                    "resources": [format!("arn:aws:s3:::{bucket}")],
+                    "detail": {"version": "0", "bucket": {"name": bucket},
+                               "object": {"key": key, "size": 10}, "reason": "PutObject"}
+                })
+                .to_string(),
+            )
+        };
+        let mut recent = Recent::new(100);
+        let d = |e, recent: &mut Recent| decide(&e, &index(), OWN, Some(&store), recent);
+        assert_eq!(
+            d(
+                object("1", "specs-bucket", "team/specs/service-web.yaml"),
+                &mut recent
+            ),
+            Decision::StoreKey("service-web.yaml".into())
+        );
+        // Delivered again: read again (a GetObject of an unchanged key changes nothing).
+        assert_eq!(
+            d(
+                object("1", "specs-bucket", "team/specs/service-web.yaml"),
+                &mut recent
+            ),
+            Decision::StoreKey("service-web.yaml".into())
+        );
+        for (id, bucket, key) in [
+            ("2", "specs-bucket", "team/specs/README.md"),
+            ("3", "specs-bucket", "other/service-web.yaml"),
+            ("4", "other-bucket", "team/specs/service-web.yaml"),
+            (
+                "5",
+                "specs-bucket",
+                ".ecs-operator/team/specs/status/ServiceSpec/web.json",
+            ),
+        ] {
+            assert_eq!(
+                d(object(id, bucket, key), &mut recent),
+                Decision::Unmatched,
+                "{bucket}/{key}"
+            );
+        }
+        // Without an S3 store, an object event names nothing.
+        assert_eq!(
+            decide(
+                &object("6", "specs-bucket", "team/specs/service-web.yaml"),
+                &index(),
+                OWN,
+                None,
+                &mut recent
+            ),
+            Decision::Unmatched
+        );
+        assert_eq!(
+            source_label(&object("7", "specs-bucket", "x.yaml")),
+            "aws.s3"
+        );
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!   `detail.responseElements`: every ARN in them, plus the names some APIs take instead of
 //!   ARNs (ECS `cluster`/`service`, ECR `repositoryName`, Application Auto Scaling `resourceId`,
 //!   Route53 `hostedZoneId` with the record names of `changeBatch`).
+//! - S3 object events of an S3 store's bucket (`source: aws.s3`, `Object Created`, `Object
+//!   Deleted`, S3's EventBridge notifications): `detail.bucket.name` and `detail.object.key`,
+//!   as [`Event::object`]; what they mean is decided against the store, not the index.
 //!
 //! Invariant: every resource an event names comes out as [`lookups`](Event::lookups) in the
 //! vocabulary of [`super::index::aliases`], so an event matches a ledger entry whether it
@@ -22,6 +25,17 @@ use serde_json::Value;
 
 /// `detail-type` of CloudTrail's management events.
 pub const CLOUDTRAIL: &str = "AWS API Call via CloudTrail";
+
+/// The `detail-type`s of S3's object events the operator reads (an S3 store's changes).
+pub const S3_OBJECT_EVENTS: [&str; 2] = ["Object Created", "Object Deleted"];
+
+/// The object an S3 object event names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: String,
+    /// The object key as S3's EventBridge notifications give it (not URL-encoded).
+    pub key: String,
+}
 
 /// An event the operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +55,8 @@ pub struct Event {
     pub failed: bool,
     /// The keys to look up in the owner index (see the module docs).
     pub lookups: Vec<String>,
+    /// S3 object events only: the object created or deleted.
+    pub object: Option<ObjectRef>,
 }
 
 /// Why a body is not an event.
@@ -133,9 +149,33 @@ pub fn parse(body: &str) -> Result<Event, Malformed> {
         }
         (id, None, false)
     };
+    let object = if source == "aws.s3" && S3_OBJECT_EVENTS.contains(&detail_type.as_str()) {
+        let bucket = detail
+            .get("bucket")
+            .and_then(|b| b.get("name"))
+            .and_then(Value::as_str);
+        let key = detail
+            .get("object")
+            .and_then(|o| o.get("key"))
+            .and_then(Value::as_str);
+        match (bucket, key) {
+            (Some(b), Some(k)) if !b.is_empty() && !k.is_empty() => Some(ObjectRef {
+                bucket: b.to_string(),
+                key: k.to_string(),
+            }),
+            _ => {
+                return Err(Malformed(format!(
+                "an S3 `{detail_type}` event without `detail.bucket.name` and `detail.object.key`"
+            )))
+            }
+        }
+    } else {
+        None
+    };
     lookups.sort();
     lookups.dedup();
     Ok(Event {
+        object,
         identity,
         source,
         detail_type,
@@ -434,6 +474,59 @@ mod tests {
             ),
             ["route53 record Z0123 www.example.com"]
         );
+    }
+
+    /// AWS's documented example of an S3 `Object Created` event (S3 user guide, "EventBridge
+    /// event message structure"), with our bucket and key.
+    fn object_created(key: &str) -> Value {
+        serde_json::json!({
+            "version": "0",
+            "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": "111122223333",
+            "time": "2021-11-12T00:00:00Z",
+            "region": "ca-central-1",
+            "resources": ["arn:aws:s3:::specs-bucket"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": "specs-bucket"},
+                "object": {"key": key, "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184",
+                           "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "sequencer": "617f08299329d189"},
+                "request-id": "N4N7GDK58NMKJ12R",
+                "requester": "123456789012",
+                "source-ip-address": "1.2.3.4",
+                "reason": "PutObject"
+            }
+        })
+    }
+
+    #[test]
+    fn an_s3_object_event_names_its_bucket_and_key() {
+        let e = parse(&object_created("team/specs/service-web.yaml").to_string()).unwrap();
+        assert_eq!(e.source, "aws.s3");
+        assert_eq!(
+            e.object,
+            Some(ObjectRef {
+                bucket: "specs-bucket".into(),
+                key: "team/specs/service-web.yaml".into()
+            })
+        );
+        let mut deleted = object_created("team/specs/service-web.yaml");
+        deleted["detail-type"] = "Object Deleted".into();
+        deleted["detail"]["reason"] = "DeleteObject".into();
+        deleted["detail"]["deletion-type"] = "Permanently Deleted".into();
+        assert!(parse(&deleted.to_string()).unwrap().object.is_some());
+        // Another S3 event type names no object to re-read.
+        let mut tags = object_created("team/specs/service-web.yaml");
+        tags["detail-type"] = "Object Tags Added".into();
+        assert_eq!(parse(&tags.to_string()).unwrap().object, None);
+        let mut keyless = object_created("x");
+        keyless["detail"]["object"] = serde_json::json!({});
+        assert!(parse(&keyless.to_string())
+            .unwrap_err()
+            .0
+            .contains("detail.object.key"));
     }
 
     #[test]

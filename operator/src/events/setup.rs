@@ -9,7 +9,13 @@
 //! - the rules on the default bus, each targeting the queue ([`rules`]): ECS deployment state
 //!   changes, ECS service actions, ECS tasks of services that stopped, and CloudTrail's write
 //!   calls (`AWS API Call via CloudTrail`) to Elastic Load Balancing, ECS, Route53, ACM, ECR
-//!   and Application Auto Scaling.
+//!   and Application Auto Scaling;
+//! - with an S3 store: the bucket's EventBridge notifications turned on (merged into its
+//!   notification configuration: every topic, queue and Lambda configuration it has is kept), and
+//!   a fifth rule, `I-s3-store`, for S3's `Object Created` / `Object Deleted` events of that
+//!   bucket under the store's prefix ([`s3_rule`]), so a CI sync is seen at once. A bucket whose
+//!   notification configuration the caller may not read or write is left as it is (reported;
+//!   the store's listings then stay the only change detection).
 //!
 //! Ownership: the queue and the rules carry `ecs-operator.io/managed-by=I` and
 //! `ecs-operator.io/component=events`. A queue or rule of that name without
@@ -50,6 +56,8 @@ pub struct Names {
     pub queue: String,
     /// The rules' names, in [`rules`] order.
     pub rules: Vec<String>,
+    /// The rule of an S3 store's object events ([`s3_rule`]).
+    pub s3_rule: String,
 }
 
 /// Why a name cannot be made.
@@ -64,6 +72,8 @@ const RULE_SUFFIXES: [&str; 4] = [
     "ecs-tasks-stopped",
     "api-calls",
 ];
+/// The suffix of the S3 store's rule.
+const S3_RULE_SUFFIX: &str = "s3-store";
 
 /// The names for `instance`: SQS queue names are 1..80 of `[A-Za-z0-9_-]`, rule names
 /// 1..64 of `[.\-_A-Za-z0-9]`; an instance that cannot make them is refused.
@@ -90,7 +100,30 @@ pub fn names(instance: &str) -> Result<Names, BadInstance> {
             .iter()
             .map(|s| format!("{instance}-{s}"))
             .collect(),
+        s3_rule: format!("{instance}-{S3_RULE_SUFFIX}"),
     })
+}
+
+/// The rule of an S3 store's changes: S3's object events (EventBridge notifications) of
+/// `bucket` under `prefix` (`team/specs/`), which is where the specs are and the status records
+/// are not (they live under `.ecs-operator/`), so the operator's own status writes match nothing.
+pub fn s3_rule(bucket: &str, prefix: &str) -> (Value, &'static str) {
+    (
+        json!({
+            "source": ["aws.s3"],
+            "detail-type": crate::events::parse::S3_OBJECT_EVENTS,
+            "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": prefix}]}}
+        }),
+        "S3 store objects created or deleted, to ecs-operator",
+    )
+}
+
+/// An S3 store, for [`ensure`].
+pub struct S3Store<'a> {
+    pub client: &'a aws_sdk_s3::Client,
+    pub bucket: &'a str,
+    /// Empty or ending in `/`.
+    pub prefix: &'a str,
 }
 
 /// The event patterns of the rules, in [`RULE_SUFFIXES`] order, with a description each.
@@ -189,10 +222,12 @@ where
     }
 }
 
-/// Create or put right the queue and the rules of `instance`.
+/// Create or put right the queue and the rules of `instance`, and with an S3 store `s3`, the
+/// bucket's EventBridge notifications and the store's rule.
 pub async fn ensure(
     sqs: &aws_sdk_sqs::Client,
     eb: &aws_sdk_eventbridge::Client,
+    s3: Option<S3Store<'_>>,
     instance: &str,
 ) -> Result<Report, SetupError> {
     let names = names(instance)?;
@@ -200,9 +235,15 @@ pub async fn ensure(
     let (url, queue_arn, current_policy) =
         ensure_queue(sqs, &names.queue, instance, &mut report).await?;
     report.queue_url = url.clone();
+    let mut wanted: Vec<(String, (Value, &'static str))> =
+        names.rules.iter().cloned().zip(rules()).collect();
+    if let Some(store) = &s3 {
+        ensure_bucket_events(store, &mut report).await?;
+        wanted.push((names.s3_rule.clone(), s3_rule(store.bucket, store.prefix)));
+    }
     let mut rule_arns = Vec::new();
-    for (name, (pattern, description)) in names.rules.iter().zip(rules()) {
-        rule_arns.push(ensure_rule(eb, name, &pattern, description, instance, &mut report).await?);
+    for (name, (pattern, description)) in &wanted {
+        rule_arns.push(ensure_rule(eb, name, pattern, description, instance, &mut report).await?);
     }
     let policy = queue_policy(&queue_arn, &rule_arns);
     let same = current_policy
@@ -225,10 +266,78 @@ pub async fn ensure(
             rule_arns.len()
         ));
     }
-    for name in &names.rules {
+    for (name, _) in &wanted {
         ensure_target(eb, name, &queue_arn, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Turn on the bucket's EventBridge notifications, keeping every other notification it has
+/// (PutBucketNotificationConfiguration replaces the whole configuration, so what GetBucket-
+/// NotificationConfiguration answered is written back with EventBridge added). Nothing is
+/// written when they are on already. A caller without the permission to read or write the
+/// configuration leaves it alone, with a line in the report.
+async fn ensure_bucket_events(store: &S3Store<'_>, report: &mut Report) -> Result<(), SetupError> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    use aws_sdk_s3::types::{EventBridgeConfiguration, NotificationConfiguration};
+    let label = format!("s3 bucket {} EventBridge notifications", store.bucket);
+    let denied = |code: Option<&str>| code == Some("AccessDenied");
+    let current = match store
+        .client
+        .get_bucket_notification_configuration()
+        .bucket(store.bucket)
+        .send()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) if denied(e.code()) => {
+            report.lines.push(format!("skipped {label}: not allowed to read the bucket's notification configuration (s3:GetBucketNotification); store changes are seen by listing only"));
+            return Ok(());
+        }
+        // A successful answer that cannot be read: what is there is unknown, so nothing is
+        // written over it.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => {
+            report.lines.push(format!(
+                "skipped {label}: the bucket's notification configuration could not be read ({}), so none is written over it; store changes are seen by listing only",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(aws_error("GetBucketNotificationConfiguration")(e)),
+    };
+    if current.event_bridge_configuration().is_some() {
+        report.lines.push(format!("exists  {label}"));
+        return Ok(());
+    }
+    let merged = NotificationConfiguration::builder()
+        .set_topic_configurations(non_empty(current.topic_configurations()))
+        .set_queue_configurations(non_empty(current.queue_configurations()))
+        .set_lambda_function_configurations(non_empty(current.lambda_function_configurations()))
+        .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+        .build();
+    match store
+        .client
+        .put_bucket_notification_configuration()
+        .bucket(store.bucket)
+        .notification_configuration(merged)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            let kept = current.topic_configurations().len()
+                + current.queue_configurations().len()
+                + current.lambda_function_configurations().len();
+            report.lines.push(format!(
+                "updated {label}: on ({kept} other notification configuration(s) kept)"
+            ));
+            Ok(())
+        }
+        Err(e) if denied(e.code()) => {
+            report.lines.push(format!("skipped {label}: not allowed to change the bucket's notification configuration (s3:PutBucketNotification); store changes are seen by listing only"));
+            Ok(())
+        }
+        Err(e) => Err(aws_error("PutBucketNotificationConfiguration")(e)),
+    }
 }
 
 /// The queue's URL, ARN and current policy, creating the queue when absent.
@@ -382,6 +491,11 @@ async fn ensure_rule(
     }
 }
 
+/// `Some` list for a builder when there is something in it.
+fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
 /// The queue as the rule's target.
 async fn ensure_target(
     eb: &aws_sdk_eventbridge::Client,
@@ -453,6 +567,7 @@ mod tests {
                 "ecs-operator-api-calls"
             ]
         );
+        assert_eq!(n.s3_rule, "ecs-operator-s3-store");
         assert!(names("prod.eu").unwrap_err().0.contains("letters, digits"));
         assert!(names("").is_err());
         assert!(names(&"a".repeat(45)).unwrap_err().0.contains("too long"));
@@ -473,6 +588,21 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("route53.amazonaws.com")));
+    }
+
+    #[test]
+    fn the_s3_rule_matches_object_events_of_the_bucket_under_the_prefix_only() {
+        let (p, _) = s3_rule("specs-bucket", "team/specs/");
+        assert_eq!(p["source"], json!(["aws.s3"]));
+        assert_eq!(
+            p["detail-type"],
+            json!(["Object Created", "Object Deleted"])
+        );
+        assert_eq!(p["detail"]["bucket"]["name"], json!(["specs-bucket"]));
+        assert_eq!(
+            p["detail"]["object"]["key"],
+            json!([{"prefix": "team/specs/"}])
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sns: aws_sdk_sns::Client,
+    /// How often followed rollouts are looked at (shorter without a readable events queue).
+    pub rollout_poll: super::rollout_poll::RolloutPoll,
 }
 
 impl Aws {
@@ -54,6 +56,7 @@ impl Aws {
             cloudwatch: sdk.cloudwatch(),
             logs: sdk.logs(),
             sns: sdk.sns(),
+            rollout_poll: Default::default(),
         })
     }
 

@@ -27,6 +27,7 @@ pub mod kinds;
 pub mod pipelines;
 pub mod reconciler;
 pub mod registry;
+pub mod rollout_poll;
 pub mod run;
 pub mod shared;
 pub mod snapshot;

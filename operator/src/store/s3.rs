@@ -4,7 +4,9 @@
 //! `BUCKET/.ecs-operator/PREFIX/sync.json`: beside PREFIX, never under it, so
 //! `aws s3 sync specs/ s3://BUCKET/PREFIX/ --delete` never touches them.
 //!
-//! Change detection lists with ListObjectsV2 and fetches only objects whose ETag changed.
+//! Change detection lists with ListObjectsV2 and fetches only objects whose ETag changed; an
+//! object event from the events queue (README "Events") re-reads its one key instead
+//! ([`Store::fetch_source`], no listing).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,15 +101,20 @@ impl S3Store {
             .list_objects(&self.prefix, "list")
             .await?
             .into_iter()
-            .filter_map(|(k, etag)| {
-                let rel = k.strip_prefix(&self.prefix)?.to_string();
-                let hidden = rel.split('/').any(|s| s.starts_with('.'));
-                (!hidden && is_spec_file_name(&rel)).then_some((rel, etag))
-            })
+            .filter_map(|(k, etag)| Some((spec_key(&self.prefix, &k)?, etag)))
             .collect())
     }
 
     async fn get(&self, key: &str, op: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_with_etag(key, op).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// An object's content and ETag (without quotes); `None` when there is no such object.
+    async fn get_with_etag(
+        &self,
+        key: &str,
+        op: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         match self
             .client
             .get_object()
@@ -117,8 +124,13 @@ impl S3Store {
             .await
         {
             Ok(out) => {
+                let etag = out
+                    .e_tag()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string();
                 let bytes = out.body.collect().await.map_err(|e| self.err(op, e))?;
-                Ok(Some(bytes.into_bytes().to_vec()))
+                Ok(Some((bytes.into_bytes().to_vec(), etag)))
             }
             Err(e)
                 if e.as_service_error()
@@ -151,6 +163,15 @@ impl S3Store {
             .map_err(|e| self.err(op, e))?;
         Ok(())
     }
+}
+
+/// The store key (relative to `prefix`) of the object `key` when it is a spec source: under the
+/// prefix, a spec file name, no hidden path segment (as in a folder). What listings keep and
+/// what object events are turned into.
+pub fn spec_key(prefix: &str, key: &str) -> Option<String> {
+    let rel = key.strip_prefix(prefix)?;
+    let hidden = rel.split('/').any(|s| s.starts_with('.'));
+    (!hidden && is_spec_file_name(rel)).then(|| rel.to_string())
 }
 
 /// An ETag is the MD5 of the content only for single-part, non-KMS uploads (32 hex digits).
@@ -228,6 +249,24 @@ impl Store for S3Store {
             );
         }
         Ok(listing)
+    }
+
+    /// One object by its store key, read with GetObject (no listing); `None` when it is gone
+    /// or is no spec source.
+    async fn fetch_source(&self, key: &str) -> Result<Option<Source>, StoreError> {
+        let object = format!("{}{key}", self.prefix);
+        if spec_key(&self.prefix, &object).as_deref() != Some(key) {
+            return Ok(None);
+        }
+        let Some((bytes, etag)) = self.get_with_etag(&object, "get").await? else {
+            return Ok(None);
+        };
+        let parsed = parse_file(&format!("{}{key}", self.url()), &bytes);
+        Ok(Some(Source {
+            key: key.to_string(),
+            version: etag,
+            parsed,
+        }))
     }
 
     async fn source_fingerprints(&self) -> Result<BTreeMap<String, Fingerprint>, StoreError> {
@@ -361,5 +400,30 @@ impl Store for S3Store {
             "put sync record",
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_spec_files_under_the_prefix_are_spec_keys() {
+        let p = "team/specs/";
+        assert_eq!(
+            spec_key(p, "team/specs/service-web.yaml").as_deref(),
+            Some("service-web.yaml")
+        );
+        assert_eq!(
+            spec_key(p, "team/specs/prod/cluster.yml").as_deref(),
+            Some("prod/cluster.yml")
+        );
+        assert_eq!(spec_key(p, "team/specs/README.md"), None);
+        assert_eq!(spec_key(p, "team/specs/.git/x.yaml"), None);
+        assert_eq!(
+            spec_key(p, ".ecs-operator/team/specs/status/ServiceSpec/web.json"),
+            None
+        );
+        assert_eq!(spec_key(p, "other/service-web.yaml"), None);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! One loop for every backend: poll on an interval (a file store also wakes on filesystem
 //! notifications; a store with a change feed, DynamoDB, reads its stream and re-reads only the
-//! items it names, with a full listing every `full_scan_interval`).
+//! items it names, with a full listing every `full_scan_interval`). [`Nudges`] (an S3 store's
+//! object events, from the events queue) wake the loop to re-read only the keys they name; the
+//! next poll stays due when it was, so listings remain the backstop for a lost event.
 //!
 //! Invariants:
 //! - the first event is always a complete listing (the readiness gate waits for it);
@@ -13,11 +15,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::{Listing, Source, Store, StoreError};
@@ -33,6 +36,41 @@ pub trait ChangeFeed: Send {
 impl ChangeFeed for super::dynamodb::StreamFeed {
     async fn poll(&mut self) -> Result<super::dynamodb::FeedPoll, StoreError> {
         super::dynamodb::StreamFeed::poll(self).await
+    }
+}
+
+/// Store keys to re-read at once, named by someone who saw them change (the events listener,
+/// from an S3 object event). Coalescing: a key named many times before the watcher wakes is
+/// read once. Bounded: past [`Nudges::MAX_KEYS`] waiting keys the watcher lists everything
+/// instead. Shared (`Arc`) between the one who names keys and the watcher.
+#[derive(Debug, Default)]
+pub struct Nudges {
+    keys: Mutex<BTreeSet<String>>,
+    overflow: AtomicBool,
+    notify: Notify,
+}
+
+impl Nudges {
+    /// Waiting keys beyond which a full listing is cheaper than reading each.
+    pub const MAX_KEYS: usize = 1000;
+
+    /// `key` (a store key, as in [`super::Source::key`]) changed: wake the watcher.
+    pub fn key(&self, key: String) {
+        {
+            let mut keys = self.keys.lock().expect("nudges lock");
+            if keys.len() >= Self::MAX_KEYS && !keys.contains(&key) {
+                self.overflow.store(true, Ordering::Relaxed);
+            } else {
+                keys.insert(key);
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// The waiting keys, and whether some were dropped (then only a listing is complete).
+    fn take(&self) -> (BTreeSet<String>, bool) {
+        let keys = std::mem::take(&mut *self.keys.lock().expect("nudges lock"));
+        (keys, self.overflow.swap(false, Ordering::Relaxed))
     }
 }
 
@@ -80,6 +118,20 @@ pub struct Watcher {
     pending: BTreeSet<String>,
     /// The feed lost continuity and a full listing is owed (kept across a cancelled step).
     resync_owed: bool,
+    nudges: Option<Arc<Nudges>>,
+    /// When the next poll is due; nudges do not move it.
+    next_poll: Instant,
+}
+
+/// How soon a full detection step follows a nudged key that could not be read.
+const RETRY_FAILED_READ: Duration = Duration::from_secs(5);
+
+/// Why the watcher woke.
+enum Wake {
+    /// The poll interval passed, or the filesystem changed: detect changes the usual way.
+    Poll,
+    /// Keys were named ([`Nudges`]), or are left from a cancelled step: re-read those.
+    Keys,
 }
 
 /// Filesystem notifications for `dir`, as a wake-up channel. `None` when the platform cannot
@@ -114,7 +166,15 @@ impl Watcher {
             polls: 0,
             pending: BTreeSet::new(),
             resync_owed: false,
+            nudges: None,
+            next_poll: Instant::now() + opts.poll_interval,
         }
+    }
+
+    /// Also wake on `nudges`, re-reading only the keys they name.
+    pub fn with_nudges(mut self, nudges: Arc<Nudges>) -> Self {
+        self.nudges = Some(nudges);
+        self
     }
 
     /// How many change-detection steps have run since the initial listing.
@@ -133,8 +193,15 @@ impl Watcher {
             return self.initial().await;
         }
         loop {
-            self.wait().await;
-            match self.step().await {
+            let step = match self.wait().await {
+                Wake::Poll => {
+                    let step = self.step().await;
+                    self.next_poll = Instant::now() + self.opts.poll_interval;
+                    step
+                }
+                Wake::Keys => self.step_keys().await,
+            };
+            match step {
                 Err(e) => return WatchEvent::Failed(e),
                 Ok(Some(event)) => return event,
                 Ok(None) => continue,
@@ -154,6 +221,7 @@ impl Watcher {
         match self.store.list().await {
             Ok(listing) => {
                 self.last_full = Instant::now();
+                self.next_poll = self.last_full + self.opts.poll_interval;
                 let changed = listing.sources.keys().cloned().collect();
                 self.current = Some(listing.clone());
                 WatchEvent::Changed {
@@ -171,21 +239,81 @@ impl Watcher {
         }
     }
 
-    async fn wait(&mut self) {
-        let sleep = tokio::time::sleep(self.opts.poll_interval);
-        match &mut self.wake {
-            Some(rx) => {
-                tokio::select! {
-                    _ = sleep => {}
-                    Some(()) = rx.recv() => {
-                        // Let a burst of writes (editors, git checkouts) settle.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        while rx.try_recv().is_ok() {}
+    /// Wait for the next poll, a filesystem change or a nudge. Cancel-safe: the poll's time is
+    /// kept in `next_poll`, nudged keys stay in [`Nudges`] until taken.
+    async fn wait(&mut self) -> Wake {
+        if !self.pending.is_empty() {
+            return Wake::Keys;
+        }
+        let sleep = tokio::time::sleep_until(self.next_poll);
+        let nudges = self.nudges.clone();
+        let nudged = async {
+            match &nudges {
+                Some(n) => n.notify.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let wake = &mut self.wake;
+        let files = async {
+            match wake {
+                Some(rx) => {
+                    if rx.recv().await.is_none() {
+                        std::future::pending::<()>().await;
                     }
+                    // Let a burst of writes (editors, git checkouts) settle.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => Wake::Poll,
+            _ = files => Wake::Poll,
+            _ = nudged => Wake::Keys,
+        }
+    }
+
+    /// Re-read the nudged keys (and any left from a cancelled step) one by one, no listing;
+    /// a full detection step instead when nudges overflowed.
+    async fn step_keys(&mut self) -> Result<Option<WatchEvent>, StoreError> {
+        if let Some(n) = &self.nudges {
+            let (keys, overflow) = n.take();
+            self.pending.extend(keys);
+            if overflow {
+                self.pending.clear();
+                let step = self.step().await;
+                self.next_poll = Instant::now() + self.opts.poll_interval;
+                return step;
+            }
+        }
+        self.polls += 1;
+        let previous = self.current.clone().unwrap_or_default();
+        let mut next = previous.clone();
+        // Cleared only once all are read: a cancelled step reads them all again. A failed read
+        // leaves them to a full detection step, brought forward to a few seconds from now.
+        let keys: Vec<String> = self.pending.iter().cloned().collect();
+        for key in keys {
+            let fetched = match self.store.fetch_source(&key).await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.pending.clear();
+                    self.resync_owed |= self.feed.is_some();
+                    self.next_poll = self.next_poll.min(Instant::now() + RETRY_FAILED_READ);
+                    return Err(e);
+                }
+            };
+            match fetched {
+                Some(source) => {
+                    next.sources.insert(key.clone(), Arc::new(source));
+                }
+                None => {
+                    next.sources.remove(&key);
                 }
             }
-            None => sleep.await,
         }
+        self.pending.clear();
+        Ok(self.changed_to(previous, next))
     }
 
     /// One detection step: the new listing when something changed. Cancel-safe: what the feed
@@ -225,18 +353,23 @@ impl Watcher {
         if self.feed.is_none() || full_due {
             self.last_full = Instant::now();
         }
+        Ok(self.changed_to(previous, next))
+    }
+
+    /// Make `next` current; the event, when it differs from `previous`.
+    fn changed_to(&mut self, previous: Listing, next: Listing) -> Option<WatchEvent> {
         let (changed, removed) = diff(&previous, &next);
         if changed.is_empty() && removed.is_empty() {
             self.current = Some(next);
-            return Ok(None);
+            return None;
         }
         self.current = Some(next.clone());
-        Ok(Some(WatchEvent::Changed {
+        Some(WatchEvent::Changed {
             listing: next,
             changed,
             removed,
             initial: false,
-        }))
+        })
     }
 }
 

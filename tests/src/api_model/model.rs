@@ -75,6 +75,10 @@ pub struct ShapeRef {
 pub struct Operation {
     pub http: Http,
     pub input: Option<ShapeRef>,
+    /// Replaced by another operation (S3's PutBucketNotification by
+    /// PutBucketNotificationConfiguration, on the same method and path).
+    #[serde(default)]
+    pub deprecated: bool,
 }
 
 /// A member of a structure, or the member/key/value of a list or map.

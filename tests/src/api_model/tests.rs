@@ -457,3 +457,17 @@ fn s3_store_calls_are_read_against_their_operations() {
         "MaxKeys",
     );
 }
+
+#[test]
+fn an_s3_path_shared_with_a_deprecated_operation_is_read_as_the_current_one() {
+    let a = auth("s3");
+    let h = [("Authorization", a.as_str())];
+    // PUT /{Bucket}?notification is PutBucketNotificationConfiguration (EventBridge included),
+    // not the deprecated PutBucketNotification, whose shape has no EventBridgeConfiguration.
+    passes(request(
+        "PUT",
+        "/bucket?notification",
+        &h,
+        r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>audit</Id><Queue>arn:aws:sqs:eu-west-1:1:audit</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration><EventBridgeConfiguration></EventBridgeConfiguration></NotificationConfiguration>"#,
+    ));
+}

@@ -392,13 +392,20 @@ fn decode_rest_xml(req: &Request, model: &'static Model) -> Result<Decoded, Unre
     // The SDK names S3 operations in `x-id`; otherwise several operations can share a method
     // and path (PUT /{Bucket}/{Key+} is PutObject, UploadPart, CopyObject...): a candidate
     // whose required query or header members are absent is not the one, and the template
-    // with the most fixed query keys wins, ties broken by name so the choice is stable.
+    // with the most fixed query keys wins, then one that is not deprecated (PUT
+    // /{Bucket}?notification is PutBucketNotificationConfiguration, the SDK's, not the
+    // deprecated PutBucketNotification), ties broken by name so the choice is stable.
     let hint = query_pairs
         .iter()
         .find(|(k, _)| k == "x-id")
         .map(|(_, v)| v.as_str());
-    // (hinted, fixed query keys), name, path labels, fixed query keys.
-    type Candidate<'a> = ((bool, usize), &'a str, Vec<(String, String)>, Vec<&'a str>);
+    // (hinted, fixed query keys, not deprecated), name, path labels, fixed query keys.
+    type Candidate<'a> = (
+        (bool, usize, bool),
+        &'a str,
+        Vec<(String, String)>,
+        Vec<&'a str>,
+    );
     let mut best: Option<Candidate> = None;
     let mut names: Vec<&String> = model.operations.keys().collect();
     names.sort();
@@ -418,7 +425,7 @@ fn decode_rest_xml(req: &Request, model: &'static Model) -> Result<Decoded, Unre
         if !hinted && !located_required_present(model, op, req, &query_pairs) {
             continue;
         }
-        let score = (hinted, fixed.len());
+        let score = (hinted, fixed.len(), !op.deprecated);
         if best.as_ref().is_none_or(|(s, ..)| score > *s) {
             best = Some((score, name, labels, fixed.iter().map(|(k, _)| *k).collect()));
         }

@@ -1,10 +1,10 @@
 //! The ECS service: created and updated in place (desired count unless autoscaling owns it, task
 //! definition, deployment configuration with the circuit breaker, placement, capacity provider
 //! strategy, network configuration, load balancer attachment, tag propagation), and its rollout
-//! followed by requeue, never by blocking.
+//! followed by requeue, never by blocking: every [`ROLLOUT_POLL`] without an events queue, every
+//! [`ROLLOUT_POLL_WITH_EVENTS`] while one is read ([`RolloutPoll`]).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem as AwsStrategyItem,
@@ -29,8 +29,7 @@ use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "ecs:service";
 
-/// How long to wait before looking at a rollout again.
-pub const ROLLOUT_POLL: Duration = Duration::from_secs(15);
+pub use crate::resources::rollout_poll::{RolloutPoll, ROLLOUT_POLL, ROLLOUT_POLL_WITH_EVENTS};
 
 /// The service settings the spec decides, in comparable form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,6 +495,7 @@ fn load_balancers(s: &Settings) -> Vec<LoadBalancer> {
 
 /// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed.
 fn follow_rollout(run: &mut SpecRun<'_>, o: &Observed, desired_count: u32) {
+    let poll = run.aws.rollout_poll.interval();
     match &o.rollout {
         Rollout::Failed(reason) => {
             run.condition(ConditionReport::new(
@@ -518,10 +518,7 @@ fn follow_rollout(run: &mut SpecRun<'_>, o: &Observed, desired_count: u32) {
                 why.clone(),
             ));
             run.degrade(why);
-            run.requeue_after = Some(
-                run.requeue_after
-                    .map_or(ROLLOUT_POLL, |d| d.min(ROLLOUT_POLL)),
-            );
+            run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
         }
         Rollout::Completed if o.running_count >= desired_count => {
             run.condition(ConditionReport::new(
@@ -542,7 +539,7 @@ fn follow_rollout(run: &mut SpecRun<'_>, o: &Observed, desired_count: u32) {
                 "InProgress",
                 why.clone(),
             ));
-            run.wait(why, ROLLOUT_POLL);
+            run.wait(why, poll);
         }
     }
 }
@@ -601,7 +598,8 @@ pub async fn reconcile(
         if let Some(arn) = out.service().and_then(|s| s.service_arn()) {
             run.resource(TYPE, arn);
         }
-        run.wait("service created; rollout starting", ROLLOUT_POLL);
+        let poll = run.aws.rollout_poll.interval();
+        run.wait("service created; rollout starting", poll);
         return Ok(());
     };
     let missing = run.claim(&resource, &o.tags)?;
@@ -645,7 +643,8 @@ pub async fn reconcile(
         updated = true;
     }
     if updated {
-        run.wait("service updated; rollout starting", ROLLOUT_POLL);
+        let poll = run.aws.rollout_poll.interval();
+        run.wait("service updated; rollout starting", poll);
     } else {
         let count = want.desired_count.unwrap_or(o.desired_count);
         follow_rollout(run, o, count);

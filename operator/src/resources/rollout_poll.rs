@@ -1,0 +1,56 @@
+//! How long a followed rollout waits before it is looked at again (`ecs_service`), shared with
+//! the events listener, which decides it: short while nothing else will say that a rollout
+//! ended, long while an events queue is read.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long to wait before looking at a rollout again when nothing else will say that it ended.
+pub const ROLLOUT_POLL: Duration = Duration::from_secs(15);
+
+/// How long to wait before looking at a rollout again while an events queue is read. ECS puts
+/// `ECS Deployment State Change` (`SERVICE_DEPLOYMENT_COMPLETED`, `SERVICE_DEPLOYMENT_FAILED`)
+/// and stopped-task events on the queue, and each triggers a reconcile of the service's spec at
+/// once, so this poll is only the backstop for an event that is lost or late. 60 s: a rollout
+/// costs a quarter of the DescribeServices of [`ROLLOUT_POLL`] (a 5-minute rollout: 5 polls and
+/// the event's look instead of 20 polls), and a lost event delays Ready by at most a minute.
+pub const ROLLOUT_POLL_WITH_EVENTS: Duration = Duration::from_secs(60);
+
+/// Which rollout poll applies: [`ROLLOUT_POLL_WITH_EVENTS`] while the events queue answers,
+/// [`ROLLOUT_POLL`] otherwise (no queue, or a queue that cannot be read: polling is then all
+/// there is). Shared by the events listener, which sets it, and every reconcile. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutPoll(Arc<AtomicBool>);
+
+impl RolloutPoll {
+    /// The events listener reads the queue (`true`) or cannot (`false`).
+    pub fn set_events_flowing(&self, flowing: bool) {
+        self.0.store(flowing, Ordering::Relaxed);
+    }
+
+    /// How long a followed rollout waits now.
+    pub fn interval(&self) -> Duration {
+        if self.0.load(Ordering::Relaxed) {
+            ROLLOUT_POLL_WITH_EVENTS
+        } else {
+            ROLLOUT_POLL
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollouts_are_polled_every_minute_while_events_flow_and_every_15_s_otherwise() {
+        let poll = RolloutPoll::default();
+        assert_eq!(poll.interval(), ROLLOUT_POLL);
+        let shared = poll.clone();
+        shared.set_events_flowing(true);
+        assert_eq!(poll.interval(), ROLLOUT_POLL_WITH_EVENTS);
+        shared.set_events_flowing(false);
+        assert_eq!(poll.interval(), Duration::from_secs(15));
+    }
+}
