@@ -287,27 +287,27 @@ pub fn batched_minimum(fleet: Fleet, fresh_process: bool) -> Vec<Term> {
             format!("{n} policies, 10 per page"),
         ),
         term(
-            "cloudwatch/DescribeAlarms",
+            "monitoring/DescribeAlarms",
             (ALARMS * n).div_ceil(DESCRIBE_ALARMS),
             format!("{} alarm names, 100 per call", ALARMS * n),
         ),
         term(
-            "cloudwatch/ListTagsForResource",
+            "monitoring/ListTagsForResource",
             ALARMS * n,
             "1 per alarm (ownership; CloudWatch has no batch tag read)",
         ),
         term(
-            "cloudwatchlogs/DescribeLogGroups",
+            "logs/DescribeLogGroups",
             n.div_ceil(LOGS_PAGE),
             format!("{n} log groups under one prefix, 50 per page"),
         ),
         term(
-            "cloudwatchlogs/ListTagsForResource",
+            "logs/ListTagsForResource",
             n,
             "1 per log group (ownership; no batch tag read)",
         ),
         term(
-            "cloudwatchlogs/DescribeMetricFilters",
+            "logs/DescribeMetricFilters",
             n.div_ceil(LOGS_PAGE),
             format!("{n} metric filters, 50 per page"),
         ),
@@ -437,24 +437,20 @@ pub fn physical_minimum(fleet: Fleet) -> Vec<Term> {
             n,
             "1 per service",
         ),
-        term("cloudwatchlogs/DescribeLogGroups", 1, "1 page (none exist)"),
-        term(
-            "cloudwatchlogs/CreateLogGroup",
-            n,
-            "1 per service, tags included",
-        ),
-        term("cloudwatchlogs/PutRetentionPolicy", n, "1 per service"),
-        term("cloudwatchlogs/PutMetricFilter", n, "1 per service"),
+        term("logs/DescribeLogGroups", 1, "1 page (none exist)"),
+        term("logs/CreateLogGroup", n, "1 per service, tags included"),
+        term("logs/PutRetentionPolicy", n, "1 per service"),
+        term("logs/PutMetricFilter", n, "1 per service"),
         term("sns/ListTopics", 1, "1 page (none exist)"),
         term("sns/CreateTopic", n, "1 per service, tags included"),
         term("sns/Subscribe", n, "1 email per service"),
         term(
-            "cloudwatch/DescribeAlarms",
+            "monitoring/DescribeAlarms",
             (ALARMS * n).div_ceil(limits::DESCRIBE_ALARMS),
             "alarm names, 100 per call (none exist)",
         ),
         term(
-            "cloudwatch/PutMetricAlarm",
+            "monitoring/PutMetricAlarm",
             ALARMS * n,
             format!("{ALARMS} per service, tags included"),
         ),
@@ -628,8 +624,8 @@ mod tests {
         );
         // 20 alarm names: one DescribeAlarms, then a tag read per alarm, log group and topic;
         // one page of log groups, filters, topics and subscriptions.
-        assert_eq!(calls(&m, "cloudwatch/DescribeAlarms"), 1);
-        assert_eq!(calls(&m, "cloudwatch/ListTagsForResource"), 20);
+        assert_eq!(calls(&m, "monitoring/DescribeAlarms"), 1);
+        assert_eq!(calls(&m, "monitoring/ListTagsForResource"), 20);
         assert_eq!(calls(&m, "sns/ListTopics"), 1);
         // 1 + 1 + 0 + ELBv2 (1 + 1 + 1 + 1 + 1 + 1 + 10 + 2) + ACM 3 + Route53 2 + AAS 2
         // + CloudWatch (1 + 20) + Logs (1 + 10 + 1) + SNS (1 + 10 + 1).
