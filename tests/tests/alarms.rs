@@ -710,6 +710,71 @@ async fn an_unowned_log_group_or_alarm_with_the_spec_s_name_fails_only_that_spec
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unowned_topic_with_the_alarm_topic_s_name_fails_only_that_spec_until_it_adopts() {
+    let mut env = Env::new(files("Retain", "")).await;
+    let theirs = env
+        .sns
+        .create_topic()
+        .name("prod-admin-alarms")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    env.ready(PROD).await;
+    let mut last = String::new();
+    for _ in 0..4 {
+        match env.fleet.reconcile(ADMIN).await {
+            Err(e) => last = e.to_string(),
+            Ok(r) => panic!("{ADMIN} should fail, got {r:?}"),
+        }
+        if last.contains("is not owned") {
+            break;
+        }
+    }
+    assert!(
+        last.contains("sns topic prod-admin-alarms exists and is not owned by this operator")
+            && last.contains("ecs-operator.io/adopt"),
+        "{last}"
+    );
+    let tags = env
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tags().is_empty(), "nothing was written on it");
+    assert!(
+        env.alarms(&["prod-admin-cpuPercent"]).await.is_empty(),
+        "no alarm points at a topic the spec does not own"
+    );
+
+    env.rewrite("service-admin.yaml", |t| {
+        t.replace(
+            "labels: {env: prod}}",
+            "labels: {env: prod}, annotations: {ecs-operator.io/adopt: \"true\"}}",
+        )
+    });
+    env.fleet.converge(12).await;
+    let tags: BTreeMap<String, String> = env
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&theirs)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert!(ours(&tags, ADMIN), "{tags:?}");
+    let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
+    check_common(cpu, 80.0, 2, &theirs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_keeps_the_log_group() {
     let (mut env, reports) = Env::converged(files("Retain", "")).await;
     // Unowned neighbours that must survive: an alarm and a log group of someone else.
