@@ -318,6 +318,23 @@ fn modify_listener_request(listener: &str) -> serde_json::Value {
     })
 }
 
+/// Wait until the queue holds no message (visible or in flight): the listener counts a message
+/// when it has handled it and deletes its batch right after, so the count can lead the delete.
+async fn drained(s: &Setup, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = queued(s).await;
+        if n == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {n} message(s) left in the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Messages still in the queue (visible or in flight).
 async fn queued(s: &Setup) -> u64 {
     use aws_sdk_sqs::types::QueueAttributeName as A;
@@ -592,7 +609,7 @@ async fn a_persons_modify_listener_event_reverts_the_drift_with_exactly_one_reco
         reconciles(&settled, "ServiceSpec"),
         reconciles(&before, "ServiceSpec")
     );
-    assert_eq!(queued(&s).await, 0, "handled messages are deleted");
+    drained(&s, "handled messages are deleted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -647,7 +664,7 @@ async fn the_operators_own_write_echoed_back_and_a_hundred_duplicates_trigger_no
         reconciles(&after, "ServiceSpec"),
         reconciles(&before, "ServiceSpec")
     );
-    assert_eq!(queued(&s).await, 0);
+    drained(&s, "handled messages are deleted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -723,7 +740,7 @@ async fn unowned_malformed_and_deleted_spec_events_are_counted_deleted_and_harm_
         reconciles(&after, "ServiceSpec"),
         reconciles(&before, "ServiceSpec")
     );
-    assert_eq!(queued(&s).await, 0, "all three are deleted");
+    drained(&s, "all three are deleted").await;
     let ready = run.readyz().unwrap();
     assert_eq!(ready["eventsQueue"]["up"], true, "{ready}");
     // The unowned target group is untouched.
