@@ -199,6 +199,19 @@ impl Env {
             .collect()
     }
 
+    async fn topic_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        self.sns
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .expect("ListTagsForResource answers")
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
     async fn topic(&self, name: &str) -> Option<String> {
         self.topics()
             .await
@@ -335,17 +348,7 @@ async fn logs_alarms_and_notifications_converge_from_empty_as_the_spec_says_then
 
     // Topic (owned) and the email subscription.
     let topic = env.topic("prod-web-alarms").await.expect("web's topic");
-    let tags: BTreeMap<String, String> = env
-        .sns
-        .list_tags_for_resource()
-        .resource_arn(&topic)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = env.topic_tags(&topic).await;
     assert!(ours(&tags, WEB), "{tags:?}");
     let subs = env
         .sns
@@ -738,14 +741,10 @@ async fn an_unowned_topic_with_the_alarm_topic_s_name_fails_only_that_spec_until
             && last.contains("ecs-operator.io/adopt"),
         "{last}"
     );
-    let tags = env
-        .sns
-        .list_tags_for_resource()
-        .resource_arn(&theirs)
-        .send()
-        .await
-        .unwrap();
-    assert!(tags.tags().is_empty(), "nothing was written on it");
+    assert!(
+        env.topic_tags(&theirs).await.is_empty(),
+        "nothing was written on it"
+    );
     assert!(
         env.alarms(&["prod-admin-cpuPercent"]).await.is_empty(),
         "no alarm points at a topic the spec does not own"
@@ -758,17 +757,7 @@ async fn an_unowned_topic_with_the_alarm_topic_s_name_fails_only_that_spec_until
         )
     });
     env.fleet.converge(12).await;
-    let tags: BTreeMap<String, String> = env
-        .sns
-        .list_tags_for_resource()
-        .resource_arn(&theirs)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = env.topic_tags(&theirs).await;
     assert!(ours(&tags, ADMIN), "{tags:?}");
     let cpu = &env.alarms(&["prod-admin-cpuPercent"]).await["prod-admin-cpuPercent"];
     check_common(cpu, 80.0, 2, &theirs);
@@ -993,14 +982,10 @@ async fn alarms_notifying_an_existing_topic_use_it_as_it_is_and_never_change_it(
         env.topic("prod-admin-alarms").await.is_none(),
         "no owned topic"
     );
-    let tags = env
-        .sns
-        .list_tags_for_resource()
-        .resource_arn(&pager)
-        .send()
-        .await
-        .unwrap();
-    assert!(tags.tags().is_empty(), "the existing topic is not tagged");
+    assert!(
+        env.topic_tags(&pager).await.is_empty(),
+        "the existing topic is not tagged"
+    );
     let subs = env
         .sns
         .list_subscriptions_by_topic()
