@@ -225,11 +225,13 @@ fn cloudtrail_detail(
     .to_string()
 }
 
-/// Put one CloudTrail-shaped ELB event on the default bus (PutEvents, as EventBridge would).
-async fn put_elb_call(s: &Setup, detail: String) {
+/// Put one event of `source` and `detail_type` naming `resources` on the default bus
+/// (PutEvents, as the AWS service would through EventBridge); every entry must be accepted.
+async fn put_event(s: &Setup, source: &str, detail_type: &str, resources: &[&str], detail: String) {
     let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-        .source("aws.elasticloadbalancing")
-        .detail_type("AWS API Call via CloudTrail")
+        .source(source)
+        .detail_type(detail_type)
+        .set_resources(Some(resources.iter().map(|r| r.to_string()).collect()))
         .detail(detail)
         .time(aws_sdk_eventbridge::primitives::DateTime::from(
             std::time::SystemTime::now(),
@@ -242,6 +244,18 @@ async fn put_elb_call(s: &Setup, detail: String) {
             .await
             .expect("PutEvents");
     assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+}
+
+/// Put one CloudTrail-shaped ELB event on the default bus.
+async fn put_elb_call(s: &Setup, detail: String) {
+    put_event(
+        s,
+        "aws.elasticloadbalancing",
+        "AWS API Call via CloudTrail",
+        &[],
+        detail,
+    )
+    .await;
 }
 
 /// The ARN of the HTTP :80 listener of `prod-public`.
@@ -837,22 +851,14 @@ async fn put_deployment_event(s: &Setup, service_arn: &str, event_name: &str) {
         "updatedAt": ecs_operator::store::now_rfc3339(),
         "reason": "ECS deployment ecs-svc/0123456789 completed."
     });
-    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-        .source("aws.ecs")
-        .detail_type("ECS Deployment State Change")
-        .resources(service_arn)
-        .detail(detail.to_string())
-        .time(aws_sdk_eventbridge::primitives::DateTime::from(
-            std::time::SystemTime::now(),
-        ))
-        .build();
-    let out =
-        s.eb.put_events()
-            .entries(entry)
-            .send()
-            .await
-            .expect("PutEvents");
-    assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+    put_event(
+        s,
+        "aws.ecs",
+        "ECS Deployment State Change",
+        &[service_arn],
+        detail.to_string(),
+    )
+    .await;
 }
 
 /// The rollout of an update the operator made is followed (Progressing, the next look a minute
