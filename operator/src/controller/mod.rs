@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{ConditionReport, Failure, ReconcileInput, Reconciler, Report, ValidSpecs};
 use crate::runtime::{Action, Handle, Reason, WaveId};
 use crate::spec::{Spec, SpecKey};
-use crate::store::status::{Phase, SpecStatus};
+use crate::store::status::{Phase, ResourceRef, SpecStatus};
 use crate::store::{now_rfc3339, Store};
 
 pub use deletion::{DeletionGuard, DELETION_CONFIRMED, DELETION_HELD};
@@ -224,7 +224,7 @@ impl Controller {
 
     /// Every status record's ledger (the resources each spec lists, for specs in the store
     /// and specs being deleted): what the events index is built from.
-    pub fn ledgers(&self) -> Vec<(SpecKey, Vec<crate::store::status::ResourceRef>)> {
+    pub fn ledgers(&self) -> Vec<(SpecKey, Vec<ResourceRef>)> {
         self.statuses
             .lock()
             .expect("status lock")
@@ -236,6 +236,18 @@ impl Controller {
     /// The last status of `key`.
     pub fn status(&self, key: &SpecKey) -> Option<SpecStatus> {
         self.statuses.lock().expect("status lock").get(key).cloned()
+    }
+
+    /// The resources the spec's last status recorded (its ledger), without copying the rest.
+    fn ledger(&self, key: &SpecKey) -> Option<Vec<ResourceRef>> {
+        let statuses = self.statuses.lock().expect("status lock");
+        statuses.get(key).map(|s| s.resources.clone())
+    }
+
+    /// The phase of the spec's last status.
+    fn last_phase(&self, key: &SpecKey) -> Option<Phase> {
+        let statuses = self.statuses.lock().expect("status lock");
+        statuses.get(key).map(|s| s.phase)
     }
 
     /// Whether every spec of the desired cache was reconciled by this process and reached a
@@ -353,7 +365,7 @@ impl Controller {
                     "SpecPaused",
                     "spec.paused is true: its resources are neither read nor written",
                 )],
-                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                resources: self.ledger(key).unwrap_or_default(),
                 requeue_after: None,
             };
             self.record(key, &entry, &report, None).await;
@@ -368,7 +380,7 @@ impl Controller {
                     "WaitingForCluster",
                     why,
                 )],
-                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                resources: self.ledger(key).unwrap_or_default(),
                 requeue_after: None,
             };
             self.record(key, &entry, &report, None).await;
@@ -377,7 +389,7 @@ impl Controller {
         let input = ReconcileInput {
             specs,
             wave: self.waves.snapshot(wave),
-            ledger: self.status(key).map(|s| s.resources),
+            ledger: self.ledger(key),
         };
         match self.reconciler.reconcile(spec, &input).await {
             Ok(report) => {
@@ -391,12 +403,11 @@ impl Controller {
             }
             Err(failure) => {
                 let message = failure.to_string();
-                let previous = self.status(key);
                 let phase = match &failure {
                     Failure::Terminal(_) => Phase::Failed,
                     // A transient error does not undo what was reached: keep the phase (a
                     // Ready spec becomes Degraded), report the error, retry with backoff.
-                    Failure::Retryable(_) => match previous.as_ref().map(|s| s.phase) {
+                    Failure::Retryable(_) => match self.last_phase(key) {
                         Some(Phase::Ready) | Some(Phase::Degraded) => Phase::Degraded,
                         Some(Phase::Progressing) => Phase::Progressing,
                         _ => Phase::Pending,
@@ -413,7 +424,9 @@ impl Controller {
                         },
                         message.clone(),
                     )],
-                    resources: previous.map(|s| s.resources).unwrap_or_default(),
+                    // Only this key's reconcile writes its status: the ledger read before
+                    // the reconcile is still the last one recorded.
+                    resources: input.ledger.unwrap_or_default(),
                     requeue_after: None,
                 };
                 self.record(key, &entry, &report, Some(message)).await;
