@@ -71,6 +71,10 @@ pub struct ReconcileInput {
     /// owned before (a host it no longer lists) read by these names instead of listing
     /// everything; with `None` they list everything.
     pub ledger: Option<Vec<ResourceRef>>,
+    /// The runner scheduled this reconcile only because the spec's previous one asked to be
+    /// requeued ([`crate::runtime::Run::follow_up`]): the reconciler may look again at only what
+    /// that reconcile waited for, when it knows nothing else can have changed.
+    pub follow_up: bool,
 }
 
 impl ReconcileInput {
@@ -80,6 +84,7 @@ impl ReconcileInput {
             specs,
             wave: None,
             ledger: None,
+            follow_up: false,
         }
     }
 }

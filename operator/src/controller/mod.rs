@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::reconcile::{ConditionReport, Failure, ReconcileInput, Reconciler, Report, ValidSpecs};
-use crate::runtime::{Action, Handle, Reason, WaveId};
+use crate::runtime::{Action, Handle, Reason, Run};
 use crate::spec::{Spec, SpecKey};
 use crate::store::status::{Phase, ResourceRef, SpecStatus};
 use crate::store::{now_rfc3339, Store};
@@ -298,10 +298,10 @@ impl Controller {
         Settled::Yes { failed }
     }
 
-    /// Reconcile one key: the runtime's reconcile function. `wave`: the resync wave the
+    /// Reconcile one key: the runtime's reconcile function. `run.wave`: the resync wave the
     /// runtime started this reconcile for (its reads come from the wave's snapshot), `None`
-    /// to read fresh.
-    pub async fn reconcile(&self, key: SpecKey, wave: Option<WaveId>) -> Result<Action, Failure> {
+    /// to read fresh; `run.follow_up`: passed on as [`ReconcileInput::follow_up`].
+    pub async fn reconcile(&self, key: SpecKey, run: Run) -> Result<Action, Failure> {
         let started = Instant::now();
         let (entry, specs) = {
             let d = self.desired.read().expect("desired lock");
@@ -309,7 +309,7 @@ impl Controller {
         };
         let (result, label) = match entry {
             None => self.reconcile_deletion(&key, specs).await,
-            Some(entry) => self.reconcile_entry(&key, entry, specs, wave).await,
+            Some(entry) => self.reconcile_entry(&key, entry, specs, run).await,
         };
         self.metrics
             .reconciled(key.kind.as_str(), label, started.elapsed());
@@ -330,7 +330,7 @@ impl Controller {
         key: &SpecKey,
         entry: DesiredEntry,
         specs: ValidSpecs,
-        wave: Option<WaveId>,
+        run: Run,
     ) -> (Result<Action, Failure>, &'static str) {
         let spec = match &entry.spec {
             Err(diagnostics) => {
@@ -371,7 +371,7 @@ impl Controller {
             self.record(key, &entry, &report, None).await;
             return (Ok(Action::AwaitChange), "paused");
         }
-        if let Some(why) = self.park_behind_cluster(key, &spec, wave.is_some()) {
+        if let Some(why) = self.park_behind_cluster(key, &spec, run.wave.is_some()) {
             let report = Report {
                 phase: Phase::Pending,
                 conditions: vec![ConditionReport::new(
@@ -388,8 +388,9 @@ impl Controller {
         }
         let input = ReconcileInput {
             specs,
-            wave: self.waves.snapshot(wave),
+            wave: self.waves.snapshot(run.wave),
             ledger: self.ledger(key),
+            follow_up: run.follow_up,
         };
         match self.reconciler.reconcile(spec, &input).await {
             Ok(report) => {

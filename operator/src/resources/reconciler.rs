@@ -1,11 +1,13 @@
 //! The AWS reconciler: one spec's resources in dependency order (docs/design.md "Resources per spec").
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
 use super::context::Aws;
 use super::kinds::task_definition::RevisionCache;
+use super::pipelines::follow::Follow;
 use super::run::{Change, SpecRun};
 use super::ResourceError;
 use crate::reconcile::{Deletion, Failure, OwnedScan, ReconcileInput, Reconciler, Report};
@@ -18,6 +20,9 @@ pub struct AwsReconciler {
     pub aws: Arc<Aws>,
     /// Task definition revisions by ARN (immutable, so cached for the process's life).
     pub revisions: RevisionCache,
+    /// ServiceSpecs whose last reconcile was requeued by their ECS service alone: what their
+    /// follow-up needs (`pipelines::follow`).
+    follows: Mutex<HashMap<SpecKey, Follow>>,
 }
 
 impl AwsReconciler {
@@ -25,32 +30,70 @@ impl AwsReconciler {
         AwsReconciler {
             aws,
             revisions: RevisionCache::default(),
+            follows: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Walk the spec's resources; with `apply == false`, plan only.
+    /// Walk the spec's resources; with `apply == false`, plan only. Also returns what a
+    /// follow-up of this run may use (`pipelines::follow`).
     pub async fn walk<'a>(
         &'a self,
         spec: &Spec,
         input: &ReconcileInput,
         apply: bool,
-    ) -> Result<SpecRun<'a>, ResourceError> {
+    ) -> Result<(SpecRun<'a>, Option<Follow>), ResourceError> {
+        if let Some(why) = region_refusal(spec, input, &self.aws.region) {
+            return Err(ResourceError::Unsatisfiable(why));
+        }
+        let mut run = self.run(spec, input, apply);
+        let follow = match spec {
+            Spec::Cluster(c) => {
+                super::pipelines::cluster::reconcile(&mut run, c, input).await?;
+                None
+            }
+            Spec::Service(s) => {
+                super::pipelines::service::reconcile(&mut run, s, input, &self.revisions).await?
+            }
+        };
+        Ok((run, follow))
+    }
+
+    /// A fresh run of `spec` over `input`.
+    fn run<'a>(&'a self, spec: &Spec, input: &ReconcileInput, apply: bool) -> SpecRun<'a> {
         let adopt = spec
             .metadata()
             .annotations
             .get(crate::ADOPT_ANNOTATION)
             .is_some_and(|v| v == "true");
-        if let Some(why) = region_refusal(spec, input, &self.aws.region) {
-            return Err(ResourceError::Unsatisfiable(why));
+        SpecRun::new(&self.aws, spec.key(), apply, adopt).with_input(input)
+    }
+
+    /// The follow-up of a ServiceSpec requeued by its service alone (`pipelines::follow`):
+    /// `None` when a full reconcile must run instead.
+    async fn follow_up(
+        &self,
+        spec: &Spec,
+        input: &ReconcileInput,
+    ) -> Result<Option<Report>, ResourceError> {
+        let Spec::Service(service) = spec else {
+            return Ok(None);
+        };
+        let key = spec.key();
+        // Taken out: a follow-up that fails leaves none, so the retry is a full reconcile.
+        let Some(follow) = self.follows.lock().expect("follows lock").remove(&key) else {
+            return Ok(None);
+        };
+        let mut run = self.run(spec, input, true);
+        if !super::pipelines::follow::follow_up(&mut run, &follow, service, input).await? {
+            return Ok(None);
         }
-        let mut run = SpecRun::new(&self.aws, spec.key(), apply, adopt).with_input(input);
-        match spec {
-            Spec::Cluster(c) => super::pipelines::cluster::reconcile(&mut run, c, input).await?,
-            Spec::Service(s) => {
-                super::pipelines::service::reconcile(&mut run, s, input, &self.revisions).await?
-            }
+        if run.requeue_after.is_some() {
+            self.follows
+                .lock()
+                .expect("follows lock")
+                .insert(key, follow);
         }
-        Ok(run)
+        Ok(Some(run.into_report()))
     }
 
     /// The changes a reconcile would make now (`ecs-operator diff`).
@@ -59,7 +102,7 @@ impl AwsReconciler {
         spec: &Spec,
         input: &ReconcileInput,
     ) -> Result<Vec<Change>, ResourceError> {
-        Ok(self.walk(spec, input, false).await?.changes)
+        Ok(self.walk(spec, input, false).await?.0.changes)
     }
 }
 
@@ -102,7 +145,18 @@ fn mode(spec: &Spec) -> Mode {
 impl Reconciler for AwsReconciler {
     async fn reconcile(&self, spec: Arc<Spec>, input: &ReconcileInput) -> Result<Report, Failure> {
         let apply = mode(&spec) == Mode::Enforce;
-        let run = self.walk(&spec, input, apply).await?;
+        if apply && input.follow_up {
+            if let Some(report) = self.follow_up(&spec, input).await? {
+                return Ok(report);
+            }
+        }
+        let (run, follow) = self.walk(&spec, input, apply).await?;
+        let mut follows = self.follows.lock().expect("follows lock");
+        match follow {
+            Some(f) => follows.insert(spec.key(), f),
+            None => follows.remove(&spec.key()),
+        };
+        drop(follows);
         Ok(run.into_report())
     }
 
@@ -113,6 +167,7 @@ impl Reconciler for AwsReconciler {
         previous: &SpecStatus,
         input: &ReconcileInput,
     ) -> Result<Deletion, Failure> {
+        self.follows.lock().expect("follows lock").remove(key);
         let resources = &previous.resources;
         let hands_off = last.as_deref().is_some_and(|s| {
             mode(s) == Mode::Observe
