@@ -408,12 +408,12 @@ async fn only_a_run_scheduled_by_its_own_requeue_is_a_follow_up() {
     // After a failure the retry is no follow-up; the requeue after it is again.
     assert_eq!(probe.follow_ups(3)[..3], [false, true, false]);
     sleep(Duration::from_secs(20)).await;
-    assert_eq!(probe.follow_ups(3)[3], true);
+    assert!(probe.follow_ups(3)[3]);
     // A drift check asked for while a requeue is pending makes that run a full one.
     let before = probe.follow_ups(2).len();
     h.trigger(2, Reason::Resync);
     sleep(Duration::from_secs(10)).await;
-    assert_eq!(probe.follow_ups(2)[before], false);
+    assert!(!probe.follow_ups(2)[before]);
     // A wave starting (at 100 s) makes every pending requeue's run a full one.
     sleep_until_after(&probe, 1, Duration::from_secs(100)).await;
     let runs = probe.runs(1);
