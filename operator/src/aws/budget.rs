@@ -199,6 +199,8 @@ impl Bucket {
 #[derive(Clone, Debug)]
 pub struct Budget {
     buckets: Arc<Mutex<HashMap<(Service, CallClass), Bucket>>>,
+    /// Calls that had to wait for a token (each counted once, however long it waited).
+    waits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Budget {
@@ -217,6 +219,7 @@ impl Budget {
             .collect();
         Budget {
             buckets: Arc::new(Mutex::new(buckets)),
+            waits: Default::default(),
         }
     }
 
@@ -272,9 +275,20 @@ impl Budget {
 
     /// Wait until the call may be made, then take its tokens (all at once).
     pub async fn acquire(&self, service: Service, class: CallClass) {
+        let mut waited = false;
         while let Err(wait) = self.take(service, class) {
+            if !waited {
+                waited = true;
+                self.waits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// How many calls had to wait for a token so far.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Charge a call that was sent without waiting (an SDK retry): a token from each of its
@@ -425,6 +439,16 @@ mod tests {
         // 8 account tokens came back; the write bucket still holds its 2.
         assert_eq!(drain(&b, Service::Elbv2, CallClass::Write), 2);
         assert_eq!(drain(&b, Service::Elbv2, CallClass::Read), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_counts_the_calls_that_waited_and_another_budget_is_not_slowed() {
+        let a = Budget::default();
+        let b = Budget::default();
+        assert_eq!(drain(&a, Service::Ecs, CallClass::Write), 4);
+        a.acquire(Service::Ecs, CallClass::Write).await;
+        b.acquire(Service::Ecs, CallClass::Write).await;
+        assert_eq!((a.waits(), b.waits()), (1, 0));
     }
 
     #[tokio::test(start_paused = true)]

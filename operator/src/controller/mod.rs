@@ -378,6 +378,11 @@ impl Controller {
             specs,
             wave: self.waves.snapshot(wave),
             ledger: self.status(key).map(|s| s.resources),
+            placement: self
+                .status(key)
+                .filter(|s| !s.resources.is_empty())
+                .and_then(|s| s.placement),
+            placements: Vec::new(),
         };
         match self.reconciler.reconcile(spec, &input).await {
             Ok(report) => {
@@ -434,7 +439,7 @@ impl Controller {
             .health
             .set_phase(&key.to_string(), Some(report.phase));
         let previous = self.status(key);
-        let next = next_status(
+        let mut next = next_status(
             key,
             previous.as_ref(),
             entry,
@@ -442,6 +447,19 @@ impl Controller {
             last_error,
             &now_rfc3339(),
         );
+        // Where the resources live: kept while the record lists resources (a spec cannot move
+        // them), else where the spec says.
+        let placed = previous
+            .as_ref()
+            .is_some_and(|p| p.placement.is_some() && !p.resources.is_empty());
+        if !placed {
+            if let Ok(spec) = &entry.spec {
+                let specs = self.desired.read().expect("desired lock").1.clone();
+                if let Some(p) = self.reconciler.placement(spec, &specs) {
+                    next.placement = Some(p);
+                }
+            }
+        }
         if previous.as_ref().is_some_and(|p| same_status(p, &next)) {
             return;
         }
