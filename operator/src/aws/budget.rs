@@ -201,6 +201,8 @@ pub struct Budget {
     buckets: Arc<Mutex<HashMap<(Service, CallClass), Bucket>>>,
     /// Calls that had to wait for a token (each counted once, however long it waited).
     waits: Arc<std::sync::atomic::AtomicU64>,
+    /// SDK retries charged ([`Budget::charge`]).
+    charges: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Budget {
@@ -220,6 +222,7 @@ impl Budget {
         Budget {
             buckets: Arc::new(Mutex::new(buckets)),
             waits: Default::default(),
+            charges: Default::default(),
         }
     }
 
@@ -286,6 +289,11 @@ impl Budget {
         }
     }
 
+    /// How many SDK retries were charged so far.
+    pub fn charges(&self) -> u64 {
+        self.charges.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many calls had to wait for a token so far.
     pub fn waits(&self) -> u64 {
         self.waits.load(std::sync::atomic::Ordering::Relaxed)
@@ -296,6 +304,8 @@ impl Budget {
     /// `-burst` at most, so the calls waiting on it are delayed until AWS's bucket has had the
     /// time to refill the token the retry spent there.
     pub fn charge(&self, service: Service, class: CallClass) {
+        self.charges
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("budget lock");
         for k in Budget::keys_for(&buckets, service, class) {
