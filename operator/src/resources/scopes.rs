@@ -140,7 +140,8 @@ impl Scopes {
                 .credentials_provider(SharedCredentialsProvider::new(provider))
                 .build();
             let sdk = Sdk::with_calls(config.clone(), base.calls.clone());
-            let identity = sdk.sts().get_caller_identity().send().await.map_err(|e| {
+            let sts: aws_sdk_sts::Client = sdk.sts();
+            let identity = sts.get_caller_identity().send().await.map_err(|e| {
                 Unreachable::AssumeRole(format!(
                     "cannot assume {} for account {}: {}",
                     a.role_arn,
