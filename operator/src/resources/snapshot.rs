@@ -106,11 +106,14 @@ pub enum Entry {
 
 type Value = Arc<dyn Any + Send + Sync>;
 
+/// An entry of one scope (`Placement::scope_key`), read once.
+type Cells = HashMap<(String, Entry), Arc<OnceCell<Value>>>;
+
 /// The shared reads of one resync wave.
 pub struct Snapshot {
     wave: u64,
     /// By scope (`Placement::scope_key`: one account and region) and entry.
-    entries: Mutex<HashMap<(String, Entry), Arc<OnceCell<Value>>>>,
+    entries: Mutex<Cells>,
 }
 
 impl fmt::Debug for Snapshot {
