@@ -394,6 +394,22 @@ async fn two_clusters_in_two_accounts_and_regions_converge_each_only_where_its_s
     }
     assert_eq!(w.fleet.mutations_since(&before), BTreeMap::new());
     assert_eq!(w.gate.mutations.lock().unwrap().len(), writes_before);
+    // The call counters (the `aws_calls` metric) carry each call's account and region.
+    let creates: BTreeSet<Option<(String, String)>> = w
+        .fleet
+        .calls
+        .snapshot()
+        .into_keys()
+        .filter(|l| l.operation == "CreateCluster")
+        .map(|l| l.scope)
+        .collect();
+    assert_eq!(
+        creates,
+        BTreeSet::from([
+            Some((A.to_string(), A_REGION.to_string())),
+            Some((B.to_string(), B_REGION.to_string())),
+        ])
+    );
     // Status records keep where each spec lives, its region filled in.
     let alpha = w.fleet.spec("ClusterSpec/alpha");
     let specs = Arc::new(w.fleet.specs.clone());

@@ -125,6 +125,9 @@ impl Scopes {
     async fn make(&self, p: &Placement) -> Result<Arc<Aws>, Unreachable> {
         let region = aws_config::Region::new(p.region.clone().unwrap_or_default());
         let base = &self.own.base;
+        let calls = base
+            .calls
+            .scoped(p.account_label(), p.region.as_deref().unwrap_or_default());
         let mut config = base.config.to_builder().region(region.clone()).build();
         if let Some(a) = &p.account {
             let mut role = AssumeRoleProvider::builder(a.role_arn.clone())
@@ -139,7 +142,7 @@ impl Scopes {
                 .into_builder()
                 .credentials_provider(SharedCredentialsProvider::new(provider))
                 .build();
-            let sdk = Sdk::with_calls(config.clone(), base.calls.clone());
+            let sdk = Sdk::with_calls(config.clone(), calls.clone());
             let sts: aws_sdk_sts::Client = sdk.sts();
             let identity = sts.get_caller_identity().send().await.map_err(|e| {
                 Unreachable::AssumeRole(format!(
@@ -151,7 +154,7 @@ impl Scopes {
             })?;
             check_identity(&a.id, identity.account())?;
         }
-        let sdk = Sdk::with_calls(config, base.calls.clone());
+        let sdk = Sdk::with_calls(config, calls);
         tracing::info!(placement = %p, "clients for a new account or region");
         Ok(Aws::in_account(
             &sdk,
