@@ -213,6 +213,8 @@ impl Policy for Gate {
 /// moto, the gate in front of it, and a fleet of the specs reconciled through the gate.
 struct World {
     moto: Moto,
+    /// The operator's SDK settings (through the gate).
+    config: SdkConfig,
     gate: Arc<Gate>,
     _server: Server,
     _dir: tempfile::TempDir,
@@ -233,7 +235,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let subnets = [subnet_in(&moto, A, A_REGION), subnet_in(&moto, B, B_REGION)];
         write_specs(dir.path(), &files(&subnets));
-        let sdk = Sdk::new(config);
+        let sdk = Sdk::new(config.clone());
         let calls = sdk.calls.clone();
         let aws = Aws::new(&sdk, "ecs-operator", Budget::default());
         let allowed = allowed.map(|a| a.iter().map(|s| s.to_string()).collect());
@@ -244,6 +246,7 @@ impl World {
         };
         World {
             moto,
+            config,
             gate,
             _server: server,
             _dir: dir,
@@ -479,6 +482,82 @@ async fn moving_a_converged_cluster_to_another_region_or_account_is_refused_as_i
     }
     assert_eq!(w.fleet.mutations_since(&before), BTreeMap::new());
     assert_eq!(w.everywhere().await, expected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_record_keeps_where_a_cluster_lives_and_a_region_move_through_the_controller_is_refused_there(
+) {
+    use ecs_operator::controller::{Controller, Desired};
+    use ecs_operator::store::Store;
+    let w = World::new(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_specs(dir.path(), &[("alpha.yaml", cluster("alpha", A, A_REGION))]);
+    let store: Arc<dyn Store> = Arc::new(ecs_operator::store::file::FileStore::new(
+        dir.path().to_path_buf(),
+    ));
+    let aws = Aws::new(
+        &Sdk::new(w.config.clone()),
+        "ecs-operator",
+        Budget::default(),
+    );
+    let metrics = Arc::new(ecs_operator::metrics::Metrics::new(
+        Arc::new(ecs_operator::runtime::RunnerMetrics::default()),
+        Default::default(),
+        Default::default(),
+    ));
+    let controller = Controller::new(store.clone(), Arc::new(AwsReconciler::new(aws)), metrics);
+    controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
+    let alpha = key("ClusterSpec/alpha");
+    controller
+        .reconcile(alpha.clone(), None)
+        .await
+        .expect("reconciled");
+    let status = store
+        .read_status(&alpha)
+        .await
+        .unwrap()
+        .expect("a status record");
+    assert_eq!(status.phase, Phase::Ready, "{status:?}");
+    let placement = status.placement.clone().expect("the record says where");
+    assert_eq!(placement.scope_key(), format!("{A}/{A_REGION}"));
+    assert!(!status.resources.is_empty());
+    let url = format!("file://{}", dir.path().display());
+    let shown = ecs_operator_tests::cli(&["status", "--store", &url], None).await;
+    assert!(
+        shown.stdout.contains("ACCOUNT/REGION")
+            && shown.stdout.contains(&format!("{A}/{A_REGION}")),
+        "{shown:?}"
+    );
+    // The spec moves to another region: refused, the record still says where things are.
+    write_specs(
+        dir.path(),
+        &[("alpha.yaml", cluster("alpha", A, "eu-central-1"))],
+    );
+    controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
+    controller
+        .reconcile(alpha.clone(), None)
+        .await
+        .expect("an answer");
+    let moved = store
+        .read_status(&alpha)
+        .await
+        .unwrap()
+        .expect("a status record");
+    assert_eq!(moved.phase, Phase::Degraded);
+    let ready = moved
+        .conditions
+        .iter()
+        .find(|c| c.condition_type == "Ready")
+        .unwrap();
+    assert_eq!(ready.reason, "ImmutableField");
+    assert!(
+        ready.message.contains("region us-west-2 -> eu-central-1"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(moved.placement, Some(placement));
+    assert_eq!(moved.resources, status.resources);
+    assert!(w.ecs_resources(A, "eu-central-1").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
