@@ -602,12 +602,48 @@ async fn a_denied_assume_role_degrades_only_that_accounts_specs_deletes_nothing_
     let owners: BTreeSet<String> = scan.owned.keys().map(|k| k.to_string()).collect();
     assert!(owners.contains("ClusterSpec/beta"), "{owners:?}");
     assert!(!owners.iter().any(|o| o.contains("alpha")), "{owners:?}");
+    // A deletion in the unreachable account fails (and is retried): nothing is "gone".
+    let placement_a = w
+        .fleet
+        .reconciler
+        .placement(
+            &w.fleet.spec("ServiceSpec/alpha-web"),
+            &Arc::new(w.fleet.specs.clone()),
+        )
+        .expect("a placement");
+    let mut record =
+        ecs_operator::store::status::SpecStatus::pending(&key("ServiceSpec/alpha-web"));
+    record.placement = Some(placement_a);
+    record.deletion_policy = Some("Delete".into());
+    let denied_delete = w
+        .fleet
+        .reconciler
+        .delete(&key("ServiceSpec/alpha-web"), None, &record, &input)
+        .await;
+    assert!(
+        matches!(
+            &denied_delete,
+            Err(ecs_operator::reconcile::Failure::Retryable(_))
+        ),
+        "{denied_delete:?}"
+    );
     assert_eq!(w.deletions(), Vec::<(String, String)>::new());
     // The role is back: the same reconciler reaches account A.
     *w.gate.denied_role.lock().unwrap() = None;
-    w.fleet.converge(6).await;
+    let reports = w.fleet.converge(6).await;
     assert_eq!(w.everywhere().await, expected());
     assert_eq!(w.deletions(), Vec::<(String, String)>::new());
+    // Deleting alpha-web by its record tears it down in account A's region only.
+    record.resources = reports[&key("ServiceSpec/alpha-web")].resources.clone();
+    let spec = w.fleet.spec("ServiceSpec/alpha-web");
+    w.fleet
+        .reconciler
+        .delete(&key("ServiceSpec/alpha-web"), Some(spec), &record, &input)
+        .await
+        .expect("the deletion runs");
+    let deleted_in: BTreeSet<String> = w.deletions().into_iter().map(|(r, _)| r).collect();
+    assert_eq!(deleted_in, BTreeSet::from([A_REGION.to_string()]));
+    assert!(w.ecs_resources(B, B_REGION).await.contains("beta/beta-web"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
