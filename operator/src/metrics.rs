@@ -348,11 +348,16 @@ impl prometheus_client::collector::Collector for Collected {
                 MetricType::Counter,
             )?;
             for (l, n) in &calls {
-                let labels = [
+                let mut labels = vec![
                     ("service", l.service.as_str()),
                     ("operation", l.operation.as_str()),
                     ("outcome", l.outcome.as_str()),
                 ];
+                // Calls in another account or region say where.
+                if let Some((account, region)) = &l.scope {
+                    labels.push(("account", account.as_str()));
+                    labels.push(("region", region.as_str()));
+                }
                 ConstCounter::new(*n).encode(fam.encode_family(&labels)?)?;
             }
         }
@@ -436,6 +441,9 @@ mod tests {
         let calls = CallMetrics::new();
         calls.record("ECS", "DescribeServices", Outcome::Ok);
         calls.record("ECS", "DescribeServices", Outcome::Throttled);
+        calls
+            .scoped("210987654321", "us-west-2")
+            .record("ECS", "CreateCluster", Outcome::Ok);
         let health = Arc::new(Health::default());
         health.set_phase("ServiceSpec/web", Some(Phase::Ready));
         let m = Metrics::new(runner, calls, health);
@@ -449,6 +457,7 @@ mod tests {
             "ecs_operator_queue_depth 7",
             "ecs_operator_backoffs_total 3",
             r#"ecs_operator_aws_calls_total{service="ecs",operation="DescribeServices",outcome="throttled"} 1"#,
+            r#"ecs_operator_aws_calls_total{service="ecs",operation="CreateCluster",outcome="ok",account="210987654321",region="us-west-2"} 1"#,
             r#"ecs_operator_aws_throttles_total{service="ecs"} 1"#,
             r#"ecs_operator_reconciles_total{kind="ServiceSpec",result="ready"} 1"#,
             r#"ecs_operator_reconcile_duration_seconds_count{kind="ServiceSpec"} 1"#,

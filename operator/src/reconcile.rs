@@ -18,7 +18,7 @@ use async_trait::async_trait;
 pub use crate::resources::snapshot::Snapshot;
 pub use crate::runtime::failure::{Cause, Failure};
 pub use crate::spec::ValidSpecs;
-use crate::spec::{Spec, SpecKey};
+use crate::spec::{Placement, Spec, SpecKey};
 use crate::store::status::{Phase, ResourceRef, SpecStatus};
 
 /// A condition as a reconciler reports it; the controller fills in `lastTransitionTime`.
@@ -71,6 +71,12 @@ pub struct ReconcileInput {
     /// owned before (a host it no longer lists) read by these names instead of listing
     /// everything; with `None` they list everything.
     pub ledger: Option<Vec<ResourceRef>>,
+    /// Where the spec's last status record says its resources live (while it lists any);
+    /// `None` when unknown or nothing was created yet.
+    pub placement: Option<Placement>,
+    /// Garbage collection only: where every status record's resources live (the scopes to
+    /// scan besides the specs').
+    pub placements: Vec<Placement>,
     /// The runner scheduled this reconcile only because the spec's previous one asked to be
     /// requeued ([`crate::runtime::Run::follow_up`]): the reconciler may look again at only what
     /// that reconcile waited for, when it knows nothing else can have changed.
@@ -84,6 +90,8 @@ impl ReconcileInput {
             specs,
             wave: None,
             ledger: None,
+            placement: None,
+            placements: Vec::new(),
             follow_up: false,
         }
     }
@@ -154,5 +162,12 @@ pub trait Reconciler: Send + Sync + 'static {
     async fn owned(&self, input: &ReconcileInput, ledgers: &[ResourceRef]) -> OwnedScan {
         let _ = (input, ledgers);
         OwnedScan::default()
+    }
+
+    /// Where `spec`'s resources go (its region filled in), for the status record; `None`
+    /// (the default) records nothing.
+    fn placement(&self, spec: &Spec, specs: &ValidSpecs) -> Option<Placement> {
+        let _ = (spec, specs);
+        None
     }
 }

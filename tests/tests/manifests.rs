@@ -39,6 +39,12 @@ const WORKFLOW: &str = "manifests/ci/github-actions.yml";
 /// operator's own calls make AWS act on its behalf. (action, why)
 const IMPLICIT: &[(&str, &str)] = &[
     (
+        "sts:AssumeRole",
+        "the SDK's assume-role credentials provider (aws_config::sts::AssumeRoleProvider, built \
+         in operator/src/resources/scopes.rs) calls it for ClusterSpecs with spec.account; \
+         granted only on roles named ecs-operator-target",
+    ),
+    (
         "iam:PassRole",
         "RegisterTaskDefinition passes the spec's taskRoleArn and executionRoleArn to ECS, and \
          CreateAutoScalingGroup/UpdateAutoScalingGroup pass the instance profile role of the \
@@ -330,6 +336,10 @@ fn the_iam_policy_grants_no_action_the_code_does_not_call() {
             "{names}"
         );
     }
+    assert_eq!(
+        with("sts:AssumeRole")["Resource"],
+        "arn:aws:iam::*:role/ecs-operator-target"
+    );
     for alarm in ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"] {
         let r = with(alarm)["Resource"].as_str().unwrap();
         assert!(r.contains(":alarm:TargetTracking-"), "{alarm}: {r}");
@@ -419,6 +429,70 @@ fn verify_only_actions_are_called_only_by_verify_and_stay_out_of_the_task_role()
             "README.md does not mention {action}"
         );
     }
+}
+
+/// The task policy's statements a target account's role does not need: the store, the lease,
+/// the events queue and the assuming itself.
+const OPERATOR_ACCOUNT_ONLY: &[&str] = &[
+    "StoreS3List",
+    "StoreS3ReadSpecs",
+    "StoreS3Status",
+    "StoreDynamoDbRead",
+    "StoreDynamoDbStatus",
+    "StoreDynamoDbStream",
+    "LeaderElection",
+    "EventsQueue",
+    "AssumeTargetAccountRoles",
+];
+
+#[test]
+fn the_target_account_role_trusts_only_the_task_role_with_the_external_id_and_grants_the_reconcile_statements_in_any_region(
+) {
+    let role = json("manifests/operator/target-account-role.json");
+    let task = json(TASK_DEFINITION);
+    let trust = &role["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_array().unwrap().len(), 1, "{trust}");
+    let t = &trust[0];
+    assert_eq!(t["Effect"], "Allow");
+    assert_eq!(t["Action"], "sts:AssumeRole");
+    assert_eq!(t["Principal"]["AWS"], task["taskRoleArn"]);
+    assert_eq!(
+        t["Condition"]["StringEquals"]["sts:ExternalId"],
+        "EXTERNAL_ID"
+    );
+    // The role's name is the one the task policy may assume.
+    let policy = json(TASK_POLICY);
+    let assume = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "AssumeTargetAccountRoles")
+        .expect("the task role may assume target roles");
+    assert_eq!(
+        assume["Resource"],
+        format!("arn:aws:iam::*:role/{}", role["RoleName"].as_str().unwrap())
+    );
+    // Permissions: the task policy's reconcile statements, in the target account, any region.
+    let expected: Vec<Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !OPERATOR_ACCOUNT_ONLY.contains(&s["Sid"].as_str().unwrap()))
+        .map(|s| {
+            let text = s
+                .to_string()
+                .replace(":REGION:", ":*:")
+                .replace("ACCOUNT_ID", "TARGET_ACCOUNT_ID");
+            serde_json::from_str(&text).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        role["PolicyDocument"]["Statement"].as_array().unwrap(),
+        &expected,
+        "target-account-role.json drifted from iam-policy.json"
+    );
+    let readme = read("manifests/operator/README.md");
+    assert!(readme.contains("target-account-role.json"));
 }
 
 #[test]

@@ -199,6 +199,10 @@ impl Bucket {
 #[derive(Clone, Debug)]
 pub struct Budget {
     buckets: Arc<Mutex<HashMap<(Service, CallClass), Bucket>>>,
+    /// Calls that had to wait for a token (each counted once, however long it waited).
+    waits: Arc<std::sync::atomic::AtomicU64>,
+    /// SDK retries charged ([`Budget::charge`]).
+    charges: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Budget {
@@ -217,6 +221,8 @@ impl Budget {
             .collect();
         Budget {
             buckets: Arc::new(Mutex::new(buckets)),
+            waits: Default::default(),
+            charges: Default::default(),
         }
     }
 
@@ -272,9 +278,25 @@ impl Budget {
 
     /// Wait until the call may be made, then take its tokens (all at once).
     pub async fn acquire(&self, service: Service, class: CallClass) {
+        let mut waited = false;
         while let Err(wait) = self.take(service, class) {
+            if !waited {
+                waited = true;
+                self.waits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// How many SDK retries were charged so far.
+    pub fn charges(&self) -> u64 {
+        self.charges.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many calls had to wait for a token so far.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Charge a call that was sent without waiting (an SDK retry): a token from each of its
@@ -282,6 +304,8 @@ impl Budget {
     /// `-burst` at most, so the calls waiting on it are delayed until AWS's bucket has had the
     /// time to refill the token the retry spent there.
     pub fn charge(&self, service: Service, class: CallClass) {
+        self.charges
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("budget lock");
         for k in Budget::keys_for(&buckets, service, class) {
@@ -425,6 +449,16 @@ mod tests {
         // 8 account tokens came back; the write bucket still holds its 2.
         assert_eq!(drain(&b, Service::Elbv2, CallClass::Write), 2);
         assert_eq!(drain(&b, Service::Elbv2, CallClass::Read), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_counts_the_calls_that_waited_and_another_budget_is_not_slowed() {
+        let a = Budget::default();
+        let b = Budget::default();
+        assert_eq!(drain(&a, Service::Ecs, CallClass::Write), 4);
+        a.acquire(Service::Ecs, CallClass::Write).await;
+        b.acquire(Service::Ecs, CallClass::Write).await;
+        assert_eq!((a.waits(), b.waits()), (1, 0));
     }
 
     #[tokio::test(start_paused = true)]

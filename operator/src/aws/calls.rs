@@ -57,12 +57,18 @@ pub struct CallLabels {
     pub service: String,
     pub operation: String,
     pub outcome: Outcome,
+    /// `(account, region)` of a call in another account or region than the operator's own
+    /// (`account` is `own` for another region of the operator's account); `None` for the
+    /// operator's own.
+    pub scope: Option<(String, String)>,
 }
 
 /// Attempt counts, shared by every client of the process (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct CallMetrics {
     counts: Arc<Mutex<BTreeMap<CallLabels, u64>>>,
+    /// The labels of the clients counting here: see [`CallLabels::scope`].
+    scope: Option<(String, String)>,
 }
 
 /// Error codes that mean "slow down", whatever the protocol.
@@ -86,11 +92,21 @@ impl CallMetrics {
         Self::default()
     }
 
+    /// The same counters, for clients of `account` (`own`: the operator's) in `region`: their
+    /// calls carry both as labels.
+    pub fn scoped(&self, account: &str, region: &str) -> CallMetrics {
+        CallMetrics {
+            counts: self.counts.clone(),
+            scope: Some((account.to_string(), region.to_string())),
+        }
+    }
+
     pub fn record(&self, service: &str, operation: &str, outcome: Outcome) {
         let labels = CallLabels {
             service: service_label(service),
             operation: operation.to_string(),
             outcome,
+            scope: self.scope.clone(),
         };
         *self
             .counts

@@ -58,6 +58,15 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
             writeln!(ctx.out, "{key}: paused (not read)")?;
             continue;
         }
+        // Specs in another account or region say where.
+        let place = reconciler.placement_shown(spec, &input.specs);
+        let label =
+            if place.account.is_none() && place.region == Some(reconciler.aws.region.clone()) {
+                key.to_string()
+            } else {
+                format!("{key} ({place})")
+            };
+        let key = label;
         match reconciler.diff(spec, &input).await {
             Ok(changes) if changes.is_empty() => writeln!(ctx.out, "{key}: in sync")?,
             Ok(changes) => {

@@ -92,10 +92,24 @@ pub struct Args {
     /// backstop, and a queue that cannot be read stops nothing (see /readyz).
     #[arg(long, env = "ECS_OPERATOR_EVENTS_QUEUE")]
     pub events_queue: Option<String>,
+    /// The only accounts a ClusterSpec's `account.id` may name (comma-separated 12-digit ids);
+    /// a spec naming another is refused with a condition (phase Degraded). Unset: any.
+    #[arg(long, value_delimiter = ',', value_parser = parse_account_id, env = "ECS_OPERATOR_ALLOWED_ACCOUNTS")]
+    pub allowed_accounts: Option<Vec<String>>,
     /// On exit, write what /metrics would serve to this file (for batch runs with --once,
     /// which exit before anything could scrape them; the benchmark reads it).
     #[arg(long)]
     pub metrics_file: Option<std::path::PathBuf>,
+}
+
+/// A 12-digit AWS account id.
+fn parse_account_id(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if crate::spec::validate::is_account_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not an AWS account id (12 digits)"))
+    }
 }
 
 /// Parse `500ms`, `30s`, `5m`, `1h` (or a bare number of seconds).
@@ -123,10 +137,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// The AWS reconciler, with the call budget shared by every reconcile, and its rollout poll
 /// (for the events listener to lengthen while the queue answers).
-fn reconciler(sdk: &Sdk, instance: &str) -> (Arc<dyn Reconciler>, RolloutPoll) {
+fn reconciler(
+    sdk: &Sdk,
+    instance: &str,
+    allowed: Option<&[String]>,
+) -> (Arc<dyn Reconciler>, RolloutPoll) {
     let aws = crate::resources::Aws::new(sdk, instance, crate::aws::Budget::default());
     let poll = aws.rollout_poll.clone();
-    (Arc::new(crate::resources::AwsReconciler::new(aws)), poll)
+    let allowed = allowed.map(|a| a.iter().cloned().collect());
+    (
+        Arc::new(crate::resources::AwsReconciler::with_allowed_accounts(
+            aws, allowed,
+        )),
+        poll,
+    )
 }
 
 /// Spec keys whose entry changed between two desired states, plus the ServiceSpecs of every
@@ -347,7 +371,8 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     let rm = Arc::new(RunnerMetrics::default());
     let pending = Arc::new(crate::events::Pending::default());
     let metrics = Arc::new(Metrics::new(rm.clone(), calls.clone(), health.clone()));
-    let (reconciler, rollout_poll) = reconciler(&sdk, &args.instance);
+    let (reconciler, rollout_poll) =
+        reconciler(&sdk, &args.instance, args.allowed_accounts.as_deref());
     let controller = Arc::new(Controller::new(store.clone(), reconciler, metrics.clone()));
     let ui = args.ui.then(|| {
         Ui::new(
@@ -501,9 +526,14 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                     let desired = Desired::from_listing(&listing);
                     let old = controller.desired();
                     let (changed, removed) = changed_keys(&old, &desired);
-                    if !initial && guard.trips(removed.len(), old.entries.len()) {
-                        tracing::error!(removed = removed.len(), known = old.entries.len(), "mass deletion held: one listing removed {} of {} specs; nothing is deleted until `ecs-operator confirm-deletions`", removed.len(), old.entries.len());
-                        controller.hold_deletions(removed.iter().cloned());
+                    if !initial {
+                        // Per account and region: many specs of one small account leaving
+                        // at once is a mass deletion there, whatever the other accounts hold.
+                        let held = guard.held_per_scope(&old, &removed);
+                        if !held.is_empty() {
+                            tracing::error!(removed = removed.len(), held = held.len(), known = old.entries.len(), "mass deletion held: one listing removed {} specs of one account and region; nothing is deleted until `ecs-operator confirm-deletions`", held.len());
+                            controller.hold_deletions(held);
+                        }
                     }
                     controller.set_desired(desired);
                     if let Some(ui) = &ui {

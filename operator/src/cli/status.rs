@@ -102,6 +102,9 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                         s.kind.to_string(),
                         s.name.clone(),
                         s.phase.to_string(),
+                        s.placement
+                            .as_ref()
+                            .map_or_else(|| "-".to_string(), |p| p.scope_key()),
                         short(&s.generation),
                         observed,
                         s.summary(),
@@ -112,7 +115,15 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
                 ctx.out,
                 "{}",
                 table(
-                    &["KIND", "NAME", "PHASE", "GENERATION", "OBSERVED", "MESSAGE"],
+                    &[
+                        "KIND",
+                        "NAME",
+                        "PHASE",
+                        "ACCOUNT/REGION",
+                        "GENERATION",
+                        "OBSERVED",
+                        "MESSAGE"
+                    ],
                     &rows
                 )
             )?;

@@ -40,6 +40,36 @@ impl DeletionGuard {
             && removed > self.min_count
             && (removed as f64) > self.fraction * known as f64
     }
+
+    /// The guard per account and region: the `removed` keys of `old` whose scope (the
+    /// account and region of their spec in `old`; an invalid document's is unknown, counted
+    /// on its own) trips the guard.
+    pub fn held_per_scope(
+        &self,
+        old: &super::Desired,
+        removed: &std::collections::BTreeSet<SpecKey>,
+    ) -> Vec<SpecKey> {
+        use std::collections::BTreeMap;
+        let valid = old.valid();
+        let scope = |key: &SpecKey| -> String {
+            valid
+                .get(key)
+                .and_then(|s| crate::spec::placement_of(s, &valid))
+                .map_or_else(|| "unknown".to_string(), |p| p.scope_key())
+        };
+        let mut known: BTreeMap<String, usize> = BTreeMap::new();
+        for key in old.entries.keys() {
+            *known.entry(scope(key)).or_default() += 1;
+        }
+        let mut gone: BTreeMap<String, Vec<SpecKey>> = BTreeMap::new();
+        for key in removed {
+            gone.entry(scope(key)).or_default().push(key.clone());
+        }
+        gone.into_iter()
+            .filter(|(s, keys)| self.trips(keys.len(), known.get(s).copied().unwrap_or(0)))
+            .flat_map(|(_, keys)| keys)
+            .collect()
+    }
 }
 
 /// The condition `confirm-deletions` sets on a held spec's status record.

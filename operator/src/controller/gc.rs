@@ -69,8 +69,21 @@ impl Controller {
                 .flat_map(|s| s.resources.iter().cloned())
                 .collect()
         };
+        let placements: Vec<crate::spec::Placement> = {
+            let statuses = self.statuses.lock().expect("status lock");
+            let mut v: Vec<_> = statuses
+                .values()
+                .filter_map(|s| s.placement.clone())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
         let before = self.desired();
-        let input = ReconcileInput::fresh(Arc::new(before.valid()));
+        let input = ReconcileInput {
+            placements,
+            ..ReconcileInput::fresh(Arc::new(before.valid()))
+        };
         let scan = self.reconciler.owned(&input, &ledgers).await;
         for e in &scan.errors {
             tracing::warn!(error = %e, "garbage collection: cannot list");

@@ -244,6 +244,13 @@ impl Controller {
         statuses.get(key).map(|s| s.resources.clone())
     }
 
+    /// Where the spec's last status says its resources live, while it lists any.
+    fn placement(&self, key: &SpecKey) -> Option<crate::spec::Placement> {
+        let statuses = self.statuses.lock().expect("status lock");
+        let s = statuses.get(key).filter(|s| !s.resources.is_empty())?;
+        s.placement.clone()
+    }
+
     /// The phase of the spec's last status.
     fn last_phase(&self, key: &SpecKey) -> Option<Phase> {
         let statuses = self.statuses.lock().expect("status lock");
@@ -390,6 +397,8 @@ impl Controller {
             specs,
             wave: self.waves.snapshot(run.wave),
             ledger: self.ledger(key),
+            placement: self.placement(key),
+            placements: Vec::new(),
             follow_up: run.follow_up,
         };
         match self.reconciler.reconcile(spec, &input).await {
@@ -448,7 +457,7 @@ impl Controller {
             .health
             .set_phase(&key.to_string(), Some(report.phase));
         let previous = self.status(key);
-        let next = next_status(
+        let mut next = next_status(
             key,
             previous.as_ref(),
             entry,
@@ -456,6 +465,19 @@ impl Controller {
             last_error,
             &now_rfc3339(),
         );
+        // Where the resources live: kept while the record lists resources (a spec cannot move
+        // them), else where the spec says.
+        let placed = previous
+            .as_ref()
+            .is_some_and(|p| p.placement.is_some() && !p.resources.is_empty());
+        if !placed {
+            if let Ok(spec) = &entry.spec {
+                let specs = self.desired.read().expect("desired lock").1.clone();
+                if let Some(p) = self.reconciler.placement(spec, &specs) {
+                    next.placement = Some(p);
+                }
+            }
+        }
         if previous.as_ref().is_some_and(|p| same_status(p, &next)) {
             return;
         }

@@ -111,5 +111,6 @@ pub fn next_status(
             Err(_) => previous.and_then(|p| p.deletion_policy.clone()),
         },
         updated_at: Some(now.to_string()),
+        placement: previous.and_then(|p| p.placement.clone()),
     }
 }

@@ -202,3 +202,50 @@ fn records_that_differ_only_in_update_time_are_the_same() {
     );
     assert!(!same_status(&a, &c), "a new generation must be written");
 }
+
+fn cluster_entry(name: &str, account: Option<&str>) -> DesiredEntry {
+    let account = account.map_or(String::new(), |id| {
+        format!("\n  account: {{id: '{id}', roleArn: 'arn:aws:iam::{id}:role/t'}}")
+    });
+    let text = format!(
+        "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {{name: {name}}}\nspec:\n  region: eu-west-1{account}\n"
+    );
+    let spec = crate::spec::parse_file("c.yaml", text.as_bytes())
+        .documents
+        .remove(0)
+        .result
+        .expect("a valid spec");
+    DesiredEntry {
+        key: spec.key(),
+        generation: "g".into(),
+        origin: "c.yaml".into(),
+        spec: Ok(Arc::new(spec)),
+    }
+}
+
+#[test]
+fn the_mass_deletion_guard_counts_per_account_and_region() {
+    let mut old = Desired::default();
+    let mut small = std::collections::BTreeSet::new();
+    let mut big = std::collections::BTreeSet::new();
+    for i in 0..3 {
+        let e = cluster_entry(&format!("a{i}"), Some("210987654321"));
+        small.insert(e.key.clone());
+        old.entries.insert(e.key.clone(), e);
+    }
+    for i in 0..20 {
+        let e = cluster_entry(&format!("own{i}"), None);
+        if i < 3 {
+            big.insert(e.key.clone());
+        }
+        old.entries.insert(e.key.clone(), e);
+    }
+    let g = DeletionGuard::default();
+    // 3 of 23 specs is 13%, below the fraction; but it is every spec of that account.
+    assert!(!g.trips(3, 23));
+    let mut held = g.held_per_scope(&old, &small);
+    held.sort();
+    assert_eq!(held, small.iter().cloned().collect::<Vec<_>>());
+    // 3 of the 20 specs of the operator's own account and region: 15%, not held.
+    assert!(g.held_per_scope(&old, &big).is_empty());
+}

@@ -14,6 +14,11 @@ pub struct Aws {
     /// The value of the managed-by tag.
     pub instance: String,
     pub region: String,
+    /// The account these clients reach by an assumed role; `None`: the operator's own.
+    pub account: Option<String>,
+    /// The settings these clients were built from (the operator's own credentials for the
+    /// default scope), without the retry charge: other scopes are built from them.
+    pub base: Sdk,
     pub budget: Budget,
     pub calls: CallMetrics,
     pub ecs: aws_sdk_ecs::Client,
@@ -35,9 +40,22 @@ pub struct Aws {
 impl Aws {
     /// The clients charge the SDK's retries to `budget` too (see `aws::budget`).
     pub fn new(sdk: &Sdk, instance: &str, budget: Budget) -> Arc<Aws> {
+        Aws::in_account(sdk, instance, budget, None)
+    }
+
+    /// The clients of `sdk` (its region and credentials) for `account` (`None`: own).
+    pub fn in_account(
+        sdk: &Sdk,
+        instance: &str,
+        budget: Budget,
+        account: Option<String>,
+    ) -> Arc<Aws> {
+        let base = sdk.clone();
         let sdk = sdk.with_retry_charge(&budget);
         Arc::new(Aws {
             instance: instance.to_string(),
+            account,
+            base,
             region: sdk
                 .config
                 .region()

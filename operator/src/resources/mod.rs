@@ -29,6 +29,7 @@ pub mod reconciler;
 pub mod registry;
 pub mod rollout_poll;
 pub mod run;
+pub mod scopes;
 pub mod shared;
 pub mod snapshot;
 

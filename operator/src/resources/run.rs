@@ -181,12 +181,19 @@ impl<'a> SpecRun<'a> {
     /// Make this run part of the resync wave of `input`, if it has one: batched reads come
     /// from the wave's snapshot (see [`super::snapshot`]). The run also takes the input's
     /// ledger.
-    pub fn with_input(mut self, input: &ReconcileInput) -> Self {
+    pub fn with_input(self, input: &ReconcileInput) -> Self {
+        self.with_input_in(input, String::new())
+    }
+
+    /// [`SpecRun::with_input`] for a run in one account and region (`scope`,
+    /// `Placement::scope_key`): its shared reads are that scope's (`input.specs` are the specs
+    /// there).
+    pub fn with_input_in(mut self, input: &ReconcileInput, scope: String) -> Self {
         self.ledger = input.ledger.clone();
         self.aws.wave = input
             .wave
             .as_ref()
-            .map(|snapshot| WaveRun::new(snapshot.clone(), input.specs.clone()));
+            .map(|snapshot| WaveRun::in_scope(snapshot.clone(), input.specs.clone(), scope));
         self
     }
 

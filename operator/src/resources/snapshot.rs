@@ -106,10 +106,14 @@ pub enum Entry {
 
 type Value = Arc<dyn Any + Send + Sync>;
 
+/// An entry of one scope (`Placement::scope_key`), read once.
+type Cells = HashMap<(String, Entry), Arc<OnceCell<Value>>>;
+
 /// The shared reads of one resync wave.
 pub struct Snapshot {
     wave: u64,
-    entries: Mutex<HashMap<Entry, Arc<OnceCell<Value>>>>,
+    /// By scope (`Placement::scope_key`: one account and region) and entry.
+    entries: Mutex<Cells>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -141,7 +145,7 @@ impl Snapshot {
             .lock()
             .expect("snapshot lock")
             .keys()
-            .cloned()
+            .map(|(_, e)| e.clone())
             .collect();
         v.sort();
         v
@@ -150,7 +154,23 @@ impl Snapshot {
     /// The value of `entry`: read by `fetch` if no reconcile of the wave has read it yet, else
     /// the value that read produced (waiting for it if it is under way). A failed read is not
     /// kept: the next reconcile asking tries again.
+    #[cfg(test)]
     async fn get<T, F, Fut>(&self, entry: &Entry, fetch: F) -> Result<Arc<T>, ResourceError>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ResourceError>>,
+    {
+        self.get_in("", entry, fetch).await
+    }
+
+    /// [`Snapshot::get`] in one scope (account and region): scopes never share an entry.
+    async fn get_in<T, F, Fut>(
+        &self,
+        scope: &str,
+        entry: &Entry,
+        fetch: F,
+    ) -> Result<Arc<T>, ResourceError>
     where
         T: Send + Sync + 'static,
         F: FnOnce() -> Fut,
@@ -160,7 +180,7 @@ impl Snapshot {
             .entries
             .lock()
             .expect("snapshot lock")
-            .entry(entry.clone())
+            .entry((scope.to_string(), entry.clone()))
             .or_default()
             .clone();
         let value = cell
@@ -174,10 +194,10 @@ impl Snapshot {
 
     /// Drop `entries`: the next reconcile asking reads them again. A read under way finishes
     /// for those waiting on it and is then forgotten.
-    fn forget<'e>(&self, entries: impl IntoIterator<Item = &'e Entry>) {
+    fn forget<'e>(&self, scope: &str, entries: impl IntoIterator<Item = &'e Entry>) {
         let mut map = self.entries.lock().expect("snapshot lock");
         for e in entries {
-            map.remove(e);
+            map.remove(&(scope.to_string(), e.clone()));
         }
     }
 }
@@ -186,6 +206,8 @@ impl Snapshot {
 /// reads cover), what it has read, and whether it has written.
 pub struct WaveRun {
     snapshot: Arc<Snapshot>,
+    /// The account and region this reconcile reads (`Placement::scope_key`).
+    scope: String,
     specs: ValidSpecs,
     touched: Mutex<HashSet<Entry>>,
     wrote: AtomicBool,
@@ -202,8 +224,14 @@ impl fmt::Debug for WaveRun {
 
 impl WaveRun {
     pub fn new(snapshot: Arc<Snapshot>, specs: ValidSpecs) -> Arc<WaveRun> {
+        WaveRun::in_scope(snapshot, specs, String::new())
+    }
+
+    /// A reconcile of the wave reading one account and region: `specs` are the specs there.
+    pub fn in_scope(snapshot: Arc<Snapshot>, specs: ValidSpecs, scope: String) -> Arc<WaveRun> {
         Arc::new(WaveRun {
             snapshot,
+            scope,
             specs,
             touched: Mutex::new(HashSet::new()),
             wrote: AtomicBool::new(false),
@@ -232,7 +260,13 @@ impl WaveRun {
         let specs = self.specs.clone();
         // Boxed: a batched read is a big future, and every observe holds one beside its
         // fresh read (debug builds poll deep futures on the stack).
-        Some(Box::pin(self.snapshot.get(&entry, || Box::pin(fetch(specs)))).await)
+        Some(
+            Box::pin(
+                self.snapshot
+                    .get_in(&self.scope, &entry, || Box::pin(fetch(specs))),
+            )
+            .await,
+        )
     }
 
     /// Called before and after every write of this reconcile: forget what it has read, and
@@ -240,7 +274,7 @@ impl WaveRun {
     pub fn writing(&self) {
         self.wrote.store(true, Ordering::Release);
         let touched = self.touched.lock().expect("touched lock");
-        self.snapshot.forget(touched.iter());
+        self.snapshot.forget(&self.scope, touched.iter());
     }
 
     pub fn has_written(&self) -> bool {
@@ -284,6 +318,35 @@ mod tests {
         for v in all {
             assert_eq!(*v.unwrap(), vec![1, 2, 3]);
         }
+    }
+
+    #[tokio::test]
+    async fn two_scopes_of_one_wave_never_share_a_read() {
+        let snap = Snapshot::new(1);
+        let specs = ValidSpecs::default();
+        let a = WaveRun::in_scope(snap.clone(), specs.clone(), "111111111111/eu-west-1".into());
+        let b = WaveRun::in_scope(snap.clone(), specs, "222222222222/us-west-2".into());
+        let one = || async { Ok::<u32, ResourceError>(1) };
+        let two = || async { Ok::<u32, ResourceError>(2) };
+        let va = a
+            .cached(Entry::TargetGroups, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        let vb = b
+            .cached(Entry::TargetGroups, |_| two())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((*va, *vb), (1, 2));
+        // A write in one scope drops only that scope's entry.
+        a.writing();
+        let again = b
+            .cached(Entry::TargetGroups, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*again, 2);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 
 pub mod diagnostic;
 pub mod load;
+pub mod placement;
 pub mod repair;
 pub mod schema;
 pub mod types;
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 pub use diagnostic::Diagnostic;
 pub use load::{load_paths, parse_file, Document, Origin, ParsedFile};
+pub use placement::{placement_of, Placement};
 pub use types::*;
 
 /// The two kinds of spec document.

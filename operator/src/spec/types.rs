@@ -86,9 +86,12 @@ pub struct ClusterSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterSpecFields {
-    /// AWS region; default: the operator's region.
+    /// AWS region of the cluster and its services; default: the operator's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Another AWS account, reached by assuming a role; default: the operator's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
     /// ECS cluster name; default: `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_name: Option<String>,
@@ -111,6 +114,21 @@ pub struct ClusterSpecFields {
     pub paused: bool,
     #[serde(default)]
     pub mode: Mode,
+}
+
+/// The account a cluster lives in: the operator's credentials assume `roleArn`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Account {
+    /// The 12-digit account id; checked against the assumed identity.
+    pub id: String,
+    /// The IAM role in that account the operator assumes.
+    pub role_arn: String,
+    /// The external id the role's trust policy requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 fn default_cluster_deletion_policy() -> DeletionPolicy {

@@ -235,11 +235,103 @@ fn is_capacity_provider_name(s: &str) -> bool {
         && !lower.starts_with("fargate")
 }
 
+/// An AWS region name: `<partition prefix>-<direction>-<digit>` such as `eu-west-1`,
+/// `us-gov-west-1`, `ap-southeast-5` (lowercase letters, dashes, ending in a number).
+pub fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 12 && p.bytes().all(|c| c.is_ascii_lowercase()))
+        && parts[0].len() == 2
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The account id of an IAM role ARN (`arn:aws:iam::123456789012:role/name`, any partition),
+/// or `None` when `arn` is not a role ARN.
+pub fn role_arn_account(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let mut parts = rest.splitn(5, ':');
+    let partition = parts.next()?;
+    let service = parts.next()?;
+    let region = parts.next()?;
+    let account = parts.next()?;
+    let resource = parts.next()?;
+    let name = resource.strip_prefix("role/")?;
+    (partition.starts_with("aws")
+        && service == "iam"
+        && region.is_empty()
+        && is_account_id(account)
+        && !name.is_empty())
+    .then_some(account)
+}
+
+/// Twelve digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|c| c.is_ascii_digit())
+}
+
+fn check_where(out: &mut Vec<Problem>, s: &ClusterSpecFields) {
+    if let Some(region) = &s.region {
+        if !is_region_name(region) {
+            out.push(Problem::new(
+                "/spec/region".into(),
+                format!("`{region}` is not an AWS region name (examples: eu-west-1, us-east-1)"),
+            ));
+        }
+    }
+    if let Some(a) = &s.account {
+        if !is_account_id(&a.id) {
+            out.push(Problem::new(
+                "/spec/account/id".into(),
+                format!("`{}` is not an AWS account id (12 digits, quoted)", a.id),
+            ));
+        }
+        match role_arn_account(&a.role_arn) {
+            None => out.push(Problem::new(
+                "/spec/account/roleArn".into(),
+                format!(
+                    "`{}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+                    a.role_arn
+                ),
+            )),
+            Some(acct) if is_account_id(&a.id) && acct != a.id => out.push(
+                Problem::new(
+                    "/spec/account/roleArn".into(),
+                    format!(
+                        "the role is in account {acct}, but account.id is {}: the role must be in the account it reaches",
+                        a.id
+                    ),
+                )
+                .reading(&["/spec/account/id"]),
+            ),
+            Some(_) => {}
+        }
+        if let Some(x) = &a.external_id {
+            if x.len() < 2
+                || x.len() > 1224
+                || !x
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&c))
+            {
+                out.push(Problem::new(
+                    "/spec/account/externalId".into(),
+                    "must be 2-1224 letters, digits and `+=,.@:/-_` (STS's external id)".into(),
+                ));
+            }
+        }
+    }
+}
+
 /// Problems of one ClusterSpec on its own.
 pub fn cluster(spec: &ClusterSpec) -> Vec<Problem> {
     let mut out = Vec::new();
     check_name(&mut out, &spec.metadata);
     let s = &spec.spec;
+    check_where(&mut out, s);
     if let Some(name) = &s.cluster_name {
         if name.is_empty()
             || name.len() > 255
@@ -1075,6 +1167,45 @@ pub fn validate_set(documents: &mut [Document]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_names_are_recognised_and_other_words_are_not() {
+        for r in [
+            "eu-west-1",
+            "us-east-1",
+            "ap-southeast-5",
+            "us-gov-west-1",
+            "cn-north-1",
+        ] {
+            assert!(is_region_name(r), "{r}");
+        }
+        for r in [
+            "europe",
+            "eu-west",
+            "EU-WEST-1",
+            "eu-west-1a",
+            "eu_west_1",
+            "",
+            "e-west-1",
+        ] {
+            assert!(!is_region_name(r), "{r}");
+        }
+    }
+
+    #[test]
+    fn a_role_arn_names_its_account() {
+        assert_eq!(
+            role_arn_account("arn:aws:iam::210987654321:role/ecs-operator-target"),
+            Some("210987654321")
+        );
+        assert_eq!(
+            role_arn_account("arn:aws-cn:iam::210987654321:role/path/r"),
+            Some("210987654321")
+        );
+        assert_eq!(role_arn_account("arn:aws:iam::210987654321:user/bob"), None);
+        assert_eq!(role_arn_account("arn:aws:iam::2109:role/r"), None);
+        assert_eq!(role_arn_account("ecs-operator-target"), None);
+    }
 
     #[test]
     fn dns_labels_and_names() {

@@ -70,6 +70,10 @@ pub struct SpecStatus {
     /// When the operator last wrote this record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The account and region the spec's resources live in (the region always filled in),
+    /// kept while the record lists resources: a spec cannot move them in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::spec::Placement>,
 }
 
 impl SpecStatus {
@@ -86,6 +90,7 @@ impl SpecStatus {
             last_error: None,
             deletion_policy: None,
             updated_at: None,
+            placement: None,
         }
     }
 
