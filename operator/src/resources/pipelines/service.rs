@@ -71,7 +71,24 @@ pub async fn reconcile(
     )
     .await?;
     let target_group = edge.target_group_arn.as_deref().filter(|a| !a.is_empty());
-    let want = ecs_service::desired(spec, &td_arn, target_group);
+    let mut want = ecs_service::desired(spec, &cluster_name, &td_arn, target_group);
+    if let (true, Some(alt), Some(rule)) = (
+        spec.spec.deployment.strategy.shifts_traffic(),
+        &edge.alternate_target_group_arn,
+        &edge.production_rule_arn,
+    ) {
+        want.strategy.advanced = Some(ecs_service::Advanced {
+            alternate_target_group: alt.clone(),
+            production_rule: rule.clone(),
+            test_rule: edge.test_rule_arn.clone().filter(|a| !a.is_empty()),
+            role: spec
+                .spec
+                .deployment
+                .infrastructure_role_arn
+                .clone()
+                .unwrap_or_default(),
+        });
+    }
     let initial = spec
         .spec
         .autoscaling
@@ -89,6 +106,9 @@ pub async fn reconcile(
     } else {
         ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial).await?;
     }
+    // A test rule and an alternate target group the deployment strategy no longer uses, once
+    // the service has let go of them.
+    edge::drop_unused_deployment_resources(run, spec, &edge).await?;
     let label = match (&edge.load_balancer, target_group) {
         (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
         _ => None,
