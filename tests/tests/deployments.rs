@@ -494,3 +494,72 @@ async fn delete(
     }
     panic!("{key} was not deleted");
 }
+
+/// Calls of `operation` so far (every attempt the SDK made).
+fn calls_of(env: &Env, operation: &str) -> u64 {
+    env.fleet
+        .calls
+        .snapshot()
+        .iter()
+        .filter(|(l, _)| l.operation == operation)
+        .map(|(_, n)| *n)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_canary_rollout_is_progressing_and_an_endpoint_without_service_deployments_is_asked_once(
+) {
+    // moto holds a service created above MOTO_ECS_SERVICE_RUNNING in progress for good, and
+    // answers ListServiceDeployments with an HTML 500 (it does not implement it).
+    let env = Env::new(
+        &[
+            ("MOTO_ACM_VALIDATION_WAIT", "0"),
+            ("MOTO_ECS_SERVICE_RUNNING", "1"),
+        ],
+        |net| {
+            files(&canary())(net)
+                .into_iter()
+                .filter(|(f, _)| f != "service-admin.yaml")
+                .collect()
+        },
+    )
+    .await;
+    for _ in 0..4 {
+        if matches!(env.fleet.reconcile("ClusterSpec/prod").await, Ok(r) if r.phase == Phase::Ready)
+        {
+            break;
+        }
+    }
+    let mut reports = Vec::new();
+    for _ in 0..5 {
+        reports.push(env.fleet.reconcile(WEB).await.expect("the reconcile runs"));
+    }
+    let asked = calls_of(&env, "ListServiceDeployments");
+    assert!(
+        asked > 0,
+        "the rollout was looked at through ListServiceDeployments"
+    );
+    for _ in 0..3 {
+        let r = env.fleet.reconcile(WEB).await.expect("the reconcile runs");
+        assert_eq!(r.phase, Phase::Progressing, "{r:?}");
+        let c = r
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == "RolloutComplete")
+            .unwrap_or_else(|| panic!("{r:?}"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InProgress"),
+            "{c:?}"
+        );
+        assert!(c.message.starts_with("rollout in progress"), "{c:?}");
+    }
+    assert_eq!(
+        calls_of(&env, "ListServiceDeployments"),
+        asked,
+        "asked again after the endpoint said it does not offer it"
+    );
+    assert_eq!(calls_of(&env, "DescribeServiceDeployments"), 0);
+    let last = reports.last().unwrap();
+    assert_eq!(last.phase, Phase::Progressing, "{last:?}");
+}

@@ -143,7 +143,7 @@ pub async fn service(
             name: crate::resources::shared::names::alternate_target_group_name(&spec.metadata.name),
             ..primary.clone()
         };
-        let alt = target_group::reconcile(run, &alternate).await?;
+        let alt = Box::pin(target_group::reconcile(run, &alternate)).await?;
         // All production traffic on the primary until ECS shifts it; from then on the weights
         // are ECS's (the rule's plan compares the set of target groups only).
         rule = rule.weighted(vec![(tg.clone(), 100), (alt.clone(), 0)]);
@@ -161,14 +161,17 @@ pub async fn service(
         // to the alternate group (the new revision during a deployment; weights ECS's too).
         let hosts = rule.hosts.clone();
         let priority = match production_priority {
-            Some(p) => Some(listener_rule::test_priority(run, &https.arn, &hosts, p).await?),
+            Some(p) => {
+                Some(Box::pin(listener_rule::test_priority(run, &https.arn, &hosts, p)).await?)
+            }
             None => None,
         };
         let test = listener_rule::Desired::new(&ingress.hosts, &ingress.paths, &tg, priority)
             .weighted(vec![(tg.clone(), 0), (alt, 100)])
             .test(&t.header, &t.value);
         if priority.is_some() {
-            let (arn, _) = listener_rule::reconcile(run, &lb_name, &https.arn, &test).await?;
+            let (arn, _) =
+                Box::pin(listener_rule::reconcile(run, &lb_name, &https.arn, &test)).await?;
             out.test_rule_arn = Some(arn);
         } else {
             out.test_rule_arn = Some(String::new());

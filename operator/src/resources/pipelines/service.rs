@@ -47,7 +47,8 @@ pub async fn reconcile(
     let name = ecs_service::service_name(spec);
 
     // ECR -> certificate -> target group -> listener rule (+ SNI certificate).
-    let edge = edge::service(run, spec, cluster).await?;
+    // Boxed: the edge future is large, and debug builds copy futures once per layer.
+    let edge = Box::pin(edge::service(run, spec, cluster)).await?;
     if spec.spec.repository.is_some() && edge.repository_uri.is_none() && run.apply {
         return Err(ResourceError::Dependency(
             "the ECR repository does not exist yet".to_string(),
@@ -108,7 +109,7 @@ pub async fn reconcile(
     }
     // A test rule and an alternate target group the deployment strategy no longer uses, once
     // the service has let go of them.
-    edge::drop_unused_deployment_resources(run, spec, &edge).await?;
+    Box::pin(edge::drop_unused_deployment_resources(run, spec, &edge)).await?;
     let label = match (&edge.load_balancer, target_group) {
         (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
         _ => None,

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+pub mod deployments;
+
 use aws_sdk_ecs::types::{
     AdvancedConfiguration, AssignPublicIp, AwsVpcConfiguration, CanaryConfiguration,
     CapacityProviderStrategyItem as AwsStrategyItem, DeploymentAlarms, DeploymentCircuitBreaker,
@@ -859,9 +861,43 @@ fn load_balancers(s: &Settings) -> Vec<LoadBalancer> {
         .collect()
 }
 
-/// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed.
-fn follow_rollout(run: &mut SpecRun<'_>, o: &Observed, desired_count: u32) {
+/// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed or ECS
+/// rolled it back (reason `RolledBack`, naming the alarm or the circuit breaker). `view`: the
+/// newest service deployment, where the endpoint reports them.
+fn follow_rollout(
+    run: &mut SpecRun<'_>,
+    o: &Observed,
+    desired_count: u32,
+    view: Option<&deployments::View>,
+) {
     let poll = run.aws.rollout_poll.interval();
+    if let Some(v) = view {
+        if let Some(why) = &v.rollback {
+            let why = format!("ECS rolled the deployment back: {why}");
+            run.condition(ConditionReport::new(
+                "RolloutComplete",
+                false,
+                "RolledBack",
+                why.clone(),
+            ));
+            run.degrade(why);
+            if v.in_progress() || v.status == "ROLLBACK_IN_PROGRESS" {
+                run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
+            }
+            return;
+        }
+        if v.in_progress() {
+            let why = format!("rollout in progress: {}", v.progress());
+            run.condition(ConditionReport::new(
+                "RolloutComplete",
+                false,
+                if v.paused() { "Paused" } else { "InProgress" },
+                why.clone(),
+            ));
+            run.wait(why, poll);
+            return;
+        }
+    }
     match &o.rollout {
         Rollout::Failed(reason) => {
             run.condition(ConditionReport::new(
@@ -972,6 +1008,30 @@ pub async fn reconcile(
     run.resource(TYPE, o.arn.clone());
     crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
     let diffs = differences(&o.settings, want);
+    // The newest service deployment, while one may be under way (where AWS reports them).
+    let view = if o.rollout != Rollout::Completed {
+        Box::pin(deployments::latest(run, cluster, name)).await?
+    } else {
+        None
+    };
+    // A deployment a hook has paused is left to `rollout continue`: a change now would start
+    // another deployment over it.
+    if let (false, Some(v)) = (diffs.is_empty(), view.as_ref().filter(|v| v.paused())) {
+        let why = format!(
+            "not applying ({}) while the deployment is paused by a hook at {}: run `ecs-operator rollout continue` or `rollout stop`",
+            diffs.join("; "),
+            v.stage.as_deref().unwrap_or("its stage")
+        );
+        run.condition(ConditionReport::new(
+            "RolloutComplete",
+            false,
+            "Paused",
+            why.clone(),
+        ));
+        let poll = run.aws.rollout_poll.interval();
+        run.wait(why, poll);
+        return Ok(());
+    }
     let mut updated = false;
     if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {
         let (strategy, constraints) = placement(want);
@@ -1016,7 +1076,7 @@ pub async fn reconcile(
         run.wait("service updated; rollout starting", poll);
     } else {
         let count = want.desired_count.unwrap_or(o.desired_count);
-        follow_rollout(run, o, count);
+        follow_rollout(run, o, count, view.as_ref());
     }
     Ok(())
 }
