@@ -251,7 +251,8 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
         );
         let d = &s.spec.deployment;
         assert_eq!((d.minimum_healthy_percent, d.maximum_percent), (100, 200));
-        assert!(d.circuit_breaker.enable && d.circuit_breaker.rollback);
+        let cb = d.circuit_breaker();
+        assert!(cb.enable && cb.rollback);
         let a = s.spec.autoscaling.as_ref().unwrap();
         assert!(a.target_cpu_utilization.is_some() && a.min_capacity >= 2);
         let lc = s

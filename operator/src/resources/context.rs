@@ -35,6 +35,9 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     /// How often followed rollouts are looked at (shorter without a readable events queue).
     pub rollout_poll: super::rollout_poll::RolloutPoll,
+    /// Whether the endpoint offers the service-deployment operations (remembered once it
+    /// says it does not).
+    pub service_deployments: super::kinds::ecs_service::deployments::Support,
 }
 
 impl Aws {
@@ -75,6 +78,7 @@ impl Aws {
             logs: sdk.logs(),
             sns: sdk.sns(),
             rollout_poll: Default::default(),
+            service_deployments: Default::default(),
         })
     }
 

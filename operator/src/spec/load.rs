@@ -460,7 +460,7 @@ mod tests {
         };
         assert_eq!(s.spec.desired_count, 1);
         assert_eq!(s.spec.deployment.maximum_percent, 200);
-        assert!(s.spec.deployment.circuit_breaker.rollback);
+        assert!(s.spec.deployment.circuit_breaker().rollback);
         // Formatting, comments and explicit defaults do not change the digest.
         let reformatted = format!(
             "# comment\n{}  desiredCount: 1\n",
@@ -573,6 +573,63 @@ mod tests {
             ),
             "{msgs:?}"
         );
+    }
+
+    #[test]
+    fn deployment_strategies_are_checked_with_file_line_and_field() {
+        // Canary without ingress or infrastructure role, a circuit breaker with it, a canary
+        // percent ECS refuses, a managed alarm the spec does not define, a Lambda hook without
+        // a role and a pause where ECS cannot pause.
+        let text = format!(
+            "{SERVICE}  deployment:\n    strategy: Canary\n    circuitBreaker: {{enable: true, rollback: true}}\n    canary: {{percent: 0.05, bakeTimeMinutes: 10}}\n    rollbackOnAlarms: [http5xxPercent]\n    hooks:\n      - {{stages: [POST_TEST_TRAFFIC_SHIFT], lambdaArn: 'arn:aws:lambda:eu-west-1:1:function:check'}}\n      - {{stages: [PRODUCTION_TRAFFIC_SHIFT], pause: true}}\n"
+        );
+        let f = parse_file("a.yaml", text.as_bytes());
+        let msgs = messages(&f);
+        let expect = [
+            "a.yaml:9:5: document 0: spec.deployment.strategy: Canary needs ingress",
+            "a.yaml:10:5: document 0: spec.deployment.circuitBreaker: applies to the Rolling strategy only, not Canary",
+            "a.yaml:11:14: document 0: spec.deployment.canary.percent: 0.05 is out of range: ECS takes a multiple of 0.1 from 0.1 to 100",
+            "a.yaml:8:3: document 0: spec.deployment.infrastructureRoleArn: is required with Canary",
+            "a.yaml:12:24: document 0: spec.deployment.rollbackOnAlarms[0]: names the alarm `http5xxPercent`, which spec.alarms does not define",
+            "a.yaml:14:9: document 0: spec.deployment.hooks[0].roleArn: is required with lambdaArn",
+            "a.yaml:15:19: document 0: spec.deployment.hooks[1].stages[0]: ECS cannot pause at PRODUCTION_TRAFFIC_SHIFT",
+        ];
+        for e in expect {
+            assert!(msgs.iter().any(|m| m.contains(e)), "{e} not in {msgs:#?}");
+        }
+        assert_eq!(msgs.len(), expect.len(), "{msgs:#?}");
+        // Linear steps below 3%, and Rolling with a field only the others take.
+        let text = format!(
+            "{SERVICE}  deployment: {{strategy: Linear, linear: {{stepPercent: 2.5}}, infrastructureRoleArn: 'arn:aws:iam::1:role/ecs-infra'}}\n  ingress: {{loadBalancer: lb, hosts: [a.example.com]}}\n"
+        );
+        let msgs = messages(&parse_file("b.yaml", text.as_bytes()));
+        assert!(
+            msgs.iter().any(|m| m.contains("spec.deployment.linear.stepPercent: 2.5 is out of range: ECS takes a multiple of 0.1 from 3 to 100")),
+            "{msgs:#?}"
+        );
+        let text =
+            format!("{SERVICE}  deployment: {{bakeTimeMinutes: 5, canary: {{percent: 10}}}}\n");
+        let msgs = messages(&parse_file("c.yaml", text.as_bytes()));
+        assert!(
+            msgs.iter().any(|m| m.contains("spec.deployment.bakeTimeMinutes: applies to the BlueGreen, Canary and Linear strategies only")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains(
+                "spec.deployment.canary: applies to the Canary strategy only (strategy is Rolling)"
+            )),
+            "{msgs:#?}"
+        );
+    }
+
+    #[test]
+    fn a_complete_canary_deployment_is_valid() {
+        let text = format!(
+            "{SERVICE}  container: {{name: app, image: 'nginx:1', port: 80, cpu: 256, memory: 512}}\n  ingress: {{loadBalancer: lb, hosts: [a.example.com]}}\n  alarms: {{http5xxPercent: {{threshold: 1}}}}\n  deployment:\n    strategy: Canary\n    canary: {{percent: 5, bakeTimeMinutes: 10}}\n    testTraffic: {{header: x-test-traffic, value: '1'}}\n    infrastructureRoleArn: arn:aws:iam::123456789012:role/ecsInfrastructureRoleForLoadBalancers\n    rollbackOnAlarms: [http5xxPercent]\n    alarmNames: [existing-alarm]\n    hooks:\n      - {{stages: [POST_TEST_TRAFFIC_SHIFT], lambdaArn: 'arn:aws:lambda:eu-west-1:123456789012:function:smoke', roleArn: 'arn:aws:iam::123456789012:role/hooks', timeoutMinutes: 60, onTimeout: Rollback}}\n      - {{stages: [PRE_PRODUCTION_TRAFFIC_SHIFT], pause: true}}\n"
+        )
+        .replace("  container: {name: app, image: 'nginx:1', cpu: 256, memory: 512}\n", "");
+        let f = parse_file("a.yaml", text.as_bytes());
+        assert!(f.all_diagnostics().is_empty(), "{:?}", messages(&f));
     }
 
     #[test]

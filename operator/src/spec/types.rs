@@ -562,34 +562,302 @@ pub struct PlacementConstraint {
     pub expression: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// How ECS replaces the tasks of a service (`deploymentConfiguration.strategy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeploymentStrategy {
+    /// Replace tasks in place, within minimumHealthyPercent / maximumPercent (the default).
+    #[default]
+    Rolling,
+    /// Start the new revision beside the old one, shift all production traffic at once.
+    BlueGreen,
+    /// Shift `canary.percent` of the traffic first, the rest after the canary bake time.
+    Canary,
+    /// Shift `linear.stepPercent` of the traffic per step, baking between steps.
+    Linear,
+}
+
+impl DeploymentStrategy {
+    /// The ECS API's spelling.
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            DeploymentStrategy::Rolling => "ROLLING",
+            DeploymentStrategy::BlueGreen => "BLUE_GREEN",
+            DeploymentStrategy::Canary => "CANARY",
+            DeploymentStrategy::Linear => "LINEAR",
+        }
+    }
+
+    /// BlueGreen, Canary and Linear: ECS shifts traffic between two target groups.
+    pub fn shifts_traffic(self) -> bool {
+        self != DeploymentStrategy::Rolling
+    }
+}
+
+/// A managed alarm of `spec.alarms`, by its field name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum ManagedAlarm {
+    Http5xxPercent,
+    LatencyP99Seconds,
+    CpuPercent,
+    MemoryPercent,
+    LogErrors,
+}
+
+impl ManagedAlarm {
+    /// The field name, which is also the last part of the alarm's name.
+    pub fn field(self) -> &'static str {
+        match self {
+            ManagedAlarm::Http5xxPercent => "http5xxPercent",
+            ManagedAlarm::LatencyP99Seconds => "latencyP99Seconds",
+            ManagedAlarm::CpuPercent => "cpuPercent",
+            ManagedAlarm::MemoryPercent => "memoryPercent",
+            ManagedAlarm::LogErrors => "logErrors",
+        }
+    }
+
+    /// Whether `alarms` defines this alarm.
+    pub fn defined_in(self, alarms: Option<&ServiceAlarms>) -> bool {
+        let Some(a) = alarms else { return false };
+        match self {
+            ManagedAlarm::Http5xxPercent => a.http5xx_percent.is_some(),
+            ManagedAlarm::LatencyP99Seconds => a.latency_p99_seconds.is_some(),
+            ManagedAlarm::CpuPercent => a.cpu_percent.is_some(),
+            ManagedAlarm::MemoryPercent => a.memory_percent.is_some(),
+            ManagedAlarm::LogErrors => a.log_errors.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deployment {
+    #[serde(default)]
+    pub strategy: DeploymentStrategy,
+    /// Rolling only.
     #[serde(default = "default_min_healthy")]
     #[schemars(range(max = 100))]
     pub minimum_healthy_percent: u32,
+    /// Rolling only.
     #[serde(default = "default_max_percent")]
     #[schemars(range(min = 100, max = 400))]
     pub maximum_percent: u32,
-    #[serde(default)]
-    pub circuit_breaker: CircuitBreaker,
+    /// Rolling only; absent: on with rollback (Rolling), off (the other strategies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// BlueGreen/Canary/Linear: minutes both revisions run after all traffic shifted (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1440))]
+    pub bake_time_minutes: Option<u32>,
+    /// Canary only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryConfig>,
+    /// Linear only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearConfig>,
+    /// BlueGreen/Canary/Linear: a test listener rule matching this header, to the new revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_traffic: Option<TestTraffic>,
+    /// BlueGreen/Canary/Linear (required): the role ECS uses to change the listener rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_role_arn: Option<String>,
+    /// Managed alarms of `spec.alarms`, by field name; a deployment rolls back when one fires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_on_alarms: Vec<ManagedAlarm>,
+    /// Existing CloudWatch alarms (names) that roll a deployment back too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarm_names: Vec<String>,
+    /// BlueGreen/Canary/Linear: lifecycle hooks (a Lambda function, or a pause).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<DeploymentHook>,
 }
 
 impl Default for Deployment {
     fn default() -> Self {
         Deployment {
+            strategy: DeploymentStrategy::Rolling,
             minimum_healthy_percent: default_min_healthy(),
             maximum_percent: default_max_percent(),
-            circuit_breaker: CircuitBreaker::default(),
+            circuit_breaker: None,
+            bake_time_minutes: None,
+            canary: None,
+            linear: None,
+            test_traffic: None,
+            infrastructure_role_arn: None,
+            rollback_on_alarms: Vec::new(),
+            alarm_names: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 }
+
+impl Deployment {
+    /// The circuit breaker in effect: the spec's, else on with rollback for Rolling and off for
+    /// the other strategies.
+    pub fn circuit_breaker(&self) -> CircuitBreaker {
+        match &self.circuit_breaker {
+            Some(c) => c.clone(),
+            None if self.strategy.shifts_traffic() => CircuitBreaker {
+                enable: false,
+                rollback: false,
+            },
+            None => CircuitBreaker::default(),
+        }
+    }
+
+    /// The bake time in effect for BlueGreen/Canary/Linear.
+    pub fn bake_time(&self) -> u32 {
+        self.bake_time_minutes.unwrap_or(DEFAULT_BAKE_TIME_MINUTES)
+    }
+}
+
+/// The bake time when BlueGreen/Canary/Linear do not give one.
+pub const DEFAULT_BAKE_TIME_MINUTES: u32 = 10;
 
 fn default_min_healthy() -> u32 {
     100
 }
 fn default_max_percent() -> u32 {
     200
+}
+
+/// `deployment.canary`: the share of production traffic shifted first, and how long it bakes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// Percent, a multiple of 0.1 from 0.1 to 100.
+    #[serde(default = "default_canary_percent")]
+    pub percent: f64,
+    #[serde(default = "default_canary_bake")]
+    #[schemars(range(max = 1440))]
+    pub bake_time_minutes: u32,
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        CanaryConfig {
+            percent: default_canary_percent(),
+            bake_time_minutes: default_canary_bake(),
+        }
+    }
+}
+
+fn default_canary_percent() -> f64 {
+    5.0
+}
+fn default_canary_bake() -> u32 {
+    10
+}
+
+/// `deployment.linear`: the share of production traffic shifted per step, and the bake between.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinearConfig {
+    /// Percent, a multiple of 0.1 from 3 to 100.
+    #[serde(default = "default_linear_step")]
+    pub step_percent: f64,
+    #[serde(default = "default_linear_bake")]
+    #[schemars(range(max = 1440))]
+    pub step_bake_time_minutes: u32,
+}
+
+impl Default for LinearConfig {
+    fn default() -> Self {
+        LinearConfig {
+            step_percent: default_linear_step(),
+            step_bake_time_minutes: default_linear_bake(),
+        }
+    }
+}
+
+fn default_linear_step() -> f64 {
+    10.0
+}
+fn default_linear_bake() -> u32 {
+    6
+}
+
+/// `deployment.testTraffic`: requests carrying `header: value` reach the new revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestTraffic {
+    /// An HTTP header name (1-40 letters, digits and `-`).
+    pub header: String,
+    /// The value it must have (1-128 characters; `*` and `?` are wildcards, as ALB has them).
+    pub value: String,
+}
+
+/// A deployment lifecycle stage a hook runs at.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStage {
+    ReconcileService,
+    PreScaleUp,
+    PostScaleUp,
+    TestTrafficShift,
+    PostTestTrafficShift,
+    PreProductionTrafficShift,
+    ProductionTrafficShift,
+    PostProductionTrafficShift,
+}
+
+impl HookStage {
+    /// The ECS API's spelling.
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            HookStage::ReconcileService => "RECONCILE_SERVICE",
+            HookStage::PreScaleUp => "PRE_SCALE_UP",
+            HookStage::PostScaleUp => "POST_SCALE_UP",
+            HookStage::TestTrafficShift => "TEST_TRAFFIC_SHIFT",
+            HookStage::PostTestTrafficShift => "POST_TEST_TRAFFIC_SHIFT",
+            HookStage::PreProductionTrafficShift => "PRE_PRODUCTION_TRAFFIC_SHIFT",
+            HookStage::ProductionTrafficShift => "PRODUCTION_TRAFFIC_SHIFT",
+            HookStage::PostProductionTrafficShift => "POST_PRODUCTION_TRAFFIC_SHIFT",
+        }
+    }
+}
+
+/// What ECS does when a hook does not answer in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum HookTimeoutAction {
+    #[default]
+    Rollback,
+    Continue,
+}
+
+impl HookTimeoutAction {
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            HookTimeoutAction::Rollback => "ROLLBACK",
+            HookTimeoutAction::Continue => "CONTINUE",
+        }
+    }
+}
+
+/// One lifecycle hook: a Lambda function (`lambdaArn` + `roleArn`), or `pause: true` (the
+/// deployment waits for `ecs-operator rollout continue`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentHook {
+    #[schemars(length(min = 1))]
+    pub stages: Vec<HookStage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_arn: Option<String>,
+    /// The role ECS invokes the Lambda function with (required with `lambdaArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Minutes ECS waits for the hook (1-20160; ECS's default 1440).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20160))]
+    pub timeout_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<HookTimeoutAction>,
+    #[serde(default)]
+    pub pause: bool,
 }
 
 /// The deployment circuit breaker; on with rollback unless the spec says otherwise.

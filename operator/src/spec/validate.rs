@@ -855,15 +855,18 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
             .reading(&["/spec/deployment/maximumPercent"]),
         );
     }
-    if d.circuit_breaker.rollback && !d.circuit_breaker.enable {
-        out.push(
-            Problem::new(
-                "/spec/deployment/circuitBreaker/rollback".into(),
-                "needs the circuit breaker enabled".into(),
-            )
-            .reading(&["/spec/deployment/circuitBreaker/enable"]),
-        );
+    if let Some(cb) = &d.circuit_breaker {
+        if cb.rollback && !cb.enable {
+            out.push(
+                Problem::new(
+                    "/spec/deployment/circuitBreaker/rollback".into(),
+                    "needs the circuit breaker enabled".into(),
+                )
+                .reading(&["/spec/deployment/circuitBreaker/enable"]),
+            );
+        }
     }
+    check_deployment(&mut out, s);
     if let Some(a) = &s.autoscaling {
         if a.min_capacity > a.max_capacity {
             out.push(
@@ -982,6 +985,254 @@ pub fn service(spec: &ServiceSpec) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// `p` holds a percent ECS takes: a multiple of 0.1 from `lo` to 100.
+fn check_percent(out: &mut Vec<Problem>, p: &str, v: f64, lo: f64) {
+    let tenths = v * 10.0;
+    if !v.is_finite() || v < lo || v > 100.0 || (tenths - tenths.round()).abs() > 1e-6 {
+        out.push(Problem::new(
+            p.into(),
+            format!("{v} is out of range: ECS takes a multiple of 0.1 from {lo} to 100"),
+        ));
+    }
+}
+
+/// An IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/NAME`).
+pub fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty())
+}
+
+/// A Lambda function ARN (`arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+pub fn is_lambda_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    (7..=8).contains(&parts.len())
+        && parts[0] == "arn"
+        && parts[2] == "lambda"
+        && parts[5] == "function"
+        && !parts[6].is_empty()
+}
+
+/// An HTTP header name as an ALB http-header condition takes it: 1-40 letters, digits and `-`.
+pub fn is_header_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+}
+
+/// `spec.deployment`: what each strategy takes and needs, and the ranges ECS enforces.
+fn check_deployment(out: &mut Vec<Problem>, s: &ServiceSpecFields) {
+    let d = &s.deployment;
+    let b = "/spec/deployment";
+    let strategy = d.strategy;
+    let named = match strategy {
+        DeploymentStrategy::Rolling => "Rolling",
+        DeploymentStrategy::BlueGreen => "BlueGreen",
+        DeploymentStrategy::Canary => "Canary",
+        DeploymentStrategy::Linear => "Linear",
+    };
+    let strat = [format!("{b}/strategy")];
+    if strategy.shifts_traffic() {
+        if s.ingress.is_none() {
+            out.push(
+                Problem::new(
+                    format!("{b}/strategy"),
+                    format!("{named} needs ingress: ECS shifts traffic between two target groups behind a listener rule of the load balancer"),
+                )
+                .reading(&["/spec/ingress"]),
+            );
+        }
+        if d.circuit_breaker.is_some() {
+            out.push(
+                Problem::new(
+                    format!("{b}/circuitBreaker"),
+                    format!("applies to the Rolling strategy only, not {named} (use rollbackOnAlarms, alarmNames or hooks)"),
+                )
+                .reading(&strat),
+            );
+        }
+        match &d.infrastructure_role_arn {
+            None => out.push(
+                Problem::new(
+                    format!("{b}/infrastructureRoleArn"),
+                    format!("is required with {named}: the IAM role ECS uses to change the listener rules"),
+                )
+                .reading(&strat),
+            ),
+            Some(arn) if !is_role_arn(arn) => out.push(Problem::new(
+                format!("{b}/infrastructureRoleArn"),
+                format!("`{arn}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+            )),
+            Some(_) => {}
+        }
+    } else {
+        for (field, set) in [
+            ("bakeTimeMinutes", d.bake_time_minutes.is_some()),
+            ("testTraffic", d.test_traffic.is_some()),
+            ("infrastructureRoleArn", d.infrastructure_role_arn.is_some()),
+            ("hooks", !d.hooks.is_empty()),
+        ] {
+            if set {
+                out.push(
+                    Problem::new(
+                        format!("{b}/{field}"),
+                        "applies to the BlueGreen, Canary and Linear strategies only (strategy is Rolling)".into(),
+                    )
+                    .reading(&strat),
+                );
+            }
+        }
+    }
+    if let Some(c) = &d.canary {
+        if strategy != DeploymentStrategy::Canary {
+            out.push(
+                Problem::new(
+                    format!("{b}/canary"),
+                    format!("applies to the Canary strategy only (strategy is {named})"),
+                )
+                .reading(&strat),
+            );
+        }
+        check_percent(out, &format!("{b}/canary/percent"), c.percent, 0.1);
+    }
+    if let Some(l) = &d.linear {
+        if strategy != DeploymentStrategy::Linear {
+            out.push(
+                Problem::new(
+                    format!("{b}/linear"),
+                    format!("applies to the Linear strategy only (strategy is {named})"),
+                )
+                .reading(&strat),
+            );
+        }
+        check_percent(out, &format!("{b}/linear/stepPercent"), l.step_percent, 3.0);
+    }
+    if let Some(t) = &d.test_traffic {
+        if !is_header_name(&t.header) {
+            out.push(Problem::new(
+                format!("{b}/testTraffic/header"),
+                format!(
+                    "`{}` is not an HTTP header name (1-40 letters, digits and `-`)",
+                    t.header
+                ),
+            ));
+        }
+        if t.value.is_empty() || t.value.len() > 128 {
+            out.push(Problem::new(
+                format!("{b}/testTraffic/value"),
+                "must be 1-128 characters".into(),
+            ));
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (i, a) in d.rollback_on_alarms.iter().enumerate() {
+        let p = format!("{b}/rollbackOnAlarms/{i}");
+        if let Some(first) = seen.insert(*a, i) {
+            out.push(
+                Problem::new(p.clone(), format!("`{}` is listed twice", a.field()))
+                    .reading(&[format!("{b}/rollbackOnAlarms/{first}")]),
+            );
+        }
+        if !a.defined_in(s.alarms.as_ref()) {
+            out.push(
+                Problem::new(
+                    p,
+                    format!(
+                        "names the alarm `{}`, which spec.alarms does not define (add alarms.{} or remove it here)",
+                        a.field(),
+                        a.field()
+                    ),
+                )
+                .reading(&[format!("/spec/alarms/{}", a.field())]),
+            );
+        }
+    }
+    for (i, n) in d.alarm_names.iter().enumerate() {
+        if n.is_empty() || n.len() > 255 {
+            out.push(Problem::new(
+                format!("{b}/alarmNames/{i}"),
+                "must be a CloudWatch alarm name (1-255 characters)".into(),
+            ));
+        }
+    }
+    for (i, h) in d.hooks.iter().enumerate() {
+        let p = format!("{b}/hooks/{i}");
+        match (&h.lambda_arn, h.pause) {
+            (Some(_), true) => out.push(Problem::new(
+                format!("{p}/pause"),
+                "a hook is either a Lambda function (lambdaArn) or a pause, not both".into(),
+            )),
+            (None, false) => out.push(Problem::new(
+                p.clone(),
+                "needs lambdaArn (with roleArn) or `pause: true`".into(),
+            )),
+            (Some(arn), false) => {
+                if !is_lambda_arn(arn) {
+                    out.push(Problem::new(
+                        format!("{p}/lambdaArn"),
+                        format!("`{arn}` is not a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"),
+                    ));
+                }
+                match &h.role_arn {
+                    None => out.push(
+                        Problem::new(
+                            format!("{p}/roleArn"),
+                            "is required with lambdaArn: the IAM role ECS invokes the function with"
+                                .into(),
+                        )
+                        .reading(&[format!("{p}/lambdaArn")]),
+                    ),
+                    Some(r) if !is_role_arn(r) => out.push(Problem::new(
+                        format!("{p}/roleArn"),
+                        format!("`{r}` is not an IAM role ARN"),
+                    )),
+                    Some(_) => {}
+                }
+            }
+            (None, true) => {
+                for (j, st) in h.stages.iter().enumerate() {
+                    if matches!(
+                        st,
+                        HookStage::TestTrafficShift | HookStage::ProductionTrafficShift
+                    ) {
+                        out.push(
+                            Problem::new(
+                                format!("{p}/stages/{j}"),
+                                format!(
+                                    "ECS cannot pause at {}: a pause hook takes any other stage",
+                                    st.as_aws()
+                                ),
+                            )
+                            .reading(&[format!("{p}/pause")]),
+                        );
+                    }
+                }
+                if let Some(r) = &h.role_arn {
+                    if !is_role_arn(r) {
+                        out.push(Problem::new(
+                            format!("{p}/roleArn"),
+                            format!("`{r}` is not an IAM role ARN"),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut stages = BTreeSet::new();
+        for (j, st) in h.stages.iter().enumerate() {
+            if !stages.insert(*st) {
+                out.push(Problem::new(
+                    format!("{p}/stages/{j}"),
+                    format!("{} is listed twice", st.as_aws()),
+                ));
+            }
+        }
+    }
 }
 
 fn check_image(out: &mut Vec<Problem>, s: &ServiceSpecFields) {

@@ -47,6 +47,13 @@ pub struct ServiceEdge {
     pub container_port: Option<u32>,
     /// The load balancer in front of the service.
     pub load_balancer: Option<Info>,
+    /// BlueGreen/Canary/Linear: the alternate target group and the production and test rules
+    /// (ARNs; empty while only planning their creation).
+    pub alternate_target_group_arn: Option<String>,
+    pub production_rule_arn: Option<String>,
+    pub test_rule_arn: Option<String>,
+    /// The HTTPS listener the rules sit on (for taking down a test rule no longer wanted).
+    pub https_listener_arn: Option<String>,
 }
 
 /// The hosts of `spec` that `lb`'s default certificate does not cover.
@@ -124,18 +131,53 @@ pub async fn service(
     let port = spec.spec.container.port.ok_or_else(|| {
         ResourceError::Unsatisfiable("spec.container.port is required with ingress".into())
     })?;
-    let tg = target_group::reconcile(
-        run,
-        &target_group::desired(&spec.metadata.name, ingress, port, &info.vpc_id),
-    )
-    .await?;
-    listener_rule::reconcile(
-        run,
-        &lb_name,
-        &https.arn,
-        &listener_rule::Desired::new(&ingress.hosts, &ingress.paths, &tg, ingress.priority),
-    )
-    .await?;
+    let primary = target_group::desired(&spec.metadata.name, ingress, port, &info.vpc_id);
+    let tg = target_group::reconcile(run, &primary).await?;
+    let deployment = &spec.spec.deployment;
+    let shifting = deployment.strategy.shifts_traffic();
+    let mut rule =
+        listener_rule::Desired::new(&ingress.hosts, &ingress.paths, &tg, ingress.priority);
+    if shifting {
+        // The alternate group: the primary's twin under its own name.
+        let alternate = target_group::Desired {
+            name: crate::resources::shared::names::alternate_target_group_name(&spec.metadata.name),
+            ..primary.clone()
+        };
+        let alt = Box::pin(target_group::reconcile(run, &alternate)).await?;
+        // All production traffic on the primary until ECS shifts it; from then on the weights
+        // are ECS's (the rule's plan compares the set of target groups only).
+        rule = rule.weighted(vec![(tg.clone(), 100), (alt.clone(), 0)]);
+        out.alternate_target_group_arn = Some(alt);
+    }
+    let (production, production_priority) =
+        listener_rule::reconcile(run, &lb_name, &https.arn, &rule).await?;
+    out.production_rule_arn = Some(production);
+    if let (true, Some(t), Some(alt)) = (
+        shifting,
+        &deployment.test_traffic,
+        out.alternate_target_group_arn.clone(),
+    ) {
+        // The test rule: before the production rule, matching the header too; its traffic goes
+        // to the alternate group (the new revision during a deployment; weights ECS's too).
+        let hosts = rule.hosts.clone();
+        let priority = match production_priority {
+            Some(p) => {
+                Some(Box::pin(listener_rule::test_priority(run, &https.arn, &hosts, p)).await?)
+            }
+            None => None,
+        };
+        let test = listener_rule::Desired::new(&ingress.hosts, &ingress.paths, &tg, priority)
+            .weighted(vec![(tg.clone(), 0), (alt, 100)])
+            .test(&t.header, &t.value);
+        if priority.is_some() {
+            let (arn, _) =
+                Box::pin(listener_rule::reconcile(run, &lb_name, &https.arn, &test)).await?;
+            out.test_rule_arn = Some(arn);
+        } else {
+            out.test_rule_arn = Some(String::new());
+        }
+    }
+    out.https_listener_arn = Some(https.arn.clone());
     // While a new certificate is pending, the one attached before stays.
     if uncovered.is_empty() || sni.is_some() {
         listener::reconcile_sni(run, &lb_name, &https, sni.as_deref()).await?;
@@ -144,6 +186,46 @@ pub async fn service(
     out.container_port = Some(port);
     out.load_balancer = Some(info);
     Ok(out)
+}
+
+/// After the ECS service: take down the test rule when the spec has no test traffic (or no
+/// traffic-shifting strategy) any more, and the alternate target group when its strategy is
+/// Rolling again. Each delete checks the ownership tags first; a group still in use (a
+/// draining service) stays recorded and is tried again.
+pub async fn drop_unused_deployment_resources(
+    run: &mut SpecRun<'_>,
+    spec: &ServiceSpec,
+    edge: &ServiceEdge,
+) -> Result<(), ResourceError> {
+    let (Some(ingress), Some(listener)) = (&spec.spec.ingress, &edge.https_listener_arn) else {
+        return Ok(());
+    };
+    let d = &spec.spec.deployment;
+    if !(d.strategy.shifts_traffic() && d.test_traffic.is_some()) {
+        let hosts = ingress
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        if let Some((arn, _)) =
+            listener_rule::find_owned(run, listener, &hosts, listener_rule::Role::Test).await?
+        {
+            listener_rule::delete(run, &arn, false).await?;
+        }
+    }
+    if !d.strategy.shifts_traffic() {
+        let name =
+            crate::resources::shared::names::alternate_target_group_name(&spec.metadata.name);
+        if let Some(o) = target_group::observe(run, &name).await? {
+            let ours =
+                crate::resources::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
+                    == crate::resources::shared::tags::Ownership::Ours;
+            if ours && !target_group::delete(run, &o.arn, false).await? {
+                run.resource(target_group::TYPE, o.arn.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Route53 records of a ServiceSpec, after its ECS service.

@@ -50,7 +50,8 @@ pub async fn reconcile(
     let name = ecs_service::service_name(spec);
 
     // ECR -> certificate -> target group -> listener rule (+ SNI certificate).
-    let edge = edge::service(run, spec, cluster).await?;
+    // Boxed: the edge future is large, and debug builds copy futures once per layer.
+    let edge = Box::pin(edge::service(run, spec, cluster)).await?;
     if spec.spec.repository.is_some() && edge.repository_uri.is_none() && run.apply {
         return Err(ResourceError::Dependency(
             "the ECR repository does not exist yet".to_string(),
@@ -74,7 +75,24 @@ pub async fn reconcile(
     )
     .await?;
     let target_group = edge.target_group_arn.as_deref().filter(|a| !a.is_empty());
-    let want = ecs_service::desired(spec, &td_arn, target_group);
+    let mut want = ecs_service::desired(spec, &cluster_name, &td_arn, target_group);
+    if let (true, Some(alt), Some(rule)) = (
+        spec.spec.deployment.strategy.shifts_traffic(),
+        &edge.alternate_target_group_arn,
+        &edge.production_rule_arn,
+    ) {
+        want.strategy.advanced = Some(ecs_service::Advanced {
+            alternate_target_group: alt.clone(),
+            production_rule: rule.clone(),
+            test_rule: edge.test_rule_arn.clone().filter(|a| !a.is_empty()),
+            role: spec
+                .spec
+                .deployment
+                .infrastructure_role_arn
+                .clone()
+                .unwrap_or_default(),
+        });
+    }
     let initial = spec
         .spec
         .autoscaling
@@ -94,6 +112,9 @@ pub async fn reconcile(
         ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial).await?;
     }
     let end = Mark::of(run);
+    // A test rule and an alternate target group the deployment strategy no longer uses, once
+    // the service has let go of them.
+    Box::pin(edge::drop_unused_deployment_resources(run, spec, &edge)).await?;
     let label = match (&edge.load_balancer, target_group) {
         (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
         _ => None,

@@ -42,6 +42,14 @@ pub fn target_group_name(service: &str) -> String {
     bounded_name(service, ELB_NAME_MAX)
 }
 
+/// The alternate target group of a ServiceSpec whose deployments shift traffic (BlueGreen,
+/// Canary, Linear): `<spec name>-alt`, shortened with a hash when needed. A ServiceSpec named
+/// `<name>-alt` would want the same name for its primary group; the ownership tags keep each
+/// spec off the other's group (the second one fails with the owner named).
+pub fn alternate_target_group_name(service: &str) -> String {
+    bounded_name(&format!("{service}-alt"), ELB_NAME_MAX)
+}
+
 /// The ALB of a `loadBalancers[]` entry (validation already keeps it within 32 characters).
 pub fn load_balancer_name(name: &str) -> String {
     bounded_name(name, ELB_NAME_MAX)
@@ -54,6 +62,11 @@ mod tests {
     #[test]
     fn short_names_are_kept_as_they_are() {
         assert_eq!(target_group_name("trust-estate-api"), "trust-estate-api");
+        assert_eq!(alternate_target_group_name("web"), "web-alt");
+        let long = alternate_target_group_name("a-very-long-service-name-that-fits");
+        assert!(
+            long.len() <= 32 && long != target_group_name("a-very-long-service-name-that-fits")
+        );
     }
 
     #[test]

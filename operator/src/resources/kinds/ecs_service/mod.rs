@@ -6,9 +6,14 @@
 
 use std::collections::BTreeSet;
 
+pub mod deployments;
+
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem as AwsStrategyItem,
-    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, LoadBalancer,
+    AdvancedConfiguration, AssignPublicIp, AwsVpcConfiguration, CanaryConfiguration,
+    CapacityProviderStrategyItem as AwsStrategyItem, DeploymentAlarms, DeploymentCircuitBreaker,
+    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
+    DeploymentLifecycleHookTargetType, DeploymentLifecycleHookTimeoutConfiguration,
+    DeploymentRolloutState, DeploymentStrategy as AwsStrategy, LinearConfiguration, LoadBalancer,
     NetworkConfiguration, PlacementConstraint, PlacementConstraintType, PlacementStrategy,
     PlacementStrategyType, PropagateTags, Service as AwsService, ServiceField, Tag,
 };
@@ -50,6 +55,287 @@ pub struct Settings {
     pub assign_public_ip: bool,
     /// Target group ARN, container name, container port.
     pub load_balancer: Option<(String, String, u32)>,
+    /// The deployment strategy and what goes with it.
+    pub strategy: Strategy,
+}
+
+/// `deploymentConfiguration.strategy` and its companions, in comparable form. Only what the
+/// strategy uses is compared (a Rolling service's bake time is not), so what AWS echoes for an
+/// unused field is never a difference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Strategy {
+    /// `ROLLING`, `BLUE_GREEN`, `CANARY` or `LINEAR`.
+    pub name: String,
+    pub bake_time: Option<u32>,
+    /// Percent in tenths, bake minutes.
+    pub canary: Option<(i64, u32)>,
+    /// Step percent in tenths, step bake minutes.
+    pub linear: Option<(i64, u32)>,
+    pub hooks: Vec<Hook>,
+    /// The alarms that roll a deployment back (enabled, with rollback); `None`: none.
+    pub alarms: Option<BTreeSet<String>>,
+    /// `loadBalancers[0].advancedConfiguration`.
+    pub advanced: Option<Advanced>,
+}
+
+/// A lifecycle hook as compared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hook {
+    /// `AWS_LAMBDA` or `PAUSE`.
+    pub target_type: String,
+    pub target: Option<String>,
+    pub role: Option<String>,
+    pub stages: Vec<String>,
+    pub timeout_minutes: u32,
+    /// `ROLLBACK` or `CONTINUE`.
+    pub on_timeout: String,
+}
+
+/// ECS's default hook timeout, minutes.
+pub const DEFAULT_HOOK_TIMEOUT: u32 = 1440;
+
+/// The alternate target group and listener rules ECS shifts traffic with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advanced {
+    pub alternate_target_group: String,
+    pub production_rule: String,
+    pub test_rule: Option<String>,
+    pub role: String,
+}
+
+impl Strategy {
+    fn shifts_traffic(&self) -> bool {
+        !self.name.is_empty() && self.name != "ROLLING"
+    }
+
+    /// Only the fields `self.name` uses (what is compared).
+    fn used(&self) -> Strategy {
+        let mut s = self.clone();
+        if s.name.is_empty() {
+            s.name = "ROLLING".into();
+        }
+        if !s.shifts_traffic() {
+            s.bake_time = None;
+            s.hooks.clear();
+        }
+        if s.name != "CANARY" {
+            s.canary = None;
+        }
+        if s.name != "LINEAR" {
+            s.linear = None;
+        }
+        s
+    }
+}
+
+fn tenths(v: f64) -> i64 {
+    (v * 10.0).round() as i64
+}
+
+/// The strategy settings the spec asks for (pure); `advanced` is filled in by the pipeline,
+/// which knows the alternate target group and the rules.
+pub fn desired_strategy(spec: &ServiceSpec, cluster: &str) -> Strategy {
+    use crate::spec::types::DeploymentStrategy as S;
+    let d = &spec.spec.deployment;
+    let mut alarms: BTreeSet<String> = d
+        .rollback_on_alarms
+        .iter()
+        .map(|a| super::alarm::name(cluster, &spec.metadata.name, a.field()))
+        .collect();
+    alarms.extend(d.alarm_names.iter().cloned());
+    let shifting = d.strategy.shifts_traffic();
+    Strategy {
+        name: d.strategy.as_aws().to_string(),
+        bake_time: shifting.then(|| d.bake_time()),
+        canary: (d.strategy == S::Canary).then(|| {
+            let c = d.canary.clone().unwrap_or_default();
+            (tenths(c.percent), c.bake_time_minutes)
+        }),
+        linear: (d.strategy == S::Linear).then(|| {
+            let l = d.linear.clone().unwrap_or_default();
+            (tenths(l.step_percent), l.step_bake_time_minutes)
+        }),
+        hooks: if shifting {
+            d.hooks
+                .iter()
+                .map(|h| Hook {
+                    target_type: if h.pause { "PAUSE" } else { "AWS_LAMBDA" }.into(),
+                    target: h.lambda_arn.clone(),
+                    role: h.role_arn.clone(),
+                    stages: h.stages.iter().map(|s| s.as_aws().to_string()).collect(),
+                    timeout_minutes: h.timeout_minutes.unwrap_or(DEFAULT_HOOK_TIMEOUT),
+                    on_timeout: h.on_timeout.unwrap_or_default().as_aws().to_string(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        alarms: (!alarms.is_empty()).then_some(alarms),
+        advanced: None,
+    }
+}
+
+fn observed_strategy(svc: &AwsService) -> Strategy {
+    let dc = svc.deployment_configuration();
+    let name = dc
+        .and_then(|d| d.strategy())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "ROLLING".into());
+    let alarms = dc
+        .and_then(|d| d.alarms())
+        .filter(|a| a.enable() && a.rollback())
+        .map(|a| a.alarm_names().iter().cloned().collect::<BTreeSet<_>>())
+        .filter(|a| !a.is_empty());
+    let advanced = svc
+        .load_balancers()
+        .first()
+        .and_then(|l| l.advanced_configuration())
+        .map(|a| Advanced {
+            alternate_target_group: a.alternate_target_group_arn().unwrap_or_default().into(),
+            production_rule: a.production_listener_rule().unwrap_or_default().into(),
+            test_rule: a.test_listener_rule().map(str::to_string),
+            role: a.role_arn().unwrap_or_default().into(),
+        });
+    Strategy {
+        name,
+        bake_time: dc
+            .and_then(|d| d.bake_time_in_minutes())
+            .map(|b| b.max(0) as u32),
+        canary: dc.and_then(|d| d.canary_configuration()).map(|c| {
+            (
+                tenths(c.canary_percent().unwrap_or(5.0)),
+                c.canary_bake_time_in_minutes().unwrap_or(10).max(0) as u32,
+            )
+        }),
+        linear: dc.and_then(|d| d.linear_configuration()).map(|l| {
+            (
+                tenths(l.step_percent().unwrap_or(10.0)),
+                l.step_bake_time_in_minutes().unwrap_or(6).max(0) as u32,
+            )
+        }),
+        hooks: dc
+            .map(|d| {
+                d.lifecycle_hooks()
+                    .iter()
+                    .map(|h| Hook {
+                        target_type: h
+                            .target_type()
+                            .map(|t| t.as_str().to_string())
+                            .unwrap_or_else(|| "AWS_LAMBDA".into()),
+                        target: h.hook_target_arn().map(str::to_string),
+                        role: h.role_arn().map(str::to_string),
+                        stages: h
+                            .lifecycle_stages()
+                            .iter()
+                            .map(|s| s.as_str().to_string())
+                            .collect(),
+                        timeout_minutes: h
+                            .timeout_configuration()
+                            .and_then(|t| t.timeout_in_minutes())
+                            .map_or(DEFAULT_HOOK_TIMEOUT, |m| m.max(0) as u32),
+                        on_timeout: h
+                            .timeout_configuration()
+                            .and_then(|t| t.action())
+                            .map_or("ROLLBACK".to_string(), |a| a.as_str().to_string()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        alarms,
+        advanced,
+    }
+}
+
+/// What differs between two strategies, in plain words (pure). With traffic shifting, the
+/// primary and alternate target groups are compared as a pair in either order: ECS swaps them
+/// after each blue/green deployment, and that is not a difference.
+fn strategy_differences(have: &Strategy, want: &Strategy, out: &mut Vec<String>) {
+    let (h, w) = (have.used(), want.used());
+    if h.name != w.name {
+        out.push(format!("strategy: {} -> {}", h.name, w.name));
+    }
+    if h.bake_time != w.bake_time {
+        out.push(format!(
+            "bakeTimeInMinutes: {} -> {}",
+            opt(h.bake_time),
+            opt(w.bake_time)
+        ));
+    }
+    if h.canary != w.canary {
+        out.push(format!("canary: {:?} -> {:?}", h.canary, w.canary));
+    }
+    if h.linear != w.linear {
+        out.push(format!("linear: {:?} -> {:?}", h.linear, w.linear));
+    }
+    if h.hooks != w.hooks {
+        out.push(format!(
+            "lifecycle hooks: {} -> {}",
+            h.hooks.len(),
+            w.hooks.len()
+        ));
+    }
+    if h.alarms != w.alarms {
+        let text = |a: &Option<BTreeSet<String>>| match a {
+            None => "none".to_string(),
+            Some(a) => a.iter().cloned().collect::<Vec<_>>().join(","),
+        };
+        out.push(format!(
+            "rollback alarms: {} -> {}",
+            text(&h.alarms),
+            text(&w.alarms)
+        ));
+    }
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map_or("none".to_string(), |v| v.to_string())
+}
+
+/// The load balancer attachment as compared: (the target group pair as a set, container,
+/// port, rules and role), or the single target group of a Rolling service.
+type LbKey = (
+    BTreeSet<String>,
+    String,
+    u32,
+    Option<(String, Option<String>, String)>,
+);
+
+fn lb_key(s: &Settings) -> Option<LbKey> {
+    let (tg, c, p) = s.load_balancer.clone()?;
+    let mut tgs = BTreeSet::from([tg]);
+    let rules = s.strategy.advanced.as_ref().map(|a| {
+        tgs.insert(a.alternate_target_group.clone());
+        (
+            a.production_rule.clone(),
+            a.test_rule.clone(),
+            a.role.clone(),
+        )
+    });
+    Some((tgs, c, p, rules))
+}
+
+/// `want`'s load balancer, in `have`'s order of the target group pair when that is the same
+/// pair swapped (so an update for something else does not swap them back).
+fn load_balancers_for(have: Option<&Settings>, want: &Settings) -> Vec<LoadBalancer> {
+    let mut want = want.clone();
+    if let Some(h) = have {
+        if let (Some((htg, ..)), Some(ha), Some((wtg, ..)), Some(wa)) = (
+            &h.load_balancer,
+            &h.strategy.advanced,
+            want.load_balancer.clone(),
+            want.strategy.advanced.clone(),
+        ) {
+            if *htg == wa.alternate_target_group && ha.alternate_target_group == wtg {
+                if let Some(lb) = want.load_balancer.as_mut() {
+                    lb.0 = wa.alternate_target_group.clone();
+                }
+                if let Some(a) = want.strategy.advanced.as_mut() {
+                    a.alternate_target_group = wtg;
+                }
+            }
+        }
+    }
+    load_balancers(&want)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +396,12 @@ fn constraint_type(t: &SpecConstraint) -> &'static str {
 }
 
 /// The settings the spec asks for (pure).
-pub fn desired(spec: &ServiceSpec, task_definition: &str, target_group: Option<&str>) -> Settings {
+pub fn desired(
+    spec: &ServiceSpec,
+    cluster: &str,
+    task_definition: &str,
+    target_group: Option<&str>,
+) -> Settings {
     let s = &spec.spec;
     let mut capacity: Vec<_> = s
         .capacity_provider_strategy
@@ -127,10 +418,10 @@ pub fn desired(spec: &ServiceSpec, task_definition: &str, target_group: Option<&
         task_definition: task_definition.to_string(),
         min_healthy: s.deployment.minimum_healthy_percent,
         max_percent: s.deployment.maximum_percent,
-        circuit_breaker: (
-            s.deployment.circuit_breaker.enable,
-            s.deployment.circuit_breaker.rollback,
-        ),
+        circuit_breaker: {
+            let cb = s.deployment.circuit_breaker();
+            (cb.enable, cb.rollback)
+        },
         placement_strategy: s
             .placement
             .strategy
@@ -156,6 +447,7 @@ pub fn desired(spec: &ServiceSpec, task_definition: &str, target_group: Option<&
             (Some(tg), Some(port)) => Some((tg.to_string(), s.container.name.clone(), port)),
             _ => None,
         },
+        strategy: desired_strategy(spec, cluster),
     }
 }
 
@@ -246,6 +538,7 @@ fn observed_from(svc: &AwsService, autoscaled: bool) -> Observed {
                     l.container_port().unwrap_or_default().max(0) as u32,
                 )
             }),
+            strategy: observed_strategy(svc),
         },
         tags: crate::resources::shared::ecs_tags::to_map(svc.tags()),
         rollout,
@@ -302,7 +595,8 @@ pub fn differences(have: &Settings, want: &Settings) -> Vec<String> {
     {
         out.push("network configuration changed".to_string());
     }
-    if want.load_balancer.is_some() && have.load_balancer != want.load_balancer {
+    strategy_differences(&have.strategy, &want.strategy, &mut out);
+    if want.load_balancer.is_some() && lb_key(have) != lb_key(want) {
         out.push(format!(
             "load balancer: {} -> {}",
             have.load_balancer
@@ -412,8 +706,32 @@ pub async fn observe(
         .map(|s| observed_from(s, autoscaled)))
 }
 
-fn deployment_config(s: &Settings) -> DeploymentConfiguration {
-    DeploymentConfiguration::builder()
+/// The deployment configuration `s` asks for. `had_alarms`: the service has rollback alarms
+/// now, so a configuration without them says so (alarms off) rather than leaving them out.
+fn deployment_config(
+    s: &Settings,
+    had_alarms: bool,
+) -> Result<DeploymentConfiguration, ResourceError> {
+    let st = s.strategy.used();
+    let alarms = match &st.alarms {
+        Some(names) => Some(
+            DeploymentAlarms::builder()
+                .set_alarm_names(Some(names.iter().cloned().collect()))
+                .enable(true)
+                .rollback(true),
+        ),
+        None if had_alarms => Some(
+            DeploymentAlarms::builder()
+                .set_alarm_names(Some(Vec::new()))
+                .enable(false)
+                .rollback(false),
+        ),
+        None => None,
+    }
+    .map(|b| b.build())
+    .transpose()
+    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+    let mut b = DeploymentConfiguration::builder()
         .minimum_healthy_percent(s.min_healthy as i32)
         .maximum_percent(s.max_percent as i32)
         .deployment_circuit_breaker(
@@ -422,7 +740,49 @@ fn deployment_config(s: &Settings) -> DeploymentConfiguration {
                 .rollback(s.circuit_breaker.1)
                 .build(),
         )
-        .build()
+        .strategy(AwsStrategy::from(st.name.as_str()))
+        .set_alarms(alarms)
+        .set_bake_time_in_minutes(st.bake_time.map(|b| b as i32));
+    if let Some((p, bake)) = st.canary {
+        b = b.canary_configuration(
+            CanaryConfiguration::builder()
+                .canary_percent(p as f64 / 10.0)
+                .canary_bake_time_in_minutes(bake as i32)
+                .build(),
+        );
+    }
+    if let Some((p, bake)) = st.linear {
+        b = b.linear_configuration(
+            LinearConfiguration::builder()
+                .step_percent(p as f64 / 10.0)
+                .step_bake_time_in_minutes(bake as i32)
+                .build(),
+        );
+    }
+    for h in &st.hooks {
+        b = b.lifecycle_hooks(
+            DeploymentLifecycleHook::builder()
+                .target_type(DeploymentLifecycleHookTargetType::from(
+                    h.target_type.as_str(),
+                ))
+                .set_hook_target_arn(h.target.clone())
+                .set_role_arn(h.role.clone())
+                .set_lifecycle_stages(Some(
+                    h.stages
+                        .iter()
+                        .map(|s| DeploymentLifecycleHookStage::from(s.as_str()))
+                        .collect(),
+                ))
+                .timeout_configuration(
+                    DeploymentLifecycleHookTimeoutConfiguration::builder()
+                        .timeout_in_minutes(h.timeout_minutes as i32)
+                        .action(h.on_timeout.as_str().into())
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    Ok(b.build())
 }
 
 fn network(s: &Settings) -> Result<NetworkConfiguration, ResourceError> {
@@ -488,14 +848,56 @@ fn load_balancers(s: &Settings) -> Vec<LoadBalancer> {
                 .target_group_arn(tg)
                 .container_name(c)
                 .container_port(*p as i32)
+                .set_advanced_configuration(s.strategy.advanced.as_ref().map(|a| {
+                    AdvancedConfiguration::builder()
+                        .alternate_target_group_arn(&a.alternate_target_group)
+                        .production_listener_rule(&a.production_rule)
+                        .set_test_listener_rule(a.test_rule.clone())
+                        .role_arn(&a.role)
+                        .build()
+                }))
                 .build()
         })
         .collect()
 }
 
-/// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed.
-fn follow_rollout(run: &mut SpecRun<'_>, o: &Observed, desired_count: u32) {
+/// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed or ECS
+/// rolled it back (reason `RolledBack`, naming the alarm or the circuit breaker). `view`: the
+/// newest service deployment, where the endpoint reports them.
+fn follow_rollout(
+    run: &mut SpecRun<'_>,
+    o: &Observed,
+    desired_count: u32,
+    view: Option<&deployments::View>,
+) {
     let poll = run.aws.rollout_poll.interval();
+    if let Some(v) = view {
+        if let Some(why) = &v.rollback {
+            let why = format!("ECS rolled the deployment back: {why}");
+            run.condition(ConditionReport::new(
+                "RolloutComplete",
+                false,
+                "RolledBack",
+                why.clone(),
+            ));
+            run.degrade(why);
+            if v.in_progress() || v.status == "ROLLBACK_IN_PROGRESS" {
+                run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
+            }
+            return;
+        }
+        if v.in_progress() {
+            let why = format!("rollout in progress: {}", v.progress());
+            run.condition(ConditionReport::new(
+                "RolloutComplete",
+                false,
+                if v.paused() { "Paused" } else { "InProgress" },
+                why.clone(),
+            ));
+            run.wait(why, poll);
+            return;
+        }
+    }
     match &o.rollout {
         Rollout::Failed(reason) => {
             run.condition(ConditionReport::new(
@@ -572,7 +974,7 @@ pub async fn reconcile(
             .service_name(name)
             .task_definition(&want.task_definition)
             .desired_count(initial_count as i32)
-            .deployment_configuration(deployment_config(want))
+            .deployment_configuration(deployment_config(want, false)?)
             .set_placement_strategy(Some(strategy))
             .set_placement_constraints(Some(constraints))
             .network_configuration(network(want)?)
@@ -606,6 +1008,30 @@ pub async fn reconcile(
     run.resource(TYPE, o.arn.clone());
     crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
     let diffs = differences(&o.settings, want);
+    // The newest service deployment, while one may be under way (where AWS reports them).
+    let view = if o.rollout != Rollout::Completed {
+        Box::pin(deployments::latest(run, cluster, name)).await?
+    } else {
+        None
+    };
+    // A deployment a hook has paused is left to `rollout continue`: a change now would start
+    // another deployment over it.
+    if let (false, Some(v)) = (diffs.is_empty(), view.as_ref().filter(|v| v.paused())) {
+        let why = format!(
+            "not applying ({}) while the deployment is paused by a hook at {}: run `ecs-operator rollout continue` or `rollout stop`",
+            diffs.join("; "),
+            v.stage.as_deref().unwrap_or("its stage")
+        );
+        run.condition(ConditionReport::new(
+            "RolloutComplete",
+            false,
+            "Paused",
+            why.clone(),
+        ));
+        let poll = run.aws.rollout_poll.interval();
+        run.wait(why, poll);
+        return Ok(());
+    }
     let mut updated = false;
     if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {
         let (strategy, constraints) = placement(want);
@@ -615,7 +1041,10 @@ pub async fn reconcile(
             .update_service()
             .cluster(cluster)
             .service(name)
-            .deployment_configuration(deployment_config(want))
+            .deployment_configuration(deployment_config(
+                want,
+                o.settings.strategy.alarms.is_some(),
+            )?)
             .set_placement_strategy(Some(strategy))
             .set_placement_constraints(Some(constraints))
             .network_configuration(network(want)?);
@@ -629,7 +1058,7 @@ pub async fn reconcile(
             req = req.set_capacity_provider_strategy(Some(capacity(want)?));
         }
         if want.load_balancer.is_some() {
-            req = req.set_load_balancers(Some(load_balancers(want)));
+            req = req.set_load_balancers(Some(load_balancers_for(Some(&o.settings), want)));
         }
         run.aws
             .call(
@@ -647,7 +1076,7 @@ pub async fn reconcile(
         run.wait("service updated; rollout starting", poll);
     } else {
         let count = want.desired_count.unwrap_or(o.desired_count);
-        follow_rollout(run, o, count);
+        follow_rollout(run, o, count, view.as_ref());
     }
     Ok(())
 }
@@ -777,6 +1206,7 @@ mod tests {
             security_groups: BTreeSet::from(["sg-1".to_string()]),
             assign_public_ip: false,
             load_balancer: None,
+            strategy: Strategy::default(),
         }
     }
 

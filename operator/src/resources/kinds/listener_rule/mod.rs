@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, RulePriorityPair,
+    Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig,
+    HttpHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, RulePriorityPair,
+    TargetGroupTuple,
 };
 
 use crate::aws::{CallClass, Service};
@@ -31,14 +33,50 @@ pub const TYPE: &str = "elbv2:listener-rule";
 /// The highest priority ALB rules may have.
 pub const MAX_PRIORITY: u32 = 50000;
 
+/// The tag that marks a ServiceSpec's test listener rule (`deployment.testTraffic`), beside the
+/// ownership tags: its value is [`TEST_ROLE`]. The production rule has no such tag.
+pub const ROLE_TAG: &str = "ecs-operator.io/listener-rule";
+pub const TEST_ROLE: &str = "test";
+
+/// Which of a spec's rules: the production rule, or the test rule of a traffic-shifting
+/// deployment (matched by its header condition, tagged [`ROLE_TAG`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Production,
+    Test,
+}
+
+impl Role {
+    fn of(tags: &elb_tags::Tags) -> Role {
+        match tags.get(ROLE_TAG).map(String::as_str) {
+            Some(TEST_ROLE) => Role::Test,
+            _ => Role::Production,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Role::Production => "production",
+            Role::Test => "test",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     /// Lower-case hosts.
     pub hosts: BTreeSet<String>,
     pub paths: BTreeSet<String>,
-    /// Empty when only planning a new target group.
+    /// The first target group (empty when only planning a new target group).
     pub target_group: String,
+    /// Every target group the rule forwards to, with the weight a new rule starts with. With
+    /// more than one, the weights belong to ECS (it shifts traffic by rewriting them): only
+    /// the set of target groups is compared, never the weights.
+    pub forward: Vec<(String, i32)>,
     pub priority: Option<u32>,
+    /// The http-header condition (name, value) of a test rule.
+    pub header: Option<(String, String)>,
+    pub role: Role,
 }
 
 impl Desired {
@@ -52,8 +90,38 @@ impl Desired {
             hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
             paths: paths.iter().cloned().collect(),
             target_group: target_group.to_string(),
+            forward: vec![(target_group.to_string(), 1)],
             priority,
+            header: None,
+            role: Role::Production,
         }
+    }
+
+    /// The same rule forwarding to `forward` (target group, starting weight) instead.
+    pub fn weighted(mut self, forward: Vec<(String, i32)>) -> Self {
+        self.target_group = forward.first().map(|f| f.0.clone()).unwrap_or_default();
+        self.forward = forward;
+        self
+    }
+
+    /// The test rule: the same conditions plus `header: value`.
+    pub fn test(mut self, header: &str, value: &str) -> Self {
+        self.header = Some((header.to_ascii_lowercase(), value.to_string()));
+        self.role = Role::Test;
+        self
+    }
+
+    /// The target groups compared (weights never are); empty while one is only planned.
+    fn target_set(&self) -> BTreeSet<String> {
+        self.forward
+            .iter()
+            .filter(|(t, _)| !t.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    fn complete(&self) -> bool {
+        !self.forward.is_empty() && self.forward.iter().all(|(t, _)| !t.is_empty())
     }
 }
 
@@ -65,7 +133,9 @@ pub struct Observed {
     pub priority: Option<u32>,
     pub hosts: BTreeSet<String>,
     pub paths: BTreeSet<String>,
-    /// Conditions other than host-header and path-pattern (a rule we own never has any).
+    /// http-header conditions: lower-case name -> values.
+    pub headers: BTreeMap<String, BTreeSet<String>>,
+    /// Conditions other than host-header, path-pattern and http-header.
     pub other_conditions: usize,
     pub actions: Vec<Act>,
 }
@@ -85,9 +155,11 @@ pub enum Step {
     Create {
         priority: u32,
     },
-    /// ModifyRule: conditions and actions.
+    /// ModifyRule: conditions, and the actions only when the set of target groups differs
+    /// (so the weights ECS set stay as they are).
     Modify {
         arn: String,
+        actions: bool,
     },
     Move {
         arn: String,
@@ -161,7 +233,9 @@ pub fn plan(
             ));
         }
     }
-    let want_actions = vec![Act::forward(&d.target_group)];
+    let want_actions = vec![Act::Forward {
+        target_groups: d.target_set(),
+    }];
     let Some(k) = keep else {
         let priority = d.priority.or_else(|| lowest_free(rules)).ok_or_else(|| {
             ResourceError::Unsatisfiable(format!("{lb} :443 has no free rule priority"))
@@ -190,10 +264,34 @@ pub fn plan(
             set_text(&d.paths)
         ));
     }
+    let want_headers: BTreeMap<String, BTreeSet<String>> = d
+        .header
+        .iter()
+        .map(|(n, v)| (n.clone(), BTreeSet::from([v.clone()])))
+        .collect();
+    if k.headers != want_headers {
+        let text = |h: &BTreeMap<String, BTreeSet<String>>| {
+            if h.is_empty() {
+                "none".to_string()
+            } else {
+                h.iter()
+                    .map(|(n, v)| format!("{n}={}", set_text(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        details.push(format!(
+            "header: {} -> {}",
+            text(&k.headers),
+            text(&want_headers)
+        ));
+    }
     if k.other_conditions > 0 {
         details.push(format!("other conditions: {} -> 0", k.other_conditions));
     }
-    if !d.target_group.is_empty() && k.actions != want_actions {
+    let mut actions = false;
+    if d.complete() && k.actions != want_actions {
+        actions = true;
         let text = |a: &[Act]| a.iter().map(Act::text).collect::<Vec<_>>().join(", ");
         details.push(format!(
             "action: {} -> {}",
@@ -203,7 +301,10 @@ pub fn plan(
     }
     if !details.is_empty() {
         steps.push((
-            Step::Modify { arn: k.arn.clone() },
+            Step::Modify {
+                arn: k.arn.clone(),
+                actions,
+            },
             Change::update(resource(k.priority), details.join(", ")),
         ));
     }
@@ -254,6 +355,15 @@ fn from_sdk(r: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Observed {
                     .unwrap_or_else(|| c.values().to_vec());
                 o.paths.extend(v);
             }
+            Some("http-header") => {
+                let h = c.http_header_config();
+                let name = h
+                    .and_then(|h| h.http_header_name())
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                let values = h.map(|h| h.values().to_vec()).unwrap_or_default();
+                o.headers.entry(name).or_default().extend(values);
+            }
             _ => o.other_conditions += 1,
         }
     }
@@ -296,7 +406,7 @@ pub async fn observe(run: &SpecRun<'_>, listener: &str) -> Result<Vec<Observed>,
 }
 
 fn conditions(d: &Desired) -> Vec<RuleCondition> {
-    vec![
+    let mut out = vec![
         RuleCondition::builder()
             .field("host-header")
             .host_header_config(
@@ -313,7 +423,47 @@ fn conditions(d: &Desired) -> Vec<RuleCondition> {
                     .build(),
             )
             .build(),
-    ]
+    ];
+    if let Some((name, value)) = &d.header {
+        out.push(
+            RuleCondition::builder()
+                .field("http-header")
+                .http_header_config(
+                    HttpHeaderConditionConfig::builder()
+                        .http_header_name(name)
+                        .values(value)
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    out
+}
+
+/// The forward action: one target group as a plain forward, several as a weighted forward
+/// with their starting weights.
+pub fn forward_action(d: &Desired) -> Action {
+    if d.forward.len() == 1 {
+        return Act::forward(&d.forward[0].0).to_sdk();
+    }
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(
+            ForwardActionConfig::builder()
+                .set_target_groups(Some(
+                    d.forward
+                        .iter()
+                        .map(|(t, w)| {
+                            TargetGroupTuple::builder()
+                                .target_group_arn(t)
+                                .weight(*w)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build(),
+        )
+        .build()
 }
 
 /// A priority taken between our read and our write (another service allocating at the same
@@ -339,14 +489,16 @@ async fn rules_and_tags(run: &SpecRun<'_>, listener: &str) -> Result<Listing, Re
     Ok(Listing { rules, tags })
 }
 
-/// Reconcile this spec's rule on the HTTPS listener `listener` of load balancer `lb`. Reports
-/// the rule and its priority in the status.
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    lb: &str,
+/// A listener's rules, the ARNs a filter picked, and their tags.
+type RulesAndTags = (Vec<Observed>, Vec<String>, BTreeMap<String, elb_tags::Tags>);
+
+/// Every rule of the listener (the wave's listing when there is one) and the tags of those
+/// `wanted` picks.
+async fn rules_with_tags(
+    run: &SpecRun<'_>,
     listener: &str,
-    d: &Desired,
-) -> Result<(), ResourceError> {
+    wanted: impl Fn(&Observed) -> bool,
+) -> Result<RulesAndTags, ResourceError> {
     let entry = Entry::Rules(listener.to_string());
     let listing = match run.cached(entry, |_| rules_and_tags(run, listener)).await {
         Some(l) => Some(l?),
@@ -358,12 +510,7 @@ pub async fn reconcile(
     };
     let candidates: Vec<String> = rules
         .iter()
-        .filter(|r| {
-            r.forwards_to(&d.target_group)
-                || (d.priority.is_some() && r.priority == d.priority)
-                // Our rule whose action was changed by hand still matches our hosts.
-                || !r.hosts.is_disjoint(&d.hosts)
-        })
+        .filter(|r| wanted(r))
         .map(|r| r.arn.clone())
         .collect();
     let tags = match &listing {
@@ -373,6 +520,70 @@ pub async fn reconcile(
             .collect(),
         None => elb_tags::describe(run, &candidates).await?,
     };
+    Ok((rules, candidates, tags))
+}
+
+/// This spec's rule of `role` on the listener, if it has one: (ARN, priority). `hosts`: the
+/// spec's hosts (lower-case), which its rules match.
+pub async fn find_owned(
+    run: &SpecRun<'_>,
+    listener: &str,
+    hosts: &BTreeSet<String>,
+    role: Role,
+) -> Result<Option<(String, Option<u32>)>, ResourceError> {
+    let (rules, _, tags) = rules_with_tags(run, listener, |r| !r.hosts.is_disjoint(hosts)).await?;
+    Ok(rules
+        .iter()
+        .filter(|r| {
+            let t = tags.get(&r.arn).cloned().unwrap_or_default();
+            ownership(&run.aws.instance, &run.key, &t) == Ownership::Ours && Role::of(&t) == role
+        })
+        .min_by_key(|r| r.priority)
+        .map(|r| (r.arn.clone(), r.priority)))
+}
+
+/// The priority for the test rule: where it is when that is below (evaluated before) the
+/// production rule's `production`, else the highest free one below it.
+pub async fn test_priority(
+    run: &SpecRun<'_>,
+    listener: &str,
+    hosts: &BTreeSet<String>,
+    production: u32,
+) -> Result<u32, ResourceError> {
+    if let Some((_, Some(p))) = find_owned(run, listener, hosts, Role::Test).await? {
+        if p < production {
+            return Ok(p);
+        }
+    }
+    let (rules, _, _) = rules_with_tags(run, listener, |_| false).await?;
+    let used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
+    (1..production)
+        .rev()
+        .find(|p| !used.contains(p))
+        .ok_or_else(|| {
+            ResourceError::Unsatisfiable(format!(
+                "the test listener rule must come before the production rule (priority {production}), and no priority below it is free; set spec.ingress.priority higher"
+            ))
+        })
+}
+
+/// Reconcile this spec's rule of `d.role` on the HTTPS listener `listener` of load balancer
+/// `lb`. Reports the rule and its priority in the status; returns the rule's ARN (empty while
+/// only planning its creation) and priority.
+pub async fn reconcile(
+    run: &mut SpecRun<'_>,
+    lb: &str,
+    listener: &str,
+    d: &Desired,
+) -> Result<(String, Option<u32>), ResourceError> {
+    let targets = d.target_set();
+    let (rules, candidates, tags) = rules_with_tags(run, listener, |r| {
+        targets.iter().any(|t| r.forwards_to(t))
+            || (d.priority.is_some() && r.priority == d.priority)
+            // Our rule whose action was changed by hand still matches our hosts.
+            || !r.hosts.is_disjoint(&d.hosts)
+    })
+    .await?;
     let mut owners: BTreeMap<String, Ownership> = BTreeMap::new();
     for arn in &candidates {
         let t = tags.get(arn).cloned().unwrap_or_default();
@@ -382,7 +593,7 @@ pub async fn reconcile(
             && run.adopt
             && rules
                 .iter()
-                .any(|r| &r.arn == arn && r.forwards_to(&d.target_group))
+                .any(|r| &r.arn == arn && targets.iter().any(|t| r.forwards_to(t)))
         {
             let missing =
                 crate::resources::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
@@ -393,6 +604,11 @@ pub async fn reconcile(
                 elb_tags::add(run, arn, &missing).await?;
             }
             who = Ownership::Ours;
+        }
+        // Our rule of the other role (production vs test) is not this one.
+        let role = Role::of(&t);
+        if who == Ownership::Ours && role != d.role {
+            who = Ownership::OtherSpec(format!("{} (its {} rule)", run.key, role.word()));
         }
         owners.insert(arn.clone(), who);
     }
@@ -420,8 +636,8 @@ pub async fn reconcile(
                             .listener_arn(listener)
                             .priority(priority as i32)
                             .set_conditions(Some(conditions(d)))
-                            .actions(Act::forward(&d.target_group).to_sdk())
-                            .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
+                            .actions(forward_action(d))
+                            .set_tags(Some(elb_tags::sdk_tags(&tags_for(run, d.role))))
                             .send(),
                     )
                     .await
@@ -433,18 +649,21 @@ pub async fn reconcile(
                     .unwrap_or_default()
                     .to_string();
             }
-            Step::Modify { arn: a } => {
+            Step::Modify { arn: a, actions } => {
+                let mut req = elb
+                    .modify_rule()
+                    .rule_arn(&a)
+                    .set_conditions(Some(conditions(d)));
+                if actions {
+                    req = req.actions(forward_action(d));
+                }
                 run.aws
                     .call(
                         Service::Elbv2,
                         CallClass::Write,
                         "ModifyRule",
                         lb,
-                        elb.modify_rule()
-                            .rule_arn(&a)
-                            .set_conditions(Some(conditions(d)))
-                            .actions(Act::forward(&d.target_group).to_sdk())
-                            .send(),
+                        req.send(),
                     )
                     .await?;
             }
@@ -483,16 +702,29 @@ pub async fn reconcile(
     }
     if let Some(p) = priority {
         if !arn.is_empty() {
-            run.resource(TYPE, arn);
+            run.resource(TYPE, arn.clone());
         }
+        let condition = match d.role {
+            Role::Production => "ListenerRule",
+            Role::Test => "TestListenerRule",
+        };
         run.condition(ConditionReport::new(
-            "ListenerRule",
+            condition,
             true,
             "PriorityAllocated",
             format!("priority {p} on {lb} :443"),
         ));
     }
-    Ok(())
+    Ok((arn, priority))
+}
+
+/// The tags a new rule of `role` gets: the ownership tags, and [`ROLE_TAG`] on a test rule.
+fn tags_for(run: &SpecRun<'_>, role: Role) -> elb_tags::Tags {
+    let mut t = run.tags();
+    if role == Role::Test {
+        t.insert(ROLE_TAG.to_string(), TEST_ROLE.to_string());
+    }
+    t
 }
 
 /// Teardown of a rule this spec recorded (`elbv2:listener-rule`, its ARN): deleted, or released
@@ -550,6 +782,7 @@ mod tests {
             priority: Some(p),
             hosts: ["example.com", "www.example.com"].map(String::from).into(),
             paths: ["/*"].map(String::from).into(),
+            headers: BTreeMap::new(),
             other_conditions: 0,
             actions: vec![Act::forward(tg)],
         }

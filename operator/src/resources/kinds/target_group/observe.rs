@@ -21,13 +21,18 @@ use crate::resources::ResourceError;
 use crate::spec::ValidSpecs;
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput;
 
-/// The target group names of the ServiceSpecs with ingress (what the wave's DescribeTags
-/// covers).
+/// The target group names of the ServiceSpecs with ingress, with the alternate group of those
+/// whose deployments shift traffic (what the wave's DescribeTags covers).
 pub fn target_group_names(specs: &ValidSpecs) -> BTreeSet<String> {
-    service_specs(specs)
-        .filter(|svc| svc.spec.ingress.is_some())
-        .map(|svc| crate::resources::shared::names::target_group_name(&svc.metadata.name))
-        .collect()
+    use crate::resources::shared::names;
+    let mut out = BTreeSet::new();
+    for svc in service_specs(specs).filter(|svc| svc.spec.ingress.is_some()) {
+        out.insert(names::target_group_name(&svc.metadata.name));
+        if svc.spec.deployment.strategy.shifts_traffic() {
+            out.insert(names::alternate_target_group_name(&svc.metadata.name));
+        }
+    }
+    out
 }
 
 /// Every target group by name, and the tags of those the store's ServiceSpecs name (a resync

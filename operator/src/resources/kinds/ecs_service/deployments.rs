@@ -1,0 +1,360 @@
+//! The service deployments ECS reports (ListServiceDeployments + DescribeServiceDeployments):
+//! the stage, the traffic split, the hooks waiting, and why a deployment rolled back. They add
+//! to what DescribeServices says; where an endpoint does not offer them (moto 5.2.5 answers
+//! both with an HTML 500), the answer is recognised, remembered for [`REPROBE`] so no reconcile
+//! asks again meanwhile (no retry storm), and the rollout is followed from DescribeServices
+//! alone.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{
+    DeploymentLifecycleHookStatus, ServiceDeployment, ServiceDeploymentRollbackMonitorsStatus,
+    ServiceDeploymentStatus,
+};
+
+use crate::aws::{CallClass, Service};
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+
+/// How long an endpoint that does not offer the service-deployment operations is left alone.
+pub const REPROBE: Duration = Duration::from_secs(3600);
+
+/// Whether the endpoint offers ListServiceDeployments / DescribeServiceDeployments: `None`
+/// while it does (or was never asked), the time it last said it does not otherwise.
+#[derive(Debug, Default)]
+pub struct Support(Mutex<Option<Instant>>);
+
+impl Support {
+    fn offered(&self) -> bool {
+        match *self.0.lock().expect("support lock") {
+            Some(at) => at.elapsed() >= REPROBE,
+            None => true,
+        }
+    }
+
+    fn set_missing(&self) {
+        *self.0.lock().expect("support lock") = Some(Instant::now());
+    }
+}
+
+/// An error that says the operation is not there at all (rather than a passing failure):
+/// AWS's unknown-operation codes, or an answer that is not an AWS error (moto's HTML 500).
+pub fn means_not_offered(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "UnknownOperationException"
+                | "UnknownOperation"
+                | "InvalidAction"
+                | "NotImplemented"
+                | "Unknown"
+                | "Response"
+        )
+    )
+}
+
+/// One service deployment as the status tells it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    pub arn: String,
+    /// `IN_PROGRESS`, `SUCCESSFUL`, `ROLLBACK_SUCCESSFUL`...
+    pub status: String,
+    /// `TEST_TRAFFIC_SHIFT`, `BAKE_TIME`...
+    pub stage: Option<String>,
+    /// The new revision's requested share of production traffic, percent.
+    pub new_traffic: Option<f64>,
+    /// The hooks waiting for `rollout continue` (their ids).
+    pub paused_hooks: Vec<String>,
+    /// Why ECS rolled back: the alarms that fired, or the circuit breaker.
+    pub rollback: Option<String>,
+    pub status_reason: Option<String>,
+}
+
+impl View {
+    /// From DescribeServiceDeployments' `serviceDeployments[]` (pure).
+    pub fn from_sdk(d: &ServiceDeployment) -> View {
+        let status = d
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let fired: Vec<String> = d
+            .alarms()
+            .filter(|a| a.status() == Some(&ServiceDeploymentRollbackMonitorsStatus::Triggered))
+            .map(|a| a.triggered_alarm_names().to_vec())
+            .unwrap_or_default();
+        let breaker = d.deployment_circuit_breaker().is_some_and(|c| {
+            c.status() == Some(&ServiceDeploymentRollbackMonitorsStatus::Triggered)
+        });
+        let rolled_back = matches!(
+            d.status(),
+            Some(
+                ServiceDeploymentStatus::RollbackRequested
+                    | ServiceDeploymentStatus::RollbackInProgress
+                    | ServiceDeploymentStatus::RollbackSuccessful
+                    | ServiceDeploymentStatus::RollbackFailed
+            )
+        ) || d.rollback().is_some();
+        let rollback = rolled_back.then(|| {
+            if !fired.is_empty() {
+                format!("alarm {} fired", fired.join(", "))
+            } else if breaker {
+                let n = d
+                    .deployment_circuit_breaker()
+                    .map(|c| c.failure_count())
+                    .unwrap_or_default();
+                format!("the circuit breaker tripped ({n} failed tasks)")
+            } else {
+                d.rollback()
+                    .and_then(|r| r.reason())
+                    .or(d.status_reason())
+                    .unwrap_or("ECS rolled the deployment back")
+                    .to_string()
+            }
+        });
+        View {
+            arn: d.service_deployment_arn().unwrap_or_default().to_string(),
+            status,
+            stage: d.lifecycle_stage().map(|s| s.as_str().to_string()),
+            new_traffic: d
+                .target_service_revision()
+                .and_then(|r| r.requested_production_traffic_weight()),
+            paused_hooks: d
+                .lifecycle_hook_details()
+                .iter()
+                .filter(|h| h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction))
+                .filter_map(|h| h.hook_id().map(str::to_string))
+                .collect(),
+            rollback,
+            status_reason: d.status_reason().map(str::to_string),
+        }
+    }
+
+    pub fn in_progress(&self) -> bool {
+        matches!(self.status.as_str(), "PENDING" | "IN_PROGRESS")
+    }
+
+    pub fn paused(&self) -> bool {
+        self.in_progress() && !self.paused_hooks.is_empty()
+    }
+
+    /// `stage TEST_TRAFFIC_SHIFT, 5% of production traffic on the new revision`.
+    pub fn progress(&self) -> String {
+        let mut s = match &self.stage {
+            Some(stage) => format!("stage {stage}"),
+            None => format!("deployment {}", self.status),
+        };
+        if let Some(w) = self.new_traffic {
+            s.push_str(&format!(", {w}% of production traffic on the new revision"));
+        }
+        if self.paused() {
+            s.push_str(": paused by a hook (ecs-operator rollout continue)");
+        }
+        s
+    }
+}
+
+/// The newest service deployment of `service` in `cluster`; `None` when the endpoint does not
+/// offer the operations (remembered, see [`Support`]) or when there is none. A passing failure
+/// is `None` too: this only adds to the status, it never fails a reconcile.
+pub async fn latest(
+    run: &SpecRun<'_>,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<View>, ResourceError> {
+    if !run.aws.service_deployments.offered() {
+        return Ok(None);
+    }
+    let listed = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "ListServiceDeployments",
+            service,
+            run.aws
+                .ecs
+                .list_service_deployments()
+                .cluster(cluster)
+                .service(service)
+                .max_results(1)
+                .send(),
+        )
+        .await;
+    let listed = match listed {
+        Ok(l) => l,
+        Err(e) => return Ok(not_offered(run, e)),
+    };
+    let Some(arn) = listed
+        .service_deployments()
+        .first()
+        .and_then(|d| d.service_deployment_arn())
+    else {
+        return Ok(None);
+    };
+    let described = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "DescribeServiceDeployments",
+            service,
+            run.aws
+                .ecs
+                .describe_service_deployments()
+                .service_deployment_arns(arn)
+                .send(),
+        )
+        .await;
+    match described {
+        Ok(d) => Ok(d.service_deployments().first().map(View::from_sdk)),
+        Err(e) => Ok(not_offered(run, e)),
+    }
+}
+
+fn not_offered(run: &SpecRun<'_>, e: ResourceError) -> Option<View> {
+    if means_not_offered(e.code()) {
+        run.aws.service_deployments.set_missing();
+        tracing::info!(error = %e, "the endpoint does not offer service deployments; following rollouts from DescribeServices alone");
+    } else {
+        tracing::warn!(error = %e, "reading the service deployment failed; following the rollout from DescribeServices alone");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::types::{
+        DeploymentLifecycleHookDetail, Rollback, ServiceDeploymentAlarms,
+        ServiceDeploymentCircuitBreaker, ServiceDeploymentLifecycleStage, ServiceRevisionSummary,
+    };
+
+    use super::*;
+
+    // The shapes below follow DescribeServiceDeployments' response as botocore's ecs
+    // service-2.json (ServiceDeployment, ServiceRevisionSummary, ServiceDeploymentAlarms,
+    // ServiceDeploymentCircuitBreaker, Rollback, DeploymentLifecycleHookDetail) and the API
+    // reference's example document them.
+    const ARN: &str = "arn:aws:ecs:us-west-2:123456789012:service-deployment/example/sd-example/NCWGC2ZR-taawPAYrIaU5";
+
+    #[test]
+    fn a_canary_in_its_bake_reports_the_stage_and_the_traffic_on_the_new_revision() {
+        let d = ServiceDeployment::builder()
+            .service_deployment_arn(ARN)
+            .status(ServiceDeploymentStatus::InProgress)
+            .lifecycle_stage(ServiceDeploymentLifecycleStage::BakeTime)
+            .target_service_revision(
+                ServiceRevisionSummary::builder()
+                    .arn("arn:aws:ecs:us-west-2:123456789012:service-revision/example/sd-example/4980306466373577095")
+                    .requested_task_count(2)
+                    .running_task_count(2)
+                    .pending_task_count(0)
+                    .requested_production_traffic_weight(5.0)
+                    .requested_test_traffic_weight(100.0)
+                    .build(),
+            )
+            .build();
+        let v = View::from_sdk(&d);
+        assert!(v.in_progress() && !v.paused());
+        assert_eq!(v.rollback, None);
+        assert_eq!(
+            v.progress(),
+            "stage BAKE_TIME, 5% of production traffic on the new revision"
+        );
+    }
+
+    #[test]
+    fn a_rollback_names_the_alarm_that_fired() {
+        let d = ServiceDeployment::builder()
+            .service_deployment_arn(ARN)
+            .status(ServiceDeploymentStatus::RollbackSuccessful)
+            .status_reason("Service deployment rolled back because alarms were triggered.")
+            .alarms(
+                ServiceDeploymentAlarms::builder()
+                    .status(ServiceDeploymentRollbackMonitorsStatus::Triggered)
+                    .alarm_names("prod-web-http5xxPercent")
+                    .alarm_names("existing-alarm")
+                    .triggered_alarm_names("prod-web-http5xxPercent")
+                    .build(),
+            )
+            .rollback(
+                Rollback::builder()
+                    .reason(
+                        "Service deployment rolled back because of alarm prod-web-http5xxPercent",
+                    )
+                    .service_revision_arn(
+                        "arn:aws:ecs:us-west-2:123456789012:service-revision/example/sd-example/1",
+                    )
+                    .build(),
+            )
+            .build();
+        let v = View::from_sdk(&d);
+        assert!(!v.in_progress());
+        assert_eq!(
+            v.rollback.as_deref(),
+            Some("alarm prod-web-http5xxPercent fired")
+        );
+    }
+
+    #[test]
+    fn a_rollback_by_the_circuit_breaker_says_so() {
+        let d = ServiceDeployment::builder()
+            .status(ServiceDeploymentStatus::RollbackInProgress)
+            .deployment_circuit_breaker(
+                ServiceDeploymentCircuitBreaker::builder()
+                    .status(ServiceDeploymentRollbackMonitorsStatus::Triggered)
+                    .failure_count(10)
+                    .threshold(10)
+                    .build(),
+            )
+            .alarms(
+                ServiceDeploymentAlarms::builder()
+                    .status(ServiceDeploymentRollbackMonitorsStatus::Monitoring)
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            View::from_sdk(&d).rollback.as_deref(),
+            Some("the circuit breaker tripped (10 failed tasks)")
+        );
+    }
+
+    #[test]
+    fn a_pause_hook_awaiting_action_holds_the_deployment() {
+        let d = ServiceDeployment::builder()
+            .status(ServiceDeploymentStatus::InProgress)
+            .lifecycle_stage(ServiceDeploymentLifecycleStage::PostTestTrafficShift)
+            .lifecycle_hook_details(
+                DeploymentLifecycleHookDetail::builder()
+                    .hook_id("hook-1")
+                    .status(DeploymentLifecycleHookStatus::AwaitingAction)
+                    .build(),
+            )
+            .lifecycle_hook_details(
+                DeploymentLifecycleHookDetail::builder()
+                    .hook_id("hook-0")
+                    .status(DeploymentLifecycleHookStatus::Succeeded)
+                    .build(),
+            )
+            .build();
+        let v = View::from_sdk(&d);
+        assert!(v.paused());
+        assert_eq!(v.paused_hooks, ["hook-1"]);
+        assert!(v
+            .progress()
+            .ends_with("paused by a hook (ecs-operator rollout continue)"));
+    }
+
+    #[test]
+    fn only_answers_that_say_the_operation_is_missing_disable_it() {
+        assert!(means_not_offered(Some("UnknownOperationException")));
+        assert!(means_not_offered(Some("Unknown")));
+        assert!(!means_not_offered(Some("ThrottlingException")));
+        assert!(!means_not_offered(Some("AccessDeniedException")));
+        assert!(!means_not_offered(None));
+        let s = Support::default();
+        assert!(s.offered());
+        s.set_missing();
+        assert!(!s.offered());
+    }
+}
