@@ -77,6 +77,10 @@ pub struct ReconcileInput {
     /// Garbage collection only: where every status record's resources live (the scopes to
     /// scan besides the specs').
     pub placements: Vec<Placement>,
+    /// The runner scheduled this reconcile only because the spec's previous one asked to be
+    /// requeued ([`crate::runtime::Run::follow_up`]): the reconciler may look again at only what
+    /// that reconcile waited for, when it knows nothing else can have changed.
+    pub follow_up: bool,
 }
 
 impl ReconcileInput {
@@ -88,6 +92,7 @@ impl ReconcileInput {
             ledger: None,
             placement: None,
             placements: Vec::new(),
+            follow_up: false,
         }
     }
 }

@@ -354,6 +354,16 @@ impl Fleet {
         self.reconciler.reconcile(self.spec(key), &input).await
     }
 
+    /// One reconcile of one spec as the runner's follow-up of the spec's previous reconcile
+    /// (scheduled by that reconcile's requeue alone: `ReconcileInput::follow_up`).
+    pub async fn reconcile_follow_up(&self, key: &str) -> Result<Report, Failure> {
+        let input = ReconcileInput {
+            follow_up: true,
+            ..self.input()
+        };
+        self.reconciler.reconcile(self.spec(key), &input).await
+    }
+
     /// One reconcile of `spec` (which may differ from the fleet's version of it) as the
     /// controller runs it outside a wave: fresh reads, with the spec's last status ledger.
     pub async fn reconcile_with_ledger(

@@ -509,7 +509,13 @@ async fn the_status_record_keeps_where_a_cluster_lives_and_a_region_move_through
     controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
     let alpha = key("ClusterSpec/alpha");
     controller
-        .reconcile(alpha.clone(), None)
+        .reconcile(
+            alpha.clone(),
+            ecs_operator::runtime::Run {
+                wave: None,
+                follow_up: false,
+            },
+        )
         .await
         .expect("reconciled");
     let status = store
@@ -535,7 +541,13 @@ async fn the_status_record_keeps_where_a_cluster_lives_and_a_region_move_through
     );
     controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
     controller
-        .reconcile(alpha.clone(), None)
+        .reconcile(
+            alpha.clone(),
+            ecs_operator::runtime::Run {
+                wave: None,
+                follow_up: false,
+            },
+        )
         .await
         .expect("an answer");
     let moved = store

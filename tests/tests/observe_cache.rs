@@ -672,6 +672,82 @@ async fn a_service_created_during_a_wave_is_created_once() {
     );
 }
 
+/// The reads (not writes) in `calls`.
+fn reads(calls: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    calls
+        .iter()
+        .filter(|(op, _)| !is_mutating(op.split_once('/').map_or(op.as_str(), |(_, o)| o)))
+        .map(|(op, n)| (op.clone(), *n))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_requeue_that_follows_a_rollout_reads_only_the_service_and_reports_what_a_full_reconcile_does(
+) {
+    let mut env = converged().await;
+    // A new image for svc-05 (behind the ALB, autoscaled): the full reconcile starts a rollout.
+    let path = env.dir.path().join("svc-05.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    assert!(yaml.contains("nginx:1.27"), "{yaml}");
+    std::fs::write(&path, yaml.replace("nginx:1.27", "nginx:1.28")).unwrap();
+    env.fleet.specs = ecs_operator_tests::fixtures::load_specs(env.dir.path());
+    let fleet = &env.fleet;
+    let key = "ServiceSpec/svc-05";
+    let full = fleet.reconcile(key).await.unwrap();
+    assert_eq!(full.phase, Phase::Progressing, "{full:?}");
+    assert!(full.requeue_after.is_some(), "{full:?}");
+
+    // Its follow-up: one DescribeServices (K = 1: the rollout is the only thing the full
+    // reconcile waited for, and everything else matched the spec when it ended), no ELBv2,
+    // Route53, ACM, autoscaling, CloudWatch or ECR call, and no write.
+    let before = fleet.calls.snapshot();
+    let follow = fleet.reconcile_follow_up(key).await.unwrap();
+    let calls = since(&fleet.calls, &before);
+    assert_eq!(
+        calls,
+        BTreeMap::from([("ecs/DescribeServices".to_string(), 1)]),
+        "{}",
+        table(&calls)
+    );
+    // It reports the same resources and conditions as a full reconcile would now.
+    let before = fleet.calls.snapshot();
+    let again = fleet.reconcile(key).await.unwrap();
+    let full_reads = reads(&since(&fleet.calls, &before));
+    assert_eq!(fleet.mutations_since(&before), BTreeMap::new());
+    assert_eq!(follow.resources, again.resources);
+    assert_eq!(follow.conditions, again.conditions);
+    assert_eq!(follow.phase, again.phase);
+    assert!(
+        full_reads
+            .keys()
+            .any(|op| op.starts_with("elasticloadbalancingv2/")),
+        "a full reconcile reads the edge: {}",
+        table(&full_reads)
+    );
+
+    // A spec changed since the full reconcile: its "follow-up" is a full reconcile.
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, yaml.replace("nginx:1.28", "nginx:1.29")).unwrap();
+    env.fleet.specs = ecs_operator_tests::fixtures::load_specs(env.dir.path());
+    let fleet = &env.fleet;
+    let before = fleet.calls.snapshot();
+    fleet.reconcile_follow_up(key).await.unwrap();
+    let calls = since(&fleet.calls, &before);
+    assert_eq!(
+        calls.get("ecs/RegisterTaskDefinition"),
+        Some(&1),
+        "{}",
+        table(&calls)
+    );
+    assert!(
+        calls
+            .keys()
+            .any(|op| op.starts_with("elasticloadbalancingv2/")),
+        "{}",
+        table(&calls)
+    );
+}
+
 #[tokio::test]
 async fn run_resyncs_in_waves_and_a_hand_edit_between_waves_is_restored_by_the_next() {
     let env = converged().await;

@@ -279,7 +279,7 @@ fn start_runner(
     };
     let c = controller.clone();
     let (metrics, pending) = (events.0.clone(), events.1.clone());
-    let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey, wave| {
+    let (handle, fut) = runtime::runner(cfg, rm.clone(), move |key: SpecKey, run: runtime::Run| {
         let c = c.clone();
         let ui = ui.clone();
         if let Some(waited) = pending.started(&key) {
@@ -288,9 +288,9 @@ fn start_runner(
         async move {
             let started = std::time::Instant::now();
             match ui {
-                None => c.reconcile(key, wave).await,
+                None => c.reconcile(key, run).await,
                 Some(ui) => {
-                    let result = c.reconcile(key.clone(), wave).await;
+                    let result = c.reconcile(key.clone(), run).await;
                     ui.reconciled(&key, &result, started.elapsed());
                     result
                 }

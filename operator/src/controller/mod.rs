@@ -32,9 +32,9 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::reconcile::{ConditionReport, Failure, ReconcileInput, Reconciler, Report, ValidSpecs};
-use crate::runtime::{Action, Handle, Reason, WaveId};
+use crate::runtime::{Action, Handle, Reason, Run};
 use crate::spec::{Spec, SpecKey};
-use crate::store::status::{Phase, SpecStatus};
+use crate::store::status::{Phase, ResourceRef, SpecStatus};
 use crate::store::{now_rfc3339, Store};
 
 pub use deletion::{DeletionGuard, DELETION_CONFIRMED, DELETION_HELD};
@@ -224,7 +224,7 @@ impl Controller {
 
     /// Every status record's ledger (the resources each spec lists, for specs in the store
     /// and specs being deleted): what the events index is built from.
-    pub fn ledgers(&self) -> Vec<(SpecKey, Vec<crate::store::status::ResourceRef>)> {
+    pub fn ledgers(&self) -> Vec<(SpecKey, Vec<ResourceRef>)> {
         self.statuses
             .lock()
             .expect("status lock")
@@ -236,6 +236,18 @@ impl Controller {
     /// The last status of `key`.
     pub fn status(&self, key: &SpecKey) -> Option<SpecStatus> {
         self.statuses.lock().expect("status lock").get(key).cloned()
+    }
+
+    /// The resources the spec's last status recorded (its ledger), without copying the rest.
+    fn ledger(&self, key: &SpecKey) -> Option<Vec<ResourceRef>> {
+        let statuses = self.statuses.lock().expect("status lock");
+        statuses.get(key).map(|s| s.resources.clone())
+    }
+
+    /// The phase of the spec's last status.
+    fn last_phase(&self, key: &SpecKey) -> Option<Phase> {
+        let statuses = self.statuses.lock().expect("status lock");
+        statuses.get(key).map(|s| s.phase)
     }
 
     /// Whether every spec of the desired cache was reconciled by this process and reached a
@@ -286,10 +298,10 @@ impl Controller {
         Settled::Yes { failed }
     }
 
-    /// Reconcile one key: the runtime's reconcile function. `wave`: the resync wave the
+    /// Reconcile one key: the runtime's reconcile function. `run.wave`: the resync wave the
     /// runtime started this reconcile for (its reads come from the wave's snapshot), `None`
-    /// to read fresh.
-    pub async fn reconcile(&self, key: SpecKey, wave: Option<WaveId>) -> Result<Action, Failure> {
+    /// to read fresh; `run.follow_up`: passed on as [`ReconcileInput::follow_up`].
+    pub async fn reconcile(&self, key: SpecKey, run: Run) -> Result<Action, Failure> {
         let started = Instant::now();
         let (entry, specs) = {
             let d = self.desired.read().expect("desired lock");
@@ -297,7 +309,7 @@ impl Controller {
         };
         let (result, label) = match entry {
             None => self.reconcile_deletion(&key, specs).await,
-            Some(entry) => self.reconcile_entry(&key, entry, specs, wave).await,
+            Some(entry) => self.reconcile_entry(&key, entry, specs, run).await,
         };
         self.metrics
             .reconciled(key.kind.as_str(), label, started.elapsed());
@@ -318,7 +330,7 @@ impl Controller {
         key: &SpecKey,
         entry: DesiredEntry,
         specs: ValidSpecs,
-        wave: Option<WaveId>,
+        run: Run,
     ) -> (Result<Action, Failure>, &'static str) {
         let spec = match &entry.spec {
             Err(diagnostics) => {
@@ -353,13 +365,13 @@ impl Controller {
                     "SpecPaused",
                     "spec.paused is true: its resources are neither read nor written",
                 )],
-                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                resources: self.ledger(key).unwrap_or_default(),
                 requeue_after: None,
             };
             self.record(key, &entry, &report, None).await;
             return (Ok(Action::AwaitChange), "paused");
         }
-        if let Some(why) = self.park_behind_cluster(key, &spec, wave.is_some()) {
+        if let Some(why) = self.park_behind_cluster(key, &spec, run.wave.is_some()) {
             let report = Report {
                 phase: Phase::Pending,
                 conditions: vec![ConditionReport::new(
@@ -368,7 +380,7 @@ impl Controller {
                     "WaitingForCluster",
                     why,
                 )],
-                resources: self.status(key).map(|s| s.resources).unwrap_or_default(),
+                resources: self.ledger(key).unwrap_or_default(),
                 requeue_after: None,
             };
             self.record(key, &entry, &report, None).await;
@@ -376,8 +388,9 @@ impl Controller {
         }
         let input = ReconcileInput {
             specs,
-            wave: self.waves.snapshot(wave),
-            ledger: self.status(key).map(|s| s.resources),
+            wave: self.waves.snapshot(run.wave),
+            ledger: self.ledger(key),
+            follow_up: run.follow_up,
             placement: self
                 .status(key)
                 .filter(|s| !s.resources.is_empty())
@@ -396,12 +409,11 @@ impl Controller {
             }
             Err(failure) => {
                 let message = failure.to_string();
-                let previous = self.status(key);
                 let phase = match &failure {
                     Failure::Terminal(_) => Phase::Failed,
                     // A transient error does not undo what was reached: keep the phase (a
                     // Ready spec becomes Degraded), report the error, retry with backoff.
-                    Failure::Retryable(_) => match previous.as_ref().map(|s| s.phase) {
+                    Failure::Retryable(_) => match self.last_phase(key) {
                         Some(Phase::Ready) | Some(Phase::Degraded) => Phase::Degraded,
                         Some(Phase::Progressing) => Phase::Progressing,
                         _ => Phase::Pending,
@@ -418,7 +430,9 @@ impl Controller {
                         },
                         message.clone(),
                     )],
-                    resources: previous.map(|s| s.resources).unwrap_or_default(),
+                    // Only this key's reconcile writes its status: the ledger read before
+                    // the reconcile is still the last one recorded.
+                    resources: input.ledger.unwrap_or_default(),
                     requeue_after: None,
                 };
                 self.record(key, &entry, &report, Some(message)).await;

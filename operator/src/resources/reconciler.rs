@@ -1,13 +1,13 @@
 //! The AWS reconciler: one spec's resources in dependency order (docs/design.md "Resources per spec").
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use std::collections::BTreeSet;
-
 use super::context::Aws;
 use super::kinds::task_definition::RevisionCache;
+use super::pipelines::follow::Follow;
 use super::run::{Change, SpecRun};
 use super::scopes::Scopes;
 use super::ResourceError;
@@ -26,6 +26,9 @@ pub struct AwsReconciler {
     pub scopes: Scopes,
     /// Task definition revisions by ARN (immutable, so cached for the process's life).
     pub revisions: RevisionCache,
+    /// ServiceSpecs whose last reconcile was requeued by their ECS service alone: what their
+    /// follow-up needs (`pipelines::follow`).
+    follows: Mutex<HashMap<SpecKey, Follow>>,
 }
 
 /// Why a spec is not reconciled where it is: it names an account or region it cannot reach or
@@ -46,6 +49,7 @@ impl AwsReconciler {
             scopes: Scopes::new(aws.clone(), allowed),
             aws,
             revisions: RevisionCache::default(),
+            follows: Mutex::new(HashMap::new()),
         }
     }
 
@@ -91,7 +95,7 @@ impl AwsReconciler {
     }
 
     /// Walk the spec's resources with `aws` (its account and region); with `apply == false`,
-    /// plan only.
+    /// plan only. Also returns what a follow-up of this run may use (`pipelines::follow`).
     async fn walk_in<'a>(
         &'a self,
         aws: &'a Aws,
@@ -99,21 +103,65 @@ impl AwsReconciler {
         spec: &Spec,
         input: &ReconcileInput,
         apply: bool,
-    ) -> Result<SpecRun<'a>, ResourceError> {
+    ) -> Result<(SpecRun<'a>, Option<Follow>), ResourceError> {
+        let mut run = self.run(aws, placement, spec, input, apply);
+        let follow = match spec {
+            Spec::Cluster(c) => {
+                super::pipelines::cluster::reconcile(&mut run, c, input).await?;
+                None
+            }
+            Spec::Service(s) => {
+                super::pipelines::service::reconcile(&mut run, s, input, &self.revisions).await?
+            }
+        };
+        Ok((run, follow))
+    }
+
+    /// A fresh run of `spec` over `input`, with the clients of its account and region.
+    fn run<'a>(
+        &'a self,
+        aws: &'a Aws,
+        placement: &Placement,
+        spec: &Spec,
+        input: &ReconcileInput,
+        apply: bool,
+    ) -> SpecRun<'a> {
         let adopt = spec
             .metadata()
             .annotations
             .get(crate::ADOPT_ANNOTATION)
             .is_some_and(|v| v == "true");
-        let mut run =
-            SpecRun::new(aws, spec.key(), apply, adopt).with_input_in(input, placement.scope_key());
-        match spec {
-            Spec::Cluster(c) => super::pipelines::cluster::reconcile(&mut run, c, input).await?,
-            Spec::Service(s) => {
-                super::pipelines::service::reconcile(&mut run, s, input, &self.revisions).await?
-            }
+        SpecRun::new(aws, spec.key(), apply, adopt).with_input_in(input, placement.scope_key())
+    }
+
+    /// The follow-up of a ServiceSpec requeued by its service alone (`pipelines::follow`):
+    /// `None` when a full reconcile must run instead.
+    async fn follow_up(
+        &self,
+        aws: &Aws,
+        placement: &Placement,
+        spec: &Spec,
+        input: &ReconcileInput,
+    ) -> Result<Option<Report>, ResourceError> {
+        let Spec::Service(service) = spec else {
+            return Ok(None);
+        };
+        let key = spec.key();
+        // Taken out: a follow-up that fails leaves none, so the retry is a full reconcile.
+        let Some(follow) = self.follows.lock().expect("follows lock").remove(&key) else {
+            return Ok(None);
+        };
+        let mut run = self.run(aws, placement, spec, input, true);
+        if !super::pipelines::follow::follow_up(&mut run, &follow, service, input).await? {
+            return Ok(None);
         }
-        Ok(run)
+        if run.requeue_after.is_some() {
+            self.follows
+                .lock()
+                .expect("follows lock")
+                .insert(key, follow);
+        }
+        Ok(Some(run.into_report()))
     }
 
     /// The changes a reconcile would make now (`ecs-operator diff`).
@@ -129,6 +177,7 @@ impl AwsReconciler {
         Ok(self
             .walk_in(&aws, &placement, spec, &input, false)
             .await?
+            .0
             .changes)
     }
 
@@ -168,7 +217,18 @@ impl Reconciler for AwsReconciler {
                 });
             }
         };
-        let run = self.walk_in(&aws, &placement, &spec, &input, apply).await?;
+        if apply && input.follow_up {
+            if let Some(report) = self.follow_up(&aws, &placement, &spec, &input).await? {
+                return Ok(report);
+            }
+        }
+        let (run, follow) = self.walk_in(&aws, &placement, &spec, &input, apply).await?;
+        let mut follows = self.follows.lock().expect("follows lock");
+        match follow {
+            Some(f) => follows.insert(spec.key(), f),
+            None => follows.remove(&spec.key()),
+        };
+        drop(follows);
         Ok(run.into_report())
     }
 
@@ -179,6 +239,7 @@ impl Reconciler for AwsReconciler {
         previous: &SpecStatus,
         input: &ReconcileInput,
     ) -> Result<Deletion, Failure> {
+        self.follows.lock().expect("follows lock").remove(key);
         let resources = &previous.resources;
         let hands_off = last.as_deref().is_some_and(|s| {
             mode(s) == Mode::Observe

@@ -14,7 +14,7 @@ pub use leader::{
     default_identity, BackendError, Elector, LeaderError, LeaderState, LeaseBackend, LeaseConfig,
     LeaseRecord, MemoryLease,
 };
-pub use runner::{runner, Action, Handle, Reason, RunnerConfig, RunnerMetrics, WaveId};
+pub use runner::{runner, Action, Handle, Reason, Run, RunnerConfig, RunnerMetrics, WaveId};
 
 #[cfg(test)]
 mod leader_tests;

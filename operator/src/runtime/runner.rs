@@ -16,7 +16,10 @@
 //! the wave it belongs to (`Some(id)`), so the reconciles of one wave can share one read of the
 //! world (`resources::snapshot`); every other reconcile (a change, a requeue while a rollout is
 //! followed, a retry after a failure, the follow-up of a key triggered while it ran) gets
-//! `None` and reads fresh. A key scheduled for any of those reasons keeps that reason when a
+//! `None` and reads fresh. A run scheduled only by its own previous run's
+//! [`Action::RequeueAfter`] (nothing triggered the key since, no wave began, it did not fail) is
+//! a *follow-up* ([`Run::follow_up`]): the reconcile may look again at only what that run waited
+//! for (a rollout) instead of reading everything. A key scheduled for any of those reasons keeps that reason when a
 //! wave starts (fresh wins over the wave); a key still waiting for a slot from the previous
 //! wave moves into the new one. A key that succeeds and asks for nothing more is not scheduled
 //! again: the next wave picks it up, at most `resync_interval * (1 + resync_jitter)` later,
@@ -77,6 +80,16 @@ pub enum Reason {
 
 /// The id of a resync wave (see the module docs). Ids start at 1 and only grow.
 pub type WaveId = u64;
+
+/// How a reconcile was scheduled: what it may share and what it may skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Run {
+    /// The resync wave it belongs to; `None`: read fresh.
+    pub wave: Option<WaveId>,
+    /// Scheduled only by the key's previous run asking to be requeued: no trigger since, no
+    /// wave started since, no failure. Never true for a wave run.
+    pub follow_up: bool,
+}
 
 /// Messages to a running runner.
 #[derive(Debug)]
@@ -195,8 +208,8 @@ impl<K> Handle<K> {
 
 /// Create a runner. Drive the returned future to run it; it ends after shutdown (or when every
 /// handle is dropped), once running reconciles have finished or the grace period ran out.
-/// `reconcile(key, wave)`: `wave` is the resync wave the run belongs to, `None` for a run that
-/// must read fresh.
+/// `reconcile(key, run)`: `run` says which resync wave the run belongs to (`None`: it must read
+/// fresh) and whether it only follows up its previous run.
 pub fn runner<K, F, Fut>(
     cfg: RunnerConfig,
     metrics: Arc<RunnerMetrics>,
@@ -204,7 +217,7 @@ pub fn runner<K, F, Fut>(
 ) -> (Handle<K>, impl Future<Output = ()>)
 where
     K: Clone + Ord + Hash + Display + Send + Sync + 'static,
-    F: Fn(K, Option<WaveId>) -> Fut,
+    F: Fn(K, Run) -> Fut,
     Fut: Future<Output = Result<Action, Failure>> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -237,6 +250,8 @@ struct State<K> {
     next_wave: Option<Instant>,
     /// Scheduled keys whose only reason to run is a wave (absent: a fresh run).
     in_wave: HashMap<K, WaveId>,
+    /// Scheduled keys whose only reason to run is their own requeue ([`Run::follow_up`]).
+    follow_ups: HashSet<K>,
 }
 
 impl<K: Clone + Ord + Hash + Display> State<K> {
@@ -262,6 +277,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
     /// Schedule a fresh (non-wave) run of `key` at `at` (or earlier, if it is scheduled so).
     fn schedule_fresh(&mut self, key: K, at: Instant) {
         self.in_wave.remove(&key);
+        self.follow_ups.remove(&key);
         self.sched.schedule(key, at);
     }
 
@@ -279,6 +295,8 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             entry.0 = entry.0.min(at);
             entry.1 |= reason == Reason::Change;
         } else if reason == Reason::Resync {
+            // A drift check asked for: whatever runs next looks at everything.
+            self.follow_ups.remove(&key);
             if self.sched.deadline(&key).is_none() {
                 self.in_wave.insert(key.clone(), self.wave);
             }
@@ -294,6 +312,8 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         self.metrics.waves.fetch_add(1, Ordering::Relaxed);
         self.next_wave = Some(now + self.resync_delay());
         let wave = self.wave;
+        // A wave checks every key for drift: a requeued key's next run reads everything.
+        self.follow_ups.clear();
         for w in self.in_wave.values_mut() {
             *w = wave;
         }
@@ -318,6 +338,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
     fn forget(&mut self, key: K) {
         self.sched.remove(&key);
         self.in_wave.remove(&key);
+        self.follow_ups.remove(&key);
         self.known.remove(&key);
         self.rerun.remove(&key);
         self.backoffs.remove(&key);
@@ -331,6 +352,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         self.running.remove(&key);
         let now = Instant::now();
         let m = &self.metrics;
+        let requeued = matches!(outcome, Outcome::Done(Ok(Action::RequeueAfter(_))));
         let next = match outcome {
             Outcome::Done(Ok(Action::AwaitChange)) => {
                 m.reconciles_succeeded.fetch_add(1, Ordering::Relaxed);
@@ -378,6 +400,9 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         }
         if let Some(at) = next {
             self.schedule_fresh(key.clone(), at);
+            if requeued {
+                self.follow_ups.insert(key.clone());
+            }
         }
         if let Some((at, change)) = self.rerun.remove(&key) {
             if change {
@@ -408,7 +433,7 @@ async fn run<K, F, Fut>(
     reconcile: F,
 ) where
     K: Clone + Ord + Hash + Display + Send + Sync + 'static,
-    F: Fn(K, Option<WaveId>) -> Fut,
+    F: Fn(K, Run) -> Fut,
     Fut: Future<Output = Result<Action, Failure>> + Send + 'static,
 {
     let mut st: State<K> = State {
@@ -425,6 +450,7 @@ async fn run<K, F, Fut>(
         wave: 1,
         next_wave: None,
         in_wave: HashMap::new(),
+        follow_ups: HashSet::new(),
     };
     let mut tasks: JoinSet<(K, Result<Action, Failure>)> = JoinSet::new();
     let mut ids: HashMap<tokio::task::Id, K> = HashMap::new();
@@ -442,7 +468,8 @@ async fn run<K, F, Fut>(
                 };
                 st.running.insert(key.clone());
                 let wave = st.in_wave.remove(&key);
-                let fut = reconcile(key.clone(), wave);
+                let follow_up = st.follow_ups.remove(&key);
+                let fut = reconcile(key.clone(), Run { wave, follow_up });
                 let span = tracing::info_span!("reconcile", key = %key, wave);
                 let k = key.clone();
                 let handle = tasks.spawn(async move { (k, fut.await) }.instrument(span));

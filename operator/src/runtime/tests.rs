@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
 use super::failure::Failure;
-use super::runner::{runner, Action, Handle, Reason, RunnerConfig, RunnerMetrics, WaveId};
+use super::runner::{runner, Action, Handle, Reason, Run, RunnerConfig, RunnerMetrics, WaveId};
 use super::BackoffPolicy;
 
 /// Records every reconcile: when each key started, and how many ran at once.
 #[derive(Default)]
 struct Probe {
-    starts: Mutex<Vec<(u32, Instant, Option<WaveId>)>>,
+    starts: Mutex<Vec<(u32, Instant, Run)>>,
     per_key: Mutex<HashMap<u32, usize>>,
     max_per_key: AtomicUsize,
     now: AtomicUsize,
@@ -22,8 +22,8 @@ struct Probe {
 }
 
 impl Probe {
-    fn enter(&self, k: u32, wave: Option<WaveId>) {
-        self.starts.lock().unwrap().push((k, Instant::now(), wave));
+    fn enter(&self, k: u32, run: Run) {
+        self.starts.lock().unwrap().push((k, Instant::now(), run));
         let mut m = self.per_key.lock().unwrap();
         let c = m.entry(k).or_default();
         *c += 1;
@@ -51,7 +51,17 @@ impl Probe {
             .unwrap()
             .iter()
             .filter(|(key, _, _)| *key == k)
-            .map(|(_, _, w)| *w)
+            .map(|(_, _, r)| r.wave)
+            .collect()
+    }
+    /// Whether each run of `k`, in order, was a follow-up.
+    fn follow_ups(&self, k: u32) -> Vec<bool> {
+        self.starts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(key, _, _)| *key == k)
+            .map(|(_, _, r)| r.follow_up)
             .collect()
     }
     fn total(&self) -> usize {
@@ -76,12 +86,12 @@ fn start(
     let probe = Arc::new(Probe::default());
     let metrics = Arc::new(RunnerMetrics::default());
     let p = probe.clone();
-    let (handle, fut) = runner(cfg, metrics.clone(), move |k: u32, wave: Option<WaveId>| {
+    let (handle, fut) = runner(cfg, metrics.clone(), move |k: u32, run: Run| {
         let p = p.clone();
         let b = behaviour.clone();
         async move {
             let n = p.runs(k).len();
-            p.enter(k, wave);
+            p.enter(k, run);
             let (took, result) = b(k, n);
             sleep(took).await;
             p.exit(k);
@@ -361,6 +371,74 @@ async fn only_runs_started_by_a_wave_are_told_their_wave() {
     sleep(Duration::from_secs(200)).await;
     assert_eq!(probe.waves(2)[6..], [Some(3), Some(4)]);
     assert_eq!(probe.waves(4), [None, Some(3), Some(4)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_run_scheduled_by_its_own_requeue_is_a_follow_up() {
+    // Every run of every key asks to be requeued after 10 s (key 3 fails on its second run);
+    // waves every 100 s.
+    let behaviour: Behaviour = Arc::new(|k, n| match (k, n) {
+        (3, 1) => (Duration::ZERO, Err(Failure::Retryable("throttled".into()))),
+        _ => (
+            Duration::ZERO,
+            Ok(Action::RequeueAfter(Duration::from_secs(10))),
+        ),
+    });
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            resync_interval: Duration::from_secs(100),
+            resync_jitter: 0.0,
+            ..cfg()
+        },
+        false,
+        behaviour,
+    );
+    for k in 1..=3 {
+        h.trigger(k, Reason::Change);
+    }
+    sleep(Duration::from_secs(25)).await;
+    // Runs at 0, 10, 20 s: the first was triggered, the next two follow it up.
+    assert_eq!(probe.follow_ups(1), [false, true, true]);
+    // A change and an event, each between two requeues, make the next run a full one.
+    h.trigger(1, Reason::Change);
+    h.trigger(2, Reason::Event);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(probe.follow_ups(1), [false, true, true, false]);
+    assert_eq!(probe.follow_ups(2), [false, true, true, false]);
+    // After a failure the retry is no follow-up; the requeue after it is again.
+    assert_eq!(probe.follow_ups(3)[..3], [false, true, false]);
+    sleep(Duration::from_secs(20)).await;
+    assert!(probe.follow_ups(3)[3]);
+    // A drift check asked for while a requeue is pending makes that run a full one.
+    let before = probe.follow_ups(2).len();
+    h.trigger(2, Reason::Resync);
+    sleep(Duration::from_secs(10)).await;
+    assert!(!probe.follow_ups(2)[before]);
+    // A wave starting (at 100 s) makes every pending requeue's run a full one.
+    sleep_until_after(&probe, 1, Duration::from_secs(100)).await;
+    let runs = probe.runs(1);
+    let first_after_wave = runs
+        .iter()
+        .position(|t| t.duration_since(runs[0]) >= Duration::from_secs(100))
+        .expect("a run after the wave");
+    assert!(!probe.follow_ups(1)[first_after_wave]);
+    assert!(probe.follow_ups(1)[first_after_wave + 1]);
+}
+
+/// Sleep until `k` has run at least twice after `after` from its first run.
+async fn sleep_until_after(probe: &Probe, k: u32, after: Duration) {
+    loop {
+        let runs = probe.runs(k);
+        if runs
+            .iter()
+            .filter(|t| t.duration_since(runs[0]) >= after)
+            .count()
+            >= 2
+        {
+            return;
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
 }
 
 #[tokio::test(start_paused = true)]

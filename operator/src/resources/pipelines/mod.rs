@@ -4,5 +4,6 @@
 
 pub mod cluster;
 pub mod edge;
+pub mod follow;
 pub mod observability;
 pub mod service;

@@ -3,6 +3,7 @@
 //! autoscaling -> SNS topic + subscriptions -> alarms -> Route53 records.
 
 use super::edge;
+use super::follow::{Follow, Mark, Step};
 use crate::reconcile::ReconcileInput;
 use crate::resources::kinds::task_definition::RevisionCache;
 use crate::resources::kinds::{ecs_cluster, ecs_service, scaling, task_definition};
@@ -36,12 +37,14 @@ pub fn alb_resource_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
     tg.starts_with("targetgroup/").then(|| format!("{lb}/{tg}"))
 }
 
+/// Reconcile every resource of `spec`. Returns the [`Follow`] its next reconcile may use when
+/// only the ECS service asked for the requeue (see [`super::follow`]).
 pub async fn reconcile(
     run: &mut SpecRun<'_>,
     spec: &ServiceSpec,
     input: &ReconcileInput,
     revisions: &RevisionCache,
-) -> Result<(), ResourceError> {
+) -> Result<Option<Follow>, ResourceError> {
     let cluster = cluster_of(spec, input)?;
     let cluster_name = ecs_cluster::cluster_name(cluster);
     let name = ecs_service::service_name(spec);
@@ -80,6 +83,7 @@ pub async fn reconcile(
             a.min_capacity
                 .max(spec.spec.desired_count.min(a.max_capacity))
         });
+    let start = Mark::of(run);
     if td_arn.is_empty() && current.is_none() {
         // Only planning, and nothing exists yet: the service would be created.
         run.plan(crate::resources::Change::create(
@@ -89,6 +93,7 @@ pub async fn reconcile(
     } else {
         ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial).await?;
     }
+    let end = Mark::of(run);
     let label = match (&edge.load_balancer, target_group) {
         (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
         _ => None,
@@ -103,7 +108,16 @@ pub async fn reconcile(
 
     // Route53 alias records (+ ownership TXT) for every host.
     edge::service_dns(run, spec, &edge).await?;
-    Ok(())
+    let step = Step {
+        spec,
+        cluster,
+        cluster_name: &cluster_name,
+        name: &name,
+        autoscaled,
+        want: &want,
+        initial,
+    };
+    Ok(Follow::of(run, step, start, end))
 }
 
 #[cfg(test)]

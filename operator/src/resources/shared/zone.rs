@@ -207,8 +207,11 @@ pub async fn records(run: &SpecRun<'_>, zone: &Zone) -> Result<Arc<Vec<Record>>,
 /// reconcile outside a wave (a change, a requeue) so reads what it plans over, instead of
 /// the whole zone: the cost stays per spec, not per spec times the zone's size.
 ///
-/// Invariant: every record whose name is in `names` is in the result; callers plan only over
-/// those names.
+/// Names outside the zone are skipped here (AWS would refuse a `StartRecordName` outside it),
+/// so callers pass every name they plan over.
+///
+/// Invariant: every record whose name is in `names` and in the zone is in the result; callers
+/// plan only over those names.
 pub async fn records_at(
     run: &SpecRun<'_>,
     zone: &Zone,
@@ -219,7 +222,7 @@ pub async fn records_at(
         return all;
     }
     let mut out = Vec::new();
-    for name in names {
+    for name in names.iter().filter(|n| in_zone(n, zone)) {
         out.extend(list_at(run, zone, name).await?);
     }
     Ok(Arc::new(out))

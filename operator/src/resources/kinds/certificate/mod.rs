@@ -349,12 +349,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
         );
     } else {
         let z = zone::resolve(run, &d.hosted_zone).await?;
-        let names = o
-            .validation
-            .iter()
-            .filter(|r| zone::in_zone(&r.name, &z))
-            .map(|r| r.name.clone())
-            .collect();
+        let names = o.validation.iter().map(|r| r.name.clone()).collect();
         let existing = zone::records_at(run, &z, &names).await?;
         let changes = plan_validation(&o.validation, &z, &existing, run.adopt)?;
         let mut apply = false;

@@ -265,10 +265,7 @@ pub async fn reconcile(
     let z = zone::resolve(run, hosted_zone).await?;
     let d = desired(hosts, lb, &run.aws.instance, &run.key);
     let existing = match names_to_read(&d.hosts, run.ledger.as_deref(), &z.id) {
-        Some(names) => {
-            let names = names.into_iter().filter(|n| zone::in_zone(n, &z)).collect();
-            zone::records_at(run, &z, &names).await?
-        }
+        Some(names) => zone::records_at(run, &z, &names).await?,
         None => zone::records(run, &z).await?,
     };
     let planned = plan(&d, &z, &existing, run.adopt)?;
