@@ -1,11 +1,9 @@
 //! The AWS reconciler: one spec's resources in dependency order (docs/design.md "Resources per spec").
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-
-use std::collections::BTreeSet;
 
 use super::context::Aws;
 use super::kinds::task_definition::RevisionCache;
