@@ -321,7 +321,11 @@ fn the_iam_policy_grants_no_action_the_code_does_not_call() {
     };
     assert_eq!(
         with("iam:PassRole")["Condition"]["StringEquals"]["iam:PassedToService"],
-        serde_json::json!(["ecs-tasks.amazonaws.com", "ec2.amazonaws.com"])
+        serde_json::json!([
+            "ecs-tasks.amazonaws.com",
+            "ec2.amazonaws.com",
+            "ecs.amazonaws.com"
+        ])
     );
     let names =
         &with("iam:CreateServiceLinkedRole")["Condition"]["StringEquals"]["iam:AWSServiceName"];

@@ -211,6 +211,7 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
     service.spec.repository = prod_service.spec.repository.clone();
     service.spec.placement = prod_service.spec.placement.clone();
     service.spec.alarms = prod_service.spec.alarms.clone();
+    service.spec.deployment = prod_service.spec.deployment.clone();
     let renamed = |json: String| {
         json.replace("dev.example.com", "example.com")
             .replace("dev", "prod")
@@ -223,6 +224,25 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
         renamed(Spec::Service(Box::new(service)).canonical_json()),
         Spec::Service(Box::new(prod_service.clone())).canonical_json()
     );
+
+    // Dev rolls with the circuit breaker; prod deploys a 5% canary for 10 minutes, rolled
+    // back by its 5XX and latency alarms.
+    use ecs_operator::spec::types::{DeploymentStrategy, ManagedAlarm};
+    let dev = &dev_service.spec.deployment;
+    assert_eq!(dev.strategy, DeploymentStrategy::Rolling);
+    assert!(dev.circuit_breaker().enable && dev.circuit_breaker().rollback);
+    let prod = &prod_service.spec.deployment;
+    assert_eq!(prod.strategy, DeploymentStrategy::Canary);
+    let canary = prod.canary.as_ref().expect("a canary step");
+    assert_eq!((canary.percent, canary.bake_time_minutes), (5.0, 10));
+    assert_eq!(
+        prod.rollback_on_alarms,
+        [
+            ManagedAlarm::Http5xxPercent,
+            ManagedAlarm::LatencyP99Seconds
+        ]
+    );
+    assert!(prod.circuit_breaker.is_none());
 
     // And both are the reference architecture.
     for (c, s) in [(&dev_cluster, &dev_service), (&prod_cluster, &prod_service)] {
@@ -251,8 +271,6 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
         );
         let d = &s.spec.deployment;
         assert_eq!((d.minimum_healthy_percent, d.maximum_percent), (100, 200));
-        let cb = d.circuit_breaker();
-        assert!(cb.enable && cb.rollback);
         let a = s.spec.autoscaling.as_ref().unwrap();
         assert!(a.target_cpu_utilization.is_some() && a.min_capacity >= 2);
         let lc = s
@@ -299,6 +317,7 @@ async fn the_environment_files_set_only_the_environment_differences() {
                 "cluster.asg.minSize",
                 "cluster.managedTerminationProtection",
                 "cluster.targetCapacity",
+                "deployment.strategy",
                 "domain",
                 "env",
                 "loadBalancer.deletionProtection",

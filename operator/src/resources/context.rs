@@ -37,7 +37,7 @@ pub struct Aws {
     pub rollout_poll: super::rollout_poll::RolloutPoll,
     /// Whether the endpoint offers the service-deployment operations (remembered once it
     /// says it does not).
-    pub service_deployments: super::kinds::ecs_service::deployments::Support,
+    pub service_deployments: super::rollout_poll::ServiceDeploymentsSupport,
 }
 
 impl Aws {

@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// How long to wait before looking at a rollout again when nothing else will say that it ended.
 pub const ROLLOUT_POLL: Duration = Duration::from_secs(15);
@@ -36,6 +37,29 @@ impl RolloutPoll {
         } else {
             ROLLOUT_POLL
         }
+    }
+}
+
+/// Whether the endpoint offers ListServiceDeployments / DescribeServiceDeployments
+/// (`kinds::ecs_service::deployments`), shared by every reconcile like the poll interval.
+/// How long an endpoint that does not offer the service-deployment operations is left alone.
+pub const REPROBE: Duration = Duration::from_secs(3600);
+
+/// Whether the endpoint offers ListServiceDeployments / DescribeServiceDeployments: `None`
+/// while it does (or was never asked), the time it last said it does not otherwise.
+#[derive(Debug, Default)]
+pub struct ServiceDeploymentsSupport(Mutex<Option<Instant>>);
+
+impl ServiceDeploymentsSupport {
+    pub fn offered(&self) -> bool {
+        match *self.0.lock().expect("support lock") {
+            Some(at) => at.elapsed() >= REPROBE,
+            None => true,
+        }
+    }
+
+    pub fn set_missing(&self) {
+        *self.0.lock().expect("support lock") = Some(Instant::now());
     }
 }
 

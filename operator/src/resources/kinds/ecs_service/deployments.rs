@@ -5,38 +5,15 @@
 //! asks again meanwhile (no retry storm), and the rollout is followed from DescribeServices
 //! alone.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use aws_sdk_ecs::types::{
     DeploymentLifecycleHookStatus, ServiceDeployment, ServiceDeploymentRollbackMonitorsStatus,
     ServiceDeploymentStatus,
 };
 
 use crate::aws::{CallClass, Service};
+pub use crate::resources::rollout_poll::{ServiceDeploymentsSupport as Support, REPROBE};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
-
-/// How long an endpoint that does not offer the service-deployment operations is left alone.
-pub const REPROBE: Duration = Duration::from_secs(3600);
-
-/// Whether the endpoint offers ListServiceDeployments / DescribeServiceDeployments: `None`
-/// while it does (or was never asked), the time it last said it does not otherwise.
-#[derive(Debug, Default)]
-pub struct Support(Mutex<Option<Instant>>);
-
-impl Support {
-    fn offered(&self) -> bool {
-        match *self.0.lock().expect("support lock") {
-            Some(at) => at.elapsed() >= REPROBE,
-            None => true,
-        }
-    }
-
-    fn set_missing(&self) {
-        *self.0.lock().expect("support lock") = Some(Instant::now());
-    }
-}
 
 /// An error that says the operation is not there at all (rather than a passing failure):
 /// AWS's unknown-operation codes, or an answer that is not an AWS error (moto's HTML 500).
