@@ -216,6 +216,17 @@ pub async fn drop_unused_deployment_resources(
     if !d.strategy.shifts_traffic() {
         let name =
             crate::resources::shared::names::alternate_target_group_name(&spec.metadata.name);
+        // Only a group the last status lists can be one this spec made (one created just
+        // before a crash, unlisted, is garbage collection's): no read for the many specs that
+        // never had one. Without a ledger (`diff`, a first reconcile) look.
+        let listed = run.ledger.as_deref().is_none_or(|l| {
+            let part = format!(":targetgroup/{name}/");
+            l.iter()
+                .any(|r| r.resource_type == target_group::TYPE && r.id.contains(&part))
+        });
+        if !listed {
+            return Ok(());
+        }
         if let Some(o) = target_group::observe(run, &name).await? {
             let ours =
                 crate::resources::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
