@@ -106,12 +106,20 @@ impl AwsReconciler {
     ) -> Result<(SpecRun<'a>, Option<Follow>), ResourceError> {
         let mut run = run_in(aws, placement, spec, input, apply);
         let follow = match spec {
+            // Boxed: the pipelines' futures are large, and debug builds copy a future once per
+            // layer that awaits it (a test thread's 2 MiB stack overflowed).
             Spec::Cluster(c) => {
-                super::pipelines::cluster::reconcile(&mut run, c, input).await?;
+                Box::pin(super::pipelines::cluster::reconcile(&mut run, c, input)).await?;
                 None
             }
             Spec::Service(s) => {
-                super::pipelines::service::reconcile(&mut run, s, input, &self.revisions).await?
+                Box::pin(super::pipelines::service::reconcile(
+                    &mut run,
+                    s,
+                    input,
+                    &self.revisions,
+                ))
+                .await?
             }
         };
         Ok((run, follow))
