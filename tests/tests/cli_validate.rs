@@ -13,6 +13,39 @@ fn validate_accepts_every_example_manifest() {
 }
 
 #[test]
+fn the_canary_example_validates_beside_the_prod_cluster_it_deploys_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = workspace_root();
+    std::fs::copy(
+        root.join("manifests/examples/cluster-prod.yaml"),
+        dir.path().join("cluster-prod.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("manifests/examples-canary/service-checkout.yaml"),
+        dir.path().join("service-checkout.yaml"),
+    )
+    .unwrap();
+    let out = bin(&["validate", "."], dir.path(), &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("2 documents in 2 files are valid"),
+        "{out:?}"
+    );
+    let text =
+        std::fs::read_to_string(root.join("manifests/examples-canary/service-checkout.yaml"))
+            .unwrap();
+    for field in [
+        "strategy: Canary",
+        "testTraffic:",
+        "rollbackOnAlarms:",
+        "pause: true",
+    ] {
+        assert!(text.contains(field), "the example shows {field}");
+    }
+}
+
+#[test]
 fn validate_reports_all_three_mistakes_of_a_file_with_file_path_and_line_column_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -6,8 +6,8 @@
 //! alone.
 
 use aws_sdk_ecs::types::{
-    DeploymentLifecycleHookStatus, ServiceDeployment, ServiceDeploymentRollbackMonitorsStatus,
-    ServiceDeploymentStatus,
+    DeploymentLifecycleHookStatus, ServiceDeployment, ServiceDeploymentBrief,
+    ServiceDeploymentRollbackMonitorsStatus, ServiceDeploymentStatus,
 };
 
 use crate::aws::{CallClass, Service};
@@ -46,6 +46,13 @@ pub struct View {
     /// Why ECS rolled back: the alarms that fired, or the circuit breaker.
     pub rollback: Option<String>,
     pub status_reason: Option<String>,
+    /// The service revision the deployment deploys (`targetServiceRevision.arn`): the one a
+    /// rollback rolled away from.
+    pub target_revision: Option<String>,
+    /// The bake time of the deployment's configuration, minutes.
+    pub bake_minutes: Option<u32>,
+    /// When ECS last changed the deployment (epoch seconds): the start of its current stage.
+    pub updated_at: Option<i64>,
 }
 
 impl View {
@@ -104,7 +111,33 @@ impl View {
                 .collect(),
             rollback,
             status_reason: d.status_reason().map(str::to_string),
+            target_revision: d
+                .target_service_revision()
+                .and_then(|r| r.arn())
+                .map(str::to_string),
+            bake_minutes: d
+                .deployment_configuration()
+                .and_then(|c| c.bake_time_in_minutes())
+                .map(|m| m.max(0) as u32),
+            updated_at: d.updated_at().map(|t| t.secs()),
         }
+    }
+
+    /// Whether ECS rolled this deployment back (or is rolling it back).
+    pub fn rolled_back(&self) -> bool {
+        self.rollback.is_some()
+    }
+
+    /// In the bake stage: about how many minutes of bake time are left at `now` (epoch
+    /// seconds), counted from the deployment's last change, which is when the stage began.
+    /// An estimate: ECS reports no end time for the bake.
+    pub fn bake_left_minutes(&self, now: i64) -> Option<u32> {
+        if self.stage.as_deref() != Some("BAKE_TIME") {
+            return None;
+        }
+        let (bake, since) = (self.bake_minutes?, self.updated_at?);
+        let elapsed = ((now - since).max(0) / 60) as u32;
+        Some(bake.saturating_sub(elapsed))
     }
 
     pub fn in_progress(&self) -> bool {
@@ -117,12 +150,23 @@ impl View {
 
     /// `stage TEST_TRAFFIC_SHIFT, 5% of production traffic on the new revision`.
     pub fn progress(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.progress_at(now)
+    }
+
+    /// [`View::progress`] at `now` (epoch seconds; pure).
+    pub fn progress_at(&self, now: i64) -> String {
         let mut s = match &self.stage {
             Some(stage) => format!("stage {stage}"),
             None => format!("deployment {}", self.status),
         };
         if let Some(w) = self.new_traffic {
             s.push_str(&format!(", {w}% of production traffic on the new revision"));
+        }
+        if let Some(left) = self.bake_left_minutes(now) {
+            s.push_str(&format!(", about {left} min of bake time left"));
         }
         if self.paused() {
             s.push_str(": paused by a hook (ecs-operator rollout continue)");
@@ -154,7 +198,7 @@ pub async fn latest(
                 .list_service_deployments()
                 .cluster(cluster)
                 .service(service)
-                .max_results(1)
+                .max_results(LISTED)
                 .send(),
         )
         .await;
@@ -162,11 +206,7 @@ pub async fn latest(
         Ok(l) => l,
         Err(e) => return Ok(not_offered(run, e)),
     };
-    let Some(arn) = listed
-        .service_deployments()
-        .first()
-        .and_then(|d| d.service_deployment_arn())
-    else {
+    let Some(arn) = newest(listed.service_deployments()) else {
         return Ok(None);
     };
     let described = run
@@ -186,6 +226,57 @@ pub async fn latest(
     match described {
         Ok(d) => Ok(d.service_deployments().first().map(View::from_sdk)),
         Err(e) => Ok(not_offered(run, e)),
+    }
+}
+
+/// How many service deployments [`latest`] lists to find the newest (the API reference does
+/// not promise an order).
+const LISTED: i32 = 10;
+
+/// The ARN of the newest of `listed` by creation time (pure).
+pub fn newest(listed: &[ServiceDeploymentBrief]) -> Option<&str> {
+    listed
+        .iter()
+        .max_by_key(|d| {
+            d.created_at()
+                .or(d.started_at())
+                .map(|t| (t.secs(), t.subsec_nanos()))
+        })
+        .and_then(|d| d.service_deployment_arn())
+}
+
+/// The task definition of the service revision `revision` (DescribeServiceRevisions); `None`
+/// where the endpoint does not offer it or does not know the revision.
+pub async fn revision_task_definition(
+    run: &SpecRun<'_>,
+    service: &str,
+    revision: &str,
+) -> Result<Option<String>, ResourceError> {
+    let described = run
+        .aws
+        .call(
+            Service::Ecs,
+            CallClass::Read,
+            "DescribeServiceRevisions",
+            service,
+            run.aws
+                .ecs
+                .describe_service_revisions()
+                .service_revision_arns(revision)
+                .send(),
+        )
+        .await;
+    match described {
+        Ok(d) => Ok(d
+            .service_revisions()
+            .iter()
+            .find(|r| r.service_revision_arn() == Some(revision))
+            .and_then(|r| r.task_definition())
+            .map(str::to_string)),
+        Err(e) => {
+            not_offered(run, e);
+            Ok(None)
+        }
     }
 }
 
@@ -320,6 +411,63 @@ mod tests {
         assert!(v
             .progress()
             .ends_with("paused by a hook (ecs-operator rollout continue)"));
+    }
+
+    #[test]
+    fn the_newest_listed_deployment_is_chosen_by_creation_time_not_by_position() {
+        use aws_sdk_ecs::primitives::DateTime;
+        let brief = |arn: &str, at: i64| {
+            ServiceDeploymentBrief::builder()
+                .service_deployment_arn(arn)
+                .created_at(DateTime::from_secs(at))
+                .status(ServiceDeploymentStatus::Successful)
+                .build()
+        };
+        let listed = [
+            brief("old", 1_700_000_000),
+            brief("new", 1_700_000_600),
+            brief("older", 1_600_000_000),
+        ];
+        assert_eq!(newest(&listed), Some("new"));
+        assert_eq!(newest(&[]), None);
+    }
+
+    #[test]
+    fn the_bake_stage_reports_about_how_much_bake_time_is_left() {
+        use aws_sdk_ecs::primitives::DateTime;
+        use aws_sdk_ecs::types::ServiceDeploymentLifecycleStage;
+        let d = ServiceDeployment::builder()
+            .status(ServiceDeploymentStatus::InProgress)
+            .lifecycle_stage(ServiceDeploymentLifecycleStage::BakeTime)
+            .updated_at(DateTime::from_secs(1_700_000_000))
+            .deployment_configuration(
+                aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                    .bake_time_in_minutes(10)
+                    .build(),
+            )
+            .target_service_revision(
+                ServiceRevisionSummary::builder()
+                    .arn("arn:aws:ecs:us-west-2:123456789012:service-revision/example/sd-example/2")
+                    .requested_production_traffic_weight(100.0)
+                    .build(),
+            )
+            .build();
+        let v = View::from_sdk(&d);
+        assert_eq!(v.bake_left_minutes(1_700_000_000 + 4 * 60 + 30), Some(6));
+        assert_eq!(v.bake_left_minutes(1_700_000_000 + 3600), Some(0));
+        assert_eq!(
+            v.progress_at(1_700_000_000 + 4 * 60),
+            "stage BAKE_TIME, 100% of production traffic on the new revision, about 6 min of bake time left"
+        );
+        assert_eq!(
+            v.target_revision.as_deref(),
+            Some("arn:aws:ecs:us-west-2:123456789012:service-revision/example/sd-example/2")
+        );
+        let traffic = View {
+            stage: Some("PRODUCTION_TRAFFIC_SHIFT".into()),
+            ..v
+        };
+        assert_eq!(traffic.bake_left_minutes(1_700_000_000), None);
     }
 
     #[test]

@@ -347,6 +347,10 @@ pub struct Observed {
     pub running_count: u32,
     pub tags: std::collections::BTreeMap<String, String>,
     pub rollout: Rollout,
+    /// The task definitions of the deployments ECS lists as failed (`rolloutState: FAILED`,
+    /// PRIMARY or not), with ECS's reason: while ECS rolls a failed deployment back, the
+    /// failed one stays listed beside the rollback.
+    pub failed: Vec<(String, String)>,
 }
 
 /// Where the primary deployment stands.
@@ -542,6 +546,19 @@ fn observed_from(svc: &AwsService, autoscaled: bool) -> Observed {
         },
         tags: crate::resources::shared::ecs_tags::to_map(svc.tags()),
         rollout,
+        failed: svc
+            .deployments()
+            .iter()
+            .filter(|d| d.rollout_state() == Some(&DeploymentRolloutState::Failed))
+            .filter_map(|d| {
+                Some((
+                    d.task_definition()?.to_string(),
+                    d.rollout_state_reason()
+                        .unwrap_or("the deployment failed")
+                        .to_string(),
+                ))
+            })
+            .collect(),
     }
 }
 
@@ -946,6 +963,43 @@ fn follow_rollout(
     }
 }
 
+/// Why ECS rolled back the revision `task_definition` of service `name`, if it did: a
+/// deployment of it that DescribeServices lists as failed (while ECS rolls it back), or the
+/// newest service deployment rolled back with that revision as its target (where AWS reports
+/// service deployments: one DescribeServiceRevisions names the target's task definition).
+async fn rolled_back(
+    run: &SpecRun<'_>,
+    name: &str,
+    o: &Observed,
+    task_definition: &str,
+    view: Option<&deployments::View>,
+) -> Result<Option<String>, ResourceError> {
+    let revision = view
+        .filter(|v| v.rolled_back() && rollback_reason(o, task_definition, None, None).is_none())
+        .and_then(|v| v.target_revision.as_deref());
+    let target = match revision {
+        Some(r) => deployments::revision_task_definition(run, name, r).await?,
+        None => None,
+    };
+    Ok(rollback_reason(o, task_definition, view, target.as_deref()))
+}
+
+/// Why ECS rolled back `task_definition` (pure): DescribeServices lists a failed deployment of
+/// it, or `view` (the newest service deployment) rolled back away from `target`, its target
+/// revision's task definition, and that is `task_definition`.
+fn rollback_reason(
+    o: &Observed,
+    task_definition: &str,
+    view: Option<&deployments::View>,
+    target: Option<&str>,
+) -> Option<String> {
+    if let Some((_, reason)) = o.failed.iter().find(|(td, _)| td == task_definition) {
+        return Some(reason.clone());
+    }
+    let v = view.filter(|v| v.rolled_back())?;
+    (target == Some(task_definition)).then(|| v.rollback.clone().unwrap_or_default())
+}
+
 /// Create or update the service. `observed`: what [`observe`] read in this reconcile (read once,
 /// since the task definition step needs it too); `initial_count`: the count to create with
 /// (the spec's, or the autoscaling minimum).
@@ -1007,13 +1061,48 @@ pub async fn reconcile(
     let missing = run.claim(&resource, &o.tags)?;
     run.resource(TYPE, o.arn.clone());
     crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
-    let diffs = differences(&o.settings, want);
     // The newest service deployment, while one may be under way (where AWS reports them).
-    let view = if o.rollout != Rollout::Completed {
+    let mut view = if o.rollout != Rollout::Completed {
         Box::pin(deployments::latest(run, cluster, name)).await?
     } else {
         None
     };
+    // A revision ECS rolled back is not deployed again: the service keeps the revision ECS
+    // restored, the rest of the spec is still applied, and the spec is Degraded `RolledBack`
+    // until it asks for another revision.
+    let mut kept = None;
+    if !want.task_definition.is_empty() && o.settings.task_definition != want.task_definition {
+        if view.is_none() {
+            view = Box::pin(deployments::latest(run, cluster, name)).await?;
+        }
+        if let Some(why) = Box::pin(rolled_back(
+            run,
+            name,
+            o,
+            &want.task_definition,
+            view.as_ref(),
+        ))
+        .await?
+        {
+            kept = Some(Settings {
+                task_definition: o.settings.task_definition.clone(),
+                ..want.clone()
+            });
+            let why = format!(
+                "ECS rolled back {} ({why}); not deploying it again: change the spec to deploy a new revision",
+                short_arn(&want.task_definition)
+            );
+            run.condition(ConditionReport::new(
+                "RolloutComplete",
+                false,
+                "RolledBack",
+                why.clone(),
+            ));
+            run.degrade(why);
+        }
+    }
+    let want = kept.as_ref().unwrap_or(want);
+    let diffs = differences(&o.settings, want);
     // A deployment a hook has paused is left to `rollout continue`: a change now would start
     // another deployment over it.
     if let (false, Some(v)) = (diffs.is_empty(), view.as_ref().filter(|v| v.paused())) {
@@ -1071,7 +1160,17 @@ pub async fn reconcile(
             .await?;
         updated = true;
     }
-    if updated {
+    if kept.is_some() {
+        // Reported above; a rollback still under way is looked at again.
+        let rolling_back = view
+            .as_ref()
+            .is_some_and(|v| v.status != "ROLLBACK_SUCCESSFUL")
+            || o.rollout != Rollout::Completed;
+        if updated || rolling_back {
+            let poll = run.aws.rollout_poll.interval();
+            run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
+        }
+    } else if updated {
         let poll = run.aws.rollout_poll.interval();
         run.wait("service updated; rollout starting", poll);
     } else {
@@ -1234,6 +1333,114 @@ mod tests {
         let mut have = settings();
         have.capacity_strategy = vec![("prod-ec2".into(), 1, 0)];
         assert!(differences(&have, &settings()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_deployment_ecs_is_rolling_back_is_remembered_with_its_reason() {
+        use aws_sdk_ecs::types::Deployment;
+        // DescribeServices while the circuit breaker rolls `web:4` back to `web:3`: the
+        // rollback is PRIMARY, the failed deployment stays listed as ACTIVE.
+        let svc = AwsService::builder()
+            .service_arn("arn:aws:ecs:eu-west-1:123456789012:service/prod/web")
+            .task_definition("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3")
+            .desired_count(2)
+            .running_count(1)
+            .deployments(
+                Deployment::builder()
+                    .id("ecs-svc/2")
+                    .status("PRIMARY")
+                    .task_definition("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3")
+                    .rollout_state(DeploymentRolloutState::InProgress)
+                    .build(),
+            )
+            .deployments(
+                Deployment::builder()
+                    .id("ecs-svc/1")
+                    .status("ACTIVE")
+                    .task_definition("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:4")
+                    .rollout_state(DeploymentRolloutState::Failed)
+                    .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+                    .failed_tasks(3)
+                    .build(),
+            )
+            .build();
+        let o = observed_from(&svc, false);
+        assert_eq!(
+            o.failed,
+            vec![(
+                "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:4".to_string(),
+                "ECS deployment circuit breaker: tasks failed to start.".to_string()
+            )]
+        );
+        assert_eq!(o.rollout, Rollout::InProgress { failed_tasks: 0 });
+        assert_eq!(
+            rollback_reason(
+                &o,
+                "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:4",
+                None,
+                None
+            )
+            .as_deref(),
+            Some("ECS deployment circuit breaker: tasks failed to start.")
+        );
+        assert_eq!(
+            rollback_reason(
+                &o,
+                "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:5",
+                None,
+                None
+            ),
+            None,
+            "a revision that never failed is deployed"
+        );
+    }
+
+    #[test]
+    fn a_revision_is_held_back_only_when_the_newest_deployment_rolled_back_away_from_it() {
+        let o = Observed {
+            arn: "arn:aws:ecs:eu-west-1:123456789012:service/prod/web".into(),
+            settings: settings(),
+            desired_count: 2,
+            running_count: 2,
+            tags: Default::default(),
+            rollout: Rollout::Completed,
+            failed: vec![],
+        };
+        let rolled = deployments::View {
+            status: "ROLLBACK_SUCCESSFUL".into(),
+            rollback: Some("alarm prod-web-http5xxPercent fired".into()),
+            target_revision: Some(
+                "arn:aws:ecs:eu-west-1:123456789012:service-revision/prod/web/7".into(),
+            ),
+            ..Default::default()
+        };
+        let td4 = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:4";
+        assert_eq!(
+            rollback_reason(&o, td4, Some(&rolled), Some(td4)).as_deref(),
+            Some("alarm prod-web-http5xxPercent fired")
+        );
+        // The spec moved on to another revision: deploy it.
+        assert_eq!(
+            rollback_reason(
+                &o,
+                "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:5",
+                Some(&rolled),
+                Some(td4)
+            ),
+            None
+        );
+        // A deployment that succeeded holds nothing back.
+        let ok = deployments::View {
+            status: "SUCCESSFUL".into(),
+            ..rolled.clone()
+        };
+        let ok = deployments::View {
+            rollback: None,
+            ..ok
+        };
+        assert_eq!(rollback_reason(&o, td4, Some(&ok), Some(td4)), None);
+        // Where the revision cannot be named (no DescribeServiceRevisions), nothing is held back.
+        assert_eq!(rollback_reason(&o, td4, Some(&rolled), None), None);
     }
 
     #[test]
