@@ -59,7 +59,7 @@ pub struct RevisionRow {
     pub registered_at: Option<String>,
     /// How its (newest) deployment ended: `succeeded`, `rolled back: ...`, `unknown`...
     pub deployment: String,
-    /// The service's PRIMARY deployment runs it now.
+    /// The service runs it now (DescribeServices' `taskDefinition`).
     pub current: bool,
 }
 
@@ -75,6 +75,44 @@ pub fn of_family(listed: &[String], family: &str) -> Vec<String> {
         })
         .cloned()
         .collect()
+}
+
+/// The revision number of a task-definition ARN (`...:task-definition/web:4` -> 4).
+fn revision_number(arn: &str) -> u64 {
+    arn.rsplit_once(':')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `arns` newest first, by revision number (pure): ListTaskDefinitions' `sort DESC` already
+/// orders them so on AWS; moto 5.2.5 ignores `sort` and lists them oldest first.
+pub fn newest_first(mut arns: Vec<String>) -> Vec<String> {
+    arns.sort_by_key(|a| std::cmp::Reverse(revision_number(a)));
+    arns
+}
+
+/// One row from DescribeTaskDefinition's answer (pure).
+pub fn row(
+    arn: &str,
+    td: Option<&aws_sdk_ecs::types::TaskDefinition>,
+    deployment: String,
+    current: bool,
+) -> RevisionRow {
+    RevisionRow {
+        revision: short(arn).to_string(),
+        task_definition: arn.to_string(),
+        images: td
+            .map(|d| {
+                d.container_definitions()
+                    .iter()
+                    .filter_map(|c| c.image().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        registered_at: td.and_then(|d| d.registered_at()).map(|t| time(t.secs())),
+        deployment,
+        current,
+    }
 }
 
 /// How a service deployment of this status ended, in words (pure).
@@ -185,6 +223,7 @@ async fn revisions(t: &Target, limit: usize) -> Result<Vec<String>, CliError> {
             break;
         }
     }
+    let mut out = newest_first(out);
     out.truncate(limit);
     Ok(out)
 }
@@ -219,12 +258,9 @@ async fn from_service_deployments(t: &Target) -> Result<Option<HashMap<String, S
 pub async fn collect(t: &Target, limit: usize) -> Result<(History, Option<String>), CliError> {
     let svc = t.service().await?;
     let arns = revisions(t, limit).await?;
-    let primary = svc
-        .deployments()
-        .iter()
-        .find(|d| d.status() == Some("PRIMARY"))
-        .and_then(|d| d.task_definition())
-        .map(str::to_string);
+    // The revision the service runs: the service's own task definition (its PRIMARY
+    // deployment's on AWS; moto leaves a deployment's as it was at CreateService).
+    let primary = svc.task_definition().map(str::to_string);
     let reported = from_service_deployments(t).await?;
     let note = reported.is_none().then(|| {
         format!(
@@ -250,7 +286,6 @@ pub async fn collect(t: &Target, limit: usize) -> Result<(History, Option<String
             )
             .await
             .map_err(aws_failure)?;
-        let td = described.task_definition();
         let deployment = match &reported {
             Some(ended) => ended
                 .get(arn)
@@ -261,21 +296,12 @@ pub async fn collect(t: &Target, limit: usize) -> Result<(History, Option<String
                 .cloned()
                 .unwrap_or_else(|| UNKNOWN.to_string()),
         };
-        rows.push(RevisionRow {
-            revision: short(arn).to_string(),
-            task_definition: arn.clone(),
-            images: td
-                .map(|d| {
-                    d.container_definitions()
-                        .iter()
-                        .filter_map(|c| c.image().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            registered_at: td.and_then(|d| d.registered_at()).map(|t| time(t.secs())),
+        rows.push(row(
+            arn,
+            described.task_definition(),
             deployment,
-            current: primary.as_deref() == Some(arn.as_str()),
-        });
+            primary.as_deref() == Some(arn.as_str()),
+        ));
     }
     Ok((
         History {
@@ -360,6 +386,54 @@ mod tests {
             of_family(&listed, "web"),
             [format!("{TD}web:4"), format!("{TD}web:3")]
         );
+    }
+
+    #[test]
+    fn revisions_are_ordered_newest_first_by_number_whatever_order_they_were_listed_in() {
+        let listed = vec![
+            format!("{TD}web:9"),
+            format!("{TD}web:10"),
+            format!("{TD}web:2"),
+        ];
+        assert_eq!(
+            newest_first(listed),
+            [
+                format!("{TD}web:10"),
+                format!("{TD}web:9"),
+                format!("{TD}web:2")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_carries_every_containers_image_and_the_registration_time_in_utc() {
+        use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition};
+        // DescribeTaskDefinition's `taskDefinition`, as the API reference documents it.
+        let td = TaskDefinition::builder()
+            .task_definition_arn(format!("{TD}web:4"))
+            .family("web")
+            .revision(4)
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("app:v4")
+                    .build(),
+            )
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("proxy")
+                    .image("envoy:1.31")
+                    .build(),
+            )
+            .registered_at(DateTime::from_secs(1_729_857_600))
+            .build();
+        let r = row(&format!("{TD}web:4"), Some(&td), "succeeded".into(), true);
+        assert_eq!(r.revision, "web:4");
+        assert_eq!(r.images, ["app:v4", "envoy:1.31"]);
+        assert_eq!(r.registered_at.as_deref(), Some("2024-10-25T12:00:00Z"));
+        assert!(r.current);
+        let bare = row(&format!("{TD}web:3"), None, UNKNOWN.into(), false);
+        assert!(bare.images.is_empty() && bare.registered_at.is_none());
     }
 
     #[test]
