@@ -113,7 +113,7 @@ pub fn deployment_rows(deployments: &[Deployment]) -> Vec<DeploymentRow> {
             )
         })
         .collect();
-    v.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    v.sort_by_key(|a| (a.0, a.1));
     v.into_iter().map(|(_, _, r)| r).collect()
 }
 
