@@ -187,6 +187,25 @@ const VERIFY_ONLY: &[(&str, &str)] = &[
     ),
 ];
 
+/// Actions only `ecs-operator rollout` calls (`operator/src/cli/rollout/`): a person runs it
+/// with their own credentials to watch, stop or continue a deployment, never as the operator's
+/// task role, which does not get them (the controller never stops or continues a deployment).
+/// (action, why rollout needs it)
+const ROLLOUT_ONLY: &[(&str, &str)] = &[
+    (
+        "ecs:StopServiceDeployment",
+        "`rollout stop --rollback` rolls the deployment in progress back",
+    ),
+    (
+        "ecs:ContinueServiceDeployment",
+        "`rollout continue` answers the hooks a paused deployment waits on",
+    ),
+    (
+        "elasticloadbalancing:DescribeTargetHealth",
+        "`rollout status` counts the targets of the service's target groups by health",
+    ),
+];
+
 fn policy_actions(policy: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in policy["Statement"]
@@ -273,6 +292,7 @@ fn the_iam_policy_grants_every_action_the_code_calls() {
     let granted = policy_actions(&json(TASK_POLICY));
     let bootstrap: BTreeSet<&str> = BOOTSTRAP_ONLY.iter().map(|b| b.0).collect();
     let verify_only: BTreeSet<&str> = VERIFY_ONLY.iter().map(|v| v.0).collect();
+    let rollout_only: BTreeSet<&str> = ROLLOUT_ONLY.iter().map(|v| v.0).collect();
     let missing: Vec<String> = scan
         .actions()
         .into_iter()
@@ -280,6 +300,7 @@ fn the_iam_policy_grants_every_action_the_code_calls() {
             !granted.contains_key(a)
                 && !bootstrap.contains(a.as_str())
                 && !verify_only.contains(a.as_str())
+                && !rollout_only.contains(a.as_str())
         })
         .map(|(a, calls)| {
             let at: Vec<String> = calls.iter().map(|c| c.location()).collect();
@@ -428,6 +449,51 @@ fn verify_only_actions_are_called_only_by_verify_and_stay_out_of_the_task_role()
     // The README says what verify needs.
     let readme = read("README.md");
     for (action, _) in VERIFY_ONLY {
+        assert!(
+            readme.contains(action),
+            "README.md does not mention {action}"
+        );
+    }
+}
+
+#[test]
+fn rollout_only_actions_are_called_only_by_the_rollout_commands_and_stay_out_of_the_task_role() {
+    let scan = scan();
+    assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    let called = scan.actions();
+    let granted = policy_actions(&json(TASK_POLICY));
+    let in_rollout = |c: &&aws_actions::Call| c.file.starts_with("operator/src/cli/rollout/");
+    for (action, why) in ROLLOUT_ONLY {
+        let calls = called
+            .get(*action)
+            .unwrap_or_else(|| panic!("{action} is no longer called: drop it from ROLLOUT_ONLY"));
+        for c in calls {
+            assert!(
+                in_rollout(c),
+                "{action} is rollout-only ({why}) but is called at {}: grant it in {TASK_POLICY} \
+                 and drop it from ROLLOUT_ONLY",
+                c.location()
+            );
+        }
+        assert!(
+            !granted.contains_key(*action),
+            "{action} is rollout-only ({why}); the task role must not have it"
+        );
+    }
+    // Every action rollout calls is either granted to the operator anyway or listed above.
+    let listed: BTreeSet<&str> = ROLLOUT_ONLY.iter().map(|v| v.0).collect();
+    for (action, calls) in &called {
+        if calls.iter().all(in_rollout) && !granted.contains_key(action) {
+            assert!(
+                listed.contains(action.as_str()),
+                "{action} is called by rollout only ({}): add it to ROLLOUT_ONLY with the reason",
+                calls[0].location()
+            );
+        }
+    }
+    // The README says what rollout needs.
+    let readme = read("README.md");
+    for (action, _) in ROLLOUT_ONLY {
         assert!(
             readme.contains(action),
             "README.md does not mention {action}"

@@ -10,6 +10,7 @@ pub mod healthcheck;
 pub mod init;
 pub mod output;
 pub mod render;
+pub mod rollout;
 pub mod run;
 pub mod schema;
 pub mod status;
@@ -58,6 +59,8 @@ pub enum Command {
     Status(status::Args),
     /// Read-only pre-flight: what in AWS would make each spec fail to deploy; exit 1 on any error.
     Verify(verify::Args),
+    /// A ServiceSpec's ECS deployments: status, history, stop (roll back), continue a paused hook.
+    Rollout(rollout::Args),
     /// Print the JSON Schemas of the spec kinds (checked in under crds/).
     Schema(schema::Args),
     /// Render a chart's templates with its values to spec documents on stdout, validated.
@@ -152,6 +155,7 @@ where
         Command::Diff(a) => diff::run(a, &mut ctx).await,
         Command::Status(a) => status::run(a, &mut ctx).await,
         Command::Verify(a) => verify::run(a, &mut ctx).await,
+        Command::Rollout(a) => rollout::run(a, &mut ctx).await,
         Command::Schema(a) => schema::run(a, &mut ctx).await,
         Command::Render(a) => render::run(a, &mut ctx).await,
         Command::Healthcheck(a) => healthcheck::run(a, &mut ctx).await,

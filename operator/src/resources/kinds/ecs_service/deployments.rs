@@ -7,7 +7,7 @@
 
 use aws_sdk_ecs::types::{
     DeploymentLifecycleHookStatus, ServiceDeployment, ServiceDeploymentBrief,
-    ServiceDeploymentRollbackMonitorsStatus, ServiceDeploymentStatus,
+    ServiceDeploymentRollbackMonitorsStatus, ServiceDeploymentStatus, ServiceRevisionSummary,
 };
 
 use crate::aws::{CallClass, Service};
@@ -53,6 +53,42 @@ pub struct View {
     pub bake_minutes: Option<u32>,
     /// When ECS last changed the deployment (epoch seconds): the start of its current stage.
     pub updated_at: Option<i64>,
+    /// When the deployment was created (epoch seconds).
+    pub created_at: Option<i64>,
+    /// The revision being deployed, with its traffic and tasks (`targetServiceRevision`).
+    pub target: Option<RevisionView>,
+    /// The revisions it replaces (`sourceServiceRevisions`), in ECS's order.
+    pub sources: Vec<RevisionView>,
+    /// The rollback alarms in alarm (`alarms.triggeredAlarmNames` while `TRIGGERED`).
+    pub alarms_fired: Vec<String>,
+}
+
+/// One service revision of a deployment: its share of traffic and its tasks.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionView {
+    pub arn: String,
+    /// Requested share of production traffic, percent (`None`: ECS did not say).
+    pub production_traffic: Option<f64>,
+    /// Requested share of test traffic, percent.
+    pub test_traffic: Option<f64>,
+    pub requested_tasks: i32,
+    pub running_tasks: i32,
+    pub pending_tasks: i32,
+}
+
+impl RevisionView {
+    /// From a `ServiceRevisionSummary` (pure).
+    pub fn from_sdk(r: &ServiceRevisionSummary) -> RevisionView {
+        RevisionView {
+            arn: r.arn().unwrap_or_default().to_string(),
+            production_traffic: r.requested_production_traffic_weight(),
+            test_traffic: r.requested_test_traffic_weight(),
+            requested_tasks: r.requested_task_count(),
+            running_tasks: r.running_task_count(),
+            pending_tasks: r.pending_task_count(),
+        }
+    }
 }
 
 impl View {
@@ -120,6 +156,14 @@ impl View {
                 .and_then(|c| c.bake_time_in_minutes())
                 .map(|m| m.max(0) as u32),
             updated_at: d.updated_at().map(|t| t.secs()),
+            created_at: d.created_at().map(|t| t.secs()),
+            target: d.target_service_revision().map(RevisionView::from_sdk),
+            sources: d
+                .source_service_revisions()
+                .iter()
+                .map(RevisionView::from_sdk)
+                .collect(),
+            alarms_fired: fired.clone(),
         }
     }
 
@@ -329,6 +373,65 @@ mod tests {
             v.progress(),
             "stage BAKE_TIME, 5% of production traffic on the new revision"
         );
+    }
+
+    #[test]
+    fn a_canary_reports_the_traffic_and_tasks_of_both_revisions_and_the_alarms_in_alarm() {
+        use aws_sdk_ecs::primitives::DateTime;
+        // DescribeServiceDeployments mid-canary: 5% of production and all test traffic on the
+        // target revision, the source revision holding the rest, one rollback alarm in alarm.
+        let d = ServiceDeployment::builder()
+            .service_deployment_arn(ARN)
+            .status(ServiceDeploymentStatus::InProgress)
+            .created_at(DateTime::from_secs(1_700_000_000))
+            .lifecycle_stage(ServiceDeploymentLifecycleStage::ProductionTrafficShift)
+            .source_service_revisions(
+                ServiceRevisionSummary::builder()
+                    .arn("arn:aws:ecs:us-west-2:123456789012:service-revision/example/sd-example/1")
+                    .requested_task_count(2)
+                    .running_task_count(2)
+                    .pending_task_count(0)
+                    .requested_production_traffic_weight(95.0)
+                    .requested_test_traffic_weight(0.0)
+                    .build(),
+            )
+            .target_service_revision(
+                ServiceRevisionSummary::builder()
+                    .arn("arn:aws:ecs:us-west-2:123456789012:service-revision/example/sd-example/2")
+                    .requested_task_count(2)
+                    .running_task_count(1)
+                    .pending_task_count(1)
+                    .requested_production_traffic_weight(5.0)
+                    .requested_test_traffic_weight(100.0)
+                    .build(),
+            )
+            .alarms(
+                ServiceDeploymentAlarms::builder()
+                    .status(ServiceDeploymentRollbackMonitorsStatus::Triggered)
+                    .alarm_names("prod-web-http5xxPercent")
+                    .triggered_alarm_names("prod-web-http5xxPercent")
+                    .build(),
+            )
+            .build();
+        let v = View::from_sdk(&d);
+        assert_eq!(v.created_at, Some(1_700_000_000));
+        let target = v.target.as_ref().expect("the target revision");
+        assert_eq!(
+            (
+                target.production_traffic,
+                target.test_traffic,
+                target.running_tasks,
+                target.pending_tasks,
+                target.requested_tasks
+            ),
+            (Some(5.0), Some(100.0), 1, 1, 2)
+        );
+        assert_eq!(v.sources.len(), 1);
+        assert_eq!(v.sources[0].production_traffic, Some(95.0));
+        assert!(v.sources[0].arn.ends_with("/1"));
+        assert_eq!(v.alarms_fired, ["prod-web-http5xxPercent"]);
+        // Still in progress: the alarm is in alarm, ECS has not rolled back (yet).
+        assert!(v.in_progress() && !v.rolled_back());
     }
 
     #[test]
