@@ -25,6 +25,12 @@ use clap::{Parser, Subcommand};
 
 pub use output::OutputFormat;
 
+/// Threads for blocking work (file-store reads and writes, `tokio::fs`, the HTTP clients' name
+/// lookups). Each is short, so a few threads keep up; tokio's default of 512 let a first
+/// convergence of 1000 specs start 83 of them, and each thread's stack and malloc arena stayed
+/// in the process's memory (the benchmark's RSS at N = 1000, docs/benchmarks.md).
+pub const MAX_BLOCKING_THREADS: usize = 8;
+
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: validation or convergence failure.
@@ -198,6 +204,7 @@ pub fn main() -> ! {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

@@ -241,6 +241,12 @@ impl<'a> SpecRun<'a> {
     /// Not Ready yet; come back after `after` (the earliest such request wins).
     pub fn wait(&mut self, why: impl Into<String>, after: Duration) {
         self.waiting.push(why.into());
+        self.requeue(after);
+    }
+
+    /// Come back after `after` (the earliest such request wins), whatever the phase: a
+    /// Degraded resource that ECS is still changing is looked at again.
+    pub fn requeue(&mut self, after: Duration) {
         self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
     }
 

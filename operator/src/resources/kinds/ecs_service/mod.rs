@@ -878,6 +878,17 @@ fn load_balancers(s: &Settings) -> Vec<LoadBalancer> {
         .collect()
 }
 
+/// Degraded, `RolloutComplete=False` with reason `RolledBack`, saying `why`.
+fn rolled_back_report(run: &mut SpecRun<'_>, why: String) {
+    run.condition(ConditionReport::new(
+        "RolloutComplete",
+        false,
+        "RolledBack",
+        why.clone(),
+    ));
+    run.degrade(why);
+}
+
 /// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed or ECS
 /// rolled it back (reason `RolledBack`, naming the alarm or the circuit breaker). `view`: the
 /// newest service deployment, where the endpoint reports them.
@@ -890,16 +901,9 @@ fn follow_rollout(
     let poll = run.aws.rollout_poll.interval();
     if let Some(v) = view {
         if let Some(why) = &v.rollback {
-            let why = format!("ECS rolled the deployment back: {why}");
-            run.condition(ConditionReport::new(
-                "RolloutComplete",
-                false,
-                "RolledBack",
-                why.clone(),
-            ));
-            run.degrade(why);
+            rolled_back_report(run, format!("ECS rolled the deployment back: {why}"));
             if v.in_progress() || v.status == "ROLLBACK_IN_PROGRESS" {
-                run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
+                run.requeue(poll);
             }
             return;
         }
@@ -937,7 +941,7 @@ fn follow_rollout(
                 why.clone(),
             ));
             run.degrade(why);
-            run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
+            run.requeue(poll);
         }
         Rollout::Completed if o.running_count >= desired_count => {
             run.condition(ConditionReport::new(
@@ -1088,17 +1092,13 @@ pub async fn reconcile(
                 task_definition: o.settings.task_definition.clone(),
                 ..want.clone()
             });
-            let why = format!(
-                "ECS rolled back {} ({why}); not deploying it again: change the spec to deploy a new revision",
-                short_arn(&want.task_definition)
+            rolled_back_report(
+                run,
+                format!(
+                    "ECS rolled back {} ({why}); not deploying it again: change the spec to deploy a new revision",
+                    short_arn(&want.task_definition)
+                ),
             );
-            run.condition(ConditionReport::new(
-                "RolloutComplete",
-                false,
-                "RolledBack",
-                why.clone(),
-            ));
-            run.degrade(why);
         }
     }
     let want = kept.as_ref().unwrap_or(want);
@@ -1168,7 +1168,7 @@ pub async fn reconcile(
             || o.rollout != Rollout::Completed;
         if updated || rolling_back {
             let poll = run.aws.rollout_poll.interval();
-            run.requeue_after = Some(run.requeue_after.map_or(poll, |d| d.min(poll)));
+            run.requeue(poll);
         }
     } else if updated {
         let poll = run.aws.rollout_poll.interval();
