@@ -24,7 +24,7 @@ use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
 use crate::resources::shared::elb_tags;
 use crate::resources::shared::tags::{ownership, Ownership};
-use crate::resources::snapshot::Entry;
+use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
@@ -476,10 +476,61 @@ fn retry_on_priority_race(e: ResourceError) -> ResourceError {
 }
 
 /// Every rule of a listener and the tags of every one of them (a resync wave's read, shared by
-/// the ServiceSpecs on the listener).
+/// the ServiceSpecs on the listener), kept true by this operator's own rule writes
+/// ([`recorded`], [`recorded_deletion`]).
+#[derive(Clone)]
 struct Listing {
     rules: Vec<Observed>,
     tags: BTreeMap<String, elb_tags::Tags>,
+}
+
+/// What a CreateRule (with `tags`), ModifyRule or SetRulePriorities that AWS answered with
+/// `answer` did to the wave's listing of `listener`: each rule as AWS returned it replaces the
+/// rule of its ARN (or is added); a created rule's tags are the ones it was created with. An
+/// answer without the rule cannot be described: the listing is dropped.
+fn recorded(
+    listener: &str,
+    answer: &[aws_sdk_elasticloadbalancingv2::types::Rule],
+    created_with: Option<&elb_tags::Tags>,
+) -> Vec<Record> {
+    let entry = Entry::Rules(listener.to_string());
+    let rules: Vec<Observed> = answer
+        .iter()
+        .filter(|r| r.is_default() != Some(true) && r.priority() != Some("default"))
+        .map(from_sdk)
+        .filter(|r| !r.arn.is_empty())
+        .collect();
+    if rules.is_empty() {
+        return vec![Record::forget(entry)];
+    }
+    let tags = created_with.cloned();
+    vec![Record::update(entry, move |l: &Listing| {
+        let mut l = l.clone();
+        for r in rules {
+            if let Some(t) = &tags {
+                l.tags.insert(r.arn.clone(), t.clone());
+            }
+            match l.rules.iter_mut().find(|o| o.arn == r.arn) {
+                Some(o) => *o = r,
+                None => l.rules.push(r),
+            }
+        }
+        l
+    })]
+}
+
+/// What a DeleteRule of `arn` did to the wave's listing of `listener`: the rule is gone.
+fn recorded_deletion(listener: &str, arn: &str) -> Vec<Record> {
+    let arn = arn.to_string();
+    vec![Record::update(
+        Entry::Rules(listener.to_string()),
+        move |l: &Listing| {
+            let mut l = l.clone();
+            l.rules.retain(|r| r.arn != arn);
+            l.tags.remove(&arn);
+            l
+        },
+    )]
 }
 
 async fn rules_and_tags(run: &SpecRun<'_>, listener: &str) -> Result<Listing, ResourceError> {
@@ -625,9 +676,10 @@ pub async fn reconcile(
         let elb = &run.aws.elbv2;
         match step {
             Step::Create { priority } => {
+                let tags = tags_for(run, d.role);
                 let out = run
                     .aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "CreateRule",
@@ -637,8 +689,9 @@ pub async fn reconcile(
                             .priority(priority as i32)
                             .set_conditions(Some(conditions(d)))
                             .actions(forward_action(d))
-                            .set_tags(Some(elb_tags::sdk_tags(&tags_for(run, d.role))))
+                            .set_tags(Some(elb_tags::sdk_tags(&tags)))
                             .send(),
+                        |out| recorded(listener, out.rules(), Some(&tags)),
                     )
                     .await
                     .map_err(retry_on_priority_race)?;
@@ -658,18 +711,19 @@ pub async fn reconcile(
                     req = req.actions(forward_action(d));
                 }
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "ModifyRule",
                         lb,
                         req.send(),
+                        |out| recorded(listener, out.rules(), None),
                     )
                     .await?;
             }
             Step::Move { arn: a, priority } => {
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "SetRulePriorities",
@@ -682,6 +736,7 @@ pub async fn reconcile(
                                     .build(),
                             )
                             .send(),
+                        |out| recorded(listener, out.rules(), None),
                     )
                     .await
                     .map_err(retry_on_priority_race)?;
@@ -689,12 +744,13 @@ pub async fn reconcile(
             }
             Step::Delete { arn: a } => {
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "DeleteRule",
                         lb,
                         elb.delete_rule().rule_arn(&a).send(),
+                        |_| recorded_deletion(listener, &a),
                     )
                     .await?;
             }
