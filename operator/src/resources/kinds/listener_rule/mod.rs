@@ -11,6 +11,7 @@
 //! ModifyRule and moved with SetRulePriorities, never recreated; duplicates we own are deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig,
@@ -478,10 +479,31 @@ fn retry_on_priority_race(e: ResourceError) -> ResourceError {
 /// Every rule of a listener and the tags of every one of them (a resync wave's read, shared by
 /// the ServiceSpecs on the listener), kept true by this operator's own rule writes
 /// ([`recorded`], [`recorded_deletion`]).
+///
+/// Invariant: `reserved` holds every priority a reconcile of the wave chose for a rule it was
+/// about to create without a priority of its spec (the lowest free one, or a test rule's),
+/// shared by every version of the listing; a choice skips them. Without it, the reconciles
+/// of one wave, all seeing the same listing, would all choose the same free priority and all
+/// but one would fail with `PriorityInUse`. A reservation whose create failed leaves a gap
+/// until the next wave reads the listener again.
 #[derive(Clone)]
 struct Listing {
     rules: Vec<Observed>,
     tags: BTreeMap<String, elb_tags::Tags>,
+    reserved: Reserved,
+}
+
+/// Priorities chosen by the reconciles of one wave (see [`Listing`]).
+type Reserved = Arc<Mutex<BTreeSet<u32>>>;
+
+/// `rules` and a priority-only stand-in for each of `reserved` (for choosing a free one).
+fn with_reserved(rules: &[Observed], reserved: &BTreeSet<u32>) -> Vec<Observed> {
+    let mut out = rules.to_vec();
+    out.extend(reserved.iter().map(|p| Observed {
+        priority: Some(*p),
+        ..Default::default()
+    }));
+    out
 }
 
 /// What a CreateRule (with `tags`), ModifyRule or SetRulePriorities that AWS answered with
@@ -537,11 +559,21 @@ async fn rules_and_tags(run: &SpecRun<'_>, listener: &str) -> Result<Listing, Re
     let rules = observe(run, listener).await?;
     let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
     let tags = elb_tags::describe(run, &arns).await?;
-    Ok(Listing { rules, tags })
+    Ok(Listing {
+        rules,
+        tags,
+        reserved: Reserved::default(),
+    })
 }
 
-/// A listener's rules, the ARNs a filter picked, and their tags.
-type RulesAndTags = (Vec<Observed>, Vec<String>, BTreeMap<String, elb_tags::Tags>);
+/// A listener's rules, the ARNs a filter picked, their tags, and the wave's reserved
+/// priorities (`None` when read fresh).
+type RulesAndTags = (
+    Vec<Observed>,
+    Vec<String>,
+    BTreeMap<String, elb_tags::Tags>,
+    Option<Reserved>,
+);
 
 /// Every rule of the listener (the wave's listing when there is one) and the tags of those
 /// `wanted` picks.
@@ -571,7 +603,8 @@ async fn rules_with_tags(
             .collect(),
         None => elb_tags::describe(run, &candidates).await?,
     };
-    Ok((rules, candidates, tags))
+    let reserved = listing.as_ref().map(|l| l.reserved.clone());
+    Ok((rules, candidates, tags, reserved))
 }
 
 /// This spec's rule of `role` on the listener, if it has one: (ARN, priority). `hosts`: the
@@ -582,7 +615,8 @@ pub async fn find_owned(
     hosts: &BTreeSet<String>,
     role: Role,
 ) -> Result<Option<(String, Option<u32>)>, ResourceError> {
-    let (rules, _, tags) = rules_with_tags(run, listener, |r| !r.hosts.is_disjoint(hosts)).await?;
+    let (rules, _, tags, _) =
+        rules_with_tags(run, listener, |r| !r.hosts.is_disjoint(hosts)).await?;
     Ok(rules
         .iter()
         .filter(|r| {
@@ -606,12 +640,17 @@ pub async fn test_priority(
             return Ok(p);
         }
     }
-    let (rules, _, _) = rules_with_tags(run, listener, |_| false).await?;
-    let used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
-    (1..production)
-        .rev()
-        .find(|p| !used.contains(p))
-        .ok_or_else(|| {
+    let (rules, _, _, reserved) = rules_with_tags(run, listener, |_| false).await?;
+    let mut used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
+    let mut reserved = reserved.as_ref().map(|r| r.lock().expect("reserved lock"));
+    if let Some(r) = &reserved {
+        used.extend(r.iter());
+    }
+    let chosen = (1..production).rev().find(|p| !used.contains(p));
+    if let (Some(r), Some(p)) = (reserved.as_mut(), chosen) {
+        r.insert(p);
+    }
+    chosen.ok_or_else(|| {
             ResourceError::Unsatisfiable(format!(
                 "the test listener rule must come before the production rule (priority {production}), and no priority below it is free; set spec.ingress.priority higher"
             ))
@@ -628,7 +667,7 @@ pub async fn reconcile(
     d: &Desired,
 ) -> Result<(String, Option<u32>), ResourceError> {
     let targets = d.target_set();
-    let (rules, candidates, tags) = rules_with_tags(run, listener, |r| {
+    let (rules, candidates, tags, reserved) = rules_with_tags(run, listener, |r| {
         targets.iter().any(|t| r.forwards_to(t))
             || (d.priority.is_some() && r.priority == d.priority)
             // Our rule whose action was changed by hand still matches our hosts.
@@ -663,7 +702,20 @@ pub async fn reconcile(
         }
         owners.insert(arn.clone(), who);
     }
-    let (steps, priority) = plan(lb, d, &rules, &owners)?;
+    let (steps, priority) = match (&reserved, d.priority) {
+        // Choosing a free priority in a wave: skip (and add to) the wave's reservations.
+        (Some(reserved), None) => {
+            let mut reserved = reserved.lock().expect("reserved lock");
+            let planned = plan(lb, d, &with_reserved(&rules, &reserved), &owners)?;
+            for (step, _) in &planned.0 {
+                if let Step::Create { priority } = step {
+                    reserved.insert(*priority);
+                }
+            }
+            planned
+        }
+        _ => plan(lb, d, &rules, &owners)?,
+    };
     let mut arn = rules
         .iter()
         .find(|r| owners.get(&r.arn) == Some(&Ownership::Ours) && r.priority == priority)
