@@ -58,10 +58,7 @@ fn listed(tg: &AwsTargetGroup) -> AwsTargetGroup {
 /// did to the wave's listing: the group as AWS returned it replaces (or adds) the group of its
 /// name; a created group's tags are the ones it was created with. An answer without the group
 /// cannot be described: the listing is dropped.
-pub(super) fn recorded(
-    answer: &[AwsTargetGroup],
-    created_with: Option<&Tags>,
-) -> Vec<Record> {
+pub(super) fn recorded(answer: &[AwsTargetGroup], created_with: Option<&Tags>) -> Vec<Record> {
     let Some((tg, name, arn)) = answer.first().and_then(|tg| {
         Some((
             listed(tg),
