@@ -160,11 +160,11 @@ impl RunAws<'_> {
         R: std::fmt::Debug + 'f,
         G: FnOnce(&T) -> Vec<Record> + 'f,
     {
-        let wave = self.wave.clone();
+        let mut pending = Unrecorded(self.wave.clone(), service);
         self.aws
             .call(service, class, operation, resource, call)
             .map(move |out| {
-                if let Some(w) = wave {
+                if let Some(w) = pending.0.take() {
                     match &out {
                         Ok(answer) => w.recorded(record(answer)),
                         Err(_) => w.writing_to(service),
@@ -172,6 +172,19 @@ impl RunAws<'_> {
                 }
                 out
             })
+    }
+}
+
+/// A recorded write under way: dropped before its answer was recorded (the reconcile was
+/// cancelled mid-call, so the write may or may not have happened), it counts as a write that
+/// was not recorded.
+struct Unrecorded(Option<Arc<WaveRun>>, Service);
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.writing_to(self.1);
+        }
     }
 }
 

@@ -35,16 +35,19 @@
 //!   `TargetGroups`; a CreateRule, ModifyRule or SetRulePriorities puts the rule as AWS
 //!   returned it (and a created rule's tags) into `Rules(listener)`, a DeleteRule there takes
 //!   it out; ModifyTargetGroup replaces the target group; ModifyTargetGroupAttributes changes
-//!   no entry. Every record is an upsert or a removal by ARN or name, so applying it to a
+//!   no entry; Add/RemoveListenerCertificates add or remove the certificate in
+//!   `ListenerCertificates(listener)` and drop ACM's `Certificate` and `Certificates` (their
+//!   `InUseBy` changes). Every record is an upsert or a removal by ARN or name, so applying it to a
 //!   listing that already saw the write changes nothing. An entry whose read is under way when
 //!   the write is recorded may or may not have seen it: it is dropped instead (those already
 //!   waiting on it get that read, as if they had read before the write; the next reconcile
 //!   asking reads again). An entry nobody has read is left unread: its first read comes after
 //!   the write. A recorded write drops nothing else and the reconcile keeps reading the
-//!   snapshot. A recorded call that fails (its outcome unknown) counts as an ELBv2 write of the
-//!   next sort.
-//! - **ELBv2, not recorded** (a load balancer, listener, listener certificate or tag write, a
-//!   target group deletion): as every write was before write-through, before and after the
+//!   ELBv2 entries of the snapshot (the others it reads fresh, as after any write: see "A
+//!   writer reads by name"). A recorded call that fails (its outcome unknown), or is cancelled
+//!   before its answer, counts as an ELBv2 write of the next sort.
+//! - **ELBv2, not recorded** (a load balancer, listener or tag write, a target group
+//!   deletion): as every write was before write-through, before and after the
 //!   write the reconcile drops from the snapshot every entry it has read in this run (a
 //!   reconcile only writes what it observed, so these are the entries its write can make
 //!   stale; later readers in the wave read them again, after the write), and reads fresh,
@@ -65,6 +68,14 @@
 //! can be missing from what its creator reads next, and a stale snapshot cannot cause a
 //! duplicate create, nor a deletion of something kept (a deletion acts on what a listing
 //! shows; a listing shows only what was read or recorded).
+//!
+//! **A writer reads by name.** Once a reconcile has written anything, it reads the entries of
+//! services other than ELBv2 fresh, by name, for the rest of its run, dropped or not. This is
+//! about cost as much as safety: those listings are dropped by each new spec's own writes (its
+//! log group, topic, alarms, ECS service...), so a creating reconcile that went on reading
+//! them would make every next one list them again, with a tag read per listed resource, and
+//! a first convergence would cost reads quadratic in the number of specs. The ELBv2 listings
+//! stay shared because their writes are recorded, not dropped.
 //!
 //! **Why write-through.** In a first convergence every ServiceSpec creates its target group and
 //! rule. Dropping the listings on each create made the next service read them again (about 7
@@ -194,6 +205,18 @@ impl Record {
     /// The write changed `entry` in a way no record describes: drop it.
     pub fn forget(entry: Entry) -> Record {
         Record { entry, apply: None }
+    }
+
+    /// What the entry holding `value` becomes (`None`: it is dropped). For the writers' unit
+    /// tests.
+    #[cfg(test)]
+    pub(crate) fn applied<T: Send + Sync + 'static>(self, value: T) -> Option<Arc<T>> {
+        let apply = self.apply?;
+        Some(
+            apply(&value)
+                .downcast::<T>()
+                .unwrap_or_else(|_| panic!("a record changed its entry's type")),
+        )
     }
 }
 
@@ -325,7 +348,7 @@ pub struct WaveRun {
     touched: Mutex<HashSet<Entry>>,
     /// It made a write of any service that was not recorded: every entry is read fresh.
     wrote: AtomicBool,
-    /// It wrote to a service other than ELBv2: entries of those services are read fresh.
+    /// It has written (recorded or not): entries of services other than ELBv2 are read fresh.
     wrote_other: AtomicBool,
 }
 
@@ -413,8 +436,10 @@ impl WaveRun {
 
     /// After a recorded write succeeded: its records go into the snapshot (see "Own writes").
     /// The entries they name count as read by this reconcile (a later write of it that is
-    /// not recorded drops them).
+    /// not recorded drops them). From now on it reads the entries of services other than
+    /// ELBv2 fresh, as after any write (see "A writer reads by name").
     pub fn recorded(&self, records: Vec<Record>) {
+        self.wrote_other.store(true, Ordering::Release);
         let mut touched = self.touched.lock().expect("touched lock");
         for r in records {
             touched.insert(r.entry.clone());
@@ -422,7 +447,7 @@ impl WaveRun {
         }
     }
 
-    /// Whether it has made a write that was not recorded, of any service.
+    /// Whether it has written anything.
     pub fn has_written(&self) -> bool {
         self.wrote.load(Ordering::Acquire) || self.wrote_other.load(Ordering::Acquire)
     }
@@ -547,5 +572,146 @@ mod tests {
         // What the writer read, before or after its first write, is dropped by its next one.
         writer.writing();
         assert!(snap.entries().is_empty());
+    }
+
+    fn push(n: u32) -> Record {
+        Record::update(Entry::TargetGroups, move |v: &Vec<u32>| {
+            let mut v = v.clone();
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        })
+    }
+
+    #[tokio::test]
+    async fn a_recorded_write_updates_what_was_read_drops_nothing_and_keeps_the_writer_on_the_snapshot(
+    ) {
+        let snap = Snapshot::new(1);
+        let specs = ValidSpecs::default();
+        let writer = WaveRun::new(snap.clone(), specs.clone());
+        let other = WaveRun::new(snap.clone(), specs);
+        let one = || async { Ok::<_, ResourceError>(vec![1u32]) };
+        let never = || async { Ok::<_, ResourceError>(vec![99u32]) };
+        writer
+            .cached(Entry::TargetGroups, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        writer
+            .cached(Entry::Rules("l1".into()), |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        writer.recorded(vec![push(2)]);
+        assert_eq!(
+            snap.entries(),
+            vec![Entry::TargetGroups, Entry::Rules("l1".into())]
+        );
+        // It has written: the entries of other services it reads fresh, the ELBv2 ones not.
+        assert!(writer.has_written());
+        assert!(writer
+            .cached(Entry::EcsServices("c".into()), |_| never())
+            .await
+            .is_none());
+        for run in [&writer, &other] {
+            let v = run
+                .cached(Entry::TargetGroups, |_| never())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(*v, vec![1, 2]);
+        }
+        // A record applied to a value that already holds the write changes nothing.
+        writer.recorded(vec![push(2)]);
+        let v = other
+            .cached(Entry::TargetGroups, |_| never())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*v, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_record_leaves_an_unread_entry_unread_and_a_forget_record_drops_one() {
+        let snap = Snapshot::new(1);
+        let run = WaveRun::new(snap.clone(), ValidSpecs::default());
+        run.recorded(vec![push(2)]);
+        assert!(snap.entries().is_empty());
+        let v = run
+            .cached(Entry::TargetGroups, |_| async {
+                Ok::<_, ResourceError>(vec![1u32, 2])
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*v, vec![1, 2]);
+        run.recorded(vec![Record::forget(Entry::TargetGroups)]);
+        assert!(snap.entries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_record_of_an_entry_being_read_drops_it_after_that_read() {
+        let snap = Snapshot::new(1);
+        let specs = ValidSpecs::default();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let reader = WaveRun::new(snap.clone(), specs.clone());
+        let writer = WaveRun::new(snap.clone(), specs);
+        let slow = {
+            let reads = reads.clone();
+            tokio::spawn(async move {
+                reader
+                    .cached(Entry::TargetGroups, |_| async move {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Ok::<_, ResourceError>(vec![1u32])
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert_eq!(snap.entries(), vec![Entry::TargetGroups]);
+        // The read under way may predate the write: dropped, not updated.
+        writer.recorded(vec![push(2)]);
+        assert!(snap.entries().is_empty());
+        assert_eq!(*slow.await.unwrap(), vec![1]);
+        let v = writer
+            .cached(Entry::TargetGroups, |_| async {
+                reads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ResourceError>(vec![1u32, 2])
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((*v).clone(), vec![1, 2]);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_to_another_service_keeps_the_elbv2_entries_and_an_elbv2_write_drops_all() {
+        let snap = Snapshot::new(1);
+        let run = WaveRun::new(snap.clone(), ValidSpecs::default());
+        let one = || async { Ok::<u32, ResourceError>(1) };
+        run.cached(Entry::TargetGroups, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        run.cached(Entry::EcsServices("c".into()), |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        run.writing_to(Service::Ecs);
+        assert_eq!(snap.entries(), vec![Entry::TargetGroups]);
+        assert!(run.has_written());
+        assert!(run.cached(Entry::TargetGroups, |_| one()).await.is_some());
+        assert!(run
+            .cached(Entry::EcsServices("c".into()), |_| one())
+            .await
+            .is_none());
+        run.writing_to(Service::Elbv2);
+        assert!(snap.entries().is_empty());
+        assert!(run.cached(Entry::TargetGroups, |_| one()).await.is_none());
     }
 }

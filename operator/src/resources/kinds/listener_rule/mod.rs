@@ -955,6 +955,85 @@ mod tests {
     }
 
     #[test]
+    fn a_free_priority_skips_those_the_wave_reserved() {
+        let rules = vec![rule("a", 2, "x")];
+        let reserved = BTreeSet::from([1, 3]);
+        let (steps, p) = plan(
+            "prod",
+            &d(None),
+            &with_reserved(&rules, &reserved),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(p, Some(4));
+        assert_eq!(steps[0].0, Step::Create { priority: 4 });
+    }
+
+    fn sdk_rule(arn: &str, priority: &str) -> aws_sdk_elasticloadbalancingv2::types::Rule {
+        aws_sdk_elasticloadbalancingv2::types::Rule::builder()
+            .rule_arn(arn)
+            .priority(priority)
+            .conditions(
+                RuleCondition::builder()
+                    .field("host-header")
+                    .host_header_config(
+                        HostHeaderConditionConfig::builder()
+                            .values("Web.example.com")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .actions(Act::forward("tg").to_sdk())
+            .build()
+    }
+
+    fn listing() -> Listing {
+        Listing {
+            rules: vec![rule("old", 1, "x")],
+            tags: BTreeMap::from([("old".to_string(), elb_tags::Tags::new())]),
+            reserved: Reserved::default(),
+        }
+    }
+
+    #[test]
+    fn a_created_rule_is_recorded_as_aws_returned_it_with_its_tags_once() {
+        let tags = elb_tags::Tags::from([("k".to_string(), "v".to_string())]);
+        let record = || recorded("l1", &[sdk_rule("new", "7")], Some(&tags));
+        let once = record().remove(0).applied(listing()).unwrap();
+        assert_eq!(once.rules.len(), 2);
+        let new = once.rules.iter().find(|r| r.arn == "new").unwrap();
+        assert_eq!(new.priority, Some(7));
+        assert_eq!(new.hosts, BTreeSet::from(["web.example.com".to_string()]));
+        assert_eq!(new.actions, vec![Act::forward("tg")]);
+        assert_eq!(once.tags.get("new"), Some(&tags));
+        // Applied to a listing that already saw the create: the same listing.
+        let twice = record().remove(0).applied((*once).clone()).unwrap();
+        assert_eq!(twice.rules, once.rules);
+        assert_eq!(twice.tags, once.tags);
+    }
+
+    #[test]
+    fn a_moved_rule_replaces_itself_and_a_deleted_one_leaves_the_listing() {
+        let moved = recorded("l1", &[sdk_rule("old", "9")], None)
+            .remove(0)
+            .applied(listing())
+            .unwrap();
+        assert_eq!(moved.rules.len(), 1);
+        assert_eq!(moved.rules[0].priority, Some(9));
+        assert!(moved.tags.contains_key("old"));
+        let gone = recorded_deletion("l1", "old")
+            .remove(0)
+            .applied((*moved).clone())
+            .unwrap();
+        assert!(gone.rules.is_empty() && gone.tags.is_empty());
+        // An answer without the rule cannot be described: the listing is dropped.
+        assert!(recorded("l1", &[], None)
+            .remove(0)
+            .applied(listing())
+            .is_none());
+    }
+
+    #[test]
     fn duplicates_we_own_are_deleted() {
         let rules = vec![rule("r1", 5, "tg"), rule("r2", 6, "tg")];
         let owners = BTreeMap::from([
