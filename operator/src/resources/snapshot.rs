@@ -169,7 +169,7 @@ impl Entry {
 pub struct Record {
     entry: Entry,
     /// `None`: the write changed the entry in a way the record cannot describe (drop it).
-    apply: Option<Box<dyn FnOnce(&(dyn Any + Send + Sync)) -> Value + Send>>,
+    apply: Option<Update>,
 }
 
 impl fmt::Debug for Record {
@@ -221,6 +221,9 @@ impl Record {
 }
 
 type Value = Arc<dyn Any + Send + Sync>;
+
+/// A [`Record`]'s new value of its entry, from the old one.
+type Update = Box<dyn FnOnce(&(dyn Any + Send + Sync)) -> Value + Send>;
 
 /// An entry of one scope (`Placement::scope_key`), read once.
 type Cells = HashMap<(String, Entry), Arc<OnceCell<Value>>>;
