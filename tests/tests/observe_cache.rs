@@ -799,12 +799,158 @@ async fn run_resyncs_in_waves_and_a_hand_edit_between_waves_is_restored_by_the_n
     // Waves at start-up and every 4 s ± 10% for 18 s: between 4 and 6 of them (the ClusterSpec
     // reads its cluster once per wave). Each reads the cluster's 12 services in 2 calls and
     // every target group in 1, plus, in the wave that restores the edit, svc-01's fresh reads
-    // after its write (one DescribeServices of its own) and a new listing of the target groups
-    // for the reconciles that read them after the write.
+    // after its write (one DescribeServices of its own). Its ModifyTargetGroup is recorded
+    // into the wave's listing of target groups, so no reconcile lists them again, unless the
+    // listing was being read when the write was recorded (then it is read once more).
     let waves = calls["ecs/DescribeClusters"];
     let services = calls["ecs/DescribeServices"];
     let groups = calls["elasticloadbalancingv2/DescribeTargetGroups"];
     assert!((4..=6).contains(&waves), "{}", table(&calls));
     assert_eq!(services, 2 * waves + 1, "{}", table(&calls));
     assert!(groups == waves || groups == waves + 1, "{}", table(&calls));
+}
+
+/// The ClusterSpec of [`fleet_specs`] and `k` new ServiceSpecs `svc-01`.. behind it, each like
+/// svc-05 there: a host rule at the lowest free priority, a target group, DNS records,
+/// autoscaling.
+fn first_convergence_specs(net: &Network, k: usize) -> Vec<(String, String)> {
+    let files = fleet_specs(net);
+    let template = files
+        .iter()
+        .find(|(n, _)| n == "svc-05.yaml")
+        .expect("svc-05 in the fleet")
+        .1
+        .clone();
+    let mut out = vec![files[0].clone()];
+    out.extend((1..=k).map(|i| {
+        (
+            format!("{}.yaml", svc(i)),
+            template.replace("svc-05", &svc(i)),
+        )
+    }));
+    out
+}
+
+/// What one wave of `k` ServiceSpecs reconciled for the first time at once behind a converged
+/// ClusterSpec read of ELBv2.
+struct FirstWave {
+    elbv2_reads: BTreeMap<String, u64>,
+    writes: BTreeMap<String, u64>,
+    snapshot: Arc<Snapshot>,
+    env: Env,
+}
+
+/// [`FirstWave`] of `k` services.
+async fn first_wave(k: usize) -> FirstWave {
+    let moto_env = [
+        ("MOTO_ACM_VALIDATION_WAIT", "0"),
+        ("MOTO_ECS_SERVICE_RUNNING", "1"),
+    ];
+    let env = Env::new(&moto_env, |net| first_convergence_specs(net, k)).await;
+    let mut ready = false;
+    for _ in 0..5 {
+        let r = env.fleet.reconcile("ClusterSpec/prod").await.unwrap();
+        if r.phase == Phase::Ready {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the ClusterSpec converges first");
+    let before = env.fleet.calls.snapshot();
+    let snapshot = Snapshot::new(1);
+    let phases = wave(&env.fleet, &snapshot).await;
+    assert_eq!(phases.len(), k + 1, "{phases:?}");
+    let calls = since(&env.fleet.calls, &before);
+    let elbv2_reads = reads(&calls)
+        .into_iter()
+        .filter(|(op, _)| op.starts_with("elasticloadbalancingv2/"))
+        .collect();
+    FirstWave {
+        elbv2_reads,
+        writes: env.fleet.mutations_since(&before),
+        snapshot,
+        env,
+    }
+}
+
+#[tokio::test]
+async fn a_first_wave_reads_each_elbv2_listing_once_however_many_services_create_their_target_group_and_rule(
+) {
+    let four = first_wave(4).await;
+    let (reads4, writes4) = (four.elbv2_reads, four.writes);
+    drop(four.env);
+    let FirstWave {
+        elbv2_reads: reads8,
+        writes: writes8,
+        snapshot,
+        env,
+    } = first_wave(8).await;
+    println!("ELBv2 reads, 4 services:\n{}", table(&reads4));
+    println!("ELBv2 reads, 8 services:\n{}", table(&reads8));
+    for (k, writes) in [(4, &writes4), (8, &writes8)] {
+        for op in [
+            "elasticloadbalancingv2/CreateTargetGroup",
+            "elasticloadbalancingv2/CreateRule",
+        ] {
+            assert_eq!(
+                writes.get(op),
+                Some(&k),
+                "{op} with {k} services: {writes:?}"
+            );
+        }
+    }
+    // Every created target group and rule is recorded into the wave's listings, so twice the
+    // services read them no more often: each listing once, and the tags of what existed when
+    // it was read (the ClusterSpec's load balancer and listeners; no group or rule yet).
+    assert_eq!(reads8, reads4, "ELBv2 reads grow with the services");
+    for op in [
+        "elasticloadbalancingv2/DescribeLoadBalancers",
+        "elasticloadbalancingv2/DescribeListeners",
+        "elasticloadbalancingv2/DescribeTargetGroups",
+        "elasticloadbalancingv2/DescribeRules",
+        "elasticloadbalancingv2/DescribeListenerCertificates",
+    ] {
+        assert_eq!(reads8.get(op), Some(&1), "{op}: {}", table(&reads8));
+    }
+    assert_eq!(
+        reads8.get("elasticloadbalancingv2/DescribeTags"),
+        Some(&2),
+        "{}",
+        table(&reads8)
+    );
+
+    // The wave's pictures are true: each service reconciled again in the same wave finds its
+    // target group and rule as it made them (distinct priorities, reserved by the wave) and
+    // changes nothing on ELBv2, creates nothing anywhere.
+    let fleet = &env.fleet;
+    let before = fleet.calls.snapshot();
+    wave(fleet, &snapshot).await;
+    let again = fleet.mutations_since(&before);
+    assert!(
+        again
+            .keys()
+            .all(|op| !op.starts_with("elasticloadbalancingv2/")
+                && !op.contains("/Create")
+                && !op.contains("/Register")),
+        "{again:?}"
+    );
+
+    // Converged from there, without creating anything twice; a wave after that writes nothing.
+    let start = BTreeMap::new();
+    fleet.converge(8).await;
+    let all = fleet.mutations_since(&start);
+    for op in [
+        "elasticloadbalancingv2/CreateTargetGroup",
+        "elasticloadbalancingv2/CreateRule",
+        "ecs/CreateService",
+    ] {
+        assert_eq!(all.get(op), Some(&8), "{op}: {all:?}");
+    }
+    let h = Hands::new(&env.moto).await;
+    for i in 1..=8 {
+        assert_eq!(h.rules_to(&svc(i)).await.len(), 1, "{}", svc(i));
+    }
+    let before = fleet.calls.snapshot();
+    wave(fleet, &Snapshot::new(3)).await;
+    assert_eq!(fleet.mutations_since(&before), BTreeMap::new());
 }

@@ -13,7 +13,7 @@ use futures::FutureExt;
 
 use super::context::Aws;
 use super::shared::tags::{missing_owner_tags, owner_tags, ownership, Ownership};
-use super::snapshot::{Entry, WaveRun};
+use super::snapshot::{Entry, Record, WaveRun};
 use super::ResourceError;
 use crate::aws::{CallClass, Service};
 use crate::reconcile::{ConditionReport, ReconcileInput, Report, ValidSpecs};
@@ -93,7 +93,8 @@ impl fmt::Display for Change {
 
 /// [`Aws`] as one reconcile sees it (it derefs to [`Aws`]): [`RunAws::call`] is [`Aws::call`],
 /// and when the reconcile is part of a resync wave, a write first and last tells the wave's
-/// snapshot (see [`super::snapshot`]), so no write of any resource module can leave it stale.
+/// snapshot (see [`super::snapshot`]), so no write of any resource module can leave it stale;
+/// [`RunAws::call_recorded`] is a write that records its effect into the snapshot instead.
 #[derive(Clone)]
 pub struct RunAws<'a> {
     aws: &'a Aws,
@@ -126,16 +127,64 @@ impl RunAws<'_> {
     {
         let wave = self.wave.clone().filter(|_| class != CallClass::Read);
         if let Some(w) = &wave {
-            w.writing();
+            w.writing_to(service);
         }
         self.aws
             .call(service, class, operation, resource, call)
             .map(move |out| {
                 if let Some(w) = wave {
-                    w.writing();
+                    w.writing_to(service);
                 }
                 out
             })
+    }
+
+    /// A write whose effect on the wave's snapshot `record` describes exactly, from the call's
+    /// answer (write-through, see [`super::snapshot`] "Own writes"): once it succeeded, the
+    /// records go into the snapshot and nothing else is dropped. A failed call (its outcome
+    /// unknown) counts as a write that was not recorded ([`RunAws::call`]). Outside a wave it
+    /// is [`RunAws::call`], and `record` is not called.
+    pub fn call_recorded<'f, T, E, R, F, G>(
+        &'f self,
+        service: Service,
+        class: CallClass,
+        operation: &'static str,
+        resource: &'f str,
+        call: F,
+        record: G,
+    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
+    where
+        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
+        T: 'f,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'f,
+        G: FnOnce(&T) -> Vec<Record> + 'f,
+    {
+        let mut pending = Unrecorded(self.wave.clone(), service);
+        self.aws
+            .call(service, class, operation, resource, call)
+            .map(move |out| {
+                if let Some(w) = pending.0.take() {
+                    match &out {
+                        Ok(answer) => w.recorded(record(answer)),
+                        Err(_) => w.writing_to(service),
+                    }
+                }
+                out
+            })
+    }
+}
+
+/// A recorded write under way: dropped before its answer was recorded (the reconcile was
+/// cancelled mid-call, so the write may or may not have happened), it counts as a write that
+/// was not recorded.
+struct Unrecorded(Option<Arc<WaveRun>>, Service);
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.writing_to(self.1);
+        }
     }
 }
 

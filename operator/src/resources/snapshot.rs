@@ -25,17 +25,62 @@
 //! batch (target group and load balancer attributes, ECR tags and lifecycle policies, listener
 //! and load balancer tags for a ClusterSpec) are made per reconcile as before.
 //!
-//! **Own writes.** A reconcile that writes anything, before and after each write:
-//! - drops from the snapshot every entry it has read in this run (a reconcile only writes what
-//!   it observed, so these are the entries its write can make stale): later readers in the
-//!   wave read them again, after the write;
-//! - reads fresh, bypassing the snapshot, for the rest of its run ([`SpecRun::cached`] answers
-//!   `None`).
+//! **Own writes.** A reconcile's write changes what some entries would answer now. Each write
+//! is one of three sorts, and the snapshot is kept a true picture (what a read made after the
+//! write would answer, but for what people and other tools change meanwhile, which a wave never
+//! sees before the next one anyway) or the stale entries are dropped:
+//! - **Recorded** (write-through, [`Record`]): a write whose effect on the entries is known
+//!   exactly from what it sent and what AWS answered records that effect into them: a
+//!   CreateTargetGroup adds the target group as AWS returned it, with the tags it sent, to
+//!   `TargetGroups`; a CreateRule, ModifyRule or SetRulePriorities puts the rule as AWS
+//!   returned it (and a created rule's tags) into `Rules(listener)`, a DeleteRule there takes
+//!   it out; ModifyTargetGroup replaces the target group; ModifyTargetGroupAttributes changes
+//!   no entry; Add/RemoveListenerCertificates add or remove the certificate in
+//!   `ListenerCertificates(listener)` and drop ACM's `Certificate` and `Certificates` (their
+//!   `InUseBy` changes). Every record is an upsert or a removal by ARN or name, so applying it to a
+//!   listing that already saw the write changes nothing. An entry whose read is under way when
+//!   the write is recorded may or may not have seen it: it is dropped instead (those already
+//!   waiting on it get that read, as if they had read before the write; the next reconcile
+//!   asking reads again). An entry nobody has read is left unread: its first read comes after
+//!   the write. A recorded write drops nothing else and the reconcile keeps reading the
+//!   ELBv2 entries of the snapshot (the others it reads fresh, as after any write: see "A
+//!   writer reads by name"). A recorded call that fails (its outcome unknown), or is cancelled
+//!   before its answer, counts as an ELBv2 write of the next sort.
+//! - **ELBv2, not recorded** (a load balancer, listener or tag write, a target group
+//!   deletion): as every write was before write-through, before and after the
+//!   write the reconcile drops from the snapshot every entry it has read in this run (a
+//!   reconcile only writes what it observed, so these are the entries its write can make
+//!   stale; later readers in the wave read them again, after the write), and reads fresh,
+//!   bypassing the snapshot, for the rest of its run ([`SpecRun::cached`] answers `None`).
+//! - **Any other service's** (ECS, Route53, ACM, ECR, scaling, CloudWatch, SNS...): the same,
+//!   but only for the entries of services other than ELBv2 ([`Entry::is_elbv2`]). No such
+//!   write changes what the ELBv2 entries hold (load balancers, listeners and their
+//!   certificates, target groups and their tags, rules and their tags): ECS registers targets
+//!   (not read here) and, in a traffic-shifting deployment, rewrites rule weights (not kept:
+//!   a forward action is compared as its set of target groups). The converse does not hold
+//!   (a listener certificate write changes ACM's `InUseBy`), which is why an unrecorded ELBv2
+//!   write drops every entry it read.
 //!
 //! A reconcile that writes is followed by a fresh one (a requeue) or by the next wave (a new
 //! snapshot), never by the same wave: the runtime never puts a key into a wave while it runs
-//! and gives every follow-up a fresh run. So nothing this operator creates can be missing from
-//! what its creator reads next, and a stale snapshot cannot cause a duplicate create.
+//! and gives every follow-up a fresh run. Within a run, whatever it created is either in the
+//! entries it reads next (recorded) or read fresh (dropped). So nothing this operator creates
+//! can be missing from what its creator reads next, and a stale snapshot cannot cause a
+//! duplicate create, nor a deletion of something kept (a deletion acts on what a listing
+//! shows; a listing shows only what was read or recorded).
+//!
+//! **A writer reads by name.** Once a reconcile has written anything, it reads the entries of
+//! services other than ELBv2 fresh, by name, for the rest of its run, dropped or not. This is
+//! about cost as much as safety: those listings are dropped by each new spec's own writes (its
+//! log group, topic, alarms, ECS service...), so a creating reconcile that went on reading
+//! them would make every next one list them again, with a tag read per listed resource, and
+//! a first convergence would cost reads quadratic in the number of specs. The ELBv2 listings
+//! stay shared because their writes are recorded, not dropped.
+//!
+//! **Why write-through.** In a first convergence every ServiceSpec creates its target group and
+//! rule. Dropping the listings on each create made the next service read them again (about 7
+//! ELBv2 reads per service, sharing AWS's account-wide ELBv2 rate with the writes); recorded,
+//! they are read about once per wave.
 //!
 //! [`SpecRun::cached`]: super::run::SpecRun::cached
 
@@ -49,6 +94,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::ResourceError;
+use crate::aws::Service;
 use crate::spec::types::ServiceSpec;
 use crate::spec::Spec;
 use crate::spec::ValidSpecs;
@@ -104,7 +150,80 @@ pub enum Entry {
     MetricFilters,
 }
 
+impl Entry {
+    /// Whether the entry reads ELBv2 (only ELBv2 writes can change it: see "Own writes").
+    pub fn is_elbv2(&self) -> bool {
+        matches!(
+            self,
+            Entry::LoadBalancers
+                | Entry::Listeners(_)
+                | Entry::ListenerCertificates(_)
+                | Entry::TargetGroups
+                | Entry::Rules(_)
+        )
+    }
+}
+
+/// What one recorded write did to one entry (see "Own writes"): built by the kind that wrote,
+/// from what it sent and what AWS answered, and applied by [`WaveRun::recorded`].
+pub struct Record {
+    entry: Entry,
+    /// `None`: the write changed the entry in a way the record cannot describe (drop it).
+    apply: Option<Update>,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("entry", &self.entry)
+            .field("update", &self.apply.is_some())
+            .finish()
+    }
+}
+
+impl Record {
+    /// The entry `entry` (whose value is a `T`) becomes `update(value)`. `update` must be an
+    /// upsert or removal by key, so that applying it to a value that already saw the write
+    /// changes nothing.
+    pub fn update<T, F>(entry: Entry, update: F) -> Record
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(&T) -> T + Send + 'static,
+    {
+        let name = entry.clone();
+        Record {
+            entry,
+            apply: Some(Box::new(move |v| {
+                let old = v.downcast_ref::<T>().unwrap_or_else(|| {
+                    panic!("snapshot entry {name:?} recorded as another type: a bug in its writer")
+                });
+                Arc::new(update(old)) as Value
+            })),
+        }
+    }
+
+    /// The write changed `entry` in a way no record describes: drop it.
+    pub fn forget(entry: Entry) -> Record {
+        Record { entry, apply: None }
+    }
+
+    /// What the entry holding `value` becomes (`None`: it is dropped). For the writers' unit
+    /// tests.
+    #[cfg(test)]
+    pub(crate) fn applied<T: Send + Sync + 'static>(self, value: T) -> Option<Arc<T>> {
+        let apply = self.apply?;
+        Some(
+            apply(&value)
+                .downcast::<T>()
+                .unwrap_or_else(|_| panic!("a record changed its entry's type")),
+        )
+    }
+}
+
 type Value = Arc<dyn Any + Send + Sync>;
+
+/// A [`Record`]'s new value of its entry, from the old one.
+type Update = Box<dyn FnOnce(&(dyn Any + Send + Sync)) -> Value + Send>;
 
 /// An entry of one scope (`Placement::scope_key`), read once.
 type Cells = HashMap<(String, Entry), Arc<OnceCell<Value>>>;
@@ -192,6 +311,26 @@ impl Snapshot {
         }))
     }
 
+    /// Apply `record` in `scope`: an entry read already gets its new value (a fresh cell, so
+    /// reconciles holding the old value keep it); an entry being read is dropped (that read may
+    /// predate the write); an entry nobody read stays unread.
+    fn record_in(&self, scope: &str, record: Record) {
+        let mut map = self.entries.lock().expect("snapshot lock");
+        let key = (scope.to_string(), record.entry);
+        let Some(cell) = map.get(&key) else {
+            return;
+        };
+        match (cell.get(), record.apply) {
+            (Some(value), Some(apply)) => {
+                let new = apply(value.as_ref());
+                map.insert(key, Arc::new(OnceCell::from(new)));
+            }
+            _ => {
+                map.remove(&key);
+            }
+        }
+    }
+
     /// Drop `entries`: the next reconcile asking reads them again. A read under way finishes
     /// for those waiting on it and is then forgotten.
     fn forget<'e>(&self, scope: &str, entries: impl IntoIterator<Item = &'e Entry>) {
@@ -210,7 +349,10 @@ pub struct WaveRun {
     scope: String,
     specs: ValidSpecs,
     touched: Mutex<HashSet<Entry>>,
+    /// It made a write of any service that was not recorded: every entry is read fresh.
     wrote: AtomicBool,
+    /// It has written (recorded or not): entries of services other than ELBv2 are read fresh.
+    wrote_other: AtomicBool,
 }
 
 impl fmt::Debug for WaveRun {
@@ -218,6 +360,7 @@ impl fmt::Debug for WaveRun {
         f.debug_struct("WaveRun")
             .field("wave", &self.snapshot.wave)
             .field("wrote", &self.wrote.load(Ordering::Relaxed))
+            .field("wrote_other", &self.wrote_other.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -235,11 +378,13 @@ impl WaveRun {
             specs,
             touched: Mutex::new(HashSet::new()),
             wrote: AtomicBool::new(false),
+            wrote_other: AtomicBool::new(false),
         })
     }
 
     /// `entry` from the snapshot, read by `fetch(specs)` if needed; `None` once this reconcile
-    /// has written (it reads fresh from then on). Either way `entry` counts as read by it.
+    /// has made a write that can change it without recording what it did (it reads fresh from
+    /// then on). Either way `entry` counts as read by it.
     pub async fn cached<T, F, Fut>(
         &self,
         entry: Entry,
@@ -254,7 +399,9 @@ impl WaveRun {
             .lock()
             .expect("touched lock")
             .insert(entry.clone());
-        if self.wrote.load(Ordering::Acquire) {
+        if self.wrote.load(Ordering::Acquire)
+            || (!entry.is_elbv2() && self.wrote_other.load(Ordering::Acquire))
+        {
             return None;
         }
         let specs = self.specs.clone();
@@ -269,16 +416,43 @@ impl WaveRun {
         )
     }
 
-    /// Called before and after every write of this reconcile: forget what it has read, and
-    /// read fresh from now on.
+    /// Called before and after every write of this reconcile that is not recorded: forget
+    /// what it has read, and read fresh from now on.
     pub fn writing(&self) {
         self.wrote.store(true, Ordering::Release);
         let touched = self.touched.lock().expect("touched lock");
         self.snapshot.forget(&self.scope, touched.iter());
     }
 
+    /// [`WaveRun::writing`] for a write to `service`, not recorded: a write to ELBv2 is any
+    /// write; one to another service forgets, and reads fresh from now on, only the entries of
+    /// services other than ELBv2 (no such write changes an ELBv2 entry: see "Own writes").
+    pub fn writing_to(&self, service: Service) {
+        if service == Service::Elbv2 {
+            return self.writing();
+        }
+        self.wrote_other.store(true, Ordering::Release);
+        let touched = self.touched.lock().expect("touched lock");
+        self.snapshot
+            .forget(&self.scope, touched.iter().filter(|e| !e.is_elbv2()));
+    }
+
+    /// After a recorded write succeeded: its records go into the snapshot (see "Own writes").
+    /// The entries they name count as read by this reconcile (a later write of it that is
+    /// not recorded drops them). From now on it reads the entries of services other than
+    /// ELBv2 fresh, as after any write (see "A writer reads by name").
+    pub fn recorded(&self, records: Vec<Record>) {
+        self.wrote_other.store(true, Ordering::Release);
+        let mut touched = self.touched.lock().expect("touched lock");
+        for r in records {
+            touched.insert(r.entry.clone());
+            self.snapshot.record_in(&self.scope, r);
+        }
+    }
+
+    /// Whether it has written anything.
     pub fn has_written(&self) -> bool {
-        self.wrote.load(Ordering::Acquire)
+        self.wrote.load(Ordering::Acquire) || self.wrote_other.load(Ordering::Acquire)
     }
 }
 
@@ -401,5 +575,146 @@ mod tests {
         // What the writer read, before or after its first write, is dropped by its next one.
         writer.writing();
         assert!(snap.entries().is_empty());
+    }
+
+    fn push(n: u32) -> Record {
+        Record::update(Entry::TargetGroups, move |v: &Vec<u32>| {
+            let mut v = v.clone();
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        })
+    }
+
+    #[tokio::test]
+    async fn a_recorded_write_updates_what_was_read_drops_nothing_and_keeps_the_writer_on_the_snapshot(
+    ) {
+        let snap = Snapshot::new(1);
+        let specs = ValidSpecs::default();
+        let writer = WaveRun::new(snap.clone(), specs.clone());
+        let other = WaveRun::new(snap.clone(), specs);
+        let one = || async { Ok::<_, ResourceError>(vec![1u32]) };
+        let never = || async { Ok::<_, ResourceError>(vec![99u32]) };
+        writer
+            .cached(Entry::TargetGroups, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        writer
+            .cached(Entry::Rules("l1".into()), |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        writer.recorded(vec![push(2)]);
+        assert_eq!(
+            snap.entries(),
+            vec![Entry::TargetGroups, Entry::Rules("l1".into())]
+        );
+        // It has written: the entries of other services it reads fresh, the ELBv2 ones not.
+        assert!(writer.has_written());
+        assert!(writer
+            .cached(Entry::EcsServices("c".into()), |_| never())
+            .await
+            .is_none());
+        for run in [&writer, &other] {
+            let v = run
+                .cached(Entry::TargetGroups, |_| never())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(*v, vec![1, 2]);
+        }
+        // A record applied to a value that already holds the write changes nothing.
+        writer.recorded(vec![push(2)]);
+        let v = other
+            .cached(Entry::TargetGroups, |_| never())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*v, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_record_leaves_an_unread_entry_unread_and_a_forget_record_drops_one() {
+        let snap = Snapshot::new(1);
+        let run = WaveRun::new(snap.clone(), ValidSpecs::default());
+        run.recorded(vec![push(2)]);
+        assert!(snap.entries().is_empty());
+        let v = run
+            .cached(Entry::TargetGroups, |_| async {
+                Ok::<_, ResourceError>(vec![1u32, 2])
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*v, vec![1, 2]);
+        run.recorded(vec![Record::forget(Entry::TargetGroups)]);
+        assert!(snap.entries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_record_of_an_entry_being_read_drops_it_after_that_read() {
+        let snap = Snapshot::new(1);
+        let specs = ValidSpecs::default();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let reader = WaveRun::new(snap.clone(), specs.clone());
+        let writer = WaveRun::new(snap.clone(), specs);
+        let slow = {
+            let reads = reads.clone();
+            tokio::spawn(async move {
+                reader
+                    .cached(Entry::TargetGroups, |_| async move {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Ok::<_, ResourceError>(vec![1u32])
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert_eq!(snap.entries(), vec![Entry::TargetGroups]);
+        // The read under way may predate the write: dropped, not updated.
+        writer.recorded(vec![push(2)]);
+        assert!(snap.entries().is_empty());
+        assert_eq!(*slow.await.unwrap(), vec![1]);
+        let v = writer
+            .cached(Entry::TargetGroups, |_| async {
+                reads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ResourceError>(vec![1u32, 2])
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((*v).clone(), vec![1, 2]);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_to_another_service_keeps_the_elbv2_entries_and_an_elbv2_write_drops_all() {
+        let snap = Snapshot::new(1);
+        let run = WaveRun::new(snap.clone(), ValidSpecs::default());
+        let one = || async { Ok::<u32, ResourceError>(1) };
+        run.cached(Entry::TargetGroups, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        run.cached(Entry::EcsServices("c".into()), |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        run.writing_to(Service::Ecs);
+        assert_eq!(snap.entries(), vec![Entry::TargetGroups]);
+        assert!(run.has_written());
+        assert!(run.cached(Entry::TargetGroups, |_| one()).await.is_some());
+        assert!(run
+            .cached(Entry::EcsServices("c".into()), |_| one())
+            .await
+            .is_none());
+        run.writing_to(Service::Elbv2);
+        assert!(snap.entries().is_empty());
+        assert!(run.cached(Entry::TargetGroups, |_| one()).await.is_none());
     }
 }

@@ -17,7 +17,7 @@ use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::{short_arn, Act};
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::tags::{ownership, Ownership};
-use crate::resources::snapshot::Entry;
+use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
 
@@ -420,6 +420,32 @@ async fn sni_certificates(run: &SpecRun<'_>, l: &Observed) -> Result<Vec<String>
     Ok(out)
 }
 
+/// What attaching (`add`) or detaching the SNI certificate `certificate` did to the wave's
+/// snapshot (see `snapshot` "Own writes"): the listener's certificates gain or lose it; ACM's
+/// description and listing of certificates name their users (`InUseBy`), so those entries are
+/// dropped.
+fn recorded_sni(listener: &str, certificate: &str, add: bool) -> Vec<Record> {
+    let cert = certificate.to_string();
+    vec![
+        Record::update(
+            Entry::ListenerCertificates(listener.to_string()),
+            move |all: &Vec<(String, Option<bool>)>| {
+                let mut all = all.clone();
+                if add {
+                    if !all.iter().any(|(a, _)| *a == cert) {
+                        all.push((cert, Some(false)));
+                    }
+                } else {
+                    all.retain(|(a, d)| *a != cert || *d == Some(true));
+                }
+                all
+            },
+        ),
+        Record::forget(Entry::Certificate(certificate.to_string())),
+        Record::forget(Entry::Certificates),
+    ]
+}
+
 /// Attach `want` (a certificate of this spec) to the HTTPS listener as an SNI certificate and
 /// detach the others this spec owns.
 pub async fn reconcile_sni(
@@ -459,9 +485,11 @@ pub async fn reconcile_sni(
         let (SniStep::Add(arn) | SniStep::Remove(arn)) = &step;
         let cert = Certificate::builder().certificate_arn(arn).build();
         let elb = &run.aws.elbv2;
+        let listener_arn = listener.arn.clone();
+        let record = || recorded_sni(&listener_arn, arn, add);
         if add {
             run.aws
-                .call(
+                .call_recorded(
                     Service::Elbv2,
                     CallClass::Write,
                     op,
@@ -470,11 +498,12 @@ pub async fn reconcile_sni(
                         .listener_arn(&listener.arn)
                         .certificates(cert)
                         .send(),
+                    |_| record(),
                 )
                 .await?;
         } else {
             run.aws
-                .call(
+                .call_recorded(
                     Service::Elbv2,
                     CallClass::Write,
                     op,
@@ -483,6 +512,7 @@ pub async fn reconcile_sni(
                         .listener_arn(&listener.arn)
                         .certificates(cert)
                         .send(),
+                    |_| record(),
                 )
                 .await?;
         }

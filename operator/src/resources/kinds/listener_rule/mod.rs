@@ -11,6 +11,7 @@
 //! ModifyRule and moved with SetRulePriorities, never recreated; duplicates we own are deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig,
@@ -24,7 +25,7 @@ use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
 use crate::resources::shared::elb_tags;
 use crate::resources::shared::tags::{ownership, Ownership};
-use crate::resources::snapshot::Entry;
+use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
@@ -476,21 +477,103 @@ fn retry_on_priority_race(e: ResourceError) -> ResourceError {
 }
 
 /// Every rule of a listener and the tags of every one of them (a resync wave's read, shared by
-/// the ServiceSpecs on the listener).
+/// the ServiceSpecs on the listener), kept true by this operator's own rule writes
+/// ([`recorded`], [`recorded_deletion`]).
+///
+/// Invariant: `reserved` holds every priority a reconcile of the wave chose for a rule it was
+/// about to create without a priority of its spec (the lowest free one, or a test rule's),
+/// shared by every version of the listing; a choice skips them. Without it, the reconciles
+/// of one wave, all seeing the same listing, would all choose the same free priority and all
+/// but one would fail with `PriorityInUse`. A reservation whose create failed leaves a gap
+/// until the next wave reads the listener again.
+#[derive(Clone)]
 struct Listing {
     rules: Vec<Observed>,
     tags: BTreeMap<String, elb_tags::Tags>,
+    reserved: Reserved,
+}
+
+/// Priorities chosen by the reconciles of one wave (see [`Listing`]).
+type Reserved = Arc<Mutex<BTreeSet<u32>>>;
+
+/// `rules` and a priority-only stand-in for each of `reserved` (for choosing a free one).
+fn with_reserved(rules: &[Observed], reserved: &BTreeSet<u32>) -> Vec<Observed> {
+    let mut out = rules.to_vec();
+    out.extend(reserved.iter().map(|p| Observed {
+        priority: Some(*p),
+        ..Default::default()
+    }));
+    out
+}
+
+/// What a CreateRule (with `tags`), ModifyRule or SetRulePriorities that AWS answered with
+/// `answer` did to the wave's listing of `listener`: each rule as AWS returned it replaces the
+/// rule of its ARN (or is added); a created rule's tags are the ones it was created with. An
+/// answer without the rule cannot be described: the listing is dropped.
+fn recorded(
+    listener: &str,
+    answer: &[aws_sdk_elasticloadbalancingv2::types::Rule],
+    created_with: Option<&elb_tags::Tags>,
+) -> Vec<Record> {
+    let entry = Entry::Rules(listener.to_string());
+    let rules: Vec<Observed> = answer
+        .iter()
+        .filter(|r| r.is_default() != Some(true) && r.priority() != Some("default"))
+        .map(from_sdk)
+        .filter(|r| !r.arn.is_empty())
+        .collect();
+    if rules.is_empty() {
+        return vec![Record::forget(entry)];
+    }
+    let tags = created_with.cloned();
+    vec![Record::update(entry, move |l: &Listing| {
+        let mut l = l.clone();
+        for r in rules {
+            if let Some(t) = &tags {
+                l.tags.insert(r.arn.clone(), t.clone());
+            }
+            match l.rules.iter_mut().find(|o| o.arn == r.arn) {
+                Some(o) => *o = r,
+                None => l.rules.push(r),
+            }
+        }
+        l
+    })]
+}
+
+/// What a DeleteRule of `arn` did to the wave's listing of `listener`: the rule is gone.
+fn recorded_deletion(listener: &str, arn: &str) -> Vec<Record> {
+    let arn = arn.to_string();
+    vec![Record::update(
+        Entry::Rules(listener.to_string()),
+        move |l: &Listing| {
+            let mut l = l.clone();
+            l.rules.retain(|r| r.arn != arn);
+            l.tags.remove(&arn);
+            l
+        },
+    )]
 }
 
 async fn rules_and_tags(run: &SpecRun<'_>, listener: &str) -> Result<Listing, ResourceError> {
     let rules = observe(run, listener).await?;
     let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
     let tags = elb_tags::describe(run, &arns).await?;
-    Ok(Listing { rules, tags })
+    Ok(Listing {
+        rules,
+        tags,
+        reserved: Reserved::default(),
+    })
 }
 
-/// A listener's rules, the ARNs a filter picked, and their tags.
-type RulesAndTags = (Vec<Observed>, Vec<String>, BTreeMap<String, elb_tags::Tags>);
+/// A listener's rules, the ARNs a filter picked, their tags, and the wave's reserved
+/// priorities (`None` when read fresh).
+type RulesAndTags = (
+    Vec<Observed>,
+    Vec<String>,
+    BTreeMap<String, elb_tags::Tags>,
+    Option<Reserved>,
+);
 
 /// Every rule of the listener (the wave's listing when there is one) and the tags of those
 /// `wanted` picks.
@@ -520,7 +603,8 @@ async fn rules_with_tags(
             .collect(),
         None => elb_tags::describe(run, &candidates).await?,
     };
-    Ok((rules, candidates, tags))
+    let reserved = listing.as_ref().map(|l| l.reserved.clone());
+    Ok((rules, candidates, tags, reserved))
 }
 
 /// This spec's rule of `role` on the listener, if it has one: (ARN, priority). `hosts`: the
@@ -531,7 +615,8 @@ pub async fn find_owned(
     hosts: &BTreeSet<String>,
     role: Role,
 ) -> Result<Option<(String, Option<u32>)>, ResourceError> {
-    let (rules, _, tags) = rules_with_tags(run, listener, |r| !r.hosts.is_disjoint(hosts)).await?;
+    let (rules, _, tags, _) =
+        rules_with_tags(run, listener, |r| !r.hosts.is_disjoint(hosts)).await?;
     Ok(rules
         .iter()
         .filter(|r| {
@@ -555,12 +640,17 @@ pub async fn test_priority(
             return Ok(p);
         }
     }
-    let (rules, _, _) = rules_with_tags(run, listener, |_| false).await?;
-    let used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
-    (1..production)
-        .rev()
-        .find(|p| !used.contains(p))
-        .ok_or_else(|| {
+    let (rules, _, _, reserved) = rules_with_tags(run, listener, |_| false).await?;
+    let mut used: BTreeSet<u32> = rules.iter().filter_map(|r| r.priority).collect();
+    let mut reserved = reserved.as_ref().map(|r| r.lock().expect("reserved lock"));
+    if let Some(r) = &reserved {
+        used.extend(r.iter());
+    }
+    let chosen = (1..production).rev().find(|p| !used.contains(p));
+    if let (Some(r), Some(p)) = (reserved.as_mut(), chosen) {
+        r.insert(p);
+    }
+    chosen.ok_or_else(|| {
             ResourceError::Unsatisfiable(format!(
                 "the test listener rule must come before the production rule (priority {production}), and no priority below it is free; set spec.ingress.priority higher"
             ))
@@ -577,7 +667,7 @@ pub async fn reconcile(
     d: &Desired,
 ) -> Result<(String, Option<u32>), ResourceError> {
     let targets = d.target_set();
-    let (rules, candidates, tags) = rules_with_tags(run, listener, |r| {
+    let (rules, candidates, tags, reserved) = rules_with_tags(run, listener, |r| {
         targets.iter().any(|t| r.forwards_to(t))
             || (d.priority.is_some() && r.priority == d.priority)
             // Our rule whose action was changed by hand still matches our hosts.
@@ -612,7 +702,20 @@ pub async fn reconcile(
         }
         owners.insert(arn.clone(), who);
     }
-    let (steps, priority) = plan(lb, d, &rules, &owners)?;
+    let (steps, priority) = match (&reserved, d.priority) {
+        // Choosing a free priority in a wave: skip (and add to) the wave's reservations.
+        (Some(reserved), None) => {
+            let mut reserved = reserved.lock().expect("reserved lock");
+            let planned = plan(lb, d, &with_reserved(&rules, &reserved), &owners)?;
+            for (step, _) in &planned.0 {
+                if let Step::Create { priority } = step {
+                    reserved.insert(*priority);
+                }
+            }
+            planned
+        }
+        _ => plan(lb, d, &rules, &owners)?,
+    };
     let mut arn = rules
         .iter()
         .find(|r| owners.get(&r.arn) == Some(&Ownership::Ours) && r.priority == priority)
@@ -625,9 +728,10 @@ pub async fn reconcile(
         let elb = &run.aws.elbv2;
         match step {
             Step::Create { priority } => {
+                let tags = tags_for(run, d.role);
                 let out = run
                     .aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "CreateRule",
@@ -637,8 +741,9 @@ pub async fn reconcile(
                             .priority(priority as i32)
                             .set_conditions(Some(conditions(d)))
                             .actions(forward_action(d))
-                            .set_tags(Some(elb_tags::sdk_tags(&tags_for(run, d.role))))
+                            .set_tags(Some(elb_tags::sdk_tags(&tags)))
                             .send(),
+                        |out| recorded(listener, out.rules(), Some(&tags)),
                     )
                     .await
                     .map_err(retry_on_priority_race)?;
@@ -658,18 +763,19 @@ pub async fn reconcile(
                     req = req.actions(forward_action(d));
                 }
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "ModifyRule",
                         lb,
                         req.send(),
+                        |out| recorded(listener, out.rules(), None),
                     )
                     .await?;
             }
             Step::Move { arn: a, priority } => {
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "SetRulePriorities",
@@ -682,6 +788,7 @@ pub async fn reconcile(
                                     .build(),
                             )
                             .send(),
+                        |out| recorded(listener, out.rules(), None),
                     )
                     .await
                     .map_err(retry_on_priority_race)?;
@@ -689,12 +796,13 @@ pub async fn reconcile(
             }
             Step::Delete { arn: a } => {
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "DeleteRule",
                         lb,
                         elb.delete_rule().rule_arn(&a).send(),
+                        |_| recorded_deletion(listener, &a),
                     )
                     .await?;
             }
@@ -844,6 +952,85 @@ mod tests {
                 priority: 100
             }
         );
+    }
+
+    #[test]
+    fn a_free_priority_skips_those_the_wave_reserved() {
+        let rules = vec![rule("a", 2, "x")];
+        let reserved = BTreeSet::from([1, 3]);
+        let (steps, p) = plan(
+            "prod",
+            &d(None),
+            &with_reserved(&rules, &reserved),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(p, Some(4));
+        assert_eq!(steps[0].0, Step::Create { priority: 4 });
+    }
+
+    fn sdk_rule(arn: &str, priority: &str) -> aws_sdk_elasticloadbalancingv2::types::Rule {
+        aws_sdk_elasticloadbalancingv2::types::Rule::builder()
+            .rule_arn(arn)
+            .priority(priority)
+            .conditions(
+                RuleCondition::builder()
+                    .field("host-header")
+                    .host_header_config(
+                        HostHeaderConditionConfig::builder()
+                            .values("Web.example.com")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .actions(Act::forward("tg").to_sdk())
+            .build()
+    }
+
+    fn listing() -> Listing {
+        Listing {
+            rules: vec![rule("old", 1, "x")],
+            tags: BTreeMap::from([("old".to_string(), elb_tags::Tags::new())]),
+            reserved: Reserved::default(),
+        }
+    }
+
+    #[test]
+    fn a_created_rule_is_recorded_as_aws_returned_it_with_its_tags_once() {
+        let tags = elb_tags::Tags::from([("k".to_string(), "v".to_string())]);
+        let record = || recorded("l1", &[sdk_rule("new", "7")], Some(&tags));
+        let once = record().remove(0).applied(listing()).unwrap();
+        assert_eq!(once.rules.len(), 2);
+        let new = once.rules.iter().find(|r| r.arn == "new").unwrap();
+        assert_eq!(new.priority, Some(7));
+        assert_eq!(new.hosts, BTreeSet::from(["web.example.com".to_string()]));
+        assert_eq!(new.actions, vec![Act::forward("tg")]);
+        assert_eq!(once.tags.get("new"), Some(&tags));
+        // Applied to a listing that already saw the create: the same listing.
+        let twice = record().remove(0).applied((*once).clone()).unwrap();
+        assert_eq!(twice.rules, once.rules);
+        assert_eq!(twice.tags, once.tags);
+    }
+
+    #[test]
+    fn a_moved_rule_replaces_itself_and_a_deleted_one_leaves_the_listing() {
+        let moved = recorded("l1", &[sdk_rule("old", "9")], None)
+            .remove(0)
+            .applied(listing())
+            .unwrap();
+        assert_eq!(moved.rules.len(), 1);
+        assert_eq!(moved.rules[0].priority, Some(9));
+        assert!(moved.tags.contains_key("old"));
+        let gone = recorded_deletion("l1", "old")
+            .remove(0)
+            .applied((*moved).clone())
+            .unwrap();
+        assert!(gone.rules.is_empty() && gone.tags.is_empty());
+        // An answer without the rule cannot be described: the listing is dropped.
+        assert!(recorded("l1", &[], None)
+            .remove(0)
+            .applied(listing())
+            .is_none());
     }
 
     #[test]

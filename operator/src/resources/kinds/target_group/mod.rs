@@ -58,9 +58,10 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
         let elb = &run.aws.elbv2;
         match step {
             Step::Create => {
+                let tags = run.tags();
                 let out = run
                     .aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "CreateTargetGroup",
@@ -80,8 +81,9 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                             .healthy_threshold_count(h.healthy as i32)
                             .unhealthy_threshold_count(h.unhealthy as i32)
                             .matcher(Matcher::builder().http_code(&h.matcher).build())
-                            .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
+                            .set_tags(Some(elb_tags::sdk_tags(&tags)))
                             .send(),
+                        |out| observe::recorded(out.target_groups(), Some(&tags)),
                     )
                     .await?;
                 arn = out
@@ -94,7 +96,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
             Step::Health => {
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "ModifyTargetGroup",
@@ -111,12 +113,14 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                             .unhealthy_threshold_count(h.unhealthy as i32)
                             .matcher(Matcher::builder().http_code(&h.matcher).build())
                             .send(),
+                        |out| observe::recorded(out.target_groups(), None),
                     )
                     .await?;
             }
             Step::Deregistration => {
+                // Attributes are in no snapshot entry (read per target group).
                 run.aws
-                    .call(
+                    .call_recorded(
                         Service::Elbv2,
                         CallClass::Write,
                         "ModifyTargetGroupAttributes",
@@ -130,6 +134,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                                     .build(),
                             )
                             .send(),
+                        |_| Vec::new(),
                     )
                     .await?;
             }

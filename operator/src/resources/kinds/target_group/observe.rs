@@ -16,7 +16,7 @@ use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::owner_of;
-use crate::resources::snapshot::{service_specs, Entry};
+use crate::resources::snapshot::{service_specs, Entry, Record};
 use crate::resources::ResourceError;
 use crate::spec::ValidSpecs;
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput;
@@ -36,10 +36,47 @@ pub fn target_group_names(specs: &ValidSpecs) -> BTreeSet<String> {
 }
 
 /// Every target group by name, and the tags of those the store's ServiceSpecs name (a resync
-/// wave's read, shared by every ServiceSpec).
+/// wave's read, shared by every ServiceSpec), kept true by this operator's own writes
+/// ([`recorded`]).
+///
+/// Invariant: a target group's `LoadBalancerArns` are not kept (a rule created elsewhere
+/// changes them, and nothing reads them): every group is listed without them.
+#[derive(Clone)]
 struct Listing {
     by_name: HashMap<String, AwsTargetGroup>,
     tags: BTreeMap<String, Tags>,
+}
+
+/// `tg` as the listing keeps it (without `LoadBalancerArns`).
+fn listed(tg: &AwsTargetGroup) -> AwsTargetGroup {
+    let mut tg = tg.clone();
+    tg.load_balancer_arns = None;
+    tg
+}
+
+/// What a CreateTargetGroup (with `tags`) or ModifyTargetGroup that AWS answered with `answer`
+/// did to the wave's listing: the group as AWS returned it replaces (or adds) the group of its
+/// name; a created group's tags are the ones it was created with. An answer without the group
+/// cannot be described: the listing is dropped.
+pub(super) fn recorded(answer: &[AwsTargetGroup], created_with: Option<&Tags>) -> Vec<Record> {
+    let Some((tg, name, arn)) = answer.first().and_then(|tg| {
+        Some((
+            listed(tg),
+            tg.target_group_name()?.to_string(),
+            tg.target_group_arn()?.to_string(),
+        ))
+    }) else {
+        return vec![Record::forget(Entry::TargetGroups)];
+    };
+    let tags = created_with.cloned();
+    vec![Record::update(Entry::TargetGroups, move |l: &Listing| {
+        let mut l = l.clone();
+        l.by_name.insert(name, tg);
+        if let Some(tags) = tags {
+            l.tags.insert(arn, tags);
+        }
+        l
+    })]
 }
 
 /// DescribeTargetGroups, [`PAGE_SIZE`] per page, then DescribeTags of the target groups named
@@ -66,7 +103,7 @@ async fn list_all(run: &SpecRun<'_>, names: BTreeSet<String>) -> Result<Listing,
     .await?;
     for tg in pages.iter().flat_map(|p| p.target_groups()) {
         if let Some(name) = tg.target_group_name() {
-            by_name.insert(name.to_string(), tg.clone());
+            by_name.insert(name.to_string(), listed(tg));
         }
     }
     let arns: Vec<String> = names
