@@ -1066,7 +1066,10 @@ pub async fn reconcile(
     run.resource(TYPE, o.arn.clone());
     crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
     // The newest service deployment, while one may be under way (where AWS reports them).
-    let mut view = if o.rollout != Rollout::Completed {
+    // Read once: while a rollout is under way, or before a change of revision (see below).
+    let changes_revision =
+        !want.task_definition.is_empty() && o.settings.task_definition != want.task_definition;
+    let view = if o.rollout != Rollout::Completed || changes_revision {
         Box::pin(deployments::latest(run, cluster, name)).await?
     } else {
         None
@@ -1075,10 +1078,7 @@ pub async fn reconcile(
     // restored, the rest of the spec is still applied, and the spec is Degraded `RolledBack`
     // until it asks for another revision.
     let mut kept = None;
-    if !want.task_definition.is_empty() && o.settings.task_definition != want.task_definition {
-        if view.is_none() {
-            view = Box::pin(deployments::latest(run, cluster, name)).await?;
-        }
+    if changes_revision {
         if let Some(why) = Box::pin(rolled_back(
             run,
             name,
