@@ -1287,3 +1287,44 @@ async fn deleting_the_spec_drains_its_group_to_zero_deletes_it_once_empty_and_ne
         "the protected instance is not terminated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_reconcile_reads_its_topic_by_the_arn_it_knows_and_lists_topics_again_only_once_it_is_gone(
+) {
+    let (env, _) = Env::converged(files("Retain", "")).await;
+    let arn = env.topic("prod-web-alarms").await.expect("web's topic");
+    // A fresh reconcile (outside any wave) of a converged spec: its topic by ARN, no listing.
+    let before = env.fleet.calls.snapshot();
+    env.ready(WEB).await;
+    let calls = calls_since(&env.fleet, &before);
+    let of = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert_eq!(of("sns/ListTopics"), 0, "{calls:?}");
+    assert_eq!(of("sns/ListTagsForResource"), 1, "{calls:?}");
+    assert!(env.fleet.mutations_since(&before).is_empty());
+    // Deleted by hand: the known ARN answers ResourceNotFound, the topic is looked for in a
+    // listing, created once again and its subscription made again.
+    env.sns
+        .delete_topic()
+        .topic_arn(&arn)
+        .send()
+        .await
+        .expect("DeleteTopic answers");
+    let before = env.fleet.calls.snapshot();
+    env.ready(WEB).await;
+    let calls = calls_since(&env.fleet, &before);
+    let of = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert_eq!(of("sns/ListTopics"), 1, "{calls:?}");
+    assert_eq!(of("sns/CreateTopic"), 1, "{calls:?}");
+    assert_eq!(of("sns/Subscribe"), 1, "{calls:?}");
+    assert_eq!(env.topic("prod-web-alarms").await, Some(arn));
+    // And the next fresh reconcile is back to one read by ARN.
+    let before = env.fleet.calls.snapshot();
+    env.ready(WEB).await;
+    let calls = calls_since(&env.fleet, &before);
+    assert_eq!(
+        calls.get("sns/ListTopics").copied().unwrap_or(0),
+        0,
+        "{calls:?}"
+    );
+    assert!(env.fleet.mutations_since(&before).is_empty());
+}

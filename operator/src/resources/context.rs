@@ -33,6 +33,8 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sns: aws_sdk_sns::Client,
+    /// SNS topics already found or created, by name (`kinds::sns_topic::find`).
+    pub topic_arns: KnownArns,
     /// How often followed rollouts are looked at (shorter without a readable events queue).
     pub rollout_poll: super::rollout_poll::RolloutPoll,
     /// Whether the endpoint offers the service-deployment operations (remembered once it
@@ -77,6 +79,7 @@ impl Aws {
             cloudwatch: sdk.cloudwatch(),
             logs: sdk.logs(),
             sns: sdk.sns(),
+            topic_arns: Default::default(),
             rollout_poll: Default::default(),
             service_deployments: Default::default(),
         })
@@ -135,5 +138,35 @@ impl ZoneIds {
             .lock()
             .expect("zone ids lock")
             .retain(|_, (z, _)| z != id);
+    }
+}
+
+/// Resource ARNs already found or created, by name, kept for the life of the process (SNS
+/// topics: `kinds::sns_topic::find`).
+///
+/// Invariant: an entry is only a hint of where to look. A reconcile that takes one reads the
+/// resource by that ARN before it relies on it, and forgets the entry when AWS says it does not
+/// exist, so a stale entry costs one read and never creates, skips or changes anything.
+#[derive(Debug, Default)]
+pub struct KnownArns(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl KnownArns {
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.lock().expect("known arns lock").get(name).cloned()
+    }
+
+    pub fn put(&self, name: &str, arn: &str) {
+        self.0
+            .lock()
+            .expect("known arns lock")
+            .insert(name.to_string(), arn.to_string());
+    }
+
+    /// Forget the entry of ARN `arn`, whatever its name.
+    pub fn forget(&self, arn: &str) {
+        self.0
+            .lock()
+            .expect("known arns lock")
+            .retain(|_, a| a != arn);
     }
 }

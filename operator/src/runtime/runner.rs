@@ -25,7 +25,10 @@
 //! again: the next wave picks it up, at most `resync_interval * (1 + resync_jitter)` later,
 //! which is invariant 6. A trigger with [`Reason::Resync`] (used at start-up to make the first
 //! reconcile of every spec a wave, and by `run --once`) joins the current wave; wave ids start
-//! at 1. A trigger with [`Reason::Event`] (an AWS event named a resource of the key) runs
+//! at 1. Wave runs are background work: whenever a slot frees, a due foreground key (a change,
+//! an event, a retry, a requeue) takes it before any due wave key (`scheduler::Class`), so a
+//! follow-up, a user's change or a retry never waits behind a wave of every spec. A trigger
+//! with [`Reason::Event`] (an AWS event named a resource of the key) runs
 //! fresh, as a change does, but leaves a terminal error in place.
 //!
 //! Also: nothing runs before the readiness gate opens (the first timed wave starts one jittered
@@ -50,7 +53,7 @@ use tracing::Instrument;
 
 use super::backoff::{BackoffPolicy, KeyBackoff};
 use super::failure::Failure;
-use super::scheduler::Scheduler;
+use super::scheduler::{Class, Scheduler};
 
 /// What a successful reconcile asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +281,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
     fn schedule_fresh(&mut self, key: K, at: Instant) {
         self.in_wave.remove(&key);
         self.follow_ups.remove(&key);
-        self.sched.schedule(key, at);
+        self.sched.schedule(key, at, Class::Foreground);
     }
 
     fn trigger(&mut self, key: K, reason: Reason, at: Instant) {
@@ -300,7 +303,8 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
             if self.sched.deadline(&key).is_none() {
                 self.in_wave.insert(key.clone(), self.wave);
             }
-            self.sched.schedule(key, at);
+            // Background unless it is already queued for another reason (which wins).
+            self.sched.schedule(key, at, Class::Background);
         } else {
             self.schedule_fresh(key, at);
         }
@@ -330,7 +334,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         for key in idle {
             let at = self.not_before_backoff(&key, now);
             self.in_wave.insert(key.clone(), wave);
-            self.sched.schedule(key, at);
+            self.sched.schedule(key, at, Class::Background);
         }
         tracing::debug!(wave, queued = self.sched.len(), "resync wave");
     }

@@ -425,6 +425,45 @@ async fn only_a_run_scheduled_by_its_own_requeue_is_a_follow_up() {
     assert!(probe.follow_ups(1)[first_after_wave + 1]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_requeued_key_runs_as_a_follow_up_ahead_of_a_wave_still_waiting_for_slots() {
+    // One slot; twenty keys in the start-up wave, each taking 10 s; key 100 (a change) asks
+    // to be looked at again 15 s after its first run ends.
+    let behaviour: Behaviour = Arc::new(|k, n| match (k, n) {
+        (100, 0) => (
+            Duration::from_secs(10),
+            Ok(Action::RequeueAfter(Duration::from_secs(15))),
+        ),
+        _ => (Duration::from_secs(10), Ok(Action::AwaitChange)),
+    });
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            concurrency: 1,
+            ..cfg()
+        },
+        true,
+        behaviour,
+    );
+    let t0 = Instant::now();
+    h.trigger(100, Reason::Change);
+    for k in 1..=20 {
+        h.trigger(k, Reason::Resync);
+    }
+    h.ready();
+    sleep(Duration::from_secs(300)).await;
+    let runs = probe.runs(100);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    // Due at 25 s, it takes the slot that frees at 30 s, not the one after the wave (210 s).
+    assert_eq!(runs[0], t0);
+    assert_eq!(runs[1], t0 + Duration::from_secs(30));
+    assert_eq!(probe.follow_ups(100), [false, true]);
+    // The wave drains all the same, each key once, in its wave.
+    for k in 1..=20 {
+        assert_eq!(probe.waves(k), [Some(1)], "key {k}");
+    }
+    assert_eq!(probe.total(), 22);
+}
+
 /// Sleep until `k` has run at least twice after `after` from its first run.
 async fn sleep_until_after(probe: &Probe, k: u32, after: Duration) {
     loop {

@@ -4,7 +4,8 @@
 //!
 //! Invariants: a topic without our tags is never changed unless adopted; the owned topic is
 //! found by name in one ListTopics listing (100 per page; in a resync wave one listing for the
-//! whole wave) and its tags read once per reconcile;
+//! whole wave), or outside a wave by the ARN it was last found under, read again; its tags are
+//! read once per reconcile;
 //! CreateTopic only when it is absent.
 
 use std::collections::BTreeMap;
@@ -109,17 +110,40 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Vec<String>, ResourceError> {
         .collect())
 }
 
-/// The ARN of the topic named `name`, if there is one. In a resync wave, from the wave's one
-/// listing.
-pub async fn find(run: &SpecRun<'_>, name: &str) -> Result<Option<String>, ResourceError> {
+/// The topic named `name` and its tags, if there is one. In a resync wave, from the wave's one
+/// listing; outside a wave, by the ARN this process found or created it under before
+/// (`Aws::topic_arns`), read by its tags (one call instead of a listing of every topic of the
+/// account, 10 pages at 1000 topics), and from a fresh listing when none is known or the known
+/// one is gone.
+pub async fn find(
+    run: &SpecRun<'_>,
+    name: &str,
+) -> Result<Option<(String, BTreeMap<String, String>)>, ResourceError> {
     let suffix = format!(":{name}");
-    if let Some(all) = run.cached(Entry::Topics, |_| list_all(run)).await {
-        return Ok(all?.iter().find(|arn| arn.ends_with(&suffix)).cloned());
-    }
-    Ok(list_all(run)
-        .await?
-        .into_iter()
-        .find(|arn| arn.ends_with(&suffix)))
+    let listed = match run.cached(Entry::Topics, |_| list_all(run)).await {
+        Some(all) => all?.iter().find(|arn| arn.ends_with(&suffix)).cloned(),
+        None => {
+            if let Some(arn) = run.aws.topic_arns.get(name) {
+                if let Some(tags) = tags_of(run, &arn).await? {
+                    return Ok(Some((arn, tags)));
+                }
+                run.aws.topic_arns.forget(&arn);
+            }
+            list_all(run)
+                .await?
+                .into_iter()
+                .find(|arn| arn.ends_with(&suffix))
+        }
+    };
+    let Some(arn) = listed else {
+        return Ok(None);
+    };
+    // Gone between the listing and this read: absent.
+    let Some(tags) = tags_of(run, &arn).await? else {
+        return Ok(None);
+    };
+    run.aws.topic_arns.put(name, &arn);
+    Ok(Some((arn, tags)))
 }
 
 /// Reconcile the topic. Returns its ARN (empty while only planning its create) and whether the
@@ -140,7 +164,7 @@ pub async fn reconcile(
         Desired::Owned { name, .. } => name,
     };
     let resource = format!("sns topic {name}");
-    let Some(arn) = find(run, name).await? else {
+    let Some((arn, tags)) = find(run, name).await? else {
         if !run.plan(Change::create(&resource, "")) {
             return Ok((String::new(), true));
         }
@@ -160,10 +184,10 @@ pub async fn reconcile(
             )
             .await?;
         let arn = out.topic_arn().unwrap_or_default().to_string();
+        run.aws.topic_arns.put(name, &arn);
         run.resource(TYPE, arn.clone());
         return Ok((arn, true));
     };
-    let tags = tags_of(run, &arn).await?.unwrap_or_default();
     let missing = run.claim(&resource, &tags)?;
     if !missing.is_empty()
         && run.plan(Change::update(
@@ -251,6 +275,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 run.aws.sns.delete_topic().topic_arn(arn).send(),
             )
             .await?;
+        run.aws.topic_arns.forget(arn);
     }
     Ok(true)
 }
