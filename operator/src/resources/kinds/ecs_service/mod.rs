@@ -1,7 +1,8 @@
 //! The ECS service: created and updated in place (desired count unless autoscaling owns it, task
 //! definition, deployment configuration with the circuit breaker, placement, capacity provider
 //! strategy, network configuration, load balancer attachment, tag propagation), and its rollout
-//! followed by requeue, never by blocking: every [`ROLLOUT_POLL`] without an events queue, every
+//! followed by requeue, never by blocking: first [`FIRST_LOOK`] after the call that starts it,
+//! then every [`ROLLOUT_POLL`] without an events queue, every
 //! [`ROLLOUT_POLL_WITH_EVENTS`] while one is read ([`RolloutPoll`]).
 
 use std::collections::BTreeSet;
@@ -34,7 +35,9 @@ use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "ecs:service";
 
-pub use crate::resources::rollout_poll::{RolloutPoll, ROLLOUT_POLL, ROLLOUT_POLL_WITH_EVENTS};
+pub use crate::resources::rollout_poll::{
+    RolloutPoll, FIRST_LOOK, ROLLOUT_POLL, ROLLOUT_POLL_WITH_EVENTS,
+};
 
 /// The service settings the spec decides, in comparable form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1058,7 +1061,7 @@ pub async fn reconcile(
         if let Some(arn) = out.service().and_then(|s| s.service_arn()) {
             run.resource(TYPE, arn);
         }
-        let poll = run.aws.rollout_poll.interval();
+        let poll = run.aws.rollout_poll.first_look();
         run.wait("service created; rollout starting", poll);
         return Ok(());
     };
@@ -1171,7 +1174,7 @@ pub async fn reconcile(
             run.requeue(poll);
         }
     } else if updated {
-        let poll = run.aws.rollout_poll.interval();
+        let poll = run.aws.rollout_poll.first_look();
         run.wait("service updated; rollout starting", poll);
     } else {
         let count = want.desired_count.unwrap_or(o.desired_count);
