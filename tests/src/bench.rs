@@ -540,16 +540,20 @@ pub struct Row {
     pub steady_reads: u64,
     pub batched_min: u64,
     pub steady_writes: u64,
+    /// Peak RSS of the convergence.
     pub peak_rss_mib: f64,
+    /// Peak RSS of the steady-state resync (one wave over the converged fleet: what a
+    /// long-running operator needs every resync interval).
+    pub steady_rss_mib: f64,
     pub cpu_secs: f64,
 }
 
 impl Row {
-    pub const HEADER: &'static str = "| N | ALBs | converge wall s | physical bound s | physical ratio | lower bound s (bucket) | calls | throttles (proxy / operator) | steady reads | batched min | steady writes | peak RSS MiB | CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+    pub const HEADER: &'static str = "| N | ALBs | converge wall s | physical bound s | physical ratio | lower bound s (bucket) | calls | throttles (proxy / operator) | steady reads | batched min | steady writes | peak RSS MiB | steady RSS MiB | CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
     pub fn markdown(&self) -> String {
         format!(
-            "| {} | {} | {:.1} | {:.1} ({}) | {} | {:.1} ({}) | {} | {} / {} | {} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {:.1} | {:.1} ({}) | {} | {:.1} ({}) | {} | {} / {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |",
             self.services,
             self.albs,
             self.converge_secs,
@@ -573,6 +577,7 @@ impl Row {
             self.batched_min,
             self.steady_writes,
             self.peak_rss_mib,
+            self.steady_rss_mib,
             self.cpu_secs,
         )
     }

@@ -52,14 +52,20 @@
 //!   reconcile only writes what it observed, so these are the entries its write can make
 //!   stale; later readers in the wave read them again, after the write), and reads fresh,
 //!   bypassing the snapshot, for the rest of its run ([`SpecRun::cached`] answers `None`).
-//! - **Any other service's** (ECS, Route53, ACM, ECR, scaling, CloudWatch, SNS...): the same,
-//!   but only for the entries of services other than ELBv2 ([`Entry::is_elbv2`]). No such
-//!   write changes what the ELBv2 entries hold (load balancers, listeners and their
-//!   certificates, target groups and their tags, rules and their tags): ECS registers targets
-//!   (not read here) and, in a traffic-shifting deployment, rewrites rule weights (not kept:
-//!   a forward action is compared as its set of target groups). The converse does not hold
-//!   (a listener certificate write changes ACM's `InUseBy`), which is why an unrecorded ELBv2
-//!   write drops every entry it read.
+//! - **Any other service's** (ECS, Route53, ACM, ECR, scaling, CloudWatch, Logs, SNS...): the
+//!   writer drops only the entries *of the service it wrote to* that it has read
+//!   ([`Entry::service`]), and reads every non-ELBv2 entry fresh for the rest of its run. No
+//!   such write changes what another service's entries hold: an UpdateService changes no log
+//!   group, a PutMetricAlarm no topic, a CreateLogGroup no alarm; in particular none changes
+//!   the ELBv2 entries (load balancers, listeners and their certificates, target groups and
+//!   their tags, rules and their tags): ECS registers targets (not read here) and, in a
+//!   traffic-shifting deployment, rewrites rule weights (not kept: a forward action is
+//!   compared as its set of target groups). The converse does not hold for ELBv2 (a listener
+//!   certificate write changes ACM's `InUseBy`), which is why an unrecorded ELBv2 write drops
+//!   every entry it read. Dropping every non-ELBv2 entry on any such write, as before, made
+//!   each UpdateService of a wave drop the log-group listing, whose next reader read the tags
+//!   of every log group again: 2309 tag reads instead of 300 in a wave at N = 300, holding
+//!   every reconcile slot on CloudWatch Logs' rate for five minutes.
 //!
 //! A reconcile that writes is followed by a fresh one (a requeue) or by the next wave (a new
 //! snapshot), never by the same wave: the runtime never puts a key into a wave while it runs
@@ -153,14 +159,28 @@ pub enum Entry {
 impl Entry {
     /// Whether the entry reads ELBv2 (only ELBv2 writes can change it: see "Own writes").
     pub fn is_elbv2(&self) -> bool {
-        matches!(
-            self,
+        self.service() == Service::Elbv2
+    }
+
+    /// The service the entry reads: a write to another service, but for ELBv2's listener
+    /// certificates (which change ACM's `InUseBy`, and drop every entry they read), does not
+    /// change what it holds (see "Own writes").
+    pub fn service(&self) -> Service {
+        match self {
             Entry::LoadBalancers
-                | Entry::Listeners(_)
-                | Entry::ListenerCertificates(_)
-                | Entry::TargetGroups
-                | Entry::Rules(_)
-        )
+            | Entry::Listeners(_)
+            | Entry::ListenerCertificates(_)
+            | Entry::TargetGroups
+            | Entry::Rules(_) => Service::Elbv2,
+            Entry::EcsServices(_) => Service::Ecs,
+            Entry::Certificates | Entry::CertificateTags(_) | Entry::Certificate(_) => Service::Acm,
+            Entry::Zone(_) | Entry::Records(_) => Service::Route53,
+            Entry::Repositories => Service::Ecr,
+            Entry::Scaling => Service::ApplicationAutoScaling,
+            Entry::Alarms => Service::CloudWatch,
+            Entry::Topics | Entry::Subscriptions => Service::Sns,
+            Entry::LogGroups | Entry::MetricFilters => Service::Logs,
+        }
     }
 }
 
@@ -425,16 +445,19 @@ impl WaveRun {
     }
 
     /// [`WaveRun::writing`] for a write to `service`, not recorded: a write to ELBv2 is any
-    /// write; one to another service forgets, and reads fresh from now on, only the entries of
-    /// services other than ELBv2 (no such write changes an ELBv2 entry: see "Own writes").
+    /// write; one to another service forgets the entries of that service it has read, and
+    /// reads the entries of services other than ELBv2 fresh from now on (no such write
+    /// changes an entry of another service: see "Own writes").
     pub fn writing_to(&self, service: Service) {
         if service == Service::Elbv2 {
             return self.writing();
         }
         self.wrote_other.store(true, Ordering::Release);
         let touched = self.touched.lock().expect("touched lock");
-        self.snapshot
-            .forget(&self.scope, touched.iter().filter(|e| !e.is_elbv2()));
+        self.snapshot.forget(
+            &self.scope,
+            touched.iter().filter(|e| e.service() == service),
+        );
     }
 
     /// After a recorded write succeeded: its records go into the snapshot (see "Own writes").
@@ -716,5 +739,43 @@ mod tests {
         run.writing_to(Service::Elbv2);
         assert!(snap.entries().is_empty());
         assert!(run.cached(Entry::TargetGroups, |_| one()).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_write_to_one_service_drops_only_that_services_entries_for_the_other_readers() {
+        let snap = Snapshot::new(1);
+        let writer = WaveRun::new(snap.clone(), ValidSpecs::default());
+        let one = || async { Ok::<u32, ResourceError>(1) };
+        for e in [
+            Entry::EcsServices("c".into()),
+            Entry::LogGroups,
+            Entry::Alarms,
+            Entry::Topics,
+        ] {
+            writer.cached(e, |_| one()).await.unwrap().unwrap();
+        }
+        // An UpdateService: the ECS listing goes, the log groups, alarms and topics stay.
+        writer.writing_to(Service::Ecs);
+        assert_eq!(
+            snap.entries(),
+            vec![Entry::Alarms, Entry::Topics, Entry::LogGroups]
+        );
+        // The writer itself reads them fresh from now on; another reconcile shares them.
+        assert!(writer.cached(Entry::LogGroups, |_| one()).await.is_none());
+        let other = WaveRun::new(snap.clone(), ValidSpecs::default());
+        let never = || async {
+            Err::<u32, ResourceError>(ResourceError::Unsatisfiable("read again".into()))
+        };
+        assert_eq!(
+            *other
+                .cached(Entry::LogGroups, |_| never())
+                .await
+                .unwrap()
+                .unwrap(),
+            1
+        );
+        // A CreateLogGroup (not recorded) drops the log groups it read, and only them.
+        other.writing_to(Service::Logs);
+        assert_eq!(snap.entries(), vec![Entry::Alarms, Entry::Topics]);
     }
 }

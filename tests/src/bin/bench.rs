@@ -523,6 +523,7 @@ async fn run_size(n: usize, operator: &Path, args: &Args) -> SizeResult {
         batched_min: total(&batched_minimum(fleet, true)),
         steady_writes: steady.counts.mutating().values().sum(),
         peak_rss_mib: converge.peak_rss_kib as f64 / 1024.0,
+        steady_rss_mib: steady.peak_rss_kib as f64 / 1024.0,
         cpu_secs: converge.cpu,
     };
 
