@@ -83,6 +83,19 @@
 //! a first convergence would cost reads quadratic in the number of specs. The ELBv2 listings
 //! stay shared because their writes are recorded, not dropped.
 //!
+//! **A dropped listing stays dropped.** An entry of a service other than ELBv2 that a write
+//! has dropped is not listed again in that wave: its later readers read by name, fresh. Those
+//! listings are dropped by each new spec's own writes, and some cost a call per listed
+//! resource (a tag read per log group, per alarm), so listing them again after each drop made a
+//! wave that met services still being created read them over and over: at N = 300 a timed wave
+//! during the first convergence kept up to 16 listings of every log group's tags going at
+//! once on CloudWatch Logs' 8 reads per second, for more than five minutes. Read by name, a
+//! reader costs at most its own reads (one lookup and one tag read for a log group), so what a
+//! wave reads is bounded by one listing plus the by-name reads of its readers, however many
+//! writes it meets. The ELBv2 entries are kept up to date by recorded writes and read again
+//! after an unrecorded drop: by name, a service's rules would still need its listener's whole
+//! listing.
+//!
 //! **Why write-through.** In a first convergence every ServiceSpec creates its target group and
 //! rule. Dropping the listings on each create made the next service read them again (about 7
 //! ELBv2 reads per service, sharing AWS's account-wide ELBv2 rate with the writes); recorded,
@@ -253,6 +266,9 @@ pub struct Snapshot {
     wave: u64,
     /// By scope (`Placement::scope_key`: one account and region) and entry.
     entries: Mutex<Cells>,
+    /// The entries of services other than ELBv2 dropped in this wave, by scope: they are not
+    /// listed again by it (see "A dropped listing stays dropped").
+    dropped: Mutex<HashSet<(String, Entry)>>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -270,6 +286,7 @@ impl Snapshot {
         Arc::new(Snapshot {
             wave,
             entries: Mutex::new(HashMap::new()),
+            dropped: Mutex::new(HashSet::new()),
         })
     }
 
@@ -347,8 +364,27 @@ impl Snapshot {
             }
             _ => {
                 map.remove(&key);
+                self.dropped_in(&key);
             }
         }
+    }
+
+    /// Remember that `key` was dropped, when it is not an ELBv2 entry.
+    fn dropped_in(&self, key: &(String, Entry)) {
+        if !key.1.is_elbv2() {
+            self.dropped
+                .lock()
+                .expect("dropped lock")
+                .insert(key.clone());
+        }
+    }
+
+    /// Whether `entry` of `scope` was dropped in this wave (never true for an ELBv2 entry).
+    fn was_dropped(&self, scope: &str, entry: &Entry) -> bool {
+        self.dropped
+            .lock()
+            .expect("dropped lock")
+            .contains(&(scope.to_string(), entry.clone()))
     }
 
     /// Drop `entries`: the next reconcile asking reads them again. A read under way finishes
@@ -356,7 +392,9 @@ impl Snapshot {
     fn forget<'e>(&self, scope: &str, entries: impl IntoIterator<Item = &'e Entry>) {
         let mut map = self.entries.lock().expect("snapshot lock");
         for e in entries {
-            map.remove(&(scope.to_string(), e.clone()));
+            let key = (scope.to_string(), e.clone());
+            map.remove(&key);
+            self.dropped_in(&key);
         }
     }
 }
@@ -404,7 +442,8 @@ impl WaveRun {
 
     /// `entry` from the snapshot, read by `fetch(specs)` if needed; `None` once this reconcile
     /// has made a write that can change it without recording what it did (it reads fresh from
-    /// then on). Either way `entry` counts as read by it.
+    /// then on), and for an entry of a service other than ELBv2 that the wave has dropped (see
+    /// "A dropped listing stays dropped"). Either way `entry` counts as read by it.
     pub async fn cached<T, F, Fut>(
         &self,
         entry: Entry,
@@ -420,7 +459,9 @@ impl WaveRun {
             .expect("touched lock")
             .insert(entry.clone());
         if self.wrote.load(Ordering::Acquire)
-            || (!entry.is_elbv2() && self.wrote_other.load(Ordering::Acquire))
+            || (!entry.is_elbv2()
+                && (self.wrote_other.load(Ordering::Acquire)
+                    || self.snapshot.was_dropped(&self.scope, &entry)))
         {
             return None;
         }
@@ -777,5 +818,48 @@ mod tests {
         // A CreateLogGroup (not recorded) drops the log groups it read, and only them.
         other.writing_to(Service::Logs);
         assert_eq!(snap.entries(), vec![Entry::Alarms, Entry::Topics]);
+    }
+    #[tokio::test]
+    async fn a_listing_of_another_service_dropped_in_a_wave_is_read_by_name_for_the_rest_of_it() {
+        let snap = Snapshot::new(1);
+        let writer = WaveRun::new(snap.clone(), ValidSpecs::default());
+        let one = || async { Ok::<u32, ResourceError>(1) };
+        let two = || async { Ok::<u32, ResourceError>(2) };
+        for e in [Entry::LogGroups, Entry::TargetGroups] {
+            writer.cached(e, |_| one()).await.unwrap().unwrap();
+        }
+        // An unrecorded ELBv2 write drops both.
+        writer.writing();
+        assert!(snap.entries().is_empty());
+        let later = WaveRun::new(snap.clone(), ValidSpecs::default());
+        // The log groups are read by name, not listed again; the target groups are.
+        assert!(later.cached(Entry::LogGroups, |_| two()).await.is_none());
+        assert_eq!(
+            *later
+                .cached(Entry::TargetGroups, |_| two())
+                .await
+                .unwrap()
+                .unwrap(),
+            2
+        );
+        // A listing nobody dropped is shared as before; so is one of another scope.
+        assert!(later.cached(Entry::Alarms, |_| one()).await.is_some());
+        let elsewhere = WaveRun::in_scope(snap.clone(), ValidSpecs::default(), "b".into());
+        assert!(elsewhere
+            .cached(Entry::LogGroups, |_| one())
+            .await
+            .is_some());
+        // A record that drops an entry counts as a drop too.
+        let recorder = WaveRun::new(snap.clone(), ValidSpecs::default());
+        recorder
+            .cached(Entry::Alarms, |_| one())
+            .await
+            .unwrap()
+            .unwrap();
+        recorder.recorded(vec![Record::forget(Entry::Alarms)]);
+        assert!(later.cached(Entry::Alarms, |_| one()).await.is_none());
+        // The next wave lists everything again.
+        let next = WaveRun::new(Snapshot::new(2), ValidSpecs::default());
+        assert!(next.cached(Entry::LogGroups, |_| one()).await.is_some());
     }
 }
