@@ -83,18 +83,19 @@
 //! a first convergence would cost reads quadratic in the number of specs. The ELBv2 listings
 //! stay shared because their writes are recorded, not dropped.
 //!
-//! **A dropped listing stays dropped.** An entry of a service other than ELBv2 that a write
-//! has dropped is not listed again in that wave: its later readers read by name, fresh. Those
-//! listings are dropped by each new spec's own writes, and some cost a call per listed
-//! resource (a tag read per log group, per alarm), so listing them again after each drop made a
-//! wave that met services still being created read them over and over: at N = 300 a timed wave
-//! during the first convergence kept up to 16 listings of every log group's tags going at
-//! once on CloudWatch Logs' 8 reads per second, for more than five minutes. Read by name, a
-//! reader costs at most its own reads (one lookup and one tag read for a log group), so what a
-//! wave reads is bounded by one listing plus the by-name reads of its readers, however many
-//! writes it meets. The ELBv2 entries are kept up to date by recorded writes and read again
-//! after an unrecorded drop: by name, a service's rules would still need its listener's whole
-//! listing.
+//! **A dropped listing stays dropped** when it reads per resource ([`Entry::lists_per_resource`]:
+//! the log groups and the alarms, a tag read for each, as CloudWatch has no batch tag read).
+//! Once a write has dropped such an entry, the wave does not list it again: its later readers
+//! read by name, fresh. Those listings are dropped by each new spec's own writes, so listing
+//! them again after each drop made a wave that met services still being created read them over
+//! and over: at N = 300 a timed wave during the first convergence kept up to 16 listings of
+//! every log group's tags going at once on CloudWatch Logs' 8 reads per second, for more than
+//! five minutes. By name, a reader costs its own reads (one lookup and one tag read for a log
+//! group), so such an entry costs a wave at most one listing plus the by-name reads of its
+//! readers, however many writes it meets. The paged listings (ECS services 10 per call,
+//! records, target groups 400 per page with tags 20 per call...) are listed again after a drop:
+//! by name, every later reader would make at least one call (a Route53 read each, at 5/s for
+//! the account) where a listing again costs a few pages.
 //!
 //! **Why write-through.** In a first convergence every ServiceSpec creates its target group and
 //! rule. Dropping the listings on each create made the next service read them again (about 7
@@ -170,6 +171,12 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// Whether its listing makes a call per resource listed (a tag read each): such an entry
+    /// is not listed again in a wave that dropped it (see "A dropped listing stays dropped").
+    pub fn lists_per_resource(&self) -> bool {
+        matches!(self, Entry::LogGroups | Entry::Alarms)
+    }
+
     /// Whether the entry reads ELBv2 (only ELBv2 writes can change it: see "Own writes").
     pub fn is_elbv2(&self) -> bool {
         self.service() == Service::Elbv2
@@ -266,8 +273,8 @@ pub struct Snapshot {
     wave: u64,
     /// By scope (`Placement::scope_key`: one account and region) and entry.
     entries: Mutex<Cells>,
-    /// The entries of services other than ELBv2 dropped in this wave, by scope: they are not
-    /// listed again by it (see "A dropped listing stays dropped").
+    /// The entries whose listing reads per resource dropped in this wave, by scope: they are
+    /// not listed again by it (see "A dropped listing stays dropped").
     dropped: Mutex<HashSet<(String, Entry)>>,
 }
 
@@ -369,9 +376,9 @@ impl Snapshot {
         }
     }
 
-    /// Remember that `key` was dropped, when it is not an ELBv2 entry.
+    /// Remember that `key` was dropped, when its listing reads per resource.
     fn dropped_in(&self, key: &(String, Entry)) {
-        if !key.1.is_elbv2() {
+        if key.1.lists_per_resource() {
             self.dropped
                 .lock()
                 .expect("dropped lock")
@@ -379,7 +386,8 @@ impl Snapshot {
         }
     }
 
-    /// Whether `entry` of `scope` was dropped in this wave (never true for an ELBv2 entry).
+    /// Whether `entry` of `scope` was dropped in this wave (only ever true for an entry whose
+    /// listing reads per resource).
     fn was_dropped(&self, scope: &str, entry: &Entry) -> bool {
         self.dropped
             .lock()
@@ -442,8 +450,8 @@ impl WaveRun {
 
     /// `entry` from the snapshot, read by `fetch(specs)` if needed; `None` once this reconcile
     /// has made a write that can change it without recording what it did (it reads fresh from
-    /// then on), and for an entry of a service other than ELBv2 that the wave has dropped (see
-    /// "A dropped listing stays dropped"). Either way `entry` counts as read by it.
+    /// then on), and for an entry whose listing reads per resource once the wave has dropped it
+    /// (see "A dropped listing stays dropped"). Either way `entry` counts as read by it.
     pub async fn cached<T, F, Fut>(
         &self,
         entry: Entry,
@@ -459,9 +467,8 @@ impl WaveRun {
             .expect("touched lock")
             .insert(entry.clone());
         if self.wrote.load(Ordering::Acquire)
-            || (!entry.is_elbv2()
-                && (self.wrote_other.load(Ordering::Acquire)
-                    || self.snapshot.was_dropped(&self.scope, &entry)))
+            || (!entry.is_elbv2() && self.wrote_other.load(Ordering::Acquire))
+            || self.snapshot.was_dropped(&self.scope, &entry)
         {
             return None;
         }
@@ -820,28 +827,25 @@ mod tests {
         assert_eq!(snap.entries(), vec![Entry::Alarms, Entry::Topics]);
     }
     #[tokio::test]
-    async fn a_listing_of_another_service_dropped_in_a_wave_is_read_by_name_for_the_rest_of_it() {
+    async fn a_listing_that_reads_per_resource_dropped_in_a_wave_is_read_by_name_for_the_rest_of_it(
+    ) {
         let snap = Snapshot::new(1);
         let writer = WaveRun::new(snap.clone(), ValidSpecs::default());
         let one = || async { Ok::<u32, ResourceError>(1) };
         let two = || async { Ok::<u32, ResourceError>(2) };
-        for e in [Entry::LogGroups, Entry::TargetGroups] {
+        let ecs = Entry::EcsServices("c".into());
+        for e in [Entry::LogGroups, Entry::TargetGroups, ecs.clone()] {
             writer.cached(e, |_| one()).await.unwrap().unwrap();
         }
-        // An unrecorded ELBv2 write drops both.
+        // An unrecorded ELBv2 write drops all three.
         writer.writing();
         assert!(snap.entries().is_empty());
         let later = WaveRun::new(snap.clone(), ValidSpecs::default());
-        // The log groups are read by name, not listed again; the target groups are.
+        // The log groups are read by name, not listed again; the paged listings are.
         assert!(later.cached(Entry::LogGroups, |_| two()).await.is_none());
-        assert_eq!(
-            *later
-                .cached(Entry::TargetGroups, |_| two())
-                .await
-                .unwrap()
-                .unwrap(),
-            2
-        );
+        for e in [Entry::TargetGroups, ecs] {
+            assert_eq!(*later.cached(e, |_| two()).await.unwrap().unwrap(), 2);
+        }
         // A listing nobody dropped is shared as before; so is one of another scope.
         assert!(later.cached(Entry::Alarms, |_| one()).await.is_some());
         let elsewhere = WaveRun::in_scope(snap.clone(), ValidSpecs::default(), "b".into());
