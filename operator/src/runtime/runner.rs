@@ -7,7 +7,9 @@
 //!    `concurrency`;
 //! 4. failures back off per key (exponential, jitter, capped); a success resets it; triggers do
 //!    not bypass a key's backoff; terminal errors (an invalid spec) wait for a change;
-//! 6. every key that succeeded is re-reconciled within `resync_interval` (± jitter).
+//! 6. every key that succeeded is re-reconciled within `resync_interval` (± jitter), or, when
+//!    keys of the previous wave are still waiting for a slot then, as soon as the last of them
+//!    is taken.
 //!
 //! **Resync waves.** Resync is not per key: every `resync_interval` (jittered by
 //! `resync_jitter` as a whole, so waves do not beat with anything periodic) the runner starts a
@@ -20,8 +22,9 @@
 //! [`Action::RequeueAfter`] (nothing triggered the key since, no wave began, it did not fail) is
 //! a *follow-up* ([`Run::follow_up`]): the reconcile may look again at only what that run waited
 //! for (a rollout) instead of reading everything. A key scheduled for any of those reasons keeps that reason when a
-//! wave starts (fresh wins over the wave); a key still waiting for a slot from the previous
-//! wave moves into the new one. A key that succeeds and asks for nothing more is not scheduled
+//! wave starts (fresh wins over the wave). A wave whose time has come waits while keys of the
+//! previous wave are still queued, and starts when the last of them is taken
+//! (`State::wave_due`). A key that succeeds and asks for nothing more is not scheduled
 //! again: the next wave picks it up, at most `resync_interval * (1 + resync_jitter)` later,
 //! which is invariant 6. A trigger with [`Reason::Resync`] (used at start-up to make the first
 //! reconcile of every spec a wave, and by `run --once`) joins the current wave; wave ids start
@@ -310,6 +313,17 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         }
     }
 
+    /// Whether the next wave starts now: its time has come and no key of the current wave is
+    /// still queued. A wave is work in the background of the foreground; while the previous
+    /// one is still being worked through (a first convergence of hundreds of specs, bound by
+    /// AWS's write rates, takes longer than a resync interval), starting another would only
+    /// re-read, through a new snapshot, the specs already converged, on the rates the ones
+    /// still waiting need. It starts as soon as the last queued key of the previous wave is
+    /// taken.
+    fn wave_due(&self, now: Instant) -> bool {
+        self.next_wave.is_some_and(|at| at <= now) && self.in_wave.is_empty()
+    }
+
     /// Start the next wave: every idle known key is scheduled now as part of it.
     fn start_wave(&mut self, now: Instant) {
         self.wave += 1;
@@ -318,9 +332,6 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
         let wave = self.wave;
         // A wave checks every key for drift: a requeued key's next run reads everything.
         self.follow_ups.clear();
-        for w in self.in_wave.values_mut() {
-            *w = wave;
-        }
         let idle: Vec<K> = self
             .known
             .iter()
@@ -463,7 +474,7 @@ async fn run<K, F, Fut>(
     loop {
         if st.gate_open && shutdown_at.is_none() {
             let now = Instant::now();
-            if st.next_wave.is_some_and(|at| at <= now) {
+            if st.wave_due(now) {
                 st.start_wave(now);
             }
             while st.has_free_slot() {
@@ -486,7 +497,10 @@ async fn run<K, F, Fut>(
         }
         let wake = if st.gate_open && shutdown_at.is_none() {
             let due = st.sched.next_deadline().filter(|_| st.has_free_slot());
-            match (due, st.next_wave) {
+            // A wave held back by keys of the previous one still queued is started when the
+            // last of them is taken: nothing to wake for until then.
+            let wave_at = st.next_wave.filter(|_| st.in_wave.is_empty());
+            match (due, wave_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             }

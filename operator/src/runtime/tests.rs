@@ -464,6 +464,44 @@ async fn a_requeued_key_runs_as_a_follow_up_ahead_of_a_wave_still_waiting_for_sl
     assert_eq!(probe.total(), 22);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_timed_wave_waits_for_the_previous_wave_to_drain_and_then_starts_at_once() {
+    // One slot; thirty keys in the start-up wave, 10 s each: it drains at 300 s, while the
+    // next wave is due at 100 s.
+    let (h, probe, metrics, _) = start(
+        RunnerConfig {
+            concurrency: 1,
+            resync_interval: Duration::from_secs(100),
+            resync_jitter: 0.0,
+            ..cfg()
+        },
+        true,
+        ok_after(Duration::from_secs(10)),
+    );
+    let t0 = Instant::now();
+    for k in 1..=30 {
+        h.trigger(k, Reason::Resync);
+    }
+    h.ready();
+    sleep(Duration::from_secs(285)).await;
+    // 29 keys have run, once each, in the start-up wave; the keys done early were not queued
+    // again behind the one still waiting.
+    assert_eq!(metrics.waves.load(Ordering::SeqCst), 0);
+    assert_eq!(probe.total(), 29);
+    sleep(Duration::from_secs(20)).await;
+    for k in 1..=30 {
+        assert_eq!(probe.waves(k)[0], Some(1), "key {k}");
+    }
+    // The last start-up key was taken at 290 s: the overdue wave started then and its first
+    // key took the slot as it freed at 300 s.
+    assert_eq!(metrics.waves.load(Ordering::SeqCst), 1);
+    let second: Vec<Instant> = (1..=30)
+        .filter_map(|k| probe.runs(k).get(1).copied())
+        .collect();
+    assert_eq!(second, [t0 + Duration::from_secs(300)]);
+    assert_eq!(probe.total(), 31);
+}
+
 /// Sleep until `k` has run at least twice after `after` from its first run.
 async fn sleep_until_after(probe: &Probe, k: u32, after: Duration) {
     loop {
