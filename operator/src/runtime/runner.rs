@@ -30,7 +30,9 @@
 //! reconcile of every spec a wave, and by `run --once`) joins the current wave; wave ids start
 //! at 1. Wave runs are background work: whenever a slot frees, a due foreground key (a change,
 //! an event, a retry, a requeue) takes it before any due wave key (`scheduler::Class`), so a
-//! follow-up, a user's change or a retry never waits behind a wave of every spec. A trigger
+//! follow-up, a user's change or a retry never waits behind a wave of every spec; and wave runs
+//! never hold more than three quarters of the slots (`wave_slots`), so one starts at once even
+//! while every wave run waits on a long shared read. A trigger
 //! with [`Reason::Event`] (an AWS event named a resource of the key) runs
 //! fresh, as a change does, but leaves a terminal error in place.
 //!
@@ -258,6 +260,20 @@ struct State<K> {
     in_wave: HashMap<K, WaveId>,
     /// Scheduled keys whose only reason to run is their own requeue ([`Run::follow_up`]).
     follow_ups: HashSet<K>,
+    /// The running keys that run as part of a wave.
+    running_waves: HashSet<K>,
+}
+
+/// How many of `concurrency` slots wave runs may hold at once: all but a quarter (at least
+/// one slot each way when there are two or more). A wave's reconciles can all wait together on
+/// one long shared read (the tags of every log group and alarm, at CloudWatch's read rate: a
+/// minute or more at a thousand services), and a slot freeing goes to a foreground key only
+/// if one is due then; with every slot held by the wave, the follow-ups of rollouts just
+/// started waited two minutes at N = 300. The slots kept back let a follow-up, a change or a
+/// retry start at once whatever a wave is doing.
+pub(super) fn wave_slots(concurrency: usize) -> usize {
+    let c = concurrency.max(1);
+    (c - c / 4).max(1)
 }
 
 impl<K: Clone + Ord + Hash + Display> State<K> {
@@ -271,6 +287,12 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
     /// Whether another reconcile may start now.
     fn has_free_slot(&self) -> bool {
         self.running.len() < self.cfg.concurrency.max(1)
+    }
+
+    /// Whether another wave run may start now: wave runs never hold the slots kept for
+    /// foreground work (see [`wave_slots`]).
+    fn has_free_wave_slot(&self) -> bool {
+        self.has_free_slot() && self.running_waves.len() < wave_slots(self.cfg.concurrency)
     }
 
     fn resync_delay(&self) -> Duration {
@@ -365,6 +387,7 @@ impl<K: Clone + Ord + Hash + Display> State<K> {
 
     fn finished(&mut self, key: K, outcome: Outcome) {
         self.running.remove(&key);
+        self.running_waves.remove(&key);
         let now = Instant::now();
         let m = &self.metrics;
         let requeued = matches!(outcome, Outcome::Done(Ok(Action::RequeueAfter(_))));
@@ -466,6 +489,7 @@ async fn run<K, F, Fut>(
         next_wave: None,
         in_wave: HashMap::new(),
         follow_ups: HashSet::new(),
+        running_waves: HashSet::new(),
     };
     let mut tasks: JoinSet<(K, Result<Action, Failure>)> = JoinSet::new();
     let mut ids: HashMap<tokio::task::Id, K> = HashMap::new();
@@ -478,11 +502,19 @@ async fn run<K, F, Fut>(
                 st.start_wave(now);
             }
             while st.has_free_slot() {
-                let Some(key) = st.sched.pop_due(now) else {
+                let popped = if st.has_free_wave_slot() {
+                    st.sched.pop_due(now)
+                } else {
+                    st.sched.pop_due_foreground(now)
+                };
+                let Some(key) = popped else {
                     break;
                 };
                 st.running.insert(key.clone());
                 let wave = st.in_wave.remove(&key);
+                if wave.is_some() {
+                    st.running_waves.insert(key.clone());
+                }
                 let follow_up = st.follow_ups.remove(&key);
                 let fut = reconcile(key.clone(), Run { wave, follow_up });
                 let span = tracing::info_span!("reconcile", key = %key, wave);
@@ -496,7 +528,13 @@ async fn run<K, F, Fut>(
             break;
         }
         let wake = if st.gate_open && shutdown_at.is_none() {
-            let due = st.sched.next_deadline().filter(|_| st.has_free_slot());
+            let due = if st.has_free_wave_slot() {
+                st.sched.next_deadline()
+            } else {
+                st.sched
+                    .next_foreground_deadline()
+                    .filter(|_| st.has_free_slot())
+            };
             // A wave held back by keys of the previous one still queued is started when the
             // last of them is taken: nothing to wake for until then.
             let wave_at = st.next_wave.filter(|_| st.in_wave.is_empty());

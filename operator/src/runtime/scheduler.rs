@@ -82,6 +82,21 @@ impl<K: Clone + Ord + Hash> Scheduler<K> {
         }
     }
 
+    /// The earliest foreground deadline, if a foreground key is queued.
+    pub fn next_foreground_deadline(&self) -> Option<Instant> {
+        self.foreground.first().map(|(at, _)| *at)
+    }
+
+    /// Take the due foreground key with the earliest deadline; background keys stay queued.
+    pub fn pop_due_foreground(&mut self, now: Instant) -> Option<K> {
+        if self.foreground.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, key) = self.foreground.pop_first()?;
+            self.deadlines.remove(&key);
+            return Some(key);
+        }
+        None
+    }
+
     /// Take the due foreground key with the earliest deadline, else the due background key
     /// with the earliest deadline.
     pub fn pop_due(&mut self, now: Instant) -> Option<K> {
@@ -197,5 +212,24 @@ mod tests {
         assert!(s.remove(&"b"));
         assert_eq!(s.pop_due(t0), Some("a"));
         assert!(s.is_empty());
+    }
+    #[test]
+    fn taking_only_foreground_keys_leaves_due_background_keys_queued() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::default();
+        s.schedule("wave", t0, Class::Background);
+        s.schedule("retry", t0 + Duration::from_secs(10), Class::Foreground);
+        assert_eq!(
+            s.next_foreground_deadline(),
+            Some(t0 + Duration::from_secs(10))
+        );
+        assert_eq!(s.pop_due_foreground(t0), None);
+        assert_eq!(
+            s.pop_due_foreground(t0 + Duration::from_secs(10)),
+            Some("retry")
+        );
+        assert_eq!(s.next_foreground_deadline(), None);
+        assert_eq!(s.deadline(&"wave"), Some(t0));
+        assert_eq!(s.pop_due(t0), Some("wave"));
     }
 }

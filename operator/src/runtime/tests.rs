@@ -502,6 +502,50 @@ async fn a_timed_wave_waits_for_the_previous_wave_to_drain_and_then_starts_at_on
     assert_eq!(probe.total(), 31);
 }
 
+#[tokio::test(start_paused = true)]
+async fn wave_runs_leave_a_quarter_of_the_slots_to_foreground_work() {
+    // Four slots; twenty wave keys that each take 100 s (a long shared read); a change
+    // arrives at 5 s.
+    let (h, probe, _, _) = start(
+        RunnerConfig {
+            concurrency: 4,
+            ..cfg()
+        },
+        true,
+        ok_after(Duration::from_secs(100)),
+    );
+    let t0 = Instant::now();
+    for k in 1..=20 {
+        h.trigger(k, Reason::Resync);
+    }
+    h.ready();
+    sleep(Duration::from_secs(1)).await;
+    // Three wave runs at once, never four.
+    assert_eq!(probe.total(), 3);
+    sleep(Duration::from_secs(4)).await;
+    h.trigger(100, Reason::Change);
+    sleep(Duration::from_secs(1)).await;
+    // The change starts at once in the slot kept back.
+    assert_eq!(probe.runs(100), [t0 + Duration::from_secs(5)]);
+    sleep(Duration::from_secs(700)).await;
+    assert!(probe.max_now.load(Ordering::SeqCst) <= 4);
+    // The wave drains all the same, three at a time: 20 keys in 7 rounds of 100 s.
+    for k in 1..=20 {
+        assert_eq!(probe.waves(k), [Some(1)], "key {k}");
+    }
+    let last = (1..=20).map(|k| probe.runs(k)[0]).max().unwrap();
+    assert_eq!(last, t0 + Duration::from_secs(600));
+}
+
+#[test]
+fn waves_may_hold_three_quarters_of_the_slots_and_always_at_least_one() {
+    assert_eq!(super::runner::wave_slots(16), 12);
+    assert_eq!(super::runner::wave_slots(4), 3);
+    assert_eq!(super::runner::wave_slots(2), 2);
+    assert_eq!(super::runner::wave_slots(1), 1);
+    assert_eq!(super::runner::wave_slots(0), 1);
+}
+
 /// Sleep until `k` has run at least twice after `after` from its first run.
 async fn sleep_until_after(probe: &Probe, k: u32, after: Duration) {
     loop {
