@@ -13,9 +13,10 @@ use aws_sdk_applicationautoscaling::types::{
 
 use crate::aws::{CallClass, Service};
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::snapshot::Entry;
+use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
 use crate::spec::types::Autoscaling;
+use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "application-autoscaling:scalable-target";
@@ -113,30 +114,33 @@ fn policy_from(p: &ScalingPolicy) -> Option<(String, Policy)> {
     ))
 }
 
-/// Every scalable target and scaling policy on ECS services' desired counts, by resource id:
-/// a resync wave's read, shared by every ServiceSpec.
+/// The scalable targets of the store's ServiceSpecs and every scaling policy on ECS
+/// services' desired counts, by resource id: a resync wave's read, shared by every
+/// ServiceSpec.
 ///
-/// Each half is `None` when its listing is incomplete (an emulator whose paging loops: moto
-/// hands out the same DescribeScalableTargets token again past 100 targets); the specs then
+/// `targets` has an entry for every resource id it asked for: `None` when that service has no
+/// scalable target. A spec it did not ask for (one newer than the wave) reads its own. Each half
+/// is `None` when its listing is incomplete (an emulator whose paging loops); the specs then
 /// read that half fresh, one call each, and still use the other half.
 #[derive(Debug)]
 struct Listing {
-    targets: Option<HashMap<String, (i32, i32)>>,
+    targets: Option<HashMap<String, Option<(i32, i32)>>>,
     policies: Option<HashMap<String, BTreeMap<String, Policy>>>,
 }
 
-/// The largest page DescribeScalableTargets returns (AWS: MaxResults 1..50).
+/// The largest page DescribeScalableTargets returns (AWS: MaxResults 1..50), and the most
+/// resource ids one call may name (AWS: ResourceIds at most 50).
 const TARGETS_PAGE_SIZE: i32 = 50;
 /// The largest page DescribeScalingPolicies returns (AWS: MaxResults 1..10; AWS refuses more,
 /// moto does not).
 const POLICIES_PAGE_SIZE: i32 = 10;
 
-/// Every scalable target and scaling policy of the ECS namespace. The listings name no
-/// scalable dimension: AWS wants a resource ID with one, and ECS services have only
-/// `ecs:service:DesiredCount` anyway (checked here all the same).
-async fn list_all(run: &SpecRun<'_>) -> Result<Listing, ResourceError> {
+/// The scalable targets of the resource ids `ids` and every scaling policy of the ECS
+/// namespace. The reads name no scalable dimension: AWS wants a resource ID with one, and ECS
+/// services have only `ecs:service:DesiredCount` anyway (checked here all the same).
+async fn list_all(run: &SpecRun<'_>, ids: &[String]) -> Result<Listing, ResourceError> {
     Ok(Listing {
-        targets: list_targets(run).await?,
+        targets: list_targets(run, ids).await?,
         policies: list_policies(run).await?,
     })
 }
@@ -158,11 +162,49 @@ fn next_page(token: Option<&str>, seen: &mut HashSet<String>) -> Next {
     }
 }
 
-/// Every ECS scalable target's (min, max) by resource id; `None` when the paging loops.
+/// The scalable-target resource ids of the store's ServiceSpecs, sorted: every one, as a spec
+/// without `autoscaling` is checked for a target to deregister.
+fn store_ids(specs: &ValidSpecs) -> Vec<String> {
+    let ids: std::collections::BTreeSet<String> = service_specs(specs)
+        .filter_map(|svc| {
+            let key = SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone());
+            match specs.get(&key).map(|c| c.as_ref()) {
+                Some(Spec::Cluster(c)) => Some(resource_id(
+                    &super::ecs_cluster::cluster_name(c),
+                    &super::ecs_service::service_name(svc),
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    ids.into_iter().collect()
+}
+
+/// The (min, max) of the scalable target of each of `ids` (`None`: it has none), by
+/// DescribeScalableTargets naming 50 resource ids a call: the calls are the same however many
+/// targets other tools have in the account, and no listing of the whole namespace is paged
+/// (moto hands out the same token again past 100 targets). `None` when a call's paging loops.
 async fn list_targets(
     run: &SpecRun<'_>,
-) -> Result<Option<HashMap<String, (i32, i32)>>, ResourceError> {
-    let mut targets = HashMap::new();
+    ids: &[String],
+) -> Result<Option<HashMap<String, Option<(i32, i32)>>>, ResourceError> {
+    let mut targets: HashMap<String, Option<(i32, i32)>> =
+        ids.iter().map(|id| (id.clone(), None)).collect();
+    for chunk in ids.chunks(TARGETS_PAGE_SIZE as usize) {
+        if !read_targets(run, chunk, &mut targets).await? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(targets))
+}
+
+/// One DescribeScalableTargets of `ids` (every page of it) into `targets`; false when its
+/// paging loops.
+async fn read_targets(
+    run: &SpecRun<'_>,
+    ids: &[String],
+    targets: &mut HashMap<String, Option<(i32, i32)>>,
+) -> Result<bool, ResourceError> {
     let mut seen = HashSet::new();
     let mut token: Option<String> = None;
     loop {
@@ -177,24 +219,27 @@ async fn list_targets(
                     .scaling
                     .describe_scalable_targets()
                     .service_namespace(ServiceNamespace::Ecs)
+                    .set_resource_ids(Some(ids.to_vec()))
                     .max_results(TARGETS_PAGE_SIZE)
                     .set_next_token(token.take())
                     .send(),
             )
             .await?;
         for t in page.scalable_targets() {
-            if t.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount {
+            if t.scalable_dimension() != &ScalableDimension::EcsServiceDesiredCount
+                || !targets.contains_key(t.resource_id())
+            {
                 continue;
             }
             targets.insert(
                 t.resource_id().to_string(),
-                (t.min_capacity(), t.max_capacity()),
+                Some((t.min_capacity(), t.max_capacity())),
             );
         }
         match next_page(page.next_token(), &mut seen) {
             Next::Page(t) => token = Some(t),
-            Next::Done => return Ok(Some(targets)),
-            Next::Looped => return Ok(None),
+            Next::Done => return Ok(true),
+            Next::Looped => return Ok(false),
         }
     }
 }
@@ -242,15 +287,25 @@ async fn list_policies(
     }
 }
 
-/// The scalable target of `id` and its policies. In a resync wave, from one listing of every
-/// ECS scalable target and policy for the whole wave.
+/// The scalable target of `id` and its policies. In a resync wave, from one read of the
+/// scalable targets of every ServiceSpec of the store (50 a call) and one listing of every ECS
+/// scaling policy, for the whole wave.
 pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceError> {
-    let listing = match run.cached(Entry::Scaling, |_| list_all(run)).await {
+    let listing = match run
+        .cached(Entry::Scaling, |specs| async move {
+            list_all(run, &store_ids(&specs)).await
+        })
+        .await
+    {
         Some(listing) => Some(listing?),
         None => None,
     };
-    let range = match listing.as_ref().and_then(|l| l.targets.as_ref()) {
-        Some(targets) => targets.get(id).copied(),
+    let range = match listing
+        .as_ref()
+        .and_then(|l| l.targets.as_ref())
+        .and_then(|t| t.get(id))
+    {
+        Some(range) => *range,
         None => read_range(run, id).await?,
     };
     if range.is_none() {
