@@ -96,6 +96,65 @@ pub fn tags_of(t: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> BTreeMap<Str
         .collect()
 }
 
+/// The load balancer `name` as DescribeLoadBalancers answers; panics when the call fails or
+/// there is none.
+pub async fn load_balancer(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> aws_sdk_elasticloadbalancingv2::types::LoadBalancer {
+    elb.describe_load_balancers()
+        .names(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeLoadBalancers {name}: {e:?}"))
+        .load_balancers()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no load balancer {name}"))
+}
+
+/// The ARN of the load balancer `name` ([`load_balancer`]).
+pub async fn load_balancer_arn(elb: &aws_sdk_elasticloadbalancingv2::Client, name: &str) -> String {
+    load_balancer(elb, name)
+        .await
+        .load_balancer_arn()
+        .expect("a load balancer has an ARN")
+        .to_string()
+}
+
+/// The listeners of the load balancer `name`, by port; panics when a call fails.
+pub async fn listeners(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> BTreeMap<i32, aws_sdk_elasticloadbalancingv2::types::Listener> {
+    elb.describe_listeners()
+        .load_balancer_arn(load_balancer_arn(elb, name).await)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeListeners of {name}: {e:?}"))
+        .listeners()
+        .iter()
+        .map(|l| (l.port().expect("a listener has a port"), l.clone()))
+        .collect()
+}
+
+/// The target group `name` as DescribeTargetGroups answers; panics when the call fails or there
+/// is none.
+pub async fn target_group(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
+    elb.describe_target_groups()
+        .names(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeTargetGroups {name}: {e:?}"))
+        .target_groups()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no target group {name}"))
+}
+
 /// The ownership tags the operator (instance `ecs-operator`) puts on what `owner` owns.
 pub fn owner_tags(owner: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

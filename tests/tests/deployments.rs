@@ -18,7 +18,7 @@ use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::{ResourceRef, SpecStatus};
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    load_specs, reference_files, write_specs, Env, Network, SpecFile, EDGE_MOTO_ENV,
+    listeners, load_specs, reference_files, write_specs, Env, Network, SpecFile, EDGE_MOTO_ENV,
     MANAGED_BY_TAG, OWNER_TAG,
 };
 
@@ -95,26 +95,7 @@ async fn target_groups(env: &Env) -> BTreeMap<String, String> {
 
 /// Every rule of the HTTPS listener of `prod-public` but the default one, and its ARN.
 async fn rules(env: &Env) -> (String, Vec<Rule>) {
-    let lb = env
-        .elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
-        .await
-        .unwrap();
-    let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap();
-    let listeners = env
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lb_arn)
-        .send()
-        .await
-        .unwrap();
-    let https = listeners
-        .listeners()
-        .iter()
-        .find(|l| l.port() == Some(443))
-        .unwrap()
+    let https = listeners(&env.elb, "prod-public").await[&443]
         .listener_arn()
         .unwrap()
         .to_string();

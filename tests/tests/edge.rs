@@ -14,8 +14,8 @@ use aws_sdk_route53::types::{
 use ecs_operator::reconcile::Failure;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    owner_tags, reference_files, reference_specs, write_specs, Env as Base, Fleet, Network,
-    EDGE_MOTO_ENV,
+    listeners, load_balancer, owner_tags, reference_files, reference_specs, target_group,
+    write_specs, Env as Base, Fleet, Network, EDGE_MOTO_ENV,
 };
 use ecs_operator_tests::{cli, Moto};
 use serde_json::Value;
@@ -40,40 +40,19 @@ async fn setup() -> Env {
 }
 
 impl Env {
+    /// The load balancer `prod-public`.
     async fn lb(&self) -> aws_sdk_elasticloadbalancingv2::types::LoadBalancer {
-        self.elb
-            .describe_load_balancers()
-            .names("prod-public")
-            .send()
-            .await
-            .unwrap()
-            .load_balancers()[0]
-            .clone()
+        load_balancer(&self.elb, "prod-public").await
     }
 
+    /// The listeners of `prod-public` by port.
     async fn listeners(&self) -> BTreeMap<i32, aws_sdk_elasticloadbalancingv2::types::Listener> {
-        let lb = self.lb().await;
-        self.elb
-            .describe_listeners()
-            .load_balancer_arn(lb.load_balancer_arn().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .listeners()
-            .iter()
-            .map(|l| (l.port().unwrap(), l.clone()))
-            .collect()
+        listeners(&self.elb, "prod-public").await
     }
 
+    /// The target group `name`.
     async fn target_group(&self, name: &str) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
-        self.elb
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await
-            .unwrap()
-            .target_groups()[0]
-            .clone()
+        target_group(&self.elb, name).await
     }
 
     /// Non-default rules of the HTTPS listener by priority: (hosts, paths, forward target).
@@ -745,22 +724,7 @@ async fn a_pending_certificate_makes_the_cluster_progressing_without_waiting() {
 
     let sdk = moto.sdk_config().await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-    let lb = elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
-        .await
-        .unwrap();
-    let ports: Vec<i32> = elb
-        .describe_listeners()
-        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .listeners()
-        .iter()
-        .map(|l| l.port().unwrap())
-        .collect();
+    let ports: Vec<i32> = listeners(&elb, "prod-public").await.into_keys().collect();
     assert_eq!(ports, [80], "HTTPS waits for its certificate");
     // The validation records are already in the zone.
     let r53 = aws_sdk_route53::Client::new(&sdk);

@@ -24,7 +24,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
 };
 use ecs_operator::aws::CallMetrics;
-use ecs_operator_tests::fixtures::{reference_files, Env, EDGE_MOTO_ENV};
+use ecs_operator_tests::fixtures::{listeners, reference_files, Env, EDGE_MOTO_ENV};
 use ecs_operator_tests::prom::metric_sum;
 use ecs_operator_tests::{cli, cli_counted, free_addr, http_get};
 
@@ -260,28 +260,9 @@ async fn put_elb_call(s: &Setup, detail: String) {
 
 /// The ARN of the HTTP :80 listener of `prod-public`.
 async fn http_listener(env: &Env) -> String {
-    let lbs = env
-        .elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
+    listeners(&env.elb, "prod-public")
         .await
-        .expect("DescribeLoadBalancers");
-    let lb = lbs.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let listeners = env
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lb)
-        .send()
-        .await
-        .expect("DescribeListeners");
-    listeners
-        .listeners()
-        .iter()
-        .find(|l| l.port() == Some(80))
+        .get(&80)
         .and_then(|l| l.listener_arn())
         .expect("the :80 listener")
         .to_string()

@@ -11,7 +11,9 @@ use ecs_operator::aws::CallMetrics;
 use ecs_operator::resources::Snapshot;
 use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
-use ecs_operator_tests::fixtures::{Env, Fleet, Network};
+use ecs_operator_tests::fixtures::{
+    listeners, load_balancer_arn, target_group, Env, Fleet, Network,
+};
 use ecs_operator_tests::{cli_counted, Moto};
 use futures::future::join_all;
 
@@ -276,42 +278,22 @@ impl Hands {
         }
     }
 
+    /// The ARN of the load balancer `prod-public`.
     async fn lb_arn(&self) -> String {
-        self.elb
-            .describe_load_balancers()
-            .names("prod-public")
-            .send()
-            .await
-            .unwrap()
-            .load_balancers()[0]
-            .load_balancer_arn()
-            .unwrap()
-            .to_string()
+        load_balancer_arn(&self.elb, "prod-public").await
     }
 
+    /// The listener of `prod-public` on `port`.
     async fn listener(&self, port: i32) -> aws_sdk_elasticloadbalancingv2::types::Listener {
-        self.elb
-            .describe_listeners()
-            .load_balancer_arn(self.lb_arn().await)
-            .send()
+        listeners(&self.elb, "prod-public")
             .await
+            .remove(&port)
             .unwrap()
-            .listeners()
-            .iter()
-            .find(|l| l.port() == Some(port))
-            .unwrap()
-            .clone()
     }
 
+    /// The target group `name`.
     async fn target_group(&self, name: &str) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
-        self.elb
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await
-            .unwrap()
-            .target_groups()[0]
-            .clone()
+        target_group(&self.elb, name).await
     }
 
     /// The rules of the HTTPS listener that forward to the target group of `service`.
