@@ -10,7 +10,7 @@ use ecs_operator::reconcile::{ReconcileInput, Reconciler, Report};
 use ecs_operator::resources::{Aws, AwsReconciler};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::Phase;
-use ecs_operator_tests::ecs_fixtures::{fixture, services, CLUSTER};
+use ecs_operator_tests::ecs_fixtures::{fixture, service, services, spec_folder, CLUSTER};
 use ecs_operator_tests::{Moto, REGION};
 
 /// Parse documents (all must be valid) into the reconcile input.
@@ -289,15 +289,8 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
         "ECSServiceAverageCPUUtilization"
     );
     // The worker's count was created at the autoscaling minimum.
-    let w = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("worker")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(w.services()[0].desired_count(), 2);
+    let w = service(&h.ecs, "worker").await;
+    assert_eq!(w.desired_count(), 2);
 
     // No update loops: one more full reconcile makes zero mutating calls.
     let before = h.mutating_calls();
@@ -334,15 +327,8 @@ async fn an_image_change_registers_one_revision_and_a_count_change_registers_non
         1,
         "exactly one service update"
     );
-    let out = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert!(out.services()[0]
+    let svc = service(&h.ecs, "web").await;
+    assert!(svc
         .task_definition()
         .unwrap()
         .ends_with("task-definition/web:2"));
@@ -359,15 +345,8 @@ async fn an_image_change_registers_one_revision_and_a_count_change_registers_non
         "a count change needs no revision"
     );
     assert_eq!(h.calls_of("UpdateService") - upd, 1);
-    let out = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.services()[0].desired_count(), 3);
+    let svc = service(&h.ecs, "web").await;
+    assert_eq!(svc.desired_count(), 3);
 }
 
 #[tokio::test]
@@ -447,15 +426,7 @@ async fn drift_in_count_circuit_breaker_and_target_capacity_is_reverted_by_one_r
 
     h.reconcile(&input, "ClusterSpec/prod").await;
     h.reconcile(&input, "ServiceSpec/web").await;
-    let out = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    let svc = &out.services()[0];
+    let svc = service(&h.ecs, "web").await;
     assert_eq!(svc.desired_count(), 2);
     let cb = svc
         .deployment_configuration()
@@ -526,19 +497,9 @@ async fn a_rollout_whose_tasks_fail_turns_the_service_degraded_with_the_reason()
 fn run_once_exits_0_when_every_spec_is_ready_and_status_says_so() {
     let moto = Moto::start_with_env(&running_env());
     let f = fixture(&moto);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-    std::fs::write(
-        dir.path().join("services.yaml"),
-        services(&f, "nginx:1.25", 2),
-    )
-    .unwrap();
+    let dir = spec_folder(&f);
     let store = format!("file://{}", dir.path().display());
-    let out = ecs_operator_tests::bin(
-        &["run", "--store", &store, "--once", "--timeout", "150s"],
-        dir.path(),
-        &moto.env(),
-    );
+    let out = ecs_operator_tests::run_once(dir.path(), &moto.env(), "150s");
     assert_eq!(
         out.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -608,11 +569,7 @@ fn run_once_exits_1_naming_an_invalid_spec_and_still_converges_the_others() {
     )
     .unwrap();
     let store = format!("file://{}", dir.path().display());
-    let out = ecs_operator_tests::bin(
-        &["run", "--store", &store, "--once", "--timeout", "60s"],
-        dir.path(),
-        &moto.env(),
-    );
+    let out = ecs_operator_tests::run_once(dir.path(), &moto.env(), "60s");
     assert_eq!(
         out.code, 1,
         "stdout:\n{}\nstderr:\n{}",

@@ -24,6 +24,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
 };
 use ecs_operator::aws::CallMetrics;
+use ecs_operator_tests::ecs_fixtures::service;
 use ecs_operator_tests::fixtures::{listeners, reference_files, Env, EDGE_MOTO_ENV};
 use ecs_operator_tests::prom::metric_sum;
 use ecs_operator_tests::{cli, cli_counted, free_addr, http_get};
@@ -783,16 +784,8 @@ async fn an_unavailable_queue_keeps_the_operator_on_polling_and_shows_in_readyz_
         (reconciles(&m, "ServiceSpec") > before).then_some(())
     })
     .await;
-    let svc = s
-        .env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(svc.services()[0].desired_count(), 3);
+    let svc = service(&s.env.ecs, "web").await;
+    assert_eq!(svc.desired_count(), 3);
 }
 
 /// The status record of `ServiceSpec/NAME` in the env's folder, once it is written.
@@ -807,15 +800,8 @@ fn service_status(s: &Setup, name: &str) -> Option<serde_json::Value> {
 
 /// The ARN of the ECS service `prod/NAME`.
 async fn service_arn(env: &Env, name: &str) -> String {
-    let out = env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services(name)
-        .send()
+    service(&env.ecs, name)
         .await
-        .expect("DescribeServices");
-    out.services()[0]
         .service_arn()
         .expect("a service ARN")
         .to_string()
@@ -973,15 +959,8 @@ async fn a_rollout_held_in_progress_costs_fewer_describe_services_with_the_event
         };
         assert_eq!(phase.ok(), Some(want), "{key}: {result:?}");
     }
-    let held = env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("admin")
-        .send()
-        .await
-        .unwrap();
-    let deployment = &held.services()[0].deployments()[0];
+    let held = service(&env.ecs, "admin").await;
+    let deployment = &held.deployments()[0];
     assert_eq!(
         deployment.rollout_state().map(|r| r.as_str()),
         Some("IN_PROGRESS"),
@@ -1190,17 +1169,9 @@ async fn an_s3_store_change_synced_by_ci_is_reconciled_on_its_object_event_witho
         1.0,
         "{after}"
     );
-    let svc = s
-        .env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
+    let svc = service(&s.env.ecs, "web").await;
     // The new content was read (it asks for 3 tasks), and not by a listing: by the key's GetObject.
-    assert_eq!(svc.services()[0].desired_count(), 3);
+    assert_eq!(svc.desired_count(), 3);
     eprintln!(
         "S3 store, --poll-interval 10m: sync -> reconcile done in {:.1} s, {} ListObjectsV2 \
          between",
