@@ -155,6 +155,76 @@ pub async fn target_group(
         .unwrap_or_else(|| panic!("no target group {name}"))
 }
 
+/// A record set `name` (fully qualified, trailing dot) of type `kind` with the one value `value`
+/// and a TTL of `ttl` seconds.
+pub fn simple_record(
+    name: impl Into<String>,
+    kind: aws_sdk_route53::types::RrType,
+    ttl: i64,
+    value: &str,
+) -> aws_sdk_route53::types::ResourceRecordSet {
+    use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet};
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(kind)
+        .ttl(ttl)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .expect("a record value"),
+        )
+        .build()
+        .expect("a record set")
+}
+
+/// Apply `action` to every record set of `records` in one ChangeResourceRecordSets batch in the
+/// hosted zone `zone_id`, by hand (not through the operator); panics when Route53 refuses it.
+pub async fn change_records(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    action: aws_sdk_route53::types::ChangeAction,
+    records: impl IntoIterator<Item = aws_sdk_route53::types::ResourceRecordSet>,
+) {
+    use aws_sdk_route53::types::{Change, ChangeBatch};
+    let changes = records
+        .into_iter()
+        .map(|r| {
+            Change::builder()
+                .action(action.clone())
+                .resource_record_set(r)
+                .build()
+                .expect("a change")
+        })
+        .collect();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .expect("a change batch"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ChangeResourceRecordSets in {zone_id}: {e:?}"));
+}
+
+/// [`change_records`] with `CREATE`: the record sets must not exist yet.
+pub async fn create_records(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    records: impl IntoIterator<Item = aws_sdk_route53::types::ResourceRecordSet>,
+) {
+    change_records(
+        r53,
+        zone_id,
+        aws_sdk_route53::types::ChangeAction::Create,
+        records,
+    )
+    .await
+}
+
 /// The ownership tags the operator (instance `ecs-operator`) puts on what `owner` owns.
 pub fn owner_tags(owner: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -8,14 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
 };
-use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{AliasTarget, ChangeAction, ResourceRecordSet, RrType};
 use ecs_operator::reconcile::Failure;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    listeners, load_balancer, owner_tags, reference_files, reference_specs, target_group,
-    write_specs, Env as Base, Fleet, Network, EDGE_MOTO_ENV,
+    change_records, create_records, listeners, load_balancer, owner_tags, reference_files,
+    reference_specs, simple_record, target_group, write_specs, Env as Base, Fleet, Network,
+    EDGE_MOTO_ENV,
 };
 use ecs_operator_tests::{cli, Moto};
 use serde_json::Value;
@@ -539,38 +538,26 @@ async fn drift_made_by_hand_shows_in_diff_and_one_reconcile_restores_it() {
         .await
         .unwrap();
     // 4. A record's target.
-    env.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&env.net.zone_id)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(
-                            ResourceRecordSet::builder()
-                                .name(format!("www.{z}."))
-                                .r#type(RrType::A)
-                                .alias_target(
-                                    AliasTarget::builder()
-                                        .hosted_zone_id(lb.canonical_hosted_zone_id().unwrap())
-                                        .dns_name("elsewhere-1.eu-west-1.elb.amazonaws.com")
-                                        .evaluate_target_health(true)
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
+    let elsewhere = ResourceRecordSet::builder()
+        .name(format!("www.{z}."))
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(lb.canonical_hosted_zone_id().unwrap())
+                .dns_name("elsewhere-1.eu-west-1.elb.amazonaws.com")
+                .evaluate_target_health(true)
                 .build()
                 .unwrap(),
         )
-        .send()
-        .await
+        .build()
         .unwrap();
+    change_records(
+        &env.r53,
+        &env.net.zone_id,
+        ChangeAction::Upsert,
+        [elsewhere],
+    )
+    .await;
     // 5. A listener rule deleted.
     let admin_rule = env.rules().await[&1].3.clone();
     env.elb
@@ -618,37 +605,8 @@ async fn a_record_without_our_txt_is_left_alone_and_only_its_service_fails() {
     let env = setup().await;
     let z = ZONE;
     // Someone else's A record where admin wants its alias.
-    env.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&env.net.zone_id)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Create)
-                        .resource_record_set(
-                            ResourceRecordSet::builder()
-                                .name(format!("admin.{z}."))
-                                .r#type(RrType::A)
-                                .ttl(60)
-                                .resource_records(
-                                    ResourceRecord::builder()
-                                        .value("192.0.2.10")
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let theirs = simple_record(format!("admin.{z}."), RrType::A, 60, "192.0.2.10");
+    create_records(&env.r53, &env.net.zone_id, [theirs]).await;
     // Four rounds: the ECS service takes three on moto (create; moto drops the deployment
     // configuration at create, so an update; the rollout completes).
     let mut results = BTreeMap::new();
@@ -754,36 +712,15 @@ async fn a_pending_certificate_makes_the_cluster_progressing_without_waiting() {
 /// `n` TXT records that belong to nobody, so a listing of the whole zone takes more than one
 /// page (Route53 pages at 300 records).
 async fn fill_zone(env: &Env, n: usize) {
-    let mut batch = ChangeBatch::builder();
-    for i in 0..n {
-        batch = batch.changes(
-            Change::builder()
-                .action(ChangeAction::Create)
-                .resource_record_set(
-                    ResourceRecordSet::builder()
-                        .name(format!("filler-{i:04}.{ZONE}."))
-                        .r#type(RrType::Txt)
-                        .ttl(300)
-                        .resource_records(
-                            ResourceRecord::builder()
-                                .value("\"someone else\"")
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        );
-    }
-    env.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&env.net.zone_id)
-        .change_batch(batch.build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let fillers = (0..n).map(|i| {
+        simple_record(
+            format!("filler-{i:04}.{ZONE}."),
+            RrType::Txt,
+            300,
+            "\"someone else\"",
+        )
+    });
+    create_records(&env.r53, &env.net.zone_id, fillers).await;
 }
 
 /// The record sets named exactly `name` (read from `StartRecordName`).

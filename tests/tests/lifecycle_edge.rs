@@ -9,15 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{ResourceRecordSet, RrType};
 use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    reference_files, Env as Base, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
-    RELEASED_TAG as RELEASED,
+    create_records, reference_files, simple_record, Env as Base, EDGE_MOTO_ENV,
+    MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER, RELEASED_TAG as RELEASED,
 };
 
 const ZONE: &str = "example.com";
@@ -220,35 +218,16 @@ impl Env {
     /// Things the operator never owned: an A record and a TXT record at their own names, and
     /// a target group in the VPC.
     async fn foreign(&self) {
-        let rr = |name: &str, t: RrType, v: &str| {
-            ResourceRecordSet::builder()
-                .name(format!("{name}.{ZONE}."))
-                .r#type(t)
-                .ttl(60)
-                .resource_records(ResourceRecord::builder().value(v).build().unwrap())
-                .build()
-                .unwrap()
-        };
-        let change = |r| {
-            Change::builder()
-                .action(ChangeAction::Create)
-                .resource_record_set(r)
-                .build()
-                .unwrap()
-        };
-        self.r53
-            .change_resource_record_sets()
-            .hosted_zone_id(&self.net.zone_id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .changes(change(rr("foreign", RrType::A, "192.0.2.10")))
-                    .changes(change(rr("foreign", RrType::Txt, "\"v=spf1 -all\"")))
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let name = format!("foreign.{ZONE}.");
+        create_records(
+            &self.r53,
+            &self.net.zone_id,
+            [
+                simple_record(&name, RrType::A, 60, "192.0.2.10"),
+                simple_record(&name, RrType::Txt, 60, "\"v=spf1 -all\""),
+            ],
+        )
+        .await;
         self.elb
             .create_target_group()
             .name("foreign-tg")

@@ -12,7 +12,7 @@ use ecs_operator::resources::Snapshot;
 use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    listeners, load_balancer_arn, target_group, Env, Fleet, Network,
+    change_records, listeners, load_balancer_arn, target_group, Env, Fleet, Network,
 };
 use ecs_operator_tests::{cli_counted, Moto};
 use futures::future::join_all;
@@ -362,7 +362,7 @@ async fn edit_by_hand(h: &Hands) {
         Action, ActionTypeEnum, Certificate, HostHeaderConditionConfig, LoadBalancerAttribute,
         RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, TargetGroupAttribute,
     };
-    use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch};
+    use aws_sdk_route53::types::{AliasTarget, ChangeAction};
     let tg = |n: usize| async move {
         h.target_group(&svc(n))
             .await
@@ -451,24 +451,7 @@ async fn edit_by_hand(h: &Hands) {
             .build()
             .unwrap(),
     );
-    h.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(h.zone_id().await)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(a10)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    change_records(&h.r53, &h.zone_id().await, ChangeAction::Upsert, [a10]).await;
     // The cluster's load balancer idle timeout and :80 redirect; svc-11's SNI certificate.
     h.elb
         .modify_load_balancer_attributes()
