@@ -4,7 +4,7 @@
 pub use crate::fixtures::awscli;
 use crate::fixtures::{security_group, vpc_with_subnets};
 use crate::Moto;
-use aws_sdk_ecs::types::Service;
+use aws_sdk_ecs::types::{Cluster, ClusterField, Service};
 
 /// The pre-existing network and Auto Scaling group the specs refer to.
 pub struct Fixture {
@@ -134,6 +134,22 @@ pub async fn find_service(ecs: &aws_sdk_ecs::Client, name: &str) -> Option<Servi
         .services()
         .first()
         .cloned()
+}
+
+/// The ECS cluster `name` with its tags and settings, as DescribeClusters answers it; panics
+/// when the call fails or answers none.
+pub async fn cluster(ecs: &aws_sdk_ecs::Client, name: &str) -> Cluster {
+    ecs.describe_clusters()
+        .clusters(name)
+        .include(ClusterField::Tags)
+        .include(ClusterField::Settings)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeClusters {name}: {e:?}"))
+        .clusters()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ECS cluster {name}"))
 }
 
 /// [`find_service`], panicking when there is none.

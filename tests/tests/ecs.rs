@@ -10,7 +10,7 @@ use ecs_operator::reconcile::{ReconcileInput, Reconciler, Report};
 use ecs_operator::resources::{Aws, AwsReconciler};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::Phase;
-use ecs_operator_tests::ecs_fixtures::{fixture, service, services, spec_folder, CLUSTER};
+use ecs_operator_tests::ecs_fixtures::{cluster, fixture, service, services, spec_folder, CLUSTER};
 use ecs_operator_tests::{Moto, REGION};
 
 /// Parse documents (all must be valid) into the reconcile input.
@@ -117,16 +117,7 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
     }
 
     // Cluster: insights, providers, default strategy, ownership tags.
-    let c = h
-        .ecs
-        .describe_clusters()
-        .clusters("prod")
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .include(aws_sdk_ecs::types::ClusterField::Settings)
-        .send()
-        .await
-        .unwrap();
-    let c = &c.clusters()[0];
+    let c = cluster(&h.ecs, "prod").await;
     assert_eq!(c.status(), Some("ACTIVE"));
     assert_eq!(c.settings()[0].value(), Some("enabled"));
     assert_eq!(c.capacity_providers(), ["prod-ec2"]);
@@ -633,16 +624,7 @@ async fn an_existing_unowned_cluster_is_left_alone_unless_the_spec_adopts_it() {
     let input_adopt = input(&[&adopting]);
     let r = h.reconcile(&input_adopt, "ClusterSpec/legacy").await;
     assert_eq!(r.phase, Phase::Ready, "{r:?}");
-    let c = h
-        .ecs
-        .describe_clusters()
-        .clusters("legacy")
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .include(aws_sdk_ecs::types::ClusterField::Settings)
-        .send()
-        .await
-        .unwrap();
-    let c = &c.clusters()[0];
+    let c = cluster(&h.ecs, "legacy").await;
     assert!(c.tags().iter().any(
         |t| t.key() == Some("ecs-operator.io/owner") && t.value() == Some("ClusterSpec/legacy")
     ));

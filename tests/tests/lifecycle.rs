@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ecs_operator_tests::ecs_fixtures::{find_service, fixture, services, spec_folder};
+use ecs_operator_tests::ecs_fixtures::{cluster, find_service, fixture, services, spec_folder};
 use ecs_operator_tests::{bin, run_once, run_once_with, Moto};
 
 fn status(dir: &Path, moto: &Moto) -> Vec<serde_json::Value> {
@@ -84,13 +84,8 @@ async fn a_removed_service_spec_is_scaled_down_deleted_and_its_revisions_and_sca
     let st = status(dir.path(), &moto);
     assert_eq!(st.len(), 1, "{st:?}");
     assert_eq!(st[0]["name"], "prod");
-    let c = ecs
-        .describe_clusters()
-        .clusters("prod")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(c.clusters()[0].status(), Some("ACTIVE"));
+    let c = cluster(&ecs, "prod").await;
+    assert_eq!(c.status(), Some("ACTIVE"));
 }
 
 #[tokio::test]
@@ -116,14 +111,7 @@ async fn a_retained_cluster_is_released_not_deleted_and_a_referenced_one_is_kept
     std::fs::remove_file(dir.path().join("services.yaml")).unwrap();
     let out = run_once_with(dir.path(), &moto.env(), "120s", &["--allow-mass-deletion"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let c = ecs
-        .describe_clusters()
-        .clusters("prod")
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .send()
-        .await
-        .unwrap();
-    let c = &c.clusters()[0];
+    let c = cluster(&ecs, "prod").await;
     assert_eq!(
         c.status(),
         Some("ACTIVE"),
