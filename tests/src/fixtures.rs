@@ -225,6 +225,42 @@ pub async fn create_records(
     .await
 }
 
+/// A person's hand edit of the listener `listener_arn`: its default action becomes a 302
+/// redirect to HTTPS on 443 (the operator's is a 301). Panics when ModifyListener fails.
+pub async fn redirect_with_302(elb: &aws_sdk_elasticloadbalancingv2::Client, listener_arn: &str) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
+    };
+    elb.modify_listener()
+        .listener_arn(listener_arn)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol("HTTPS")
+                        .port("443")
+                        .status_code(RedirectActionStatusCodeEnum::Http302)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ModifyListener {listener_arn}: {e:?}"));
+}
+
+/// Attempts of one operation (`DescribeServices`, `ListObjectsV2`: every attempt the SDK made)
+/// recorded in `calls`, over all services.
+pub fn attempts(calls: &CallMetrics, operation: &str) -> u64 {
+    calls
+        .snapshot()
+        .into_iter()
+        .filter(|(l, _)| l.operation == operation)
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// The ownership tags the operator (instance `ecs-operator`) puts on what `owner` owns.
 pub fn owner_tags(owner: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

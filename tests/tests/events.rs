@@ -20,12 +20,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
-};
 use ecs_operator::aws::CallMetrics;
 use ecs_operator_tests::ecs_fixtures::service;
-use ecs_operator_tests::fixtures::{listeners, reference_files, Env, EDGE_MOTO_ENV};
+use ecs_operator_tests::fixtures::{
+    attempts, listeners, redirect_with_302, reference_files, Env, EDGE_MOTO_ENV,
+};
 use ecs_operator_tests::prom::metric_sum;
 use ecs_operator_tests::{cli, cli_counted, free_addr, http_get};
 
@@ -173,16 +172,6 @@ impl Running {
     }
 }
 
-/// Attempts of one operation (`DescribeServices`, `ListObjectsV2`) in `calls`.
-fn attempts(calls: &CallMetrics, operation: &str) -> u64 {
-    calls
-        .snapshot()
-        .into_iter()
-        .filter(|(l, _)| l.operation == operation)
-        .map(|(_, n)| n)
-        .sum()
-}
-
 fn reconciles(m: &str, kind: &str) -> f64 {
     metric_sum(m, RECONCILES, &[&format!(r#"kind="{kind}""#)])
 }
@@ -287,24 +276,7 @@ async fn redirect_code(env: &Env, listener: &str) -> String {
 
 /// A person's hand edit: the :80 redirect becomes a 302.
 async fn drift_listener(env: &Env, listener: &str) {
-    env.elb
-        .modify_listener()
-        .listener_arn(listener)
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("ModifyListener");
+    redirect_with_302(&env.elb, listener).await;
 }
 
 fn modify_listener_request(listener: &str) -> serde_json::Value {

@@ -12,7 +12,8 @@ use ecs_operator::resources::Snapshot;
 use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    change_records, listeners, load_balancer_arn, target_group, Env, Fleet, Network,
+    change_records, listeners, load_balancer_arn, redirect_with_302, target_group, Env, Fleet,
+    Network,
 };
 use ecs_operator_tests::{cli_counted, Moto};
 use futures::future::join_all;
@@ -359,8 +360,8 @@ impl Hands {
 /// ECR tag mutability, DNS record, load balancer attribute, listener default action, SNI certificate.
 async fn edit_by_hand(h: &Hands) {
     use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, Certificate, HostHeaderConditionConfig, LoadBalancerAttribute,
-        RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, TargetGroupAttribute,
+        Certificate, HostHeaderConditionConfig, LoadBalancerAttribute, RuleCondition,
+        TargetGroupAttribute,
     };
     use aws_sdk_route53::types::{AliasTarget, ChangeAction};
     let tg = |n: usize| async move {
@@ -465,24 +466,7 @@ async fn edit_by_hand(h: &Hands) {
         .send()
         .await
         .unwrap();
-    h.elb
-        .modify_listener()
-        .listener_arn(h.listener(80).await.listener_arn().unwrap())
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    redirect_with_302(&h.elb, h.listener(80).await.listener_arn().unwrap()).await;
     let https = h.listener(443).await;
     let sni: Vec<String> = h
         .elb
