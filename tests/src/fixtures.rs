@@ -138,6 +138,24 @@ pub async fn listeners(
         .collect()
 }
 
+/// The ARNs of the listener's certificates that DescribeListenerCertificates does not mark as
+/// its default (the SNI certificates), in its order; panics when the call fails.
+pub async fn sni_certificates(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener_arn: &str,
+) -> Vec<String> {
+    elb.describe_listener_certificates()
+        .listener_arn(listener_arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeListenerCertificates {listener_arn}: {e:?}"))
+        .certificates()
+        .iter()
+        .filter(|c| c.is_default() != Some(true))
+        .map(|c| c.certificate_arn().expect("a certificate ARN").to_string())
+        .collect()
+}
+
 /// The target group `name` as DescribeTargetGroups answers; panics when the call fails or there
 /// is none.
 pub async fn target_group(
@@ -225,29 +243,38 @@ pub async fn create_records(
     .await
 }
 
-/// A person's hand edit of the listener `listener_arn`: its default action becomes a 302
-/// redirect to HTTPS on 443 (the operator's is a 301). Panics when ModifyListener fails.
-pub async fn redirect_with_302(elb: &aws_sdk_elasticloadbalancingv2::Client, listener_arn: &str) {
-    use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
-    };
+/// A person's hand edit of the listener `listener_arn`: its one default action becomes the
+/// redirect `redirect`. Panics when ModifyListener fails.
+pub async fn set_redirect(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener_arn: &str,
+    redirect: aws_sdk_elasticloadbalancingv2::types::RedirectActionConfig,
+) {
+    use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum};
     elb.modify_listener()
         .listener_arn(listener_arn)
         .default_actions(
             Action::builder()
                 .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
+                .redirect_config(redirect)
                 .build(),
         )
         .send()
         .await
         .unwrap_or_else(|e| panic!("ModifyListener {listener_arn}: {e:?}"));
+}
+
+/// [`set_redirect`] to HTTPS on 443 with a 302 (the operator's redirect is a 301).
+pub async fn redirect_with_302(elb: &aws_sdk_elasticloadbalancingv2::Client, listener_arn: &str) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        RedirectActionConfig, RedirectActionStatusCodeEnum,
+    };
+    let redirect = RedirectActionConfig::builder()
+        .protocol("HTTPS")
+        .port("443")
+        .status_code(RedirectActionStatusCodeEnum::Http302)
+        .build();
+    set_redirect(elb, listener_arn, redirect).await
 }
 
 /// Attempts of one operation (`DescribeServices`, `ListObjectsV2`: every attempt the SDK made)

@@ -6,15 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
+    ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
 };
 use aws_sdk_route53::types::{AliasTarget, ChangeAction, ResourceRecordSet, RrType};
 use ecs_operator::reconcile::Failure;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
     change_records, create_records, listeners, load_balancer, owner_tags, reference_files,
-    reference_specs, simple_record, target_group, write_specs, Env as Base, Fleet, Network,
-    EDGE_MOTO_ENV,
+    reference_specs, set_redirect, simple_record, sni_certificates, target_group, write_specs,
+    Env as Base, Fleet, Network, EDGE_MOTO_ENV,
 };
 use ecs_operator_tests::{cli, Moto};
 use serde_json::Value;
@@ -332,18 +332,7 @@ async fn assert_reference_architecture(env: &Env) {
         (f.status_code(), f.content_type()),
         (Some("404"), Some("text/plain"))
     );
-    let sni: Vec<String> = env
-        .elb
-        .describe_listener_certificates()
-        .listener_arn(l443.listener_arn().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .certificates()
-        .iter()
-        .filter(|c| c.is_default() != Some(true))
-        .map(|c| c.certificate_arn().unwrap().to_string())
-        .collect();
+    let sni = sni_certificates(&env.elb, l443.listener_arn().unwrap()).await;
     assert_eq!(
         sni,
         std::slice::from_ref(&admin_cert),
@@ -497,27 +486,15 @@ async fn drift_made_by_hand_shows_in_diff_and_one_reconcile_restores_it() {
     let listeners = env.listeners().await;
 
     // 1. The :80 redirect answers 302.
-    env.elb
-        .modify_listener()
-        .listener_arn(listeners[&80].listener_arn().unwrap())
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .host("#{host}")
-                        .path("/#{path}")
-                        .query("#{query}")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let redirect = RedirectActionConfig::builder()
+        .protocol("HTTPS")
+        .port("443")
+        .host("#{host}")
+        .path("/#{path}")
+        .query("#{query}")
+        .status_code(RedirectActionStatusCodeEnum::Http302)
+        .build();
+    set_redirect(&env.elb, listeners[&80].listener_arn().unwrap(), redirect).await;
     // 2. A health-check path.
     let web_tg = env.target_group("web").await;
     env.elb

@@ -12,8 +12,8 @@ use ecs_operator::resources::Snapshot;
 use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    change_records, listeners, load_balancer_arn, redirect_with_302, target_group, Env, Fleet,
-    Network,
+    change_records, listeners, load_balancer_arn, redirect_with_302, sni_certificates,
+    target_group, Env, Fleet, Network,
 };
 use ecs_operator_tests::{cli_counted, Moto};
 use futures::future::join_all;
@@ -468,17 +468,9 @@ async fn edit_by_hand(h: &Hands) {
         .unwrap();
     redirect_with_302(&h.elb, h.listener(80).await.listener_arn().unwrap()).await;
     let https = h.listener(443).await;
-    let sni: Vec<String> = h
-        .elb
-        .describe_listener_certificates()
-        .listener_arn(https.listener_arn().unwrap())
-        .send()
+    let sni: Vec<String> = sni_certificates(&h.elb, https.listener_arn().unwrap())
         .await
-        .unwrap()
-        .certificates()
-        .iter()
-        .filter(|c| c.is_default() != Some(true))
-        .filter_map(|c| c.certificate_arn().map(str::to_string))
+        .into_iter()
         .filter(|a| Some(a.as_str()) != https.certificates()[0].certificate_arn())
         .collect();
     assert_eq!(sni.len(), 2, "two SNI certificates: {sni:?}");
