@@ -4,7 +4,7 @@
 pub use crate::fixtures::awscli;
 use crate::fixtures::{security_group, vpc_with_subnets};
 use crate::Moto;
-use aws_sdk_ecs::types::{Cluster, ClusterField, Service};
+use aws_sdk_ecs::types::{AutoScalingGroupProvider, Cluster, ClusterField, Service};
 
 /// The pre-existing network and Auto Scaling group the specs refer to.
 pub struct Fixture {
@@ -150,6 +150,21 @@ pub async fn cluster(ecs: &aws_sdk_ecs::Client, name: &str) -> Cluster {
         .first()
         .cloned()
         .unwrap_or_else(|| panic!("no ECS cluster {name}"))
+}
+
+/// The Auto Scaling group provider of the ECS capacity provider `name`; panics when the call
+/// fails, answers none, or the capacity provider has no Auto Scaling group.
+pub async fn asg_provider(ecs: &aws_sdk_ecs::Client, name: &str) -> AutoScalingGroupProvider {
+    ecs.describe_capacity_providers()
+        .capacity_providers(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeCapacityProviders {name}: {e:?}"))
+        .capacity_providers()
+        .first()
+        .and_then(|c| c.auto_scaling_group_provider())
+        .cloned()
+        .unwrap_or_else(|| panic!("no capacity provider {name} with an Auto Scaling group"))
 }
 
 /// [`find_service`], panicking when there is none.

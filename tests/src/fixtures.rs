@@ -714,6 +714,20 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// The tags of one ECR repository, by its ARN; panics when the call fails.
+    pub async fn ecr_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        self.ecr
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ECR ListTagsForResource {arn}: {e:?}"))
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
     /// The folder as a store URL (`file://DIR`).
     pub fn store(&self) -> String {
         format!("file://{}", self.dir.path().display())

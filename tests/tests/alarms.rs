@@ -18,6 +18,7 @@ use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
+use ecs_operator_tests::ecs_fixtures::asg_provider;
 use ecs_operator_tests::fixtures::{
     load_balancer_arn, load_specs, reference_files, target_group, write_specs, Env as Base,
     SpecFile, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
@@ -1110,16 +1111,7 @@ async fn an_owned_auto_scaling_group_converges_with_every_field_makes_no_write_a
         g.tags()
     );
     // The capacity provider sits on that group.
-    let cps = env
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers("prod-ec2")
-        .send()
-        .await
-        .unwrap();
-    let provider = cps.capacity_providers()[0]
-        .auto_scaling_group_provider()
-        .expect("an ASG provider");
+    let provider = asg_provider(&env.ecs, "prod-ec2").await;
     assert_eq!(
         Some(provider.auto_scaling_group_arn()),
         g.auto_scaling_group_arn()

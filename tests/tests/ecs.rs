@@ -10,7 +10,9 @@ use ecs_operator::reconcile::{ReconcileInput, Reconciler, Report};
 use ecs_operator::resources::{Aws, AwsReconciler};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::Phase;
-use ecs_operator_tests::ecs_fixtures::{cluster, fixture, service, services, spec_folder, CLUSTER};
+use ecs_operator_tests::ecs_fixtures::{
+    asg_provider, cluster, fixture, service, services, spec_folder, CLUSTER,
+};
 use ecs_operator_tests::{Moto, REGION};
 
 /// Parse documents (all must be valid) into the reconcile input.
@@ -135,16 +137,7 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
     assert_eq!(tags["ecs-operator.io/owner"], "ClusterSpec/prod");
 
     // Capacity provider: managed scaling 75 and termination protection.
-    let cp = h
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers("prod-ec2")
-        .send()
-        .await
-        .unwrap();
-    let asg = cp.capacity_providers()[0]
-        .auto_scaling_group_provider()
-        .unwrap();
+    let asg = asg_provider(&h.ecs, "prod-ec2").await;
     assert!(asg
         .auto_scaling_group_arn()
         .ends_with("autoScalingGroupName/prod-ecs-asg"));
@@ -425,18 +418,8 @@ async fn drift_in_count_circuit_breaker_and_target_capacity_is_reverted_by_one_r
         .deployment_circuit_breaker()
         .unwrap();
     assert!(cb.enable() && cb.rollback());
-    let cp = h
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers("prod-ec2")
-        .send()
-        .await
-        .unwrap();
-    let ms = cp.capacity_providers()[0]
-        .auto_scaling_group_provider()
-        .unwrap()
-        .managed_scaling()
-        .unwrap();
+    let asg = asg_provider(&h.ecs, "prod-ec2").await;
+    let ms = asg.managed_scaling().unwrap();
     assert_eq!(ms.target_capacity(), Some(75));
 }
 

@@ -209,17 +209,7 @@ async fn assert_reference_architecture(env: &Env) {
         .clone();
     assert_eq!(repo.image_tag_mutability().unwrap().as_str(), "IMMUTABLE");
     assert!(repo.image_scanning_configuration().unwrap().scan_on_push());
-    let repo_tags: BTreeMap<String, String> = env
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(repo.repository_arn().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let repo_tags = env.ecr_tags(repo.repository_arn().unwrap()).await;
     assert_eq!(repo_tags, owner_tags("ServiceSpec/web"));
     let policy = env.lifecycle().await;
     let rules = policy["rules"].as_array().unwrap();

@@ -350,17 +350,7 @@ async fn a_removed_service_spec_takes_its_edge_with_it_and_leaves_the_rest_ready
         .await
         .unwrap();
     assert!(env.delete("ServiceSpec/web", 30).await.is_none());
-    let tags: BTreeMap<String, String> = env
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(&repo)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = env.ecr_tags(&repo).await;
     assert!(released_only(&tags, "ServiceSpec/web"), "{tags:?}");
     let names = env.record_names().await;
     assert!(
@@ -402,17 +392,7 @@ async fn a_retained_service_spec_leaves_everything_in_place_released() {
     assert_eq!(env.rule_arns().await, rules_before, "no rule deleted");
     assert!(released_only(&env.elb_tags(&rule).await, web));
     assert!(released_only(&env.elb_tags(&tg).await, web));
-    let tags: BTreeMap<String, String> = env
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(&repo)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = env.ecr_tags(&repo).await;
     assert!(released_only(&tags, web), "{tags:?}");
     assert_eq!(env.service_status("web").await.as_deref(), Some("ACTIVE"));
     let names = env.record_names().await;
