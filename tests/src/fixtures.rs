@@ -714,6 +714,25 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// Every target group's ARN by its name (one DescribeTargetGroups page); panics when the
+    /// call fails.
+    pub async fn target_group_arns(&self) -> BTreeMap<String, String> {
+        self.elb
+            .describe_target_groups()
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeTargetGroups: {e:?}"))
+            .target_groups()
+            .iter()
+            .map(|t| {
+                (
+                    t.target_group_name().expect("a name").to_string(),
+                    t.target_group_arn().expect("an ARN").to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// The tags of one ECR repository, by its ARN; panics when the call fails.
     pub async fn ecr_tags(&self, arn: &str) -> BTreeMap<String, String> {
         self.ecr

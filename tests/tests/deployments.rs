@@ -75,24 +75,6 @@ fn with_deployment(text: String, block: &str) -> String {
     format!("{}{block}", &text[..start])
 }
 
-/// Target group ARNs by name.
-async fn target_groups(env: &Env) -> BTreeMap<String, String> {
-    env.elb
-        .describe_target_groups()
-        .send()
-        .await
-        .unwrap()
-        .target_groups()
-        .iter()
-        .map(|t| {
-            (
-                t.target_group_name().unwrap().to_string(),
-                t.target_group_arn().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Every rule of the HTTPS listener of `prod-public` but the default one, and its ARN.
 async fn rules(env: &Env) -> (String, Vec<Rule>) {
     let https = listeners(&env.elb, "prod-public").await[&443]
@@ -112,6 +94,14 @@ async fn rules(env: &Env) -> (String, Vec<Rule>) {
         .cloned()
         .collect();
     (https, rules)
+}
+
+/// The rules of [`rules`] that forward to the target group `tg_arn` (with any weight).
+async fn rules_forwarding_to(env: &Env, tg_arn: &str) -> Vec<Rule> {
+    let (_, all) = rules(env).await;
+    all.into_iter()
+        .filter(|r| forwards(r).contains_key(tg_arn))
+        .collect()
 }
 
 /// The target groups a rule forwards to, with their weights.
@@ -228,7 +218,7 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     let (mut env, reports) = Env::converged(EDGE_MOTO_ENV, files(&canary()), 12).await;
 
     // Two target groups per service, both owned by it.
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     for (name, owner) in [
         ("web", WEB),
         ("web-alt", WEB),
@@ -242,11 +232,7 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
 
     // Rules: web's production rule forwards to both groups (all traffic on the primary), its
     // test rule comes before it, matches the header and sends its traffic to the alternate.
-    let (_, all) = rules(&env).await;
-    let web_rules: Vec<&Rule> = all
-        .iter()
-        .filter(|r| forwards(r).contains_key(&web_tg))
-        .collect();
+    let web_rules = rules_forwarding_to(&env, &web_tg).await;
     assert_eq!(web_rules.len(), 2, "{web_rules:?}");
     let production = web_rules.iter().find(|r| header(r).is_none()).unwrap();
     let test = web_rules.iter().find(|r| header(r).is_some()).unwrap();
@@ -390,15 +376,14 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     assert_eq!(dc.strategy().map(|s| s.as_str()), Some("ROLLING"));
     assert!(dc.deployment_circuit_breaker().unwrap().enable());
     assert!(web.load_balancers()[0].advanced_configuration().is_none());
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     assert!(!tgs.contains_key("web-alt"), "{tgs:?}");
-    let (_, all) = rules(&env).await;
-    let web_rules: Vec<&Rule> = all
-        .iter()
-        .filter(|r| forwards(r).contains_key(&web_tg))
-        .collect();
+    let web_rules = rules_forwarding_to(&env, &web_tg).await;
     assert_eq!(web_rules.len(), 1, "{web_rules:?}");
-    assert_eq!(forwards(web_rules[0]).keys().collect::<Vec<_>>(), [&web_tg]);
+    assert_eq!(
+        forwards(&web_rules[0]).keys().collect::<Vec<_>>(),
+        [&web_tg]
+    );
     assert_eq!(web_rules[0].rule_arn(), Some(production_arn.as_str()));
     two_quiet_resyncs(&env, "after the switch to Rolling").await;
 
@@ -412,18 +397,14 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     assert_eq!(dc.strategy().map(|s| s.as_str()), Some("BLUE_GREEN"));
     assert_eq!(dc.bake_time_in_minutes(), Some(5));
     assert!(dc.alarms().is_none_or(|a| !a.enable()), "{dc:?}");
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     let web_alt = tgs
         .get("web-alt")
         .expect("the alternate group again")
         .clone();
     let adv = web.load_balancers()[0].advanced_configuration().unwrap();
     assert_eq!(adv.alternate_target_group_arn(), Some(web_alt.as_str()));
-    let (_, all) = rules(&env).await;
-    let web_rules: Vec<&Rule> = all
-        .iter()
-        .filter(|r| forwards(r).contains_key(&web_tg))
-        .collect();
+    let web_rules = rules_forwarding_to(&env, &web_tg).await;
     assert_eq!(web_rules.len(), 2, "{web_rules:?}");
     let report = ready(&env, WEB).await;
     two_quiet_resyncs(&env, "after the switch to BlueGreen").await;
@@ -432,7 +413,7 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     let key = SpecKey::parse(WEB).unwrap();
     let last = env.fleet.specs.remove(&key);
     delete(&env, &key, last, &report.resources).await;
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     assert!(
         !tgs.contains_key("web") && !tgs.contains_key("web-alt"),
         "{tgs:?}"

@@ -134,16 +134,9 @@ impl Env {
             .collect()
     }
 
+    /// The names of every target group.
     async fn target_group_names(&self) -> BTreeSet<String> {
-        self.elb
-            .describe_target_groups()
-            .send()
-            .await
-            .unwrap()
-            .target_groups()
-            .iter()
-            .filter_map(|t| t.target_group_name().map(str::to_string))
-            .collect()
+        self.target_group_arns().await.into_keys().collect()
     }
 
     async fn lb_arn(&self) -> Option<String> {
