@@ -95,8 +95,6 @@ fn tail(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `run --once` over a file store in `dir`.
-
 /// `status -o json` of a file store.
 fn file_status(dir: &Path, env: &[(String, String)]) -> Vec<serde_json::Value> {
     let store = format!("file://{}", dir.display());
