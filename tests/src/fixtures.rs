@@ -608,6 +608,35 @@ impl Fleet {
         panic!("not converged after {rounds} rounds:\n{last}");
     }
 
+    /// Run the deletion of `key` (its last spec `last`, its ledger `resources`; the fleet's
+    /// specs are the store) until it says Deleted: at most 10 tries 300 ms apart. Panics when a
+    /// try fails, when an unfinished try's phase is not Deleting, or after the tenth.
+    pub async fn delete_until_deleted(
+        &self,
+        key: &SpecKey,
+        last: Option<Arc<Spec>>,
+        resources: &[ecs_operator::store::status::ResourceRef],
+    ) {
+        let mut previous = ecs_operator::store::status::SpecStatus::pending(key);
+        previous.resources = resources.to_vec();
+        let input = self.input();
+        for _ in 0..10 {
+            match self
+                .reconciler
+                .delete(key, last.clone(), &previous, &input)
+                .await
+                .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
+            {
+                ecs_operator::reconcile::Deletion::Deleted => return,
+                ecs_operator::reconcile::Deletion::InProgress(r) => {
+                    assert_eq!(r.phase, ecs_operator::store::Phase::Deleting)
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        panic!("{key} was not deleted");
+    }
+
     /// The changes a reconcile of `key` would make now.
     pub async fn diff(&self, key: &str) -> Vec<Change> {
         self.reconciler

@@ -290,23 +290,7 @@ impl Env {
     async fn delete(&mut self, key: &str, resources: &[ecs_operator::store::status::ResourceRef]) {
         let k = SpecKey::parse(key).unwrap();
         let last = self.fleet.specs.remove(&k);
-        let mut previous = SpecStatus::pending(&k);
-        previous.resources = resources.to_vec();
-        let input = ReconcileInput::fresh(Arc::new(self.fleet.specs.clone()));
-        for _ in 0..10 {
-            match self
-                .fleet
-                .reconciler
-                .delete(&k, last.clone(), &previous, &input)
-                .await
-                .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
-            {
-                Deletion::Deleted => return,
-                Deletion::InProgress(r) => assert_eq!(r.phase, Phase::Deleting),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
-        panic!("{key} was not deleted");
+        self.fleet.delete_until_deleted(&k, last, resources).await;
     }
 }
 

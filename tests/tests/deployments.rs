@@ -8,14 +8,11 @@
 //! spec removes both target groups and both rules.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, Rule, TargetGroupTuple,
 };
-use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler};
 use ecs_operator::spec::SpecKey;
-use ecs_operator::store::status::{ResourceRef, SpecStatus};
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
     listeners, load_specs, reference_files, write_specs, Env, Network, SpecFile, EDGE_MOTO_ENV,
@@ -412,7 +409,9 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     // Removing the spec removes both groups and both rules, and leaves admin's alone.
     let key = SpecKey::parse(WEB).unwrap();
     let last = env.fleet.specs.remove(&key);
-    delete(&env, &key, last, &report.resources).await;
+    env.fleet
+        .delete_until_deleted(&key, last, &report.resources)
+        .await;
     let tgs = env.target_group_arns().await;
     assert!(
         !tgs.contains_key("web") && !tgs.contains_key("web-alt"),
@@ -429,32 +428,6 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
         "{all:?}"
     );
     assert_eq!(all.len(), 1, "admin's production rule only: {all:?}");
-}
-
-/// Run the deletion of `key` (ledger: `resources`) until Deleted.
-async fn delete(
-    env: &Env,
-    key: &SpecKey,
-    last: Option<Arc<ecs_operator::spec::Spec>>,
-    resources: &[ResourceRef],
-) {
-    let mut previous = SpecStatus::pending(key);
-    previous.resources = resources.to_vec();
-    let input = ReconcileInput::fresh(Arc::new(env.fleet.specs.clone()));
-    for _ in 0..10 {
-        match env
-            .fleet
-            .reconciler
-            .delete(key, last.clone(), &previous, &input)
-            .await
-            .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
-        {
-            Deletion::Deleted => return,
-            Deletion::InProgress(r) => assert_eq!(r.phase, Phase::Deleting),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
-    panic!("{key} was not deleted");
 }
 
 /// Calls of `operation` so far (every attempt the SDK made).
