@@ -4,6 +4,7 @@
 pub use crate::fixtures::awscli;
 use crate::fixtures::{security_group, vpc_with_subnets};
 use crate::Moto;
+use aws_sdk_ecs::types::{AutoScalingGroupProvider, Cluster, ClusterField, Service};
 
 /// The pre-existing network and Auto Scaling group the specs refer to.
 pub struct Fixture {
@@ -11,6 +12,8 @@ pub struct Fixture {
     pub sg: String,
 }
 
+/// The network (two subnets, a security group `tasks`) and the Auto Scaling group
+/// `prod-ecs-asg` (launch configuration `ecs-lc`, 0 to 4 instances) made in `moto`.
 pub fn fixture(moto: &Moto) -> Fixture {
     let (vpc, subnets) = vpc_with_subnets(moto);
     let sg = security_group(moto, &vpc, "tasks", "tasks");
@@ -62,6 +65,9 @@ spec:
     - {capacityProvider: prod-ec2, weight: 1, base: 1}
 "#;
 
+/// Two ServiceSpecs in `prod` on `f`'s network: `web` (`desired` tasks of `image`, on the
+/// capacity provider, with health check, placement and circuit breaker) and `worker`
+/// (autoscaled 2 to 4).
 pub fn services(f: &Fixture, image: &str, desired: u32) -> String {
     format!(
         r#"
@@ -101,4 +107,69 @@ spec:
         s1 = f.subnets[1],
         sg = f.sg,
     )
+}
+
+/// A fresh folder holding `cluster.yaml` ([`CLUSTER`]) and `services.yaml` ([`services`] on
+/// `f`: two `nginx:1.25` tasks of `web`).
+pub fn spec_folder(f: &Fixture) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).expect("write cluster.yaml");
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        services(f, "nginx:1.25", 2),
+    )
+    .expect("write services.yaml");
+    dir
+}
+
+/// The ECS service `name` of the cluster `prod`, as DescribeServices answers it (`None` when
+/// it answers none); panics when the call fails.
+pub async fn find_service(ecs: &aws_sdk_ecs::Client, name: &str) -> Option<Service> {
+    ecs.describe_services()
+        .cluster("prod")
+        .services(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeServices prod/{name}: {e:?}"))
+        .services()
+        .first()
+        .cloned()
+}
+
+/// The ECS cluster `name` with its tags and settings, as DescribeClusters answers it; panics
+/// when the call fails or answers none.
+pub async fn cluster(ecs: &aws_sdk_ecs::Client, name: &str) -> Cluster {
+    ecs.describe_clusters()
+        .clusters(name)
+        .include(ClusterField::Tags)
+        .include(ClusterField::Settings)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeClusters {name}: {e:?}"))
+        .clusters()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ECS cluster {name}"))
+}
+
+/// The Auto Scaling group provider of the ECS capacity provider `name`; panics when the call
+/// fails, answers none, or the capacity provider has no Auto Scaling group.
+pub async fn asg_provider(ecs: &aws_sdk_ecs::Client, name: &str) -> AutoScalingGroupProvider {
+    ecs.describe_capacity_providers()
+        .capacity_providers(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeCapacityProviders {name}: {e:?}"))
+        .capacity_providers()
+        .first()
+        .and_then(|c| c.auto_scaling_group_provider())
+        .cloned()
+        .unwrap_or_else(|| panic!("no capacity provider {name} with an Auto Scaling group"))
+}
+
+/// [`find_service`], panicking when there is none.
+pub async fn service(ecs: &aws_sdk_ecs::Client, name: &str) -> Service {
+    find_service(ecs, name)
+        .await
+        .unwrap_or_else(|| panic!("no ECS service prod/{name}"))
 }

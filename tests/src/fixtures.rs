@@ -96,6 +96,198 @@ pub fn tags_of(t: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> BTreeMap<Str
         .collect()
 }
 
+/// The load balancer `name` as DescribeLoadBalancers answers; panics when the call fails or
+/// there is none.
+pub async fn load_balancer(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> aws_sdk_elasticloadbalancingv2::types::LoadBalancer {
+    elb.describe_load_balancers()
+        .names(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeLoadBalancers {name}: {e:?}"))
+        .load_balancers()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no load balancer {name}"))
+}
+
+/// The ARN of the load balancer `name` ([`load_balancer`]).
+pub async fn load_balancer_arn(elb: &aws_sdk_elasticloadbalancingv2::Client, name: &str) -> String {
+    load_balancer(elb, name)
+        .await
+        .load_balancer_arn()
+        .expect("a load balancer has an ARN")
+        .to_string()
+}
+
+/// The listeners of the load balancer `name`, by port; panics when a call fails.
+pub async fn listeners(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> BTreeMap<i32, aws_sdk_elasticloadbalancingv2::types::Listener> {
+    elb.describe_listeners()
+        .load_balancer_arn(load_balancer_arn(elb, name).await)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeListeners of {name}: {e:?}"))
+        .listeners()
+        .iter()
+        .map(|l| (l.port().expect("a listener has a port"), l.clone()))
+        .collect()
+}
+
+/// The ARNs of the listener's certificates that DescribeListenerCertificates does not mark as
+/// its default (the SNI certificates), in its order; panics when the call fails.
+pub async fn sni_certificates(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener_arn: &str,
+) -> Vec<String> {
+    elb.describe_listener_certificates()
+        .listener_arn(listener_arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeListenerCertificates {listener_arn}: {e:?}"))
+        .certificates()
+        .iter()
+        .filter(|c| c.is_default() != Some(true))
+        .map(|c| c.certificate_arn().expect("a certificate ARN").to_string())
+        .collect()
+}
+
+/// The target group `name` as DescribeTargetGroups answers; panics when the call fails or there
+/// is none.
+pub async fn target_group(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
+    elb.describe_target_groups()
+        .names(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeTargetGroups {name}: {e:?}"))
+        .target_groups()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no target group {name}"))
+}
+
+/// A record set `name` (fully qualified, trailing dot) of type `kind` with the one value `value`
+/// and a TTL of `ttl` seconds.
+pub fn simple_record(
+    name: impl Into<String>,
+    kind: aws_sdk_route53::types::RrType,
+    ttl: i64,
+    value: &str,
+) -> aws_sdk_route53::types::ResourceRecordSet {
+    use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet};
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(kind)
+        .ttl(ttl)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .expect("a record value"),
+        )
+        .build()
+        .expect("a record set")
+}
+
+/// Apply `action` to every record set of `records` in one ChangeResourceRecordSets batch in the
+/// hosted zone `zone_id`, by hand (not through the operator); panics when Route53 refuses it.
+pub async fn change_records(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    action: aws_sdk_route53::types::ChangeAction,
+    records: impl IntoIterator<Item = aws_sdk_route53::types::ResourceRecordSet>,
+) {
+    use aws_sdk_route53::types::{Change, ChangeBatch};
+    let changes = records
+        .into_iter()
+        .map(|r| {
+            Change::builder()
+                .action(action.clone())
+                .resource_record_set(r)
+                .build()
+                .expect("a change")
+        })
+        .collect();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .expect("a change batch"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ChangeResourceRecordSets in {zone_id}: {e:?}"));
+}
+
+/// [`change_records`] with `CREATE`: the record sets must not exist yet.
+pub async fn create_records(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    records: impl IntoIterator<Item = aws_sdk_route53::types::ResourceRecordSet>,
+) {
+    change_records(
+        r53,
+        zone_id,
+        aws_sdk_route53::types::ChangeAction::Create,
+        records,
+    )
+    .await
+}
+
+/// A person's hand edit of the listener `listener_arn`: its one default action becomes the
+/// redirect `redirect`. Panics when ModifyListener fails.
+pub async fn set_redirect(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener_arn: &str,
+    redirect: aws_sdk_elasticloadbalancingv2::types::RedirectActionConfig,
+) {
+    use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum};
+    elb.modify_listener()
+        .listener_arn(listener_arn)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(redirect)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ModifyListener {listener_arn}: {e:?}"));
+}
+
+/// [`set_redirect`] to HTTPS on 443 with a 302 (the operator's redirect is a 301).
+pub async fn redirect_with_302(elb: &aws_sdk_elasticloadbalancingv2::Client, listener_arn: &str) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        RedirectActionConfig, RedirectActionStatusCodeEnum,
+    };
+    let redirect = RedirectActionConfig::builder()
+        .protocol("HTTPS")
+        .port("443")
+        .status_code(RedirectActionStatusCodeEnum::Http302)
+        .build();
+    set_redirect(elb, listener_arn, redirect).await
+}
+
+/// Attempts of one operation (`DescribeServices`, `ListObjectsV2`: every attempt the SDK made)
+/// recorded in `calls`, over all services.
+pub fn attempts(calls: &CallMetrics, operation: &str) -> u64 {
+    calls
+        .snapshot()
+        .into_iter()
+        .filter(|(l, _)| l.operation == operation)
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// The ownership tags the operator (instance `ecs-operator`) puts on what `owner` owns.
 pub fn owner_tags(owner: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -416,6 +608,35 @@ impl Fleet {
         panic!("not converged after {rounds} rounds:\n{last}");
     }
 
+    /// Run the deletion of `key` (its last spec `last`, its ledger `resources`; the fleet's
+    /// specs are the store) until it says Deleted: at most 10 tries 300 ms apart. Panics when a
+    /// try fails, when an unfinished try's phase is not Deleting, or after the tenth.
+    pub async fn delete_until_deleted(
+        &self,
+        key: &SpecKey,
+        last: Option<Arc<Spec>>,
+        resources: &[ecs_operator::store::status::ResourceRef],
+    ) {
+        let mut previous = ecs_operator::store::status::SpecStatus::pending(key);
+        previous.resources = resources.to_vec();
+        let input = self.input();
+        for _ in 0..10 {
+            match self
+                .reconciler
+                .delete(key, last.clone(), &previous, &input)
+                .await
+                .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
+            {
+                ecs_operator::reconcile::Deletion::Deleted => return,
+                ecs_operator::reconcile::Deletion::InProgress(r) => {
+                    assert_eq!(r.phase, ecs_operator::store::Phase::Deleting)
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        panic!("{key} was not deleted");
+    }
+
     /// The changes a reconcile of `key` would make now.
     pub async fn diff(&self, key: &str) -> Vec<Change> {
         self.reconciler
@@ -520,6 +741,39 @@ impl Env {
             .first()
             .map(|d| tags_of(d.tags()))
             .unwrap_or_default()
+    }
+
+    /// Every target group's ARN by its name (one DescribeTargetGroups page); panics when the
+    /// call fails.
+    pub async fn target_group_arns(&self) -> BTreeMap<String, String> {
+        self.elb
+            .describe_target_groups()
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeTargetGroups: {e:?}"))
+            .target_groups()
+            .iter()
+            .map(|t| {
+                (
+                    t.target_group_name().expect("a name").to_string(),
+                    t.target_group_arn().expect("an ARN").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The tags of one ECR repository, by its ARN; panics when the call fails.
+    pub async fn ecr_tags(&self, arn: &str) -> BTreeMap<String, String> {
+        self.ecr
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ECR ListTagsForResource {arn}: {e:?}"))
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
     }
 
     /// The folder as a store URL (`file://DIR`).

@@ -307,6 +307,25 @@ pub fn bin(args: &[&str], cwd: &Path, env: &[(String, String)]) -> Output {
     }
 }
 
+/// `run --store file://DIR --once --timeout TIMEOUT` of the operator binary, in `dir` (the
+/// folder is both the store and the working directory), with extra environment.
+pub fn run_once(dir: &Path, env: &[(String, String)], timeout: &str) -> Output {
+    run_once_with(dir, env, timeout, &[])
+}
+
+/// [`run_once`] with `extra` arguments after the others.
+pub fn run_once_with(
+    dir: &Path,
+    env: &[(String, String)],
+    timeout: &str,
+    extra: &[&str],
+) -> Output {
+    let store = format!("file://{}", dir.display());
+    let mut args = vec!["run", "--store", &store, "--once", "--timeout", timeout];
+    args.extend_from_slice(extra);
+    bin(&args, dir, env)
+}
+
 /// A copy of `manifests/examples` in a fresh temporary folder.
 pub fn copy_examples() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary folder");

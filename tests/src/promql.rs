@@ -8,13 +8,8 @@
 
 use std::collections::BTreeSet;
 
+/// Keywords and aggregation operators other than [`LABEL_LISTS`]: never metric names.
 const KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "bool",
     "and",
     "or",

@@ -18,9 +18,11 @@ use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
+use ecs_operator_tests::ecs_fixtures::asg_provider;
 use ecs_operator_tests::fixtures::{
-    load_specs, reference_files, write_specs, Env as Base, SpecFile, EDGE_MOTO_ENV,
-    MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER, RELEASED_TAG as RELEASED,
+    load_balancer_arn, load_specs, reference_files, target_group, write_specs, Env as Base,
+    SpecFile, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
+    RELEASED_TAG as RELEASED,
 };
 
 const WEB: &str = "ServiceSpec/web";
@@ -219,6 +221,25 @@ impl Env {
             .find(|a| a.ends_with(&format!(":{name}")))
     }
 
+    /// Put a CloudWatch alarm `name` by hand, as someone other than the operator would: ECS
+    /// `CPUUtilization`, averaged over `period` seconds, one evaluation period, compared with
+    /// `threshold` by `op`.
+    async fn put_cpu_alarm(&self, name: &str, period: i32, threshold: f64, op: ComparisonOperator) {
+        self.cw
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ECS")
+            .metric_name("CPUUtilization")
+            .statistic(Statistic::Average)
+            .period(period)
+            .evaluation_periods(1)
+            .threshold(threshold)
+            .comparison_operator(op)
+            .send()
+            .await
+            .expect("PutMetricAlarm answers");
+    }
+
     /// `key` reconciled until Ready (at most 3 times).
     async fn ready(&self, key: &str) {
         let mut last = None;
@@ -239,27 +260,37 @@ impl Env {
         self.fleet.specs = load_specs(self.dir.path());
     }
 
+    /// The error of reconciling `key` (at most 4 times, until it says "is not owned"); panics
+    /// when a reconcile succeeds.
+    async fn failure_until_not_owned(&self, key: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..4 {
+            match self.fleet.reconcile(key).await {
+                Err(e) => last = e.to_string(),
+                Ok(r) => panic!("{key} should fail, got {r:?}"),
+            }
+            if last.contains("is not owned") {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Rewrite `file` (a spec with `labels: {env: prod}`) with the adopt annotation.
+    fn annotate_adopt(&mut self, file: &str) {
+        self.rewrite(file, |t| {
+            t.replace(
+                "labels: {env: prod}}",
+                "labels: {env: prod}, annotations: {ecs-operator.io/adopt: \"true\"}}",
+            )
+        });
+    }
+
     /// Remove `key` from the store and run its deletion (ledger: `resources`) until Deleted.
     async fn delete(&mut self, key: &str, resources: &[ecs_operator::store::status::ResourceRef]) {
         let k = SpecKey::parse(key).unwrap();
         let last = self.fleet.specs.remove(&k);
-        let mut previous = SpecStatus::pending(&k);
-        previous.resources = resources.to_vec();
-        let input = ReconcileInput::fresh(Arc::new(self.fleet.specs.clone()));
-        for _ in 0..10 {
-            match self
-                .fleet
-                .reconciler
-                .delete(&k, last.clone(), &previous, &input)
-                .await
-                .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
-            {
-                Deletion::Deleted => return,
-                Deletion::InProgress(r) => assert_eq!(r.phase, Phase::Deleting),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
-        panic!("{key} was not deleted");
+        self.fleet.delete_until_deleted(&k, last, resources).await;
     }
 }
 
@@ -366,29 +397,10 @@ async fn logs_alarms_and_notifications_converge_from_empty_as_the_spec_says_then
     let web = &reports[WEB];
 
     // The service's alarms, field by field.
-    let lb = env
-        .elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
-        .await
-        .unwrap();
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
+    let lb_arn = load_balancer_arn(&env.elb, "prod-public").await;
     let lb_dim = lb_arn.split_once(":loadbalancer/").unwrap().1.to_string();
-    let tg = env
-        .elb
-        .describe_target_groups()
-        .names("web")
-        .send()
-        .await
-        .unwrap();
-    let tg_arn = tg.target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
+    let tg = target_group(&env.elb, "web").await;
+    let tg_arn = tg.target_group_arn().unwrap().to_string();
     let tg_dim = tg_arn.rsplit_once(':').unwrap().1.to_string();
     let alarms = env.alarms(&WEB_ALARMS).await;
     assert_eq!(alarms.len(), 5, "{:?}", alarms.keys());
@@ -584,19 +596,13 @@ async fn logs_alarms_and_notifications_converge_from_empty_as_the_spec_says_then
 #[tokio::test(flavor = "multi_thread")]
 async fn a_threshold_and_a_retention_changed_by_hand_are_put_back_by_the_next_reconcile() {
     let (env, _) = Env::converged(files("Retain", "")).await;
-    env.cw
-        .put_metric_alarm()
-        .alarm_name("prod-web-cpuPercent")
-        .namespace("AWS/ECS")
-        .metric_name("CPUUtilization")
-        .statistic(Statistic::Average)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(50.0)
-        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-        .send()
-        .await
-        .unwrap();
+    env.put_cpu_alarm(
+        "prod-web-cpuPercent",
+        60,
+        50.0,
+        ComparisonOperator::GreaterThanOrEqualToThreshold,
+    )
+    .await;
     env.logs
         .delete_retention_policy()
         .log_group_name("/ecs/web")
@@ -644,34 +650,19 @@ async fn an_unowned_log_group_or_alarm_with_the_spec_s_name_fails_only_that_spec
         .send()
         .await
         .unwrap();
-    env.cw
-        .put_metric_alarm()
-        .alarm_name("prod-admin-cpuPercent")
-        .namespace("AWS/ECS")
-        .metric_name("CPUUtilization")
-        .statistic(Statistic::Average)
-        .period(300)
-        .evaluation_periods(1)
-        .threshold(99.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    env.put_cpu_alarm(
+        "prod-admin-cpuPercent",
+        300,
+        99.0,
+        ComparisonOperator::GreaterThanThreshold,
+    )
+    .await;
     env.ready(PROD).await;
     for (key, resource) in [
         (WEB, "log group /ecs/web"),
         (ADMIN, "cloudwatch alarm prod-admin-cpuPercent"),
     ] {
-        let mut last = String::new();
-        for _ in 0..4 {
-            match env.fleet.reconcile(key).await {
-                Err(e) => last = e.to_string(),
-                Ok(r) => panic!("{key} should fail, got {r:?}"),
-            }
-            if last.contains("is not owned") {
-                break;
-            }
-        }
+        let last = env.failure_until_not_owned(key).await;
         assert!(
             last.contains(&format!(
                 "{resource} exists and is not owned by this operator"
@@ -688,19 +679,8 @@ async fn an_unowned_log_group_or_alarm_with_the_spec_s_name_fails_only_that_spec
     env.ready(PROD).await;
 
     // With the adopt annotation, both are tagged and managed.
-    let adopt = ", annotations: {ecs-operator.io/adopt: \"true\"}";
-    env.rewrite("service-web.yaml", |t| {
-        t.replace(
-            "labels: {env: prod}}",
-            &format!("labels: {{env: prod}}{adopt}}}"),
-        )
-    });
-    env.rewrite("service-admin.yaml", |t| {
-        t.replace(
-            "labels: {env: prod}}",
-            &format!("labels: {{env: prod}}{adopt}}}"),
-        )
-    });
+    env.annotate_adopt("service-web.yaml");
+    env.annotate_adopt("service-admin.yaml");
     env.fleet.converge(12).await;
     let tags = env.log_tags(&group_arn).await;
     assert!(ours(&tags, WEB), "{tags:?}");
@@ -726,16 +706,7 @@ async fn an_unowned_topic_with_the_alarm_topic_s_name_fails_only_that_spec_until
         .unwrap()
         .to_string();
     env.ready(PROD).await;
-    let mut last = String::new();
-    for _ in 0..4 {
-        match env.fleet.reconcile(ADMIN).await {
-            Err(e) => last = e.to_string(),
-            Ok(r) => panic!("{ADMIN} should fail, got {r:?}"),
-        }
-        if last.contains("is not owned") {
-            break;
-        }
-    }
+    let last = env.failure_until_not_owned(ADMIN).await;
     assert!(
         last.contains("sns topic prod-admin-alarms exists and is not owned by this operator")
             && last.contains("ecs-operator.io/adopt"),
@@ -750,12 +721,7 @@ async fn an_unowned_topic_with_the_alarm_topic_s_name_fails_only_that_spec_until
         "no alarm points at a topic the spec does not own"
     );
 
-    env.rewrite("service-admin.yaml", |t| {
-        t.replace(
-            "labels: {env: prod}}",
-            "labels: {env: prod}, annotations: {ecs-operator.io/adopt: \"true\"}}",
-        )
-    });
+    env.annotate_adopt("service-admin.yaml");
     env.fleet.converge(12).await;
     let tags = env.topic_tags(&theirs).await;
     assert!(ours(&tags, ADMIN), "{tags:?}");
@@ -767,19 +733,13 @@ async fn an_unowned_topic_with_the_alarm_topic_s_name_fails_only_that_spec_until
 async fn removing_the_spec_deletes_alarms_filter_topic_and_subscriptions_and_keeps_the_log_group() {
     let (mut env, reports) = Env::converged(files("Retain", "")).await;
     // Unowned neighbours that must survive: an alarm and a log group of someone else.
-    env.cw
-        .put_metric_alarm()
-        .alarm_name("someone-elses-alarm")
-        .namespace("AWS/ECS")
-        .metric_name("CPUUtilization")
-        .statistic(Statistic::Average)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    env.put_cpu_alarm(
+        "someone-elses-alarm",
+        60,
+        1.0,
+        ComparisonOperator::GreaterThanThreshold,
+    )
+    .await;
     env.logs
         .create_log_group()
         .log_group_name("/ecs/web-other")
@@ -1135,16 +1095,7 @@ async fn an_owned_auto_scaling_group_converges_with_every_field_makes_no_write_a
         g.tags()
     );
     // The capacity provider sits on that group.
-    let cps = env
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers("prod-ec2")
-        .send()
-        .await
-        .unwrap();
-    let provider = cps.capacity_providers()[0]
-        .auto_scaling_group_provider()
-        .expect("an ASG provider");
+    let provider = asg_provider(&env.ecs, "prod-ec2").await;
     assert_eq!(
         Some(provider.auto_scaling_group_arn()),
         g.auto_scaling_group_arn()

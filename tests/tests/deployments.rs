@@ -8,17 +8,14 @@
 //! spec removes both target groups and both rules.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, Rule, TargetGroupTuple,
 };
-use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler};
 use ecs_operator::spec::SpecKey;
-use ecs_operator::store::status::{ResourceRef, SpecStatus};
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    load_specs, reference_files, write_specs, Env, Network, SpecFile, EDGE_MOTO_ENV,
+    listeners, load_specs, reference_files, write_specs, Env, Network, SpecFile, EDGE_MOTO_ENV,
     MANAGED_BY_TAG, OWNER_TAG,
 };
 
@@ -75,46 +72,9 @@ fn with_deployment(text: String, block: &str) -> String {
     format!("{}{block}", &text[..start])
 }
 
-/// Target group ARNs by name.
-async fn target_groups(env: &Env) -> BTreeMap<String, String> {
-    env.elb
-        .describe_target_groups()
-        .send()
-        .await
-        .unwrap()
-        .target_groups()
-        .iter()
-        .map(|t| {
-            (
-                t.target_group_name().unwrap().to_string(),
-                t.target_group_arn().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Every rule of the HTTPS listener of `prod-public` but the default one, and its ARN.
 async fn rules(env: &Env) -> (String, Vec<Rule>) {
-    let lb = env
-        .elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
-        .await
-        .unwrap();
-    let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap();
-    let listeners = env
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lb_arn)
-        .send()
-        .await
-        .unwrap();
-    let https = listeners
-        .listeners()
-        .iter()
-        .find(|l| l.port() == Some(443))
-        .unwrap()
+    let https = listeners(&env.elb, "prod-public").await[&443]
         .listener_arn()
         .unwrap()
         .to_string();
@@ -131,6 +91,14 @@ async fn rules(env: &Env) -> (String, Vec<Rule>) {
         .cloned()
         .collect();
     (https, rules)
+}
+
+/// The rules of [`rules`] that forward to the target group `tg_arn` (with any weight).
+async fn rules_forwarding_to(env: &Env, tg_arn: &str) -> Vec<Rule> {
+    let (_, all) = rules(env).await;
+    all.into_iter()
+        .filter(|r| forwards(r).contains_key(tg_arn))
+        .collect()
 }
 
 /// The target groups a rule forwards to, with their weights.
@@ -247,7 +215,7 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     let (mut env, reports) = Env::converged(EDGE_MOTO_ENV, files(&canary()), 12).await;
 
     // Two target groups per service, both owned by it.
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     for (name, owner) in [
         ("web", WEB),
         ("web-alt", WEB),
@@ -261,11 +229,7 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
 
     // Rules: web's production rule forwards to both groups (all traffic on the primary), its
     // test rule comes before it, matches the header and sends its traffic to the alternate.
-    let (_, all) = rules(&env).await;
-    let web_rules: Vec<&Rule> = all
-        .iter()
-        .filter(|r| forwards(r).contains_key(&web_tg))
-        .collect();
+    let web_rules = rules_forwarding_to(&env, &web_tg).await;
     assert_eq!(web_rules.len(), 2, "{web_rules:?}");
     let production = web_rules.iter().find(|r| header(r).is_none()).unwrap();
     let test = web_rules.iter().find(|r| header(r).is_some()).unwrap();
@@ -409,15 +373,14 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     assert_eq!(dc.strategy().map(|s| s.as_str()), Some("ROLLING"));
     assert!(dc.deployment_circuit_breaker().unwrap().enable());
     assert!(web.load_balancers()[0].advanced_configuration().is_none());
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     assert!(!tgs.contains_key("web-alt"), "{tgs:?}");
-    let (_, all) = rules(&env).await;
-    let web_rules: Vec<&Rule> = all
-        .iter()
-        .filter(|r| forwards(r).contains_key(&web_tg))
-        .collect();
+    let web_rules = rules_forwarding_to(&env, &web_tg).await;
     assert_eq!(web_rules.len(), 1, "{web_rules:?}");
-    assert_eq!(forwards(web_rules[0]).keys().collect::<Vec<_>>(), [&web_tg]);
+    assert_eq!(
+        forwards(&web_rules[0]).keys().collect::<Vec<_>>(),
+        [&web_tg]
+    );
     assert_eq!(web_rules[0].rule_arn(), Some(production_arn.as_str()));
     two_quiet_resyncs(&env, "after the switch to Rolling").await;
 
@@ -431,18 +394,14 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     assert_eq!(dc.strategy().map(|s| s.as_str()), Some("BLUE_GREEN"));
     assert_eq!(dc.bake_time_in_minutes(), Some(5));
     assert!(dc.alarms().is_none_or(|a| !a.enable()), "{dc:?}");
-    let tgs = target_groups(&env).await;
+    let tgs = env.target_group_arns().await;
     let web_alt = tgs
         .get("web-alt")
         .expect("the alternate group again")
         .clone();
     let adv = web.load_balancers()[0].advanced_configuration().unwrap();
     assert_eq!(adv.alternate_target_group_arn(), Some(web_alt.as_str()));
-    let (_, all) = rules(&env).await;
-    let web_rules: Vec<&Rule> = all
-        .iter()
-        .filter(|r| forwards(r).contains_key(&web_tg))
-        .collect();
+    let web_rules = rules_forwarding_to(&env, &web_tg).await;
     assert_eq!(web_rules.len(), 2, "{web_rules:?}");
     let report = ready(&env, WEB).await;
     two_quiet_resyncs(&env, "after the switch to BlueGreen").await;
@@ -450,8 +409,10 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
     // Removing the spec removes both groups and both rules, and leaves admin's alone.
     let key = SpecKey::parse(WEB).unwrap();
     let last = env.fleet.specs.remove(&key);
-    delete(&env, &key, last, &report.resources).await;
-    let tgs = target_groups(&env).await;
+    env.fleet
+        .delete_until_deleted(&key, last, &report.resources)
+        .await;
+    let tgs = env.target_group_arns().await;
     assert!(
         !tgs.contains_key("web") && !tgs.contains_key("web-alt"),
         "{tgs:?}"
@@ -467,32 +428,6 @@ async fn canary_and_linear_converge_never_fight_ecs_over_weights_and_switch_to_r
         "{all:?}"
     );
     assert_eq!(all.len(), 1, "admin's production rule only: {all:?}");
-}
-
-/// Run the deletion of `key` (ledger: `resources`) until Deleted.
-async fn delete(
-    env: &Env,
-    key: &SpecKey,
-    last: Option<Arc<ecs_operator::spec::Spec>>,
-    resources: &[ResourceRef],
-) {
-    let mut previous = SpecStatus::pending(key);
-    previous.resources = resources.to_vec();
-    let input = ReconcileInput::fresh(Arc::new(env.fleet.specs.clone()));
-    for _ in 0..10 {
-        match env
-            .fleet
-            .reconciler
-            .delete(key, last.clone(), &previous, &input)
-            .await
-            .unwrap_or_else(|e| panic!("deletion of {key} failed: {e}"))
-        {
-            Deletion::Deleted => return,
-            Deletion::InProgress(r) => assert_eq!(r.phase, Phase::Deleting),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
-    panic!("{key} was not deleted");
 }
 
 /// Calls of `operation` so far (every attempt the SDK made).

@@ -10,7 +10,9 @@ use ecs_operator::reconcile::{ReconcileInput, Reconciler, Report};
 use ecs_operator::resources::{Aws, AwsReconciler};
 use ecs_operator::spec::SpecKey;
 use ecs_operator::store::status::Phase;
-use ecs_operator_tests::ecs_fixtures::{fixture, services, CLUSTER};
+use ecs_operator_tests::ecs_fixtures::{
+    asg_provider, cluster, fixture, service, services, spec_folder, CLUSTER,
+};
 use ecs_operator_tests::{Moto, REGION};
 
 /// Parse documents (all must be valid) into the reconcile input.
@@ -117,16 +119,7 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
     }
 
     // Cluster: insights, providers, default strategy, ownership tags.
-    let c = h
-        .ecs
-        .describe_clusters()
-        .clusters("prod")
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .include(aws_sdk_ecs::types::ClusterField::Settings)
-        .send()
-        .await
-        .unwrap();
-    let c = &c.clusters()[0];
+    let c = cluster(&h.ecs, "prod").await;
     assert_eq!(c.status(), Some("ACTIVE"));
     assert_eq!(c.settings()[0].value(), Some("enabled"));
     assert_eq!(c.capacity_providers(), ["prod-ec2"]);
@@ -144,16 +137,7 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
     assert_eq!(tags["ecs-operator.io/owner"], "ClusterSpec/prod");
 
     // Capacity provider: managed scaling 75 and termination protection.
-    let cp = h
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers("prod-ec2")
-        .send()
-        .await
-        .unwrap();
-    let asg = cp.capacity_providers()[0]
-        .auto_scaling_group_provider()
-        .unwrap();
+    let asg = asg_provider(&h.ecs, "prod-ec2").await;
     assert!(asg
         .auto_scaling_group_arn()
         .ends_with("autoScalingGroupName/prod-ecs-asg"));
@@ -289,15 +273,8 @@ async fn cluster_provider_and_services_converge_from_empty_with_every_field_as_s
         "ECSServiceAverageCPUUtilization"
     );
     // The worker's count was created at the autoscaling minimum.
-    let w = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("worker")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(w.services()[0].desired_count(), 2);
+    let w = service(&h.ecs, "worker").await;
+    assert_eq!(w.desired_count(), 2);
 
     // No update loops: one more full reconcile makes zero mutating calls.
     let before = h.mutating_calls();
@@ -334,15 +311,8 @@ async fn an_image_change_registers_one_revision_and_a_count_change_registers_non
         1,
         "exactly one service update"
     );
-    let out = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert!(out.services()[0]
+    let svc = service(&h.ecs, "web").await;
+    assert!(svc
         .task_definition()
         .unwrap()
         .ends_with("task-definition/web:2"));
@@ -359,15 +329,8 @@ async fn an_image_change_registers_one_revision_and_a_count_change_registers_non
         "a count change needs no revision"
     );
     assert_eq!(h.calls_of("UpdateService") - upd, 1);
-    let out = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.services()[0].desired_count(), 3);
+    let svc = service(&h.ecs, "web").await;
+    assert_eq!(svc.desired_count(), 3);
 }
 
 #[tokio::test]
@@ -447,15 +410,7 @@ async fn drift_in_count_circuit_breaker_and_target_capacity_is_reverted_by_one_r
 
     h.reconcile(&input, "ClusterSpec/prod").await;
     h.reconcile(&input, "ServiceSpec/web").await;
-    let out = h
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    let svc = &out.services()[0];
+    let svc = service(&h.ecs, "web").await;
     assert_eq!(svc.desired_count(), 2);
     let cb = svc
         .deployment_configuration()
@@ -463,18 +418,8 @@ async fn drift_in_count_circuit_breaker_and_target_capacity_is_reverted_by_one_r
         .deployment_circuit_breaker()
         .unwrap();
     assert!(cb.enable() && cb.rollback());
-    let cp = h
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers("prod-ec2")
-        .send()
-        .await
-        .unwrap();
-    let ms = cp.capacity_providers()[0]
-        .auto_scaling_group_provider()
-        .unwrap()
-        .managed_scaling()
-        .unwrap();
+    let asg = asg_provider(&h.ecs, "prod-ec2").await;
+    let ms = asg.managed_scaling().unwrap();
     assert_eq!(ms.target_capacity(), Some(75));
 }
 
@@ -526,19 +471,9 @@ async fn a_rollout_whose_tasks_fail_turns_the_service_degraded_with_the_reason()
 fn run_once_exits_0_when_every_spec_is_ready_and_status_says_so() {
     let moto = Moto::start_with_env(&running_env());
     let f = fixture(&moto);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-    std::fs::write(
-        dir.path().join("services.yaml"),
-        services(&f, "nginx:1.25", 2),
-    )
-    .unwrap();
+    let dir = spec_folder(&f);
     let store = format!("file://{}", dir.path().display());
-    let out = ecs_operator_tests::bin(
-        &["run", "--store", &store, "--once", "--timeout", "150s"],
-        dir.path(),
-        &moto.env(),
-    );
+    let out = ecs_operator_tests::run_once(dir.path(), &moto.env(), "150s");
     assert_eq!(
         out.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -608,11 +543,7 @@ fn run_once_exits_1_naming_an_invalid_spec_and_still_converges_the_others() {
     )
     .unwrap();
     let store = format!("file://{}", dir.path().display());
-    let out = ecs_operator_tests::bin(
-        &["run", "--store", &store, "--once", "--timeout", "60s"],
-        dir.path(),
-        &moto.env(),
-    );
+    let out = ecs_operator_tests::run_once(dir.path(), &moto.env(), "60s");
     assert_eq!(
         out.code, 1,
         "stdout:\n{}\nstderr:\n{}",
@@ -676,16 +607,7 @@ async fn an_existing_unowned_cluster_is_left_alone_unless_the_spec_adopts_it() {
     let input_adopt = input(&[&adopting]);
     let r = h.reconcile(&input_adopt, "ClusterSpec/legacy").await;
     assert_eq!(r.phase, Phase::Ready, "{r:?}");
-    let c = h
-        .ecs
-        .describe_clusters()
-        .clusters("legacy")
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .include(aws_sdk_ecs::types::ClusterField::Settings)
-        .send()
-        .await
-        .unwrap();
-    let c = &c.clusters()[0];
+    let c = cluster(&h.ecs, "legacy").await;
     assert!(c.tags().iter().any(
         |t| t.key() == Some("ecs-operator.io/owner") && t.value() == Some("ClusterSpec/legacy")
     ));

@@ -6,16 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
+    ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
 };
-use aws_sdk_route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{AliasTarget, ChangeAction, ResourceRecordSet, RrType};
 use ecs_operator::reconcile::Failure;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    owner_tags, reference_files, reference_specs, write_specs, Env as Base, Fleet, Network,
-    EDGE_MOTO_ENV,
+    change_records, create_records, listeners, load_balancer, owner_tags, reference_files,
+    reference_specs, set_redirect, simple_record, sni_certificates, target_group, write_specs,
+    Env as Base, Fleet, Network, EDGE_MOTO_ENV,
 };
 use ecs_operator_tests::{cli, Moto};
 use serde_json::Value;
@@ -40,40 +39,19 @@ async fn setup() -> Env {
 }
 
 impl Env {
+    /// The load balancer `prod-public`.
     async fn lb(&self) -> aws_sdk_elasticloadbalancingv2::types::LoadBalancer {
-        self.elb
-            .describe_load_balancers()
-            .names("prod-public")
-            .send()
-            .await
-            .unwrap()
-            .load_balancers()[0]
-            .clone()
+        load_balancer(&self.elb, "prod-public").await
     }
 
+    /// The listeners of `prod-public` by port.
     async fn listeners(&self) -> BTreeMap<i32, aws_sdk_elasticloadbalancingv2::types::Listener> {
-        let lb = self.lb().await;
-        self.elb
-            .describe_listeners()
-            .load_balancer_arn(lb.load_balancer_arn().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .listeners()
-            .iter()
-            .map(|l| (l.port().unwrap(), l.clone()))
-            .collect()
+        listeners(&self.elb, "prod-public").await
     }
 
+    /// The target group `name`.
     async fn target_group(&self, name: &str) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
-        self.elb
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await
-            .unwrap()
-            .target_groups()[0]
-            .clone()
+        target_group(&self.elb, name).await
     }
 
     /// Non-default rules of the HTTPS listener by priority: (hosts, paths, forward target).
@@ -231,17 +209,7 @@ async fn assert_reference_architecture(env: &Env) {
         .clone();
     assert_eq!(repo.image_tag_mutability().unwrap().as_str(), "IMMUTABLE");
     assert!(repo.image_scanning_configuration().unwrap().scan_on_push());
-    let repo_tags: BTreeMap<String, String> = env
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(repo.repository_arn().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let repo_tags = env.ecr_tags(repo.repository_arn().unwrap()).await;
     assert_eq!(repo_tags, owner_tags("ServiceSpec/web"));
     let policy = env.lifecycle().await;
     let rules = policy["rules"].as_array().unwrap();
@@ -354,18 +322,7 @@ async fn assert_reference_architecture(env: &Env) {
         (f.status_code(), f.content_type()),
         (Some("404"), Some("text/plain"))
     );
-    let sni: Vec<String> = env
-        .elb
-        .describe_listener_certificates()
-        .listener_arn(l443.listener_arn().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .certificates()
-        .iter()
-        .filter(|c| c.is_default() != Some(true))
-        .map(|c| c.certificate_arn().unwrap().to_string())
-        .collect();
+    let sni = sni_certificates(&env.elb, l443.listener_arn().unwrap()).await;
     assert_eq!(
         sni,
         std::slice::from_ref(&admin_cert),
@@ -519,27 +476,15 @@ async fn drift_made_by_hand_shows_in_diff_and_one_reconcile_restores_it() {
     let listeners = env.listeners().await;
 
     // 1. The :80 redirect answers 302.
-    env.elb
-        .modify_listener()
-        .listener_arn(listeners[&80].listener_arn().unwrap())
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .host("#{host}")
-                        .path("/#{path}")
-                        .query("#{query}")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let redirect = RedirectActionConfig::builder()
+        .protocol("HTTPS")
+        .port("443")
+        .host("#{host}")
+        .path("/#{path}")
+        .query("#{query}")
+        .status_code(RedirectActionStatusCodeEnum::Http302)
+        .build();
+    set_redirect(&env.elb, listeners[&80].listener_arn().unwrap(), redirect).await;
     // 2. A health-check path.
     let web_tg = env.target_group("web").await;
     env.elb
@@ -560,38 +505,26 @@ async fn drift_made_by_hand_shows_in_diff_and_one_reconcile_restores_it() {
         .await
         .unwrap();
     // 4. A record's target.
-    env.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&env.net.zone_id)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(
-                            ResourceRecordSet::builder()
-                                .name(format!("www.{z}."))
-                                .r#type(RrType::A)
-                                .alias_target(
-                                    AliasTarget::builder()
-                                        .hosted_zone_id(lb.canonical_hosted_zone_id().unwrap())
-                                        .dns_name("elsewhere-1.eu-west-1.elb.amazonaws.com")
-                                        .evaluate_target_health(true)
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
+    let elsewhere = ResourceRecordSet::builder()
+        .name(format!("www.{z}."))
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(lb.canonical_hosted_zone_id().unwrap())
+                .dns_name("elsewhere-1.eu-west-1.elb.amazonaws.com")
+                .evaluate_target_health(true)
                 .build()
                 .unwrap(),
         )
-        .send()
-        .await
+        .build()
         .unwrap();
+    change_records(
+        &env.r53,
+        &env.net.zone_id,
+        ChangeAction::Upsert,
+        [elsewhere],
+    )
+    .await;
     // 5. A listener rule deleted.
     let admin_rule = env.rules().await[&1].3.clone();
     env.elb
@@ -639,37 +572,8 @@ async fn a_record_without_our_txt_is_left_alone_and_only_its_service_fails() {
     let env = setup().await;
     let z = ZONE;
     // Someone else's A record where admin wants its alias.
-    env.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&env.net.zone_id)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Create)
-                        .resource_record_set(
-                            ResourceRecordSet::builder()
-                                .name(format!("admin.{z}."))
-                                .r#type(RrType::A)
-                                .ttl(60)
-                                .resource_records(
-                                    ResourceRecord::builder()
-                                        .value("192.0.2.10")
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let theirs = simple_record(format!("admin.{z}."), RrType::A, 60, "192.0.2.10");
+    create_records(&env.r53, &env.net.zone_id, [theirs]).await;
     // Four rounds: the ECS service takes three on moto (create; moto drops the deployment
     // configuration at create, so an update; the rollout completes).
     let mut results = BTreeMap::new();
@@ -745,22 +649,7 @@ async fn a_pending_certificate_makes_the_cluster_progressing_without_waiting() {
 
     let sdk = moto.sdk_config().await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-    let lb = elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
-        .await
-        .unwrap();
-    let ports: Vec<i32> = elb
-        .describe_listeners()
-        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .listeners()
-        .iter()
-        .map(|l| l.port().unwrap())
-        .collect();
+    let ports: Vec<i32> = listeners(&elb, "prod-public").await.into_keys().collect();
     assert_eq!(ports, [80], "HTTPS waits for its certificate");
     // The validation records are already in the zone.
     let r53 = aws_sdk_route53::Client::new(&sdk);
@@ -790,36 +679,15 @@ async fn a_pending_certificate_makes_the_cluster_progressing_without_waiting() {
 /// `n` TXT records that belong to nobody, so a listing of the whole zone takes more than one
 /// page (Route53 pages at 300 records).
 async fn fill_zone(env: &Env, n: usize) {
-    let mut batch = ChangeBatch::builder();
-    for i in 0..n {
-        batch = batch.changes(
-            Change::builder()
-                .action(ChangeAction::Create)
-                .resource_record_set(
-                    ResourceRecordSet::builder()
-                        .name(format!("filler-{i:04}.{ZONE}."))
-                        .r#type(RrType::Txt)
-                        .ttl(300)
-                        .resource_records(
-                            ResourceRecord::builder()
-                                .value("\"someone else\"")
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        );
-    }
-    env.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(&env.net.zone_id)
-        .change_batch(batch.build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let fillers = (0..n).map(|i| {
+        simple_record(
+            format!("filler-{i:04}.{ZONE}."),
+            RrType::Txt,
+            300,
+            "\"someone else\"",
+        )
+    });
+    create_records(&env.r53, &env.net.zone_id, fillers).await;
 }
 
 /// The record sets named exactly `name` (read from `StartRecordName`).

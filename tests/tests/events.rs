@@ -20,11 +20,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
-};
 use ecs_operator::aws::CallMetrics;
-use ecs_operator_tests::fixtures::{reference_files, Env, EDGE_MOTO_ENV};
+use ecs_operator_tests::ecs_fixtures::service;
+use ecs_operator_tests::fixtures::{
+    attempts, listeners, redirect_with_302, reference_files, Env, EDGE_MOTO_ENV,
+};
 use ecs_operator_tests::prom::metric_sum;
 use ecs_operator_tests::{cli, cli_counted, free_addr, http_get};
 
@@ -172,16 +172,6 @@ impl Running {
     }
 }
 
-/// Attempts of one operation (`DescribeServices`, `ListObjectsV2`) in `calls`.
-fn attempts(calls: &CallMetrics, operation: &str) -> u64 {
-    calls
-        .snapshot()
-        .into_iter()
-        .filter(|(l, _)| l.operation == operation)
-        .map(|(_, n)| n)
-        .sum()
-}
-
 fn reconciles(m: &str, kind: &str) -> f64 {
     metric_sum(m, RECONCILES, &[&format!(r#"kind="{kind}""#)])
 }
@@ -260,28 +250,9 @@ async fn put_elb_call(s: &Setup, detail: String) {
 
 /// The ARN of the HTTP :80 listener of `prod-public`.
 async fn http_listener(env: &Env) -> String {
-    let lbs = env
-        .elb
-        .describe_load_balancers()
-        .names("prod-public")
-        .send()
+    listeners(&env.elb, "prod-public")
         .await
-        .expect("DescribeLoadBalancers");
-    let lb = lbs.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let listeners = env
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lb)
-        .send()
-        .await
-        .expect("DescribeListeners");
-    listeners
-        .listeners()
-        .iter()
-        .find(|l| l.port() == Some(80))
+        .get(&80)
         .and_then(|l| l.listener_arn())
         .expect("the :80 listener")
         .to_string()
@@ -305,24 +276,7 @@ async fn redirect_code(env: &Env, listener: &str) -> String {
 
 /// A person's hand edit: the :80 redirect becomes a 302.
 async fn drift_listener(env: &Env, listener: &str) {
-    env.elb
-        .modify_listener()
-        .listener_arn(listener)
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("ModifyListener");
+    redirect_with_302(&env.elb, listener).await;
 }
 
 fn modify_listener_request(listener: &str) -> serde_json::Value {
@@ -802,16 +756,8 @@ async fn an_unavailable_queue_keeps_the_operator_on_polling_and_shows_in_readyz_
         (reconciles(&m, "ServiceSpec") > before).then_some(())
     })
     .await;
-    let svc = s
-        .env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(svc.services()[0].desired_count(), 3);
+    let svc = service(&s.env.ecs, "web").await;
+    assert_eq!(svc.desired_count(), 3);
 }
 
 /// The status record of `ServiceSpec/NAME` in the env's folder, once it is written.
@@ -826,15 +772,8 @@ fn service_status(s: &Setup, name: &str) -> Option<serde_json::Value> {
 
 /// The ARN of the ECS service `prod/NAME`.
 async fn service_arn(env: &Env, name: &str) -> String {
-    let out = env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services(name)
-        .send()
+    service(&env.ecs, name)
         .await
-        .expect("DescribeServices");
-    out.services()[0]
         .service_arn()
         .expect("a service ARN")
         .to_string()
@@ -992,15 +931,8 @@ async fn a_rollout_held_in_progress_costs_fewer_describe_services_with_the_event
         };
         assert_eq!(phase.ok(), Some(want), "{key}: {result:?}");
     }
-    let held = env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("admin")
-        .send()
-        .await
-        .unwrap();
-    let deployment = &held.services()[0].deployments()[0];
+    let held = service(&env.ecs, "admin").await;
+    let deployment = &held.deployments()[0];
     assert_eq!(
         deployment.rollout_state().map(|r| r.as_str()),
         Some("IN_PROGRESS"),
@@ -1209,17 +1141,9 @@ async fn an_s3_store_change_synced_by_ci_is_reconciled_on_its_object_event_witho
         1.0,
         "{after}"
     );
-    let svc = s
-        .env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
+    let svc = service(&s.env.ecs, "web").await;
     // The new content was read (it asks for 3 tasks), and not by a listing: by the key's GetObject.
-    assert_eq!(svc.services()[0].desired_count(), 3);
+    assert_eq!(svc.desired_count(), 3);
     eprintln!(
         "S3 store, --poll-interval 10m: sync -> reconcile done in {:.1} s, {} ListObjectsV2 \
          between",

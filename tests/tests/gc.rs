@@ -19,7 +19,7 @@ use ecs_operator_tests::fixtures::{
     reference_files, tags_of, Env, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
     RELEASED_TAG as RELEASED,
 };
-use ecs_operator_tests::{bin, free_addr, OperatorProcess};
+use ecs_operator_tests::{bin, free_addr, run_once, OperatorProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scan_finds_exactly_what_the_ledgers_list_and_nothing_foreign() {
@@ -134,11 +134,7 @@ async fn resources_no_record_lists_are_collected_after_their_spec_is_gone() {
     let Env { moto, dir, .. } = Env::new(EDGE_MOTO_ENV, reference_files).await;
     let env = moto.env();
     let store = format!("file://{}", dir.path().display());
-    let out = bin(
-        &["run", "--store", &store, "--once", "--timeout", "120s"],
-        dir.path(),
-        &env,
-    );
+    let out = run_once(dir.path(), &env, "120s");
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let sdk = moto.sdk_config().await;

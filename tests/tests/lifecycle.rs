@@ -3,26 +3,8 @@
 
 use std::path::Path;
 
-use ecs_operator_tests::ecs_fixtures::{fixture, services, CLUSTER};
-use ecs_operator_tests::{bin, Moto, Output};
-
-fn run_once(dir: &Path, moto: &Moto, timeout: &str) -> Output {
-    run_once_with(dir, moto, timeout, &[])
-}
-
-fn run_once_with(dir: &Path, moto: &Moto, timeout: &str, extra: &[&str]) -> Output {
-    let store = format!("file://{}", dir.display());
-    let mut args = vec![
-        "run",
-        "--store",
-        store.as_str(),
-        "--once",
-        "--timeout",
-        timeout,
-    ];
-    args.extend_from_slice(extra);
-    bin(&args, dir, &moto.env())
-}
+use ecs_operator_tests::ecs_fixtures::{cluster, find_service, fixture, services, spec_folder};
+use ecs_operator_tests::{bin, run_once, run_once_with, Moto};
 
 fn status(dir: &Path, moto: &Moto) -> Vec<serde_json::Value> {
     let store = format!("file://{}", dir.display());
@@ -43,29 +25,15 @@ async fn ecs(moto: &Moto) -> aws_sdk_ecs::Client {
 }
 
 async fn service_status(ecs: &aws_sdk_ecs::Client, name: &str) -> Option<String> {
-    let out = ecs
-        .describe_services()
-        .cluster("prod")
-        .services(name)
-        .send()
+    find_service(ecs, name)
         .await
-        .unwrap();
-    out.services()
-        .first()
-        .and_then(|s| s.status())
-        .map(str::to_string)
+        .and_then(|s| s.status().map(str::to_string))
 }
 
 async fn converge(moto: &Moto) -> (tempfile::TempDir, ecs_operator_tests::ecs_fixtures::Fixture) {
     let f = fixture(moto);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-    std::fs::write(
-        dir.path().join("services.yaml"),
-        services(&f, "nginx:1.25", 2),
-    )
-    .unwrap();
-    let out = run_once(dir.path(), moto, "120s");
+    let dir = spec_folder(&f);
+    let out = run_once(dir.path(), &moto.env(), "120s");
     assert_eq!(out.code, 0, "{}", out.stderr);
     (dir, f)
 }
@@ -79,7 +47,7 @@ async fn a_removed_service_spec_is_scaled_down_deleted_and_its_revisions_and_sca
 
     // Two of three specs leave: within the guard (2 is never a mass deletion).
     std::fs::remove_file(dir.path().join("services.yaml")).unwrap();
-    let out = run_once(dir.path(), &moto, "120s");
+    let out = run_once(dir.path(), &moto.env(), "120s");
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     for name in ["web", "worker"] {
@@ -116,13 +84,8 @@ async fn a_removed_service_spec_is_scaled_down_deleted_and_its_revisions_and_sca
     let st = status(dir.path(), &moto);
     assert_eq!(st.len(), 1, "{st:?}");
     assert_eq!(st[0]["name"], "prod");
-    let c = ecs
-        .describe_clusters()
-        .clusters("prod")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(c.clusters()[0].status(), Some("ACTIVE"));
+    let c = cluster(&ecs, "prod").await;
+    assert_eq!(c.status(), Some("ACTIVE"));
 }
 
 #[tokio::test]
@@ -133,7 +96,7 @@ async fn a_retained_cluster_is_released_not_deleted_and_a_referenced_one_is_kept
 
     // The cluster leaves while services still name it: it is kept, with a clear condition.
     std::fs::remove_file(dir.path().join("cluster.yaml")).unwrap();
-    let out = run_once(dir.path(), &moto, "20s");
+    let out = run_once(dir.path(), &moto.env(), "20s");
     assert_eq!(out.code, 1, "{}", out.stderr);
     let st = status(dir.path(), &moto);
     let prod = st.iter().find(|s| s["name"] == "prod").unwrap();
@@ -146,16 +109,9 @@ async fn a_retained_cluster_is_released_not_deleted_and_a_referenced_one_is_kept
     // With the services gone too (all three specs: past the guard, hence the flag), the
     // cluster (deletionPolicy Retain by default) is released.
     std::fs::remove_file(dir.path().join("services.yaml")).unwrap();
-    let out = run_once_with(dir.path(), &moto, "120s", &["--allow-mass-deletion"]);
+    let out = run_once_with(dir.path(), &moto.env(), "120s", &["--allow-mass-deletion"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let c = ecs
-        .describe_clusters()
-        .clusters("prod")
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .send()
-        .await
-        .unwrap();
-    let c = &c.clusters()[0];
+    let c = cluster(&ecs, "prod").await;
     assert_eq!(
         c.status(),
         Some("ACTIVE"),
@@ -187,14 +143,14 @@ async fn a_listing_that_removes_most_specs_deletes_nothing_until_confirmed() {
         .replace("name: web}", "name: web2}")
         .replace("name: worker}", "name: worker2}");
     std::fs::write(dir.path().join("more.yaml"), extra).unwrap();
-    let out = run_once(dir.path(), &moto, "120s");
+    let out = run_once(dir.path(), &moto.env(), "120s");
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     // Every spec leaves (an emptied bucket, a bad sync): nothing may be deleted.
     for f in ["cluster.yaml", "services.yaml", "more.yaml"] {
         std::fs::remove_file(dir.path().join(f)).unwrap();
     }
-    let out = run_once(dir.path(), &moto, "30s");
+    let out = run_once(dir.path(), &moto.env(), "30s");
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("deletion held"), "{}", out.stderr);
     for name in ["web", "worker", "web2", "worker2"] {
@@ -220,7 +176,7 @@ async fn a_listing_that_removes_most_specs_deletes_nothing_until_confirmed() {
     );
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stdout.contains("5 deletion(s) confirmed"), "{}", c.stdout);
-    let out = run_once(dir.path(), &moto, "120s");
+    let out = run_once(dir.path(), &moto.env(), "120s");
     assert_eq!(out.code, 0, "{}", out.stderr);
     for name in ["web", "worker", "web2", "worker2"] {
         assert_eq!(
@@ -238,7 +194,7 @@ async fn nothing_is_deleted_while_a_store_document_cannot_be_read() {
     let ops = "apiVersion: ecs-operator.io/v1alpha1\nkind: ClusterSpec\nmetadata: {name: ops}\n\
                spec: {clusterName: ops, deletionPolicy: Delete}\n";
     std::fs::write(dir.path().join("ops.yaml"), ops).unwrap();
-    let out = run_once(dir.path(), &moto, "60s");
+    let out = run_once(dir.path(), &moto.env(), "60s");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let ecs = aws_sdk_ecs::Client::new(&moto.sdk_config().await);
     let cluster_status = || async {
@@ -256,7 +212,7 @@ async fn nothing_is_deleted_while_a_store_document_cannot_be_read() {
     // A typo makes the file unreadable: its spec vanishes from the listing, but it may well
     // still be meant. Nothing is deleted, and the status says why.
     std::fs::write(dir.path().join("ops.yaml"), "apiVersion: [unclosed\n").unwrap();
-    let out = run_once(dir.path(), &moto, "60s");
+    let out = run_once(dir.path(), &moto.env(), "60s");
     assert_eq!(out.code, 1, "a person has to act: {}", out.stderr);
     assert!(
         out.stderr
@@ -283,7 +239,7 @@ async fn nothing_is_deleted_while_a_store_document_cannot_be_read() {
 
     // Once the store reads cleanly (the file is really gone), the deletion goes ahead.
     std::fs::remove_file(dir.path().join("ops.yaml")).unwrap();
-    let out = run_once(dir.path(), &moto, "60s");
+    let out = run_once(dir.path(), &moto.env(), "60s");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(cluster_status().await.as_deref(), Some("INACTIVE"));
     assert!(status(dir.path(), &moto).is_empty());

@@ -9,15 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{ResourceRecordSet, RrType};
 use ecs_operator::reconcile::{Deletion, ReconcileInput, Reconciler, Report};
 use ecs_operator::store::status::SpecStatus;
 use ecs_operator::store::Phase;
 use ecs_operator_tests::fixtures::{
-    reference_files, Env as Base, EDGE_MOTO_ENV, MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER,
-    RELEASED_TAG as RELEASED,
+    create_records, reference_files, simple_record, Env as Base, EDGE_MOTO_ENV,
+    MANAGED_BY_TAG as MANAGED_BY, OWNER_TAG as OWNER, RELEASED_TAG as RELEASED,
 };
 
 const ZONE: &str = "example.com";
@@ -136,16 +134,9 @@ impl Env {
             .collect()
     }
 
+    /// The names of every target group.
     async fn target_group_names(&self) -> BTreeSet<String> {
-        self.elb
-            .describe_target_groups()
-            .send()
-            .await
-            .unwrap()
-            .target_groups()
-            .iter()
-            .filter_map(|t| t.target_group_name().map(str::to_string))
-            .collect()
+        self.target_group_arns().await.into_keys().collect()
     }
 
     async fn lb_arn(&self) -> Option<String> {
@@ -220,35 +211,16 @@ impl Env {
     /// Things the operator never owned: an A record and a TXT record at their own names, and
     /// a target group in the VPC.
     async fn foreign(&self) {
-        let rr = |name: &str, t: RrType, v: &str| {
-            ResourceRecordSet::builder()
-                .name(format!("{name}.{ZONE}."))
-                .r#type(t)
-                .ttl(60)
-                .resource_records(ResourceRecord::builder().value(v).build().unwrap())
-                .build()
-                .unwrap()
-        };
-        let change = |r| {
-            Change::builder()
-                .action(ChangeAction::Create)
-                .resource_record_set(r)
-                .build()
-                .unwrap()
-        };
-        self.r53
-            .change_resource_record_sets()
-            .hosted_zone_id(&self.net.zone_id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .changes(change(rr("foreign", RrType::A, "192.0.2.10")))
-                    .changes(change(rr("foreign", RrType::Txt, "\"v=spf1 -all\"")))
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let name = format!("foreign.{ZONE}.");
+        create_records(
+            &self.r53,
+            &self.net.zone_id,
+            [
+                simple_record(&name, RrType::A, 60, "192.0.2.10"),
+                simple_record(&name, RrType::Txt, 60, "\"v=spf1 -all\""),
+            ],
+        )
+        .await;
         self.elb
             .create_target_group()
             .name("foreign-tg")
@@ -371,17 +343,7 @@ async fn a_removed_service_spec_takes_its_edge_with_it_and_leaves_the_rest_ready
         .await
         .unwrap();
     assert!(env.delete("ServiceSpec/web", 30).await.is_none());
-    let tags: BTreeMap<String, String> = env
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(&repo)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = env.ecr_tags(&repo).await;
     assert!(released_only(&tags, "ServiceSpec/web"), "{tags:?}");
     let names = env.record_names().await;
     assert!(
@@ -423,17 +385,7 @@ async fn a_retained_service_spec_leaves_everything_in_place_released() {
     assert_eq!(env.rule_arns().await, rules_before, "no rule deleted");
     assert!(released_only(&env.elb_tags(&rule).await, web));
     assert!(released_only(&env.elb_tags(&tg).await, web));
-    let tags: BTreeMap<String, String> = env
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(&repo)
-        .send()
-        .await
-        .unwrap()
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = env.ecr_tags(&repo).await;
     assert!(released_only(&tags, web), "{tags:?}");
     assert_eq!(env.service_status("web").await.as_deref(), Some("ACTIVE"));
     let names = env.record_names().await;

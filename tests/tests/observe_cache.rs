@@ -11,7 +11,10 @@ use ecs_operator::aws::CallMetrics;
 use ecs_operator::resources::Snapshot;
 use ecs_operator::spec::Kind;
 use ecs_operator::store::Phase;
-use ecs_operator_tests::fixtures::{Env, Fleet, Network};
+use ecs_operator_tests::fixtures::{
+    change_records, listeners, load_balancer_arn, redirect_with_302, sni_certificates,
+    target_group, Env, Fleet, Network,
+};
 use ecs_operator_tests::{cli_counted, Moto};
 use futures::future::join_all;
 
@@ -276,42 +279,22 @@ impl Hands {
         }
     }
 
+    /// The ARN of the load balancer `prod-public`.
     async fn lb_arn(&self) -> String {
-        self.elb
-            .describe_load_balancers()
-            .names("prod-public")
-            .send()
-            .await
-            .unwrap()
-            .load_balancers()[0]
-            .load_balancer_arn()
-            .unwrap()
-            .to_string()
+        load_balancer_arn(&self.elb, "prod-public").await
     }
 
+    /// The listener of `prod-public` on `port`.
     async fn listener(&self, port: i32) -> aws_sdk_elasticloadbalancingv2::types::Listener {
-        self.elb
-            .describe_listeners()
-            .load_balancer_arn(self.lb_arn().await)
-            .send()
+        listeners(&self.elb, "prod-public")
             .await
+            .remove(&port)
             .unwrap()
-            .listeners()
-            .iter()
-            .find(|l| l.port() == Some(port))
-            .unwrap()
-            .clone()
     }
 
+    /// The target group `name`.
     async fn target_group(&self, name: &str) -> aws_sdk_elasticloadbalancingv2::types::TargetGroup {
-        self.elb
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await
-            .unwrap()
-            .target_groups()[0]
-            .clone()
+        target_group(&self.elb, name).await
     }
 
     /// The rules of the HTTPS listener that forward to the target group of `service`.
@@ -377,10 +360,10 @@ impl Hands {
 /// ECR tag mutability, DNS record, load balancer attribute, listener default action, SNI certificate.
 async fn edit_by_hand(h: &Hands) {
     use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, Certificate, HostHeaderConditionConfig, LoadBalancerAttribute,
-        RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, TargetGroupAttribute,
+        Certificate, HostHeaderConditionConfig, LoadBalancerAttribute, RuleCondition,
+        TargetGroupAttribute,
     };
-    use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch};
+    use aws_sdk_route53::types::{AliasTarget, ChangeAction};
     let tg = |n: usize| async move {
         h.target_group(&svc(n))
             .await
@@ -469,24 +452,7 @@ async fn edit_by_hand(h: &Hands) {
             .build()
             .unwrap(),
     );
-    h.r53
-        .change_resource_record_sets()
-        .hosted_zone_id(h.zone_id().await)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(a10)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    change_records(&h.r53, &h.zone_id().await, ChangeAction::Upsert, [a10]).await;
     // The cluster's load balancer idle timeout and :80 redirect; svc-11's SNI certificate.
     h.elb
         .modify_load_balancer_attributes()
@@ -500,36 +466,11 @@ async fn edit_by_hand(h: &Hands) {
         .send()
         .await
         .unwrap();
-    h.elb
-        .modify_listener()
-        .listener_arn(h.listener(80).await.listener_arn().unwrap())
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Redirect)
-                .redirect_config(
-                    RedirectActionConfig::builder()
-                        .protocol("HTTPS")
-                        .port("443")
-                        .status_code(RedirectActionStatusCodeEnum::Http302)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    redirect_with_302(&h.elb, h.listener(80).await.listener_arn().unwrap()).await;
     let https = h.listener(443).await;
-    let sni: Vec<String> = h
-        .elb
-        .describe_listener_certificates()
-        .listener_arn(https.listener_arn().unwrap())
-        .send()
+    let sni: Vec<String> = sni_certificates(&h.elb, https.listener_arn().unwrap())
         .await
-        .unwrap()
-        .certificates()
-        .iter()
-        .filter(|c| c.is_default() != Some(true))
-        .filter_map(|c| c.certificate_arn().map(str::to_string))
+        .into_iter()
         .filter(|a| Some(a.as_str()) != https.certificates()[0].certificate_arn())
         .collect();
     assert_eq!(sni.len(), 2, "two SNI certificates: {sni:?}");

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ecs_operator_tests::fault_proxy::{Fault, FaultConfig, FaultProxy, Mode, Rng};
 use ecs_operator_tests::fixtures::{reference_specs, write_specs, Network};
 use ecs_operator_tests::prom::metric_sum;
-use ecs_operator_tests::{bin, free_addr, http_get, Moto, OperatorProcess, Output};
+use ecs_operator_tests::{bin, free_addr, http_get, run_once, Moto, OperatorProcess};
 
 const ZONE: &str = "example.com";
 
@@ -93,16 +93,6 @@ fn sigterm(op: &mut OperatorProcess) -> Option<i32> {
 fn tail(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// `run --once` over a file store in `dir`.
-fn run_once(dir: &Path, env: &[(String, String)], timeout: &str) -> Output {
-    let store = format!("file://{}", dir.display());
-    bin(
-        &["run", "--store", &store, "--once", "--timeout", timeout],
-        dir,
-        env,
-    )
 }
 
 /// `status -o json` of a file store.
@@ -628,17 +618,11 @@ fn broken_documents_next_to_good_specs_are_reported_and_the_good_ones_converge()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_resumes() {
-    use ecs_operator_tests::ecs_fixtures::{fixture, services, CLUSTER};
+    use ecs_operator_tests::ecs_fixtures::{fixture, service, services, spec_folder};
     let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
     let sdk = moto.sdk_config().await;
     let f = fixture(&moto);
-    let specs = tempfile::tempdir().unwrap();
-    std::fs::write(specs.path().join("cluster.yaml"), CLUSTER).unwrap();
-    std::fs::write(
-        specs.path().join("services.yaml"),
-        services(&f, "nginx:1.25", 2),
-    )
-    .unwrap();
+    let specs = spec_folder(&f);
     let url = "s3://specs/prod";
     // `init` makes the bucket.
     ecs_operator_tests::seeded_store(&sdk, url, specs.path()).await;
@@ -780,14 +764,8 @@ async fn an_s3_store_outage_deletes_nothing_shows_in_metrics_and_reconciling_res
     assert_eq!(sync.code, 0, "{sync:?}");
     let mut desired = 0;
     for _ in 0..300 {
-        let d = ecs
-            .describe_services()
-            .cluster("prod")
-            .services("web")
-            .send()
-            .await
-            .unwrap();
-        desired = d.services()[0].desired_count();
+        let d = service(&ecs, "web").await;
+        desired = d.desired_count();
         if desired == 3 {
             break;
         }

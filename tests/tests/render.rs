@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use ecs_operator::spec::{load::validate_files, parse_file, ClusterSpec, ServiceSpec, Spec};
+use ecs_operator::spec::{
+    load::validate_files, parse_file, ClusterSpec, KeepTagged, ServiceSpec, Spec,
+};
 use ecs_operator_tests::{cli, workspace_root, Output};
 
 /// The path of a chart under charts/.
@@ -47,6 +49,16 @@ fn specs(out: &Output) -> (Vec<ClusterSpec>, Vec<ServiceSpec>) {
         }
     }
     (clusters, services)
+}
+
+/// The first `keepTagged` rule of the lifecycle of `s`'s repository; panics when it has none.
+fn first_keep_tagged(s: &ServiceSpec) -> &KeepTagged {
+    s.spec
+        .repository
+        .as_ref()
+        .and_then(|r| r.lifecycle.as_ref())
+        .and_then(|l| l.keep_tagged.first())
+        .expect("a repository lifecycle with a keepTagged rule")
 }
 
 /// Render the web-service chart for `env` (`dev` or `prod`): its one cluster and one service.
@@ -123,18 +135,8 @@ async fn dev_and_prod_differ_field_by_field_as_the_reference_architecture_says()
     let (dev_cluster, dev_service) = web_service("dev").await;
     let (prod_cluster, prod_service) = web_service("prod").await;
     let keep = |s: &ServiceSpec| {
-        let lc = s
-            .spec
-            .repository
-            .as_ref()
-            .unwrap()
-            .lifecycle
-            .as_ref()
-            .unwrap();
-        (
-            lc.keep_tagged[0].tag_prefixes.clone(),
-            lc.keep_tagged[0].count,
-        )
+        let rule = first_keep_tagged(s);
+        (rule.tag_prefixes.clone(), rule.count)
     };
     assert_eq!(keep(&dev_service), (vec!["dev-".to_string()], 3));
     assert_eq!(keep(&prod_service), (vec!["prod-".to_string()], 10));
@@ -398,17 +400,7 @@ async fn values_files_merge_in_the_order_given_and_set_comes_last() {
     let out = render(&[&web, "-f", a, "-f", b]).await;
     let (_, services) = specs(&out);
     let s = &services[0].spec;
-    assert_eq!(
-        s.repository
-            .as_ref()
-            .unwrap()
-            .lifecycle
-            .as_ref()
-            .unwrap()
-            .keep_tagged[0]
-            .count,
-        7
-    );
+    assert_eq!(first_keep_tagged(&services[0]).count, 7);
     // Mappings merge key by key; lists are replaced whole.
     assert_eq!(s.container.environment["A"], "one");
     assert_eq!(s.container.environment["B"], "two");
@@ -417,17 +409,7 @@ async fn values_files_merge_in_the_order_given_and_set_comes_last() {
     let out = render(&[&web, "-f", b, "-f", a]).await;
     let (_, services) = specs(&out);
     let s = &services[0].spec;
-    assert_eq!(
-        s.repository
-            .as_ref()
-            .unwrap()
-            .lifecycle
-            .as_ref()
-            .unwrap()
-            .keep_tagged[0]
-            .count,
-        5
-    );
+    assert_eq!(first_keep_tagged(&services[0]).count, 5);
     assert_eq!(s.placement.strategy.len(), 2);
 
     let out = render(&[
@@ -446,17 +428,7 @@ async fn values_files_merge_in_the_order_given_and_set_comes_last() {
     .await;
     let (_, services) = specs(&out);
     let s = &services[0].spec;
-    assert_eq!(
-        s.repository
-            .as_ref()
-            .unwrap()
-            .lifecycle
-            .as_ref()
-            .unwrap()
-            .keep_tagged[0]
-            .count,
-        9
-    );
+    assert_eq!(first_keep_tagged(&services[0]).count, 9);
     assert_eq!(s.network.subnets, ["subnet-x", "subnet-y", "subnet-z"]);
     assert_eq!(s.container.environment["C"], "true");
     assert_eq!(s.container.environment["A"], "one");

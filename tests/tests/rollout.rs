@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use ecs_operator::aws::calls::is_mutating;
 use ecs_operator::aws::CallMetrics;
+use ecs_operator_tests::ecs_fixtures::service;
 use ecs_operator_tests::fixtures::{
     load_specs, reference_files, write_specs, Env, Network, SpecFile, EDGE_MOTO_ENV,
 };
@@ -307,15 +308,8 @@ async fn rollout_stop_and_continue_on_moto_fail_naming_the_missing_operation_and
     assert!(calls.is_empty(), "{calls:?}");
 
     // The service is as the operator left it: one deployment, still PRIMARY.
-    let svc = env
-        .ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    let deployments = svc.services()[0].deployments();
+    let svc = service(&env.ecs, "web").await;
+    let deployments = svc.deployments();
     assert_eq!(deployments.len(), 1);
     assert_eq!(deployments[0].status(), Some("PRIMARY"));
 }

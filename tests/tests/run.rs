@@ -51,6 +51,27 @@ fn replica(
     )
 }
 
+/// [`replica`] `replica-a`, once its `/readyz` says it leads; panics with its log when that
+/// takes more than 30 s from `start`.
+fn leading_replica_a(
+    moto: &Moto,
+    dir: &std::path::Path,
+    addr: &str,
+    tmp: &std::path::Path,
+    start: Instant,
+) -> OperatorProcess {
+    let a = replica(moto, dir, "replica-a", addr, tmp);
+    while is_leader(addr) != Some(true) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "a never led:\n{}",
+            a.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    a
+}
+
 #[test]
 fn two_replicas_have_one_leader_at_a_time_and_the_other_takes_over_after_sigkill() {
     let moto = Moto::start();
@@ -64,15 +85,7 @@ fn two_replicas_have_one_leader_at_a_time_and_the_other_takes_over_after_sigkill
     // instant can both succeed there (never on DynamoDB). So the second replica starts once
     // the first has taken the lease; racing acquires are covered by the paused-time unit tests.
     let start = Instant::now();
-    let mut a = replica(&moto, specs.path(), "replica-a", &addr_a, tmp.path());
-    while is_leader(&addr_a) != Some(true) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "a never led:\n{}",
-            a.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut a = leading_replica_a(&moto, specs.path(), &addr_a, tmp.path(), start);
     let mut b = replica(&moto, specs.path(), "replica-b", &addr_b, tmp.path());
 
     // Until both answer.
@@ -234,15 +247,7 @@ fn a_leader_stopped_by_sigterm_exits_0_and_releases_the_lease_for_an_immediate_t
     let tmp = tempfile::tempdir().unwrap();
     let (addr_a, addr_b) = (free_addr(), free_addr());
     let start = Instant::now();
-    let mut a = replica(&moto, specs.path(), "replica-a", &addr_a, tmp.path());
-    while is_leader(&addr_a) != Some(true) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "a never led:\n{}",
-            a.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut a = leading_replica_a(&moto, specs.path(), &addr_a, tmp.path(), start);
     let b = replica(&moto, specs.path(), "replica-b", &addr_b, tmp.path());
     while is_leader(&addr_b) != Some(false) {
         assert!(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ecs_operator::store::watch::{WatchEvent, WatchOptions, Watcher};
 use ecs_operator::store::{self, Store, StoreUrl};
+use ecs_operator_tests::fixtures::attempts;
 use ecs_operator_tests::{copy_examples, seeded_store, write_ready_status, Moto};
 
 const POLL: Duration = Duration::from_millis(300);
@@ -144,16 +145,6 @@ async fn a_store_that_cannot_be_read_reports_failure_not_an_empty_listing() {
     );
     assert!(matches!(w.next().await, WatchEvent::Failed(_)));
     assert!(w.current().is_none());
-}
-
-/// Attempts of `operation` among the store's calls.
-fn attempts(calls: &ecs_operator::aws::CallMetrics, operation: &str) -> u64 {
-    calls
-        .snapshot()
-        .into_iter()
-        .filter(|(l, _)| l.operation == operation)
-        .map(|(_, n)| n)
-        .sum()
 }
 
 /// What the events listener does for an S3 object event: a nudged key is re-read on its own,
