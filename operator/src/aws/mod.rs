@@ -1,6 +1,7 @@
 //! AWS client plumbing shared by every resource module: client construction with retries
 //! ([`Sdk`]), the call budget (token buckets per service and call class) and call counting.
 
+pub mod arn;
 pub mod budget;
 pub mod calls;
 pub mod sdk;

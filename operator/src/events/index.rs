@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::aws::arn::Arn;
 use crate::spec::SpecKey;
 use crate::store::status::ResourceRef;
 
@@ -90,18 +91,9 @@ pub fn aliases(resource_type: &str, id: &str) -> Vec<String> {
 
 /// The name-based key of an ARN AWS also names by name, else `None`.
 pub fn alias_of_arn(arn: &str) -> Option<String> {
-    // arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some(service), Some(_), Some(_), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
+    let Arn {
+        service, resource, ..
+    } = Arn::parse(arn)?;
     let (kind, rest) = resource.split_once('/')?;
     match (service, kind) {
         ("ecs", "service") => {
@@ -141,15 +133,14 @@ pub fn is_own_caller(caller: &str, own: &str) -> bool {
 
 /// `(partition, account, role)` of an assumed-role session ARN.
 fn assumed_role(arn: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(_), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Arn {
+        partition,
+        service: "sts",
+        account,
+        resource,
+        ..
+    } = Arn::parse(arn)?
+    else {
         return None;
     };
     let rest = resource.strip_prefix("assumed-role/")?;

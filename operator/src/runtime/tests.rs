@@ -119,6 +119,23 @@ fn cfg() -> RunnerConfig {
     }
 }
 
+/// [`cfg`] with `n` slots.
+fn slots(n: usize) -> RunnerConfig {
+    RunnerConfig {
+        concurrency: n,
+        ..cfg()
+    }
+}
+
+/// One slot, and a wave every `secs` seconds exactly.
+fn one_slot_waves_every(secs: u64) -> RunnerConfig {
+    RunnerConfig {
+        resync_interval: Duration::from_secs(secs),
+        resync_jitter: 0.0,
+        ..slots(1)
+    }
+}
+
 fn ok_after(d: Duration) -> Behaviour {
     Arc::new(move |_, _| (d, Ok(Action::AwaitChange)))
 }
@@ -170,14 +187,7 @@ async fn a_key_scheduled_for_two_deadlines_runs_once_at_the_earliest() {
 
 #[tokio::test(start_paused = true)]
 async fn running_reconciles_never_exceed_the_concurrency() {
-    let (h, probe, metrics, _) = start(
-        RunnerConfig {
-            concurrency: 4,
-            ..cfg()
-        },
-        false,
-        ok_after(Duration::from_secs(1)),
-    );
+    let (h, probe, metrics, _) = start(slots(4), false, ok_after(Duration::from_secs(1)));
     for k in 0..100 {
         h.trigger(k, Reason::Change);
     }
@@ -436,14 +446,7 @@ async fn a_requeued_key_runs_as_a_follow_up_ahead_of_a_wave_still_waiting_for_sl
         ),
         _ => (Duration::from_secs(10), Ok(Action::AwaitChange)),
     });
-    let (h, probe, _, _) = start(
-        RunnerConfig {
-            concurrency: 1,
-            ..cfg()
-        },
-        true,
-        behaviour,
-    );
+    let (h, probe, _, _) = start(slots(1), true, behaviour);
     let t0 = Instant::now();
     h.trigger(100, Reason::Change);
     for k in 1..=20 {
@@ -469,12 +472,7 @@ async fn a_timed_wave_waits_for_the_previous_wave_to_drain_and_then_starts_at_on
     // One slot; thirty keys in the start-up wave, 10 s each: it drains at 300 s, while the
     // next wave is due at 100 s.
     let (h, probe, metrics, _) = start(
-        RunnerConfig {
-            concurrency: 1,
-            resync_interval: Duration::from_secs(100),
-            resync_jitter: 0.0,
-            ..cfg()
-        },
+        one_slot_waves_every(100),
         true,
         ok_after(Duration::from_secs(10)),
     );
@@ -506,14 +504,7 @@ async fn a_timed_wave_waits_for_the_previous_wave_to_drain_and_then_starts_at_on
 async fn wave_runs_leave_a_quarter_of_the_slots_to_foreground_work() {
     // Four slots; twenty wave keys that each take 100 s (a long shared read); a change
     // arrives at 5 s.
-    let (h, probe, _, _) = start(
-        RunnerConfig {
-            concurrency: 4,
-            ..cfg()
-        },
-        true,
-        ok_after(Duration::from_secs(100)),
-    );
+    let (h, probe, _, _) = start(slots(4), true, ok_after(Duration::from_secs(100)));
     let t0 = Instant::now();
     for k in 1..=20 {
         h.trigger(k, Reason::Resync);
@@ -565,12 +556,7 @@ async fn sleep_until_after(probe: &Probe, k: u32, after: Duration) {
 #[tokio::test(start_paused = true)]
 async fn a_change_while_a_wave_run_waits_for_a_slot_makes_it_fresh() {
     let (h, probe, _, _) = start(
-        RunnerConfig {
-            concurrency: 1,
-            resync_interval: Duration::from_secs(100),
-            resync_jitter: 0.0,
-            ..cfg()
-        },
+        one_slot_waves_every(100),
         true,
         ok_after(Duration::from_secs(10)),
     );
@@ -602,14 +588,7 @@ async fn nothing_runs_before_the_readiness_gate_opens() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_lets_running_reconciles_finish_and_starts_no_new_ones() {
-    let (h, probe, metrics, task) = start(
-        RunnerConfig {
-            concurrency: 2,
-            ..cfg()
-        },
-        false,
-        ok_after(Duration::from_secs(10)),
-    );
+    let (h, probe, metrics, task) = start(slots(2), false, ok_after(Duration::from_secs(10)));
     for k in 0..6 {
         h.trigger(k, Reason::Change);
     }

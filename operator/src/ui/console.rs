@@ -107,7 +107,8 @@ fn region_or(region: &str) -> Option<&str> {
     ok.then_some(region)
 }
 
-/// The parts of an `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE` the links need.
+/// The parts of an `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE` the links need: only the `aws`
+/// partition (the console links are to its console), with a region fit for a host name.
 struct Arn<'a> {
     region: &'a str,
     account: &'a str,
@@ -116,21 +117,11 @@ struct Arn<'a> {
 
 impl<'a> Arn<'a> {
     fn parse(s: &'a str) -> Option<Arn<'a>> {
-        let mut parts = s.splitn(6, ':');
-        let (Some("arn"), Some("aws"), Some(_service), Some(region), Some(account), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
+        let arn = crate::aws::arn::Arn::parse(s).filter(|a| a.partition == "aws")?;
         Some(Arn {
-            region: region_or(region)?,
-            account,
-            resource,
+            region: region_or(arn.region)?,
+            account: arn.account,
+            resource: arn.resource,
         })
     }
 }
