@@ -249,11 +249,10 @@ impl Target {
         &self,
         arns: &[String],
     ) -> Result<Option<Vec<ServiceDeployment>>, CliError> {
-        let mut out = Vec::new();
-        for chunk in arns.chunks(20) {
-            let described = self
-                .aws
-                .call(
+        in_twenties(
+            arns,
+            |chunk| {
+                self.aws.call(
                     Service::Ecs,
                     CallClass::Read,
                     "DescribeServiceDeployments",
@@ -261,16 +260,13 @@ impl Target {
                     self.aws
                         .ecs
                         .describe_service_deployments()
-                        .set_service_deployment_arns(Some(chunk.to_vec()))
+                        .set_service_deployment_arns(Some(chunk))
                         .send(),
                 )
-                .await;
-            match described {
-                Ok(d) => out.extend(d.service_deployments().iter().cloned()),
-                Err(e) => return not_offered(e).map(|()| None),
-            }
-        }
-        Ok(Some(out))
+            },
+            |d| d.service_deployments(),
+        )
+        .await
     }
 
     /// DescribeServiceRevisions of `arns` (20 per call); `None` when not offered.
@@ -278,11 +274,10 @@ impl Target {
         &self,
         arns: &[String],
     ) -> Result<Option<Vec<ServiceRevision>>, CliError> {
-        let mut out = Vec::new();
-        for chunk in arns.chunks(20) {
-            let described = self
-                .aws
-                .call(
+        in_twenties(
+            arns,
+            |chunk| {
+                self.aws.call(
                     Service::Ecs,
                     CallClass::Read,
                     "DescribeServiceRevisions",
@@ -290,17 +285,36 @@ impl Target {
                     self.aws
                         .ecs
                         .describe_service_revisions()
-                        .set_service_revision_arns(Some(chunk.to_vec()))
+                        .set_service_revision_arns(Some(chunk))
                         .send(),
                 )
-                .await;
-            match described {
-                Ok(d) => out.extend(d.service_revisions().iter().cloned()),
-                Err(e) => return not_offered(e).map(|()| None),
-            }
-        }
-        Ok(Some(out))
+            },
+            |d| d.service_revisions(),
+        )
+        .await
     }
+}
+
+/// `describe` of `arns` 20 at a time (the most ECS's Describe-by-ARN calls take), and the
+/// `items` of every answer; `None` when the operation is not offered.
+async fn in_twenties<O, T, F, Fut>(
+    arns: &[String],
+    describe: F,
+    items: impl Fn(&O) -> &[T],
+) -> Result<Option<Vec<T>>, CliError>
+where
+    T: Clone,
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<O, ResourceError>>,
+{
+    let mut out = Vec::new();
+    for chunk in arns.chunks(20) {
+        match describe(chunk.to_vec()).await {
+            Ok(d) => out.extend(items(&d).iter().cloned()),
+            Err(e) => return not_offered(e).map(|()| None),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// `Ok(())` when `e` says the operation is not there (the caller answers `None`), else the
