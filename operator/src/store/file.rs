@@ -32,6 +32,25 @@ impl FileStore {
         StoreError::backend(&self.url(), op, e)
     }
 
+    /// The JSON document at `path`; `None` when there is no file. A file that does not parse
+    /// is [`StoreError::Corrupt`], naming it; one that cannot be read fails `op`.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        op: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = read_optional(path).await.map_err(|e| self.err(op, e))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                store: self.url(),
+                key: path.display().to_string(),
+                message: e.to_string(),
+            })
+    }
+
     fn status_dir(&self) -> PathBuf {
         self.dir.join(STATUS_ROOT).join("status")
     }
@@ -192,20 +211,7 @@ impl Store for FileStore {
     }
 
     async fn read_status(&self, key: &SpecKey) -> Result<Option<SpecStatus>, StoreError> {
-        let path = self.status_path(key);
-        let Some(bytes) = read_optional(&path)
-            .await
-            .map_err(|e| self.err("read status", e))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                store: self.url(),
-                key: path.display().to_string(),
-                message: e.to_string(),
-            })
+        self.read_json(&self.status_path(key), "read status").await
     }
 
     async fn list_status(&self) -> Result<Vec<SpecStatus>, StoreError> {
@@ -254,19 +260,7 @@ impl Store for FileStore {
 
     async fn read_sync_record(&self) -> Result<Option<SyncRecord>, StoreError> {
         let path = self.dir.join(STATUS_ROOT).join("sync.json");
-        let Some(bytes) = read_optional(&path)
-            .await
-            .map_err(|e| self.err("read sync record", e))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                store: self.url(),
-                key: path.display().to_string(),
-                message: e.to_string(),
-            })
+        self.read_json(&path, "read sync record").await
     }
 
     async fn write_sync_record(&self, record: &SyncRecord) -> Result<(), StoreError> {
