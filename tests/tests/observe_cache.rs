@@ -895,3 +895,75 @@ async fn a_first_wave_reads_each_elbv2_listing_once_however_many_services_create
     wave(fleet, &Snapshot::new(3)).await;
     assert_eq!(fleet.mutations_since(&before), BTreeMap::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_spec_whose_cluster_is_not_ready_waits_without_a_single_aws_call() {
+    use ecs_operator::aws::{Budget, Sdk};
+    use ecs_operator::controller::{Controller, Desired};
+    use ecs_operator::resources::{Aws, AwsReconciler};
+    use ecs_operator::runtime::Run;
+    use ecs_operator::spec::SpecKey;
+    use ecs_operator::store::Store;
+    use ecs_operator_tests::fixtures::{reference_specs, write_specs, EDGE_MOTO_ENV};
+    let moto = Moto::start_with_env(EDGE_MOTO_ENV);
+    let net = Network::create(&moto, ZONE).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_specs(dir.path(), &reference_specs(&net));
+    let store: Arc<dyn Store> = Arc::new(ecs_operator::store::file::FileStore::new(
+        dir.path().to_path_buf(),
+    ));
+    let sdk = Sdk::new(moto.sdk_config().await);
+    let calls = sdk.calls.clone();
+    let aws = Aws::new(&sdk, "ecs-operator", Budget::default());
+    let metrics = Arc::new(ecs_operator::metrics::Metrics::new(
+        Arc::new(ecs_operator::runtime::RunnerMetrics::default()),
+        Default::default(),
+        Default::default(),
+    ));
+    let controller = Controller::new(store.clone(), Arc::new(AwsReconciler::new(aws)), metrics);
+    controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
+    let web = SpecKey::parse("ServiceSpec/web").unwrap();
+    let prod = SpecKey::parse("ClusterSpec/prod").unwrap();
+
+    // Before its ClusterSpec has been reconciled: parked, Pending, and not one AWS call.
+    let before = calls.snapshot();
+    controller
+        .reconcile(web.clone(), Run::default())
+        .await
+        .expect("waiting is no failure");
+    assert_eq!(since(&calls, &before), BTreeMap::new());
+    let status = store.read_status(&web).await.unwrap().expect("a status");
+    assert_eq!(status.phase, Phase::Pending, "{status:?}");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.condition_type == "ClusterReady")
+        .expect("a ClusterReady condition");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "WaitingForCluster")
+    );
+
+    // Once the cluster is Ready, the same reconcile reads and builds the service's edge.
+    for _ in 0..5 {
+        controller
+            .reconcile(prod.clone(), Run::default())
+            .await
+            .ok();
+        let p = store.read_status(&prod).await.unwrap().expect("a status");
+        if p.phase == Phase::Ready {
+            break;
+        }
+    }
+    let before = calls.snapshot();
+    controller
+        .reconcile(web.clone(), Run::default())
+        .await
+        .expect("reconciled");
+    let made = since(&calls, &before);
+    assert!(
+        made.keys()
+            .any(|op| op.starts_with("elasticloadbalancingv2/Create")),
+        "{made:?}"
+    );
+}
