@@ -781,3 +781,31 @@ impl Env {
         format!("file://{}", self.dir.path().display())
     }
 }
+
+/// A [`Controller`](ecs_operator::controller::Controller) over a file store of the specs in
+/// `dir`, reconciling with the operator's clients on `config`, its desired state set from the
+/// store's listing; and the counter of every AWS call those clients make.
+pub async fn controller_over(
+    config: aws_config::SdkConfig,
+    dir: &Path,
+) -> (
+    ecs_operator::controller::Controller,
+    Arc<dyn ecs_operator::store::Store>,
+    CallMetrics,
+) {
+    use ecs_operator::controller::{Controller, Desired};
+    let store: Arc<dyn ecs_operator::store::Store> =
+        Arc::new(ecs_operator::store::file::FileStore::new(dir.to_path_buf()));
+    let sdk = Sdk::new(config);
+    let calls = sdk.calls.clone();
+    let aws = Aws::new(&sdk, "ecs-operator", Budget::default());
+    let metrics = Arc::new(ecs_operator::metrics::Metrics::new(
+        Arc::new(ecs_operator::runtime::RunnerMetrics::default()),
+        Default::default(),
+        Default::default(),
+    ));
+    let controller = Controller::new(store.clone(), Arc::new(AwsReconciler::new(aws)), metrics);
+    let listing = store.list().await.expect("the store lists");
+    controller.set_desired(Desired::from_listing(&listing));
+    (controller, store, calls)
+}

@@ -488,26 +488,12 @@ async fn moving_a_converged_cluster_to_another_region_or_account_is_refused_as_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_record_keeps_where_a_cluster_lives_and_a_region_move_through_the_controller_is_refused_there(
 ) {
-    use ecs_operator::controller::{Controller, Desired};
-    use ecs_operator::store::Store;
+    use ecs_operator::controller::Desired;
     let w = World::new(None).await;
     let dir = tempfile::tempdir().unwrap();
     write_specs(dir.path(), &[("alpha.yaml", cluster("alpha", A, A_REGION))]);
-    let store: Arc<dyn Store> = Arc::new(ecs_operator::store::file::FileStore::new(
-        dir.path().to_path_buf(),
-    ));
-    let aws = Aws::new(
-        &Sdk::new(w.config.clone()),
-        "ecs-operator",
-        Budget::default(),
-    );
-    let metrics = Arc::new(ecs_operator::metrics::Metrics::new(
-        Arc::new(ecs_operator::runtime::RunnerMetrics::default()),
-        Default::default(),
-        Default::default(),
-    ));
-    let controller = Controller::new(store.clone(), Arc::new(AwsReconciler::new(aws)), metrics);
-    controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
+    let (controller, store, _) =
+        ecs_operator_tests::fixtures::controller_over(w.config.clone(), dir.path()).await;
     let alpha = key("ClusterSpec/alpha");
     controller
         .reconcile(alpha.clone(), Run::default())

@@ -898,30 +898,16 @@ async fn a_first_wave_reads_each_elbv2_listing_once_however_many_services_create
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_spec_whose_cluster_is_not_ready_waits_without_a_single_aws_call() {
-    use ecs_operator::aws::{Budget, Sdk};
-    use ecs_operator::controller::{Controller, Desired};
-    use ecs_operator::resources::{Aws, AwsReconciler};
     use ecs_operator::runtime::Run;
     use ecs_operator::spec::SpecKey;
-    use ecs_operator::store::Store;
-    use ecs_operator_tests::fixtures::{reference_specs, write_specs, EDGE_MOTO_ENV};
+    use ecs_operator_tests::fixtures::{
+        controller_over, reference_specs, write_specs, EDGE_MOTO_ENV,
+    };
     let moto = Moto::start_with_env(EDGE_MOTO_ENV);
     let net = Network::create(&moto, ZONE).await;
     let dir = tempfile::tempdir().unwrap();
     write_specs(dir.path(), &reference_specs(&net));
-    let store: Arc<dyn Store> = Arc::new(ecs_operator::store::file::FileStore::new(
-        dir.path().to_path_buf(),
-    ));
-    let sdk = Sdk::new(moto.sdk_config().await);
-    let calls = sdk.calls.clone();
-    let aws = Aws::new(&sdk, "ecs-operator", Budget::default());
-    let metrics = Arc::new(ecs_operator::metrics::Metrics::new(
-        Arc::new(ecs_operator::runtime::RunnerMetrics::default()),
-        Default::default(),
-        Default::default(),
-    ));
-    let controller = Controller::new(store.clone(), Arc::new(AwsReconciler::new(aws)), metrics);
-    controller.set_desired(Desired::from_listing(&store.list().await.unwrap()));
+    let (controller, store, calls) = controller_over(moto.sdk_config().await, dir.path()).await;
     let web = SpecKey::parse("ServiceSpec/web").unwrap();
     let prod = SpecKey::parse("ClusterSpec/prod").unwrap();
 
