@@ -389,10 +389,12 @@ impl Snapshot {
     /// Whether `entry` of `scope` was dropped in this wave (only ever true for an entry whose
     /// listing reads per resource).
     fn was_dropped(&self, scope: &str, entry: &Entry) -> bool {
-        self.dropped
-            .lock()
-            .expect("dropped lock")
-            .contains(&(scope.to_string(), entry.clone()))
+        entry.lists_per_resource()
+            && self
+                .dropped
+                .lock()
+                .expect("dropped lock")
+                .contains(&(scope.to_string(), entry.clone()))
     }
 
     /// Drop `entries`: the next reconcile asking reads them again. A read under way finishes

@@ -130,6 +130,21 @@ impl Spec {
     }
 }
 
+/// The ClusterSpec the ServiceSpec `svc` names (`spec.cluster`), among `specs`; `None` when it
+/// is not there (an invalid spec is not among the valid ones).
+pub fn cluster_spec_of<'s>(
+    svc: &ServiceSpec,
+    specs: &'s std::collections::BTreeMap<SpecKey, std::sync::Arc<Spec>>,
+) -> Option<&'s ClusterSpec> {
+    match specs
+        .get(&SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone()))?
+        .as_ref()
+    {
+        Spec::Cluster(c) => Some(c.as_ref()),
+        Spec::Service(_) => None,
+    }
+}
+
 /// Serialise a JSON value with object keys sorted at every level and no insignificant whitespace.
 pub fn canonical_json(value: &serde_json::Value) -> String {
     fn sorted(v: &serde_json::Value) -> serde_json::Value {

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::types::Account;
-use super::{Kind, Spec, SpecKey};
+use super::{Spec, SpecKey};
 
 /// The account (`None`: the operator's own credentials) and region (`None`: the operator's
 /// region) of a spec, as the status record keeps it.
@@ -64,13 +64,7 @@ pub fn placement_of(
 ) -> Option<Placement> {
     let cluster = match spec {
         Spec::Cluster(c) => c.as_ref(),
-        Spec::Service(s) => match specs
-            .get(&SpecKey::new(Kind::ClusterSpec, s.spec.cluster.clone()))
-            .map(|c| c.as_ref())
-        {
-            Some(Spec::Cluster(c)) => c.as_ref(),
-            _ => return None,
-        },
+        Spec::Service(s) => super::cluster_spec_of(s, specs)?,
     };
     Some(Placement {
         account: cluster.spec.account.clone(),

@@ -4,6 +4,8 @@
 //! runs in (scalable targets are named, not ARNs; Route53 is global). Only the `aws` partition
 //! has a console at these addresses: ARNs of other partitions get no link rather than a wrong one.
 
+use crate::aws::arn::Arn;
+
 /// The console page of a resource the operator records (`resource_type`, `id` as in
 /// [`crate::store::ResourceRef`]), or `None` when the kind has no page of its own or the id
 /// does not have the expected shape.
@@ -36,7 +38,7 @@ pub fn console_url(resource_type: &str, id: &str, default_region: &str) -> Optio
         }
         _ => {}
     }
-    let arn = Arn::parse(id)?;
+    let arn = console_arn(id)?;
     let r = arn.region;
     let ec2 = |fragment: String| {
         Some(format!(
@@ -107,23 +109,10 @@ fn region_or(region: &str) -> Option<&str> {
     ok.then_some(region)
 }
 
-/// The parts of an `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE` the links need: only the `aws`
-/// partition (the console links are to its console), with a region fit for a host name.
-struct Arn<'a> {
-    region: &'a str,
-    account: &'a str,
-    resource: &'a str,
-}
-
-impl<'a> Arn<'a> {
-    fn parse(s: &'a str) -> Option<Arn<'a>> {
-        let arn = crate::aws::arn::Arn::parse(s).filter(|a| a.partition == "aws")?;
-        Some(Arn {
-            region: region_or(arn.region)?,
-            account: arn.account,
-            resource: arn.resource,
-        })
-    }
+/// `s` as an ARN the links can use: the `aws` partition (the links go to its console) and a
+/// region fit for a host name.
+fn console_arn(s: &str) -> Option<Arn<'_>> {
+    Arn::parse(s).filter(|a| a.partition == "aws" && region_or(a.region).is_some())
 }
 
 #[cfg(test)]

@@ -9,25 +9,20 @@ use crate::resources::kinds::task_definition::RevisionCache;
 use crate::resources::kinds::{ecs_cluster, ecs_service, scaling, task_definition};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
+use crate::spec::cluster_spec_of;
 use crate::spec::types::{ClusterSpec, ServiceSpec};
-use crate::spec::{Kind, Spec, SpecKey};
 
 /// The ClusterSpec a ServiceSpec names, from the store's valid specs.
 pub fn cluster_of<'i>(
     spec: &ServiceSpec,
     input: &'i ReconcileInput,
 ) -> Result<&'i ClusterSpec, ResourceError> {
-    match input
-        .specs
-        .get(&SpecKey::new(Kind::ClusterSpec, spec.spec.cluster.clone()))
-        .map(|s| s.as_ref())
-    {
-        Some(Spec::Cluster(c)) => Ok(c),
-        _ => Err(ResourceError::Dependency(format!(
+    cluster_spec_of(spec, &input.specs).ok_or_else(|| {
+        ResourceError::Dependency(format!(
             "ClusterSpec/{} is not in the store (or is invalid): spec.cluster must name one",
             spec.spec.cluster
-        ))),
-    }
+        ))
+    })
 }
 
 /// The `app/<lb>/<id>/targetgroup/<tg>/<id>` label of ALB request-count metrics.

@@ -26,7 +26,7 @@ use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TA
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
-use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
+use crate::spec::{cluster_spec_of, Spec, ValidSpecs};
 
 /// The id of this kind in status ledgers and garbage-collection scans (the alarm's name).
 pub const TYPE: &str = "cloudwatch:alarm";
@@ -559,8 +559,7 @@ pub fn store_names(specs: &ValidSpecs) -> Vec<String> {
     for s in specs.values() {
         match s.as_ref() {
             Spec::Service(svc) if !svc.spec.paused && svc.spec.alarms.is_some() => {
-                let key = SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone());
-                let Some(Spec::Cluster(c)) = specs.get(&key).map(|c| c.as_ref()) else {
+                let Some(c) = cluster_spec_of(svc, specs) else {
                     continue;
                 };
                 let cluster = super::ecs_cluster::cluster_name(c);

@@ -30,7 +30,7 @@ use crate::resources::ResourceError;
 use crate::spec::types::{
     PlacementConstraintType as SpecConstraint, PlacementStrategyType as SpecStrategy, ServiceSpec,
 };
-use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
+use crate::spec::{cluster_spec_of, ValidSpecs};
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "ecs:service";
@@ -374,13 +374,8 @@ pub fn service_name(spec: &ServiceSpec) -> String {
 pub fn services_of_cluster(specs: &ValidSpecs, cluster: &str) -> Vec<String> {
     let names: std::collections::BTreeSet<String> = service_specs(specs)
         .filter(|svc| {
-            match specs
-                .get(&SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone()))
-                .map(|c| c.as_ref())
-            {
-                Some(Spec::Cluster(c)) => super::ecs_cluster::cluster_name(c) == cluster,
-                _ => false,
-            }
+            cluster_spec_of(svc, specs)
+                .is_some_and(|c| super::ecs_cluster::cluster_name(c) == cluster)
         })
         .map(service_name)
         .collect();

@@ -16,7 +16,7 @@ use crate::resources::run::{Change, SpecRun};
 use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
 use crate::spec::types::Autoscaling;
-use crate::spec::{Kind, Spec, SpecKey, ValidSpecs};
+use crate::spec::{cluster_spec_of, ValidSpecs};
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "application-autoscaling:scalable-target";
@@ -167,14 +167,11 @@ fn next_page(token: Option<&str>, seen: &mut HashSet<String>) -> Next {
 fn store_ids(specs: &ValidSpecs) -> Vec<String> {
     let ids: std::collections::BTreeSet<String> = service_specs(specs)
         .filter_map(|svc| {
-            let key = SpecKey::new(Kind::ClusterSpec, svc.spec.cluster.clone());
-            match specs.get(&key).map(|c| c.as_ref()) {
-                Some(Spec::Cluster(c)) => Some(resource_id(
-                    &super::ecs_cluster::cluster_name(c),
-                    &super::ecs_service::service_name(svc),
-                )),
-                _ => None,
-            }
+            let c = cluster_spec_of(svc, specs)?;
+            Some(resource_id(
+                &super::ecs_cluster::cluster_name(c),
+                &super::ecs_service::service_name(svc),
+            ))
         })
         .collect();
     ids.into_iter().collect()
