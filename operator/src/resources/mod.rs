@@ -26,7 +26,6 @@ pub mod kind;
 pub mod kinds;
 pub mod pipelines;
 pub mod reconciler;
-pub mod registry;
 pub mod rollout_poll;
 pub mod run;
 pub mod scopes;

@@ -1,6 +1,6 @@
 //! Deletion of what a spec that left the store owns, in reverse dependency order (each kind's
 //! [`Kind::RANK`](crate::resources::kind::Kind::RANK)), each resource deleted by its kind
-//! through [`registry`]. The status record's resource list is the ledger, so deletion works
+//! through [`kinds::find`]. The status record's resource list is the ledger, so deletion works
 //! after a restart too; every kind checks our ownership tags before it touches a resource.
 //!
 //! Invariants:
@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use crate::reconcile::{ConditionReport, ReconcileInput};
-use crate::resources::registry;
+use crate::resources::kinds;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::DRAIN_POLL;
 use crate::resources::ResourceError;
@@ -29,7 +29,7 @@ const UNKNOWN_RANK: u8 = u8::MAX;
 
 /// The order resources are torn down in: dependents first.
 fn rank(resource_type: &str) -> u8 {
-    registry::find(resource_type).map_or(UNKNOWN_RANK, |k| k.rank)
+    kinds::find(resource_type).map_or(UNKNOWN_RANK, |k| k.rank)
 }
 
 /// The deletion policy of a departed spec: as last seen, else as its status record says, else
@@ -88,7 +88,7 @@ pub async fn teardown(
         if !run.waiting.is_empty() {
             break;
         }
-        let done = match registry::find(&r.resource_type) {
+        let done = match kinds::find(&r.resource_type) {
             Some(kind) => (kind.delete)(run, &r.id, retain).await?,
             None => unknown(run, &r.resource_type, &r.id),
         };

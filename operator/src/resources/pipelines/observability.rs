@@ -12,8 +12,8 @@
 //! ([`drop_recorded`]: alarms, topic and subscriptions deleted, the metric filter deleted, the
 //! log group released: logs are data).
 
+use crate::resources::kinds;
 use crate::resources::kinds::{alarm, log_group, metric_filter, sns_subscription, sns_topic};
-use crate::resources::registry;
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::{LoadBalancer, Notify, ServiceSpec};
@@ -134,10 +134,10 @@ async fn drop_recorded(
     let Some(ledger) = &run.ledger else {
         return Ok(());
     };
-    let mut found: Vec<(registry::Registered, String)> = ledger
+    let mut found: Vec<(kinds::Registered, String)> = ledger
         .iter()
         .filter(|r| types.contains(&r.resource_type.as_str()) && ours(&r.id))
-        .filter_map(|r| registry::find(&r.resource_type).map(|k| (k, r.id.clone())))
+        .filter_map(|r| kinds::find(&r.resource_type).map(|k| (k, r.id.clone())))
         .collect();
     found.sort_by_key(|(k, id)| (k.rank, id.clone()));
     for (kind, id) in found {

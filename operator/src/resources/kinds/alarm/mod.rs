@@ -19,7 +19,7 @@ use aws_sdk_cloudwatch::types::{
 };
 
 use crate::aws::{CallClass, Service};
-use crate::reconcile::OwnedScan;
+use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
@@ -882,7 +882,7 @@ pub async fn delete(
 }
 
 /// Garbage collection: every metric alarm (DescribeAlarms, 100 per page) and its tags.
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let pages = all_pages(
         |token| {
             run.aws.call(
@@ -918,7 +918,9 @@ crate::resources::kind::kind!(
     AlarmKind,
     TYPE,
     13,
-    delete
+    delete,
+    "CloudWatch alarms",
+    list_owned
 );
 
 #[cfg(test)]

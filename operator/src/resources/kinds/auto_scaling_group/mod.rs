@@ -20,7 +20,7 @@ use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoSc
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecification, Tag};
 
 use crate::aws::{CallClass, Service};
-use crate::reconcile::OwnedScan;
+use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
@@ -477,7 +477,7 @@ pub async fn delete(
 
 /// Garbage collection: the groups tagged as managed by this instance (DescribeAutoScalingGroups
 /// filtered by that tag, 100 per page); each is added to `scan` under its owner.
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let filter = Filter::builder()
         .name(format!("tag:{}", crate::MANAGED_BY_TAG))
         .values(run.aws.instance.clone())
@@ -518,7 +518,9 @@ crate::resources::kind::kind!(
     AutoScalingGroupKind,
     TYPE,
     18,
-    delete
+    delete,
+    "Auto Scaling groups",
+    list_owned
 );
 
 #[cfg(test)]

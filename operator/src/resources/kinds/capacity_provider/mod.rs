@@ -3,6 +3,8 @@
 //! already or is the ClusterSpec's own (`super::auto_scaling_group`, reconciled first); it
 //! cannot be changed on an existing provider.
 
+mod gc;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
@@ -326,7 +328,9 @@ crate::resources::kind::kind!(
     CapacityProviderKind,
     TYPE,
     12,
-    delete
+    delete,
+    "ECS capacity providers",
+    gc::list_owned
 );
 
 #[cfg(test)]

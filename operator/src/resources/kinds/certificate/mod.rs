@@ -10,6 +10,8 @@
 //! the spec owns is reused (never re-requested); a validation record that exists with another
 //! value is left alone unless the spec adopts.
 
+mod gc;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -618,7 +620,9 @@ crate::resources::kind::kind!(
     CertificateKind,
     TYPE,
     10,
-    delete
+    delete,
+    "ACM certificates",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! records this spec owns for hosts it no longer lists are deleted; every change to one zone is
 //! one ChangeResourceRecordSets call; a change not yet INSYNC requeues, never waits.
 
+mod gc;
+
 use std::time::Duration;
 
 use super::load_balancer::Info;
@@ -416,7 +418,9 @@ crate::resources::kind::kind!(
     RecordKind,
     TYPE,
     0,
-    delete
+    delete,
+    "Route53 zones",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! Invariants: policy documents are compared as parsed JSON (key order and whitespace never
 //! cause an update); a repository without our tags is never changed unless adopted.
 
+mod gc;
+
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ecr::types::{
@@ -277,6 +279,32 @@ async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsRepository>
     Ok(resp.repositories().first().cloned())
 }
 
+/// The tags of the repository `arn` (`label` names it in the call record).
+async fn tags_of(
+    run: &SpecRun<'_>,
+    label: &str,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, ResourceError> {
+    Ok(run
+        .aws
+        .call(
+            Service::Ecr,
+            CallClass::Read,
+            "ListTagsForResource",
+            label,
+            run.aws
+                .ecr
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send(),
+        )
+        .await?
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
+
 /// Read the repository, its tags and its lifecycle policy; `None` when it does not exist. Tags
 /// and policy are read per repository (ECR has no batch form).
 pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
@@ -285,24 +313,7 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     };
     let r = &r;
     let arn = r.repository_arn().unwrap_or_default().to_string();
-    let tags = run
-        .aws
-        .call(
-            Service::Ecr,
-            CallClass::Read,
-            "ListTagsForResource",
-            name,
-            run.aws
-                .ecr
-                .list_tags_for_resource()
-                .resource_arn(&arn)
-                .send(),
-        )
-        .await?
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let tags = tags_of(run, name, &arn).await?;
     let policy = match run
         .aws
         .call(
@@ -612,7 +623,9 @@ crate::resources::kind::kind!(
     RepositoryKind,
     TYPE,
     7,
-    delete
+    delete,
+    "ECR repositories",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! The ECS cluster: existence, the container insights setting, ownership tags, and the cluster's
 //! capacity providers with its default strategy.
 
+mod gc;
+pub use gc::{SEEN, SEEN_PROVIDERS};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ecs::types::{
@@ -380,7 +383,9 @@ crate::resources::kind::kind!(
     EcsClusterKind,
     TYPE,
     11,
-    delete
+    delete,
+    "ECS clusters",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 //! then every [`ROLLOUT_POLL`] without an events queue, every
 //! [`ROLLOUT_POLL_WITH_EVENTS`] while one is read ([`RolloutPoll`]).
 
+mod gc;
+pub use gc::SEEN;
+
 use std::collections::BTreeSet;
 
 pub mod deployments;
@@ -1282,7 +1285,9 @@ crate::resources::kind::kind!(
     EcsServiceKind,
     TYPE,
     2,
-    delete
+    delete,
+    "ECS services",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //! only once its certificate is issued, and keeps its current certificate while a new one is
 //! pending; an SNI certificate is removed only when this spec owns it (tags).
 
+mod gc;
+pub use gc::SEEN;
+
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 
 use super::load_balancer::Info;
@@ -665,7 +668,9 @@ crate::resources::kind::kind!(
     ListenerKind,
     TYPE,
     8,
-    delete
+    delete,
+    "ELBv2 listeners",
+    gc::list_owned
 );
 
 crate::resources::kind::kind!(
@@ -673,7 +678,9 @@ crate::resources::kind::kind!(
     ListenerCertificateKind,
     CERTIFICATE_TYPE,
     4,
-    delete_certificate
+    delete_certificate,
+    "ELBv2 listener certificates",
+    gc::list_owned_certificates
 );
 
 #[cfg(test)]

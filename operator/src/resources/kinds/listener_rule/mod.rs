@@ -10,6 +10,8 @@
 //! DescribeRules per listener, one DescribeTags per 20 candidates); a rule is changed with one
 //! ModifyRule and moved with SetRulePriorities, never recreated; duplicates we own are deleted.
 
+mod gc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -877,7 +879,9 @@ crate::resources::kind::kind!(
     ListenerRuleKind,
     TYPE,
     3,
-    delete
+    delete,
+    "ELBv2 listener rules",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! condition and the spec is Degraded, while everything else is still reconciled. Attributes AWS
 //! omits are read as their AWS defaults (deletion protection off, idle timeout 60 s).
 
+mod gc;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -542,7 +544,9 @@ crate::resources::kind::kind!(
     LoadBalancerKind,
     TYPE,
     9,
-    delete
+    delete,
+    "ELBv2 load balancers",
+    gc::list_owned
 );
 
 #[cfg(test)]

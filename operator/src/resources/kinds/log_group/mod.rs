@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
 
 use crate::aws::{CallClass, Service};
-use crate::reconcile::OwnedScan;
+use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
@@ -461,7 +461,7 @@ pub async fn delete(
 
 /// Garbage collection: every log group (DescribeLogGroups, 50 per page) and, per group, its
 /// tags; those owned by this instance are added to `scan`.
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let pages = list(run, "").await?;
     for g in pages.iter().flat_map(|p| p.log_groups()) {
         let Some(name) = g.log_group_name() else {
@@ -480,7 +480,9 @@ crate::resources::kind::kind!(
     LogGroupKind,
     TYPE,
     17,
-    delete
+    delete,
+    "CloudWatch Logs groups",
+    list_owned
 );
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 
 use crate::aws::{CallClass, Service};
-use crate::reconcile::OwnedScan;
+use crate::resources::kind::GcScan;
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::snapshot::Entry;
@@ -282,17 +282,8 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
 
 /// Garbage collection: the filters named `<spec>-errors` on the log groups the scan found owned
 /// (one DescribeMetricFilters per such group).
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
-    let groups: Vec<(crate::spec::SpecKey, String)> = scan
-        .owned
-        .iter()
-        .flat_map(|(owner, set)| {
-            set.iter()
-                .filter(|(t, _)| t == log_group::TYPE)
-                .map(move |(_, id)| (owner.clone(), id.clone()))
-        })
-        .collect();
-    for (owner, group) in groups {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
+    for (owner, group) in scan.owned(log_group::TYPE) {
         let name = format!("{}-errors", owner.name);
         if observe(run, &group, &name).await?.is_some() {
             scan.add(owner, TYPE, format!("{group}:{name}"));
@@ -306,7 +297,9 @@ crate::resources::kind::kind!(
     MetricFilterKind,
     TYPE,
     16,
-    delete
+    delete,
+    "CloudWatch Logs metric filters",
+    list_owned
 );
 
 #[cfg(test)]

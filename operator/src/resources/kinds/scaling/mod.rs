@@ -4,6 +4,8 @@
 //! target is deregistered when the spec drops `autoscaling`. A scalable target on a service
 //! this spec owns belongs to the spec.
 
+mod gc;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_applicationautoscaling::types::{
@@ -564,7 +566,9 @@ crate::resources::kind::kind!(
     ScalableTargetKind,
     TYPE,
     1,
-    delete
+    delete,
+    "Application Auto Scaling",
+    gc::list_owned
 );
 
 #[cfg(test)]

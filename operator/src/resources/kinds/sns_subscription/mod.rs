@@ -16,7 +16,8 @@ use aws_sdk_sns::operation::list_subscriptions::ListSubscriptionsOutput;
 use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
 
 use crate::aws::{CallClass, Service};
-use crate::reconcile::{ConditionReport, OwnedScan};
+use crate::reconcile::ConditionReport;
+use crate::resources::kind::GcScan;
 use crate::resources::kinds::sns_topic;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
@@ -278,17 +279,8 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
 }
 
 /// Garbage collection: the email subscriptions of the topics the scan found owned.
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
-    let topics: Vec<(crate::spec::SpecKey, String)> = scan
-        .owned
-        .iter()
-        .flat_map(|(owner, set)| {
-            set.iter()
-                .filter(|(t, _)| t == sns_topic::TYPE)
-                .map(move |(_, id)| (owner.clone(), id.clone()))
-        })
-        .collect();
-    for (owner, topic) in topics {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
+    for (owner, topic) in scan.owned(sns_topic::TYPE) {
         for o in observe(run, &topic).await? {
             scan.add(owner.clone(), TYPE, format!("{topic}|{}", o.email));
         }
@@ -301,7 +293,9 @@ crate::resources::kind::kind!(
     SubscriptionKind,
     TYPE,
     14,
-    delete
+    delete,
+    "SNS subscriptions",
+    list_owned
 );
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use aws_sdk_sns::operation::list_topics::ListTopicsOutput;
 use aws_sdk_sns::types::Tag;
 
 use crate::aws::{CallClass, Service};
-use crate::reconcile::OwnedScan;
+use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
@@ -281,7 +281,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 }
 
 /// Garbage collection: every topic and its tags; those owned by this instance go into `scan`.
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     for arn in list_all(run).await? {
         if let Some(owner) = tags_of(run, &arn)
             .await?
@@ -298,7 +298,9 @@ crate::resources::kind::kind!(
     TopicKind,
     TYPE,
     15,
-    delete
+    delete,
+    "SNS topics",
+    list_owned
 );
 
 #[cfg(test)]

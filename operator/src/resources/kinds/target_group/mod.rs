@@ -151,5 +151,7 @@ crate::resources::kind::kind!(
     TargetGroupKind,
     TYPE,
     5,
-    delete
+    delete,
+    "ELBv2 target groups",
+    list_owned
 );

@@ -10,7 +10,7 @@ use super::plan::{
 };
 use super::TYPE;
 use crate::aws::{CallClass, Service};
-use crate::reconcile::OwnedScan;
+use crate::resources::kind::GcScan;
 use crate::resources::kinds::load_balancer::PAGE_SIZE;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
@@ -238,7 +238,7 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
 
 /// Garbage collection: every target group of the account whose tags name an owner of this
 /// instance (DescribeTargetGroups, all pages, then DescribeTags 20 ARNs per call).
-pub async fn list_owned(run: &SpecRun<'_>, scan: &mut OwnedScan) -> Result<(), ResourceError> {
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let mut tgs = Vec::new();
     let page = run
         .aws

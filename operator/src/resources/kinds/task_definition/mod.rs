@@ -3,6 +3,8 @@
 //! normalising what AWS adds (host ports equal to container ports, `tcp`, `essential`, order of
 //! environment entries...). Revisions are immutable, so they are cached by ARN forever.
 
+mod gc;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -523,7 +525,9 @@ crate::resources::kind::kind!(
     TaskDefinitionKind,
     TYPE,
     6,
-    delete
+    delete,
+    "ECS task definitions",
+    gc::list_owned
 );
 
 #[cfg(test)]

@@ -1,0 +1,75 @@
+//! Garbage collection: the services of every active cluster whose tags name an owner of this
+//! instance (ListServices per cluster, all pages, then DescribeServices 10 per call). Each
+//! owned service is left under [`SEEN`] as `<cluster name>/<service name>` with its owner,
+//! for its scalable target.
+
+use aws_sdk_ecs::types::ServiceField;
+
+use super::TYPE;
+use crate::aws::{CallClass, Service};
+use crate::resources::kind::GcScan;
+use crate::resources::kinds::ecs_cluster;
+use crate::resources::run::SpecRun;
+use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::owner_of;
+use crate::resources::ResourceError;
+
+/// Where owned services are left, as `<cluster name>/<service name>` with their owner.
+pub const SEEN: &str = "ecs:service (owned, by cluster and name)";
+
+pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
+    let ecs = &run.aws.ecs;
+    let clusters: Vec<String> = scan
+        .seen(ecs_cluster::SEEN)
+        .iter()
+        .map(|(arn, _)| arn.clone())
+        .collect();
+    for cluster_arn in &clusters {
+        // A cluster ARN ends in `cluster/<name>`.
+        let cluster_name = cluster_arn.rsplit('/').next().unwrap_or(cluster_arn);
+        let arns = run
+            .aws
+            .call(
+                Service::Ecs,
+                CallClass::Read,
+                "ListServices",
+                cluster_name,
+                ecs.list_services()
+                    .cluster(cluster_arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect(),
+            )
+            .await?;
+        for chunk in arns.chunks(10) {
+            let out = run
+                .aws
+                .call(
+                    Service::Ecs,
+                    CallClass::Read,
+                    "DescribeServices",
+                    &chunk.join(","),
+                    ecs.describe_services()
+                        .cluster(cluster_arn)
+                        .set_services(Some(chunk.to_vec()))
+                        .include(ServiceField::Tags)
+                        .send(),
+                )
+                .await?;
+            for s in out.services() {
+                if s.status() == Some("INACTIVE") {
+                    continue;
+                }
+                let (Some(arn), Some(name)) = (s.service_arn(), s.service_name()) else {
+                    continue;
+                };
+                if let Some(owner) = owner_of(&run.aws.instance, &ecs_tags::to_map(s.tags())) {
+                    scan.add(owner.clone(), TYPE, arn);
+                    scan.saw(SEEN, format!("{cluster_name}/{name}"), Some(owner));
+                }
+            }
+        }
+    }
+    Ok(())
+}
