@@ -85,6 +85,11 @@ impl GcScan {
     pub fn seen(&self, key: &str) -> &[(String, Option<SpecKey>)] {
         self.seen.get(key).map_or(&[], Vec::as_slice)
     }
+
+    /// The ids earlier kinds left under `key`.
+    pub fn seen_ids(&self, key: &str) -> Vec<String> {
+        self.seen(key).iter().map(|(id, _)| id.clone()).collect()
+    }
 }
 
 /// One resource kind, as the driver sees it.
@@ -132,3 +137,28 @@ macro_rules! kind {
     };
 }
 pub(crate) use kind;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Kind as SpecKind;
+
+    #[test]
+    fn a_scan_gives_later_kinds_the_owned_resources_of_one_type_and_what_earlier_kinds_saw() {
+        let web = SpecKey::new(SpecKind::ServiceSpec, "web");
+        let mut scan = GcScan::new(BTreeSet::from(["/hostedzone/Z1".to_string()]));
+        scan.add(web.clone(), "logs:loggroup", "/ecs/web");
+        scan.add(web.clone(), "sns:topic", "arn:topic");
+        scan.saw("listeners", "arn:l1", None);
+        scan.saw("listeners", "arn:l2", Some(web.clone()));
+        assert_eq!(
+            scan.owned("logs:loggroup"),
+            vec![(web.clone(), "/ecs/web".to_string())]
+        );
+        assert!(scan.owned("elbv2:listener").is_empty());
+        assert_eq!(scan.seen_ids("listeners"), vec!["arn:l1", "arn:l2"]);
+        assert_eq!(scan.seen("listeners")[1].1, Some(web));
+        assert!(scan.seen("clusters").is_empty());
+        assert_eq!(scan.zones.len(), 1);
+    }
+}

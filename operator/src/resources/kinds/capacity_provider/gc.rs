@@ -39,9 +39,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
             Err(e) if names.is_none() && matches!(e.code(), Some("Response" | "Unknown")) => {
                 tracing::debug!(error = %e, "listing every capacity provider failed; describing the attached ones");
                 let by_name: std::collections::BTreeSet<String> = scan
-                    .seen(ecs_cluster::SEEN_PROVIDERS)
-                    .iter()
-                    .map(|(n, _)| n.clone())
+                    .seen_ids(ecs_cluster::SEEN_PROVIDERS)
+                    .into_iter()
                     .filter(|n| !n.starts_with("FARGATE"))
                     .collect();
                 if by_name.is_empty() {

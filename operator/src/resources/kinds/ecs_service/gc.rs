@@ -19,12 +19,7 @@ pub const SEEN: &str = "ecs:service (owned, by cluster and name)";
 
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let ecs = &run.aws.ecs;
-    let clusters: Vec<String> = scan
-        .seen(ecs_cluster::SEEN)
-        .iter()
-        .map(|(arn, _)| arn.clone())
-        .collect();
-    for cluster_arn in &clusters {
+    for cluster_arn in &scan.seen_ids(ecs_cluster::SEEN) {
         // A cluster ARN ends in `cluster/<name>`.
         let cluster_name = cluster_arn.rsplit('/').next().unwrap_or(cluster_arn);
         let arns = run

@@ -60,8 +60,7 @@ pub async fn list_owned_certificates(
         .into_iter()
         .map(|(owner, arn)| (arn, owner))
         .collect();
-    let listeners: Vec<String> = scan.seen(SEEN).iter().map(|(l, _)| l.clone()).collect();
-    for listener in &listeners {
+    for listener in &scan.seen_ids(SEEN) {
         let certs = run
             .aws
             .call(

@@ -12,12 +12,7 @@ use crate::resources::shared::tags::owner_of;
 use crate::resources::ResourceError;
 
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
-    let listeners: Vec<String> = scan
-        .seen(listener::SEEN)
-        .iter()
-        .map(|(l, _)| l.clone())
-        .collect();
-    for listener in &listeners {
+    for listener in &scan.seen_ids(listener::SEEN) {
         let rules = run
             .aws
             .call(
