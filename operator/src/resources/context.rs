@@ -106,6 +106,43 @@ impl Aws {
     }
 }
 
+impl Aws {
+    /// [`Aws::call`] of class [`CallClass::Read`] (a combinator, as [`RunAws::call`](super::run::RunAws::call) says why).
+    pub fn read<'f, T, E, R, F>(
+        &'f self,
+        service: Service,
+        operation: &'static str,
+        resource: &'f str,
+        call: F,
+    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
+    where
+        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
+        T: 'f,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'f,
+    {
+        self.call(service, CallClass::Read, operation, resource, call)
+    }
+
+    /// [`Aws::call`] of class [`CallClass::Write`] (a reconcile's writes go through
+    /// [`RunAws::write`](super::run::RunAws::write) instead, which tells the wave's snapshot).
+    pub fn write<'f, T, E, R, F>(
+        &'f self,
+        service: Service,
+        operation: &'static str,
+        resource: &'f str,
+        call: F,
+    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
+    where
+        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
+        T: 'f,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'f,
+    {
+        self.call(service, CallClass::Write, operation, resource, call)
+    }
+}
+
 /// The hosted zones found by name or id (`shared::zone::resolve`), kept for the life of the
 /// process: `name or id as the spec gives it -> (zone id, zone name)`.
 ///

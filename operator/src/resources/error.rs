@@ -97,6 +97,24 @@ impl ResourceError {
     }
 }
 
+/// An answer in which AWS saying that the resource does not exist is an answer, not a failure:
+/// a describe by name finds nothing, a delete finds the resource already gone.
+pub trait Absent<T> {
+    /// `Ok(None)` when the call failed with the AWS error code `code`; any other failure
+    /// stays a failure.
+    fn absent_if(self, code: &str) -> Result<Option<T>, ResourceError>;
+}
+
+impl<T> Absent<T> for Result<T, ResourceError> {
+    fn absent_if(self, code: &str) -> Result<Option<T>, ResourceError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code() == Some(code) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 fn is_retryable_code(code: &str) -> bool {
     code.contains("Throttl")
         || code.contains("TooManyRequests")
@@ -120,5 +138,38 @@ impl From<ResourceError> for Failure {
         } else {
             Failure::Terminal(Cause::of(e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws_error(code: &str) -> ResourceError {
+        ResourceError::Aws {
+            operation: "DeleteRule",
+            resource: "rule".into(),
+            code: code.into(),
+            message: String::new(),
+            retryable: false,
+        }
+    }
+
+    #[test]
+    fn only_the_named_error_code_counts_as_absent() {
+        assert_eq!(
+            Ok::<_, ResourceError>(7).absent_if("RuleNotFound").unwrap(),
+            Some(7)
+        );
+        assert_eq!(
+            Err::<u8, _>(aws_error("RuleNotFound"))
+                .absent_if("RuleNotFound")
+                .unwrap(),
+            None
+        );
+        let other = Err::<u8, _>(aws_error("AccessDenied")).absent_if("RuleNotFound");
+        assert_eq!(other.unwrap_err().code(), Some("AccessDenied"));
+        let not_aws = Err::<u8, _>(ResourceError::Dependency("cluster".into()));
+        assert!(not_aws.absent_if("RuleNotFound").is_err());
     }
 }

@@ -55,6 +55,12 @@ impl Change {
         }
     }
 
+    /// Adding the tags `added` (the ownership tags an adopted or repaired resource lacks).
+    pub fn tags_added(resource: impl Into<String>, added: &BTreeMap<String, String>) -> Self {
+        let keys: Vec<&str> = added.keys().map(String::as_str).collect();
+        Change::update(resource, format!("tags: + {}", keys.join(", ")))
+    }
+
     pub fn delete(resource: impl Into<String>, detail: impl Into<String>) -> Self {
         Change {
             op: Op::Delete,
@@ -94,7 +100,7 @@ impl fmt::Display for Change {
 /// [`Aws`] as one reconcile sees it (it derefs to [`Aws`]): [`RunAws::call`] is [`Aws::call`],
 /// and when the reconcile is part of a resync wave, a write first and last tells the wave's
 /// snapshot (see [`super::snapshot`]), so no write of any resource module can leave it stale;
-/// [`RunAws::call_recorded`] is a write that records its effect into the snapshot instead.
+/// [`RunAws::write_recorded`] is a write that records its effect into the snapshot instead.
 #[derive(Clone)]
 pub struct RunAws<'a> {
     aws: &'a Aws,
@@ -139,15 +145,31 @@ impl RunAws<'_> {
             })
     }
 
+    /// [`RunAws::call`] of class [`CallClass::Write`].
+    pub fn write<'f, T, E, R, F>(
+        &'f self,
+        service: Service,
+        operation: &'static str,
+        resource: &'f str,
+        call: F,
+    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
+    where
+        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
+        T: 'f,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'f,
+    {
+        self.call(service, CallClass::Write, operation, resource, call)
+    }
+
     /// A write whose effect on the wave's snapshot `record` describes exactly, from the call's
     /// answer (write-through, see [`super::snapshot`] "Own writes"): once it succeeded, the
     /// records go into the snapshot and nothing else is dropped. A failed call (its outcome
     /// unknown) counts as a write that was not recorded ([`RunAws::call`]). Outside a wave it
     /// is [`RunAws::call`], and `record` is not called.
-    pub fn call_recorded<'f, T, E, R, F, G>(
+    pub fn write_recorded<'f, T, E, R, F, G>(
         &'f self,
         service: Service,
-        class: CallClass,
         operation: &'static str,
         resource: &'f str,
         call: F,
@@ -162,7 +184,7 @@ impl RunAws<'_> {
     {
         let mut pending = Unrecorded(self.wave.clone(), service);
         self.aws
-            .call(service, class, operation, resource, call)
+            .call(service, CallClass::Write, operation, resource, call)
             .map(move |out| {
                 if let Some(w) = pending.0.take() {
                     match &out {
@@ -301,6 +323,20 @@ impl<'a> SpecRun<'a> {
 
     pub fn degrade(&mut self, why: impl Into<String>) {
         self.degraded.push(why.into());
+    }
+
+    /// The fields a plan found that AWS cannot change in place: each is the condition
+    /// `condition` (False, `ImmutableField`) and degrades the spec; the resource is left as it is.
+    pub fn immutable(&mut self, condition: &str, findings: Vec<ResourceError>) {
+        for e in findings {
+            self.condition(ConditionReport::new(
+                condition,
+                false,
+                "ImmutableField",
+                e.to_string(),
+            ));
+            self.degrade(e.to_string());
+        }
     }
 
     /// Check that an existing resource may be managed by this spec. Returns the ownership tags

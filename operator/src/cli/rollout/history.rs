@@ -20,7 +20,7 @@ use aws_sdk_ecs::types::{Deployment, ServiceDeploymentBrief, ServiceDeploymentSt
 use serde::Serialize;
 
 use super::{aws_failure, not_reported, short, time, Common, Target};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::cli::output::{table, OutputFormat};
 use crate::cli::{CliError, Context};
 
@@ -201,9 +201,8 @@ async fn revisions(t: &Target, limit: usize) -> Result<Vec<String>, CliError> {
     for _ in 0..10 {
         let listed = t
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "ListTaskDefinitions",
                 &t.family,
                 t.aws
@@ -273,9 +272,8 @@ pub async fn collect(t: &Target, limit: usize) -> Result<(History, Option<String
     for arn in &arns {
         let described = t
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeTaskDefinition",
                 arn,
                 t.aws

@@ -31,7 +31,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::{open_store, CliError, Context};
-use crate::aws::{Budget, CallClass, Sdk, Service};
+use crate::aws::{Budget, Sdk, Service};
 use crate::controller::Desired;
 use crate::resources::kinds::ecs_service::deployments::means_not_offered;
 use crate::resources::kinds::{ecs_cluster, ecs_service, task_definition};
@@ -170,9 +170,8 @@ impl Target {
     pub async fn service(&self) -> Result<aws_sdk_ecs::types::Service, CliError> {
         let out = self
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeServices",
                 &self.service,
                 self.aws
@@ -214,9 +213,8 @@ impl Target {
         for _ in 0..pages.max(1) {
             let listed = self
                 .aws
-                .call(
+                .read(
                     Service::Ecs,
-                    CallClass::Read,
                     "ListServiceDeployments",
                     &self.service,
                     self.aws
@@ -252,9 +250,8 @@ impl Target {
         in_twenties(
             arns,
             |chunk| {
-                self.aws.call(
+                self.aws.read(
                     Service::Ecs,
-                    CallClass::Read,
                     "DescribeServiceDeployments",
                     &self.service,
                     self.aws
@@ -277,9 +274,8 @@ impl Target {
         in_twenties(
             arns,
             |chunk| {
-                self.aws.call(
+                self.aws.read(
                     Service::Ecs,
-                    CallClass::Read,
                     "DescribeServiceRevisions",
                     &self.service,
                     self.aws

@@ -13,7 +13,7 @@
 use aws_sdk_ecs::types::{DeploymentLifecycleHookAction, ServiceDeploymentStatus};
 
 use super::{aws_failure, short, Common};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::cli::{CliError, Context};
 use crate::resources::kinds::ecs_service::deployments::{means_not_offered, View};
 
@@ -93,9 +93,8 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     for hook in &hooks {
         let done = t
             .aws
-            .call(
+            .write(
                 Service::Ecs,
-                CallClass::Write,
                 "ContinueServiceDeployment",
                 &view.arn,
                 t.aws

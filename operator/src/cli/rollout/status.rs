@@ -29,7 +29,7 @@ use aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription;
 use serde::Serialize;
 
 use super::{aws_failure, not_reported, short, Common, Target};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::cli::output::{table, OutputFormat};
 use crate::cli::{CliError, Context};
 use crate::resources::kinds::ecs_service::deployments::{newest, RevisionView, View};
@@ -260,9 +260,8 @@ async fn target_groups(t: &Target) -> Result<Vec<TargetGroupRow>, CliError> {
     for (name, role) in target_group_names(&t.spec) {
         let found = t
             .aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeTargetGroups",
                 &name,
                 t.aws.elbv2.describe_target_groups().names(&name).send(),
@@ -281,9 +280,8 @@ async fn target_groups(t: &Target) -> Result<Vec<TargetGroupRow>, CliError> {
         if let Some(arn) = &arn {
             let health = t
                 .aws
-                .call(
+                .read(
                     Service::Elbv2,
-                    CallClass::Read,
                     "DescribeTargetHealth",
                     &name,
                     t.aws
@@ -318,9 +316,8 @@ async fn alarms(t: &Target) -> Result<Vec<AlarmRow>, CliError> {
     for chunk in all.chunks(100) {
         let out = t
             .aws
-            .call(
+            .read(
                 Service::CloudWatch,
-                CallClass::Read,
                 "DescribeAlarms",
                 &chunk.join(","),
                 t.aws

@@ -19,7 +19,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::{aws_failure, Common};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::cli::{CliError, Context};
 use crate::resources::kinds::ecs_service::deployments::{means_not_offered, newest};
 
@@ -78,9 +78,8 @@ pub async fn run(args: Args, ctx: &mut Context<'_>) -> Result<(), CliError> {
     };
     let stopped = t
         .aws
-        .call(
+        .write(
             Service::Ecs,
-            CallClass::Write,
             "StopServiceDeployment",
             &arn,
             t.aws

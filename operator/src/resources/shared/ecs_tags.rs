@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecs::types::Tag;
 
 use super::tags::{ownership, Ownership};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::ResourceError;
 use crate::{MANAGED_BY_TAG, OWNER_TAG};
@@ -15,6 +15,13 @@ use crate::{MANAGED_BY_TAG, OWNER_TAG};
 pub fn to_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+/// A map as ECS tags (the request form).
+pub fn of_map(tags: BTreeMap<String, String>) -> Vec<Tag> {
+    tags.into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
 
@@ -30,18 +37,14 @@ pub async fn put(
     arn: &str,
     tags: BTreeMap<String, String>,
 ) -> Result<(), ResourceError> {
-    let mut req = run.aws.ecs.tag_resource().resource_arn(arn);
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(k).value(v).build());
-    }
+    let req = run
+        .aws
+        .ecs
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(of_map(tags)));
     run.aws
-        .call(
-            Service::Ecs,
-            CallClass::Write,
-            "TagResource",
-            resource,
-            req.send(),
-        )
+        .write(Service::Ecs, "TagResource", resource, req.send())
         .await?;
     Ok(())
 }
@@ -77,9 +80,8 @@ pub async fn release(
     let released = BTreeMap::from([(released_tag.to_string(), run.key.to_string())]);
     put(run, arn, arn, released).await?;
     run.aws
-        .call(
+        .write(
             Service::Ecs,
-            CallClass::Write,
             "UntagResource",
             arn,
             run.aws
@@ -98,9 +100,8 @@ pub async fn release(
 pub async fn lookup(run: &SpecRun<'_>, arn: &str) -> Result<Option<Vec<Tag>>, ResourceError> {
     match run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "ListTagsForResource",
             arn,
             run.aws

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 
@@ -25,9 +25,8 @@ pub async fn describe(
     for chunk in unique.chunks(DESCRIBE_TAGS_BATCH) {
         let resp = run
             .aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeTags",
                 &chunk.join(","),
                 run.aws
@@ -59,9 +58,8 @@ pub fn sdk_tags(tags: &Tags) -> Vec<Tag> {
 /// Add `tags` to one resource.
 pub async fn add(run: &SpecRun<'_>, arn: &str, tags: &Tags) -> Result<(), ResourceError> {
     run.aws
-        .call(
+        .write(
             Service::Elbv2,
-            CallClass::Write,
             "AddTags",
             arn,
             run.aws
@@ -115,9 +113,8 @@ pub async fn release(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(),
     let released = Tags::from([(super::tags::RELEASED_TAG.to_string(), run.key.to_string())]);
     add(run, arn, &released).await?;
     run.aws
-        .call(
+        .write(
             Service::Elbv2,
-            CallClass::Write,
             "RemoveTags",
             arn,
             run.aws

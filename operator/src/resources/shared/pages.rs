@@ -1,7 +1,13 @@
 //! Listings that continue with a token (ELBv2's `Marker`, ECR's and ACM's `NextToken`).
 
+use std::collections::HashMap;
 use std::future::Future;
 
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::aws::Service;
+use crate::resources::context::Aws;
 use crate::resources::error::ResourceError;
 
 /// Every page of a listing, in order: `call(token)` fetches one page (`None`: the first one),
@@ -27,6 +33,39 @@ where
     }
 }
 
+/// Every page of the listing `operation` (a read of `service`, `*` in the call record):
+/// `send(token)` sends the request for one page, as [`all_pages`] follows them.
+pub async fn read_pages<P, E, R, C, Fut>(
+    aws: &Aws,
+    service: Service,
+    operation: &'static str,
+    mut send: C,
+    next: fn(&P) -> Option<&str>,
+) -> Result<Vec<P>, ResourceError>
+where
+    C: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<P, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    all_pages(|token| aws.read(service, operation, "*", send(token)), next).await
+}
+
+/// The items of every page by their name (`name`; an item without one is left out), as
+/// `value` makes them; a later item of the same name replaces an earlier one.
+pub fn by_name<P, T, V>(
+    pages: &[P],
+    items: fn(&P) -> &[T],
+    name: fn(&T) -> Option<&str>,
+    value: impl Fn(&T) -> V,
+) -> HashMap<String, V> {
+    pages
+        .iter()
+        .flat_map(items)
+        .filter_map(|item| Some((name(item)?.to_string(), value(item))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +86,17 @@ mod tests {
         .unwrap();
         assert_eq!(pages.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(asked, [None, Some("b".to_string()), Some("c".to_string())]);
+    }
+
+    #[test]
+    fn items_are_keyed_by_name_across_pages_and_nameless_ones_are_left_out() {
+        let pages = vec![
+            vec![(Some("a"), 1), (None, 2)],
+            vec![(Some("b"), 3), (Some("a"), 4)],
+        ];
+        let named = by_name(&pages, |p| p.as_slice(), |i| i.0, |i| i.1 * 10);
+        assert_eq!(named.len(), 2);
+        assert_eq!(named["a"], 40);
+        assert_eq!(named["b"], 30);
     }
 }

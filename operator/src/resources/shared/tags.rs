@@ -6,6 +6,32 @@ use std::collections::BTreeMap;
 use crate::spec::SpecKey;
 use crate::{MANAGED_BY_TAG, OWNER_TAG};
 
+/// A map as the request tags of an SDK whose tag builder checks its key and value (ECR,
+/// SNS): `build(key, value)` makes one.
+pub fn request_tags<T, E: std::fmt::Display>(
+    tags: &BTreeMap<String, String>,
+    build: impl Fn(&str, &str) -> Result<T, E>,
+) -> Result<Vec<T>, crate::resources::ResourceError> {
+    tags.iter()
+        .map(|(k, v)| build(k, v).map_err(crate::resources::ResourceError::request))
+        .collect()
+}
+
+/// The plan step that adds the ownership tags `missing`, as the kind's `step` makes it; `None`
+/// when none is missing.
+pub fn tag_step<S>(
+    resource: &str,
+    missing: &BTreeMap<String, String>,
+    step: impl FnOnce(BTreeMap<String, String>) -> S,
+) -> Option<(S, crate::resources::run::Change)> {
+    (!missing.is_empty()).then(|| {
+        (
+            step(missing.clone()),
+            crate::resources::run::Change::tags_added(resource, missing),
+        )
+    })
+}
+
 /// The tag a released resource carries instead of the ownership tags
 /// (`deletionPolicy: Retain`): `ecs-operator.io/released-from=<Kind/name>`.
 pub const RELEASED_TAG: &str = "ecs-operator.io/released-from";

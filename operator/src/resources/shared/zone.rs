@@ -12,7 +12,7 @@ use aws_sdk_route53::types::{
     RrType,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::SpecRun;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
@@ -134,9 +134,8 @@ async fn lookup(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, ResourceErr
         let id = strip_zone_prefix(name_or_id).to_string();
         let out = run
             .aws
-            .call(
+            .read(
                 Service::Route53,
-                CallClass::Read,
                 "GetHostedZone",
                 &id,
                 run.aws.route53.get_hosted_zone().id(&id).send(),
@@ -159,9 +158,8 @@ async fn lookup(run: &SpecRun<'_>, name_or_id: &str) -> Result<Zone, ResourceErr
     let want = norm_name(name_or_id);
     let out = run
         .aws
-        .call(
+        .read(
             Service::Route53,
-            CallClass::Read,
             "ListHostedZonesByName",
             &want,
             run.aws
@@ -283,9 +281,8 @@ async fn read(
         }
         let page = run
             .aws
-            .call(
+            .read(
                 Service::Route53,
-                CallClass::Read,
                 "ListResourceRecordSets",
                 at.unwrap_or(&zone.name),
                 req.send(),
@@ -390,9 +387,8 @@ pub async fn submit(
     }
     let out = run
         .aws
-        .call(
+        .write(
             Service::Route53,
-            CallClass::Write,
             "ChangeResourceRecordSets",
             &zone.name,
             run.aws

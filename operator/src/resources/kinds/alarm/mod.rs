@@ -18,11 +18,11 @@ use aws_sdk_cloudwatch::types::{
     Tag,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::pages::read_pages;
+use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
@@ -497,18 +497,7 @@ pub fn plan(
         )],
         (Want::Present(d), Some(o)) => {
             let mut steps = Vec::new();
-            if !owner_missing.is_empty() {
-                steps.push((
-                    Step::Tag(owner_missing.clone()),
-                    Change::update(
-                        &resource,
-                        format!(
-                            "tags: + {}",
-                            crate::resources::shared::elb_tags::keys(&owner_missing)
-                        ),
-                    ),
-                ));
-            }
+            steps.extend(tag_step(&resource, &owner_missing, Step::Tag));
             let diff = differences(d, &o.shape);
             if !diff.is_empty() {
                 steps.push((Step::Put, Change::update(&resource, diff.join("; "))));
@@ -527,9 +516,8 @@ fn cw_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 async fn tags_of(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::CloudWatch,
-            CallClass::Read,
             "ListTagsForResource",
             arn,
             run.aws
@@ -632,9 +620,8 @@ async fn read_chunk(
 ) -> Result<(), ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::CloudWatch,
-            CallClass::Read,
             "DescribeAlarms",
             names.first().map(String::as_str).unwrap_or("*"),
             run.aws
@@ -734,22 +721,15 @@ async fn put(run: &SpecRun<'_>, alarm: &str, d: &Shape) -> Result<(), ResourceEr
         }
     }
     run.aws
-        .call(
-            Service::CloudWatch,
-            CallClass::Write,
-            "PutMetricAlarm",
-            alarm,
-            req.send(),
-        )
+        .write(Service::CloudWatch, "PutMetricAlarm", alarm, req.send())
         .await?;
     Ok(())
 }
 
 async fn delete_alarm(run: &SpecRun<'_>, alarm: &str) -> Result<(), ResourceError> {
     run.aws
-        .call(
+        .write(
             Service::CloudWatch,
-            CallClass::Write,
             "DeleteAlarms",
             alarm,
             run.aws.cloudwatch.delete_alarms().alarm_names(alarm).send(),
@@ -793,9 +773,8 @@ pub async fn reconcile(
                 (Step::Tag(tags), _) => {
                     let arn = o.map(|o| o.arn.clone()).unwrap_or_default();
                     run.aws
-                        .call(
+                        .write(
                             Service::CloudWatch,
-                            CallClass::Write,
                             "TagResource",
                             alarm,
                             run.aws
@@ -844,9 +823,8 @@ pub async fn delete(
         )) {
             let released = BTreeMap::from([(RELEASED_TAG.to_string(), run.key.to_string())]);
             run.aws
-                .call(
+                .write(
                     Service::CloudWatch,
-                    CallClass::Write,
                     "TagResource",
                     alarm,
                     run.aws
@@ -858,9 +836,8 @@ pub async fn delete(
                 )
                 .await?;
             run.aws
-                .call(
+                .write(
                     Service::CloudWatch,
-                    CallClass::Write,
                     "UntagResource",
                     alarm,
                     run.aws
@@ -883,21 +860,18 @@ pub async fn delete(
 
 /// Garbage collection: every metric alarm (DescribeAlarms, 100 per page) and its tags.
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
-    let pages = all_pages(
+    let pages = read_pages(
+        &run.aws,
+        Service::CloudWatch,
+        "DescribeAlarms",
         |token| {
-            run.aws.call(
-                Service::CloudWatch,
-                CallClass::Read,
-                "DescribeAlarms",
-                "*",
-                run.aws
-                    .cloudwatch
-                    .describe_alarms()
-                    .alarm_types(AlarmType::MetricAlarm)
-                    .max_records(100)
-                    .set_next_token(token)
-                    .send(),
-            )
+            run.aws
+                .cloudwatch
+                .describe_alarms()
+                .alarm_types(AlarmType::MetricAlarm)
+                .max_records(100)
+                .set_next_token(token)
+                .send()
         },
         DescribeAlarmsOutput::next_token,
     )
@@ -915,12 +889,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 
 crate::resources::kind::kind!(
     /// A CloudWatch metric alarm, as the generic driver sees it.
-    AlarmKind,
-    TYPE,
-    13,
-    delete,
-    "CloudWatch alarms",
-    list_owned
+    AlarmKind, TYPE, 13, delete, "CloudWatch alarms", list_owned
 );
 
 #[cfg(test)]

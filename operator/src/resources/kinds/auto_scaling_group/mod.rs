@@ -19,11 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecification, Tag};
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::pages::read_pages;
+use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
 use crate::resources::ResourceError;
 use crate::spec::types::OwnedAutoScalingGroup;
 
@@ -122,18 +122,7 @@ pub fn plan(
         )];
     };
     let mut steps = Vec::new();
-    if !owner_missing.is_empty() {
-        steps.push((
-            Step::Tag(owner_missing.clone()),
-            Change::update(
-                &resource,
-                format!(
-                    "tags: + {}",
-                    crate::resources::shared::elb_tags::keys(&owner_missing)
-                ),
-            ),
-        ));
-    }
+    steps.extend(tag_step(&resource, &owner_missing, Step::Tag));
     let mut field = |name: &str, have: String, want: String| {
         if have != want {
             steps.push((Step::Update, Change::field(&resource, name, have, want)));
@@ -199,9 +188,8 @@ fn observed(g: &AutoScalingGroup) -> Observed {
 pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::AutoScaling,
-            CallClass::Read,
             "DescribeAutoScalingGroups",
             name,
             run.aws
@@ -267,9 +255,8 @@ pub async fn reconcile(
                     req = req.tags(tag(&d.name, &k, &v));
                 }
                 run.aws
-                    .call(
+                    .write(
                         Service::AutoScaling,
-                        CallClass::Write,
                         "CreateAutoScalingGroup",
                         &d.name,
                         req.send(),
@@ -290,9 +277,8 @@ pub async fn reconcile(
                     req = req.tags(tag(&d.name, k, v));
                 }
                 run.aws
-                    .call(
+                    .write(
                         Service::AutoScaling,
-                        CallClass::Write,
                         "CreateOrUpdateTags",
                         &d.name,
                         req.send(),
@@ -307,9 +293,8 @@ pub async fn reconcile(
         // into the new min..max itself).
         let asg = &run.aws.autoscaling;
         run.aws
-            .call(
+            .write(
                 Service::AutoScaling,
-                CallClass::Write,
                 "UpdateAutoScalingGroup",
                 &d.name,
                 asg.update_auto_scaling_group()
@@ -378,9 +363,8 @@ pub async fn delete(
             "released (deletionPolicy Retain)",
         )) {
             run.aws
-                .call(
+                .write(
                     Service::AutoScaling,
-                    CallClass::Write,
                     "CreateOrUpdateTags",
                     name,
                     asg.create_or_update_tags()
@@ -399,13 +383,7 @@ pub async fn delete(
                 );
             }
             run.aws
-                .call(
-                    Service::AutoScaling,
-                    CallClass::Write,
-                    "DeleteTags",
-                    name,
-                    req.send(),
-                )
+                .write(Service::AutoScaling, "DeleteTags", name, req.send())
                 .await?;
         }
         return Ok(true);
@@ -420,9 +398,8 @@ pub async fn delete(
                 ),
             )) {
                 run.aws
-                    .call(
+                    .write(
                         Service::AutoScaling,
-                        CallClass::Write,
                         "UpdateAutoScalingGroup",
                         name,
                         asg.update_auto_scaling_group()
@@ -445,9 +422,8 @@ pub async fn delete(
             if run.plan(Change::delete(&resource, "")) {
                 let out = run
                     .aws
-                    .call(
+                    .write(
                         Service::AutoScaling,
-                        CallClass::Write,
                         "DeleteAutoScalingGroup",
                         name,
                         asg.delete_auto_scaling_group()
@@ -482,21 +458,18 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
         .name(format!("tag:{}", crate::MANAGED_BY_TAG))
         .values(run.aws.instance.clone())
         .build();
-    let pages = all_pages(
+    let pages = read_pages(
+        &run.aws,
+        Service::AutoScaling,
+        "DescribeAutoScalingGroups",
         |token| {
-            run.aws.call(
-                Service::AutoScaling,
-                CallClass::Read,
-                "DescribeAutoScalingGroups",
-                "*",
-                run.aws
-                    .autoscaling
-                    .describe_auto_scaling_groups()
-                    .filters(filter.clone())
-                    .max_records(100)
-                    .set_next_token(token)
-                    .send(),
-            )
+            run.aws
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .filters(filter.clone())
+                .max_records(100)
+                .set_next_token(token)
+                .send()
         },
         DescribeAutoScalingGroupsOutput::next_token,
     )
@@ -515,12 +488,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 
 crate::resources::kind::kind!(
     /// An Auto Scaling group a ClusterSpec owns, as the generic driver sees it.
-    AutoScalingGroupKind,
-    TYPE,
-    18,
-    delete,
-    "Auto Scaling groups",
-    list_owned
+    AutoScalingGroupKind, TYPE, 18, delete, "Auto Scaling groups", list_owned
 );
 
 #[cfg(test)]

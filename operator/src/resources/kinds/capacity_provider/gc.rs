@@ -6,7 +6,7 @@
 use aws_sdk_ecs::types::CapacityProviderField;
 
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::ecs_cluster;
 use crate::resources::run::SpecRun;
@@ -20,9 +20,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     loop {
         let result = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeCapacityProviders",
                 "*",
                 run.aws

@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
     ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection, Tag,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::{ownership, Ownership, RELEASED_TAG};
@@ -119,9 +119,8 @@ pub async fn observe(
     }
     let out = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeCapacityProviders",
             &names.join(","),
             run.aws
@@ -228,18 +227,10 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
                     .create_capacity_provider()
                     .name(&d.name)
                     .auto_scaling_group_provider(provider);
-                for (k, v) in run.tags() {
-                    req = req.tags(Tag::builder().key(k).value(v).build());
-                }
+                req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
                 let out = run
                     .aws
-                    .call(
-                        Service::Ecs,
-                        CallClass::Write,
-                        "CreateCapacityProvider",
-                        &d.name,
-                        req.send(),
-                    )
+                    .write(Service::Ecs, "CreateCapacityProvider", &d.name, req.send())
                     .await?;
                 if let Some(arn) = out
                     .capacity_provider()
@@ -269,9 +260,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
                     .managed_termination_protection(protection(d.termination_protection))
                     .build();
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecs,
-                        CallClass::Write,
                         "UpdateCapacityProvider",
                         &d.name,
                         run.aws
@@ -307,9 +297,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
         run.aws
-            .call(
+            .write(
                 Service::Ecs,
-                CallClass::Write,
                 "DeleteCapacityProvider",
                 &name,
                 run.aws
@@ -325,12 +314,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// A capacity provider, as the generic driver sees it.
-    CapacityProviderKind,
-    TYPE,
-    12,
-    delete,
-    "ECS capacity providers",
-    gc::list_owned
+    CapacityProviderKind, TYPE, 12, delete, "ECS capacity providers", gc::list_owned
 );
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! instance (ListCertificates, all pages, then one tag read per certificate).
 
 use super::{tags_of, TYPE};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::tags::owner_of;
@@ -11,9 +11,8 @@ use crate::resources::ResourceError;
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let page = run
         .aws
-        .call(
+        .read(
             Service::Acm,
-            CallClass::Read,
             "ListCertificates",
             "*",
             run.aws

@@ -19,8 +19,9 @@ use std::time::Duration;
 use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::shared::zone::{self, Action, Record, RecordChange, Zone};
 use crate::resources::snapshot::Entry;
@@ -161,21 +162,18 @@ fn status_text(s: Option<&CertificateStatus>) -> String {
 /// (ListCertificates, paginated).
 async fn list(run: &SpecRun<'_>) -> Result<Vec<(String, String)>, ResourceError> {
     let mut out = Vec::new();
-    let pages = all_pages(
+    let pages = read_pages(
+        &run.aws,
+        Service::Acm,
+        "ListCertificates",
         |token| {
-            run.aws.call(
-                Service::Acm,
-                CallClass::Read,
-                "ListCertificates",
-                "*",
-                run.aws
-                    .acm
-                    .list_certificates()
-                    .certificate_statuses(CertificateStatus::Issued)
-                    .certificate_statuses(CertificateStatus::PendingValidation)
-                    .set_next_token(token)
-                    .send(),
-            )
+            run.aws
+                .acm
+                .list_certificates()
+                .certificate_statuses(CertificateStatus::Issued)
+                .certificate_statuses(CertificateStatus::PendingValidation)
+                .set_next_token(token)
+                .send()
         },
         ListCertificatesOutput::next_token,
     )
@@ -233,9 +231,8 @@ async fn describe_cached(run: &SpecRun<'_>, arn: &str) -> Result<Observed, Resou
 async fn describe(run: &SpecRun<'_>, arn: &str) -> Result<Observed, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Acm,
-            CallClass::Read,
             "DescribeCertificate",
             arn,
             run.aws
@@ -409,9 +406,8 @@ async fn list_tags(
 ) -> Result<std::collections::BTreeMap<String, String>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Acm,
-            CallClass::Read,
             "ListTagsForCertificate",
             arn,
             run.aws
@@ -438,11 +434,7 @@ pub async fn tags_of(
     run: &SpecRun<'_>,
     arn: &str,
 ) -> Result<Option<std::collections::BTreeMap<String, String>>, ResourceError> {
-    match tags(run, arn).await {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(e),
-    }
+    tags(run, arn).await.absent_if("ResourceNotFoundException")
 }
 
 /// Whether a user ACM lists in `InUseBy` still exists. ACM clears the list some time after a
@@ -453,9 +445,8 @@ async fn still_exists(run: &SpecRun<'_>, user: &str) -> Result<bool, ResourceErr
     let elb = &run.aws.elbv2;
     let r = if user.contains(":elasticloadbalancing:") && user.contains(":listener/") {
         run.aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeListeners",
                 user,
                 elb.describe_listeners().listener_arns(user).send(),
@@ -464,9 +455,8 @@ async fn still_exists(run: &SpecRun<'_>, user: &str) -> Result<bool, ResourceErr
             .map(|o| !o.listeners().is_empty())
     } else if user.contains(":elasticloadbalancing:") && user.contains(":loadbalancer/") {
         run.aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeLoadBalancers",
                 user,
                 elb.describe_load_balancers()
@@ -513,9 +503,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 .build()
                 .map_err(ResourceError::request)?;
             run.aws
-                .call(
+                .write(
                     Service::Acm,
-                    CallClass::Write,
                     "AddTagsToCertificate",
                     arn,
                     run.aws
@@ -541,22 +530,15 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 );
             }
             run.aws
-                .call(
-                    Service::Acm,
-                    CallClass::Write,
-                    "RemoveTagsFromCertificate",
-                    arn,
-                    req.send(),
-                )
+                .write(Service::Acm, "RemoveTagsFromCertificate", arn, req.send())
                 .await?;
         }
         return Ok(true);
     }
     let described = run
         .aws
-        .call(
+        .read(
             Service::Acm,
-            CallClass::Read,
             "DescribeCertificate",
             arn,
             run.aws
@@ -566,14 +548,13 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 .send(),
         )
         .await;
-    let in_use: Vec<String> = match described {
-        Ok(o) => o
-            .certificate()
-            .map(|c| c.in_use_by().to_vec())
-            .unwrap_or_default(),
-        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(true),
-        Err(e) => return Err(e),
+    let Some(described) = described.absent_if("ResourceNotFoundException")? else {
+        return Ok(true);
     };
+    let in_use: Vec<String> = described
+        .certificate()
+        .map(|c| c.in_use_by().to_vec())
+        .unwrap_or_default();
     let mut still = Vec::new();
     for user in in_use {
         if still_exists(run, &user).await? {
@@ -591,9 +572,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     if run.plan(Change::delete(&resource, "")) {
         match run
             .aws
-            .call(
+            .write(
                 Service::Acm,
-                CallClass::Write,
                 "DeleteCertificate",
                 arn,
                 run.aws.acm.delete_certificate().certificate_arn(arn).send(),
@@ -617,12 +597,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// An ACM certificate, as the generic driver sees it.
-    CertificateKind,
-    TYPE,
-    10,
-    delete,
-    "ACM certificates",
-    gc::list_owned
+    CertificateKind, TYPE, 10, delete, "ACM certificates", gc::list_owned
 );
 
 #[cfg(test)]

@@ -415,12 +415,7 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
 
 crate::resources::kind::kind!(
     /// A Route53 record and its ownership TXT record, as the generic driver sees it.
-    RecordKind,
-    TYPE,
-    0,
-    delete,
-    "Route53 zones",
-    gc::list_owned
+    RecordKind, TYPE, 0, delete, "Route53 zones", gc::list_owned
 );
 
 #[cfg(test)]

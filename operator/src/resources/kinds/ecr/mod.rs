@@ -14,9 +14,11 @@ use aws_sdk_ecr::types::{
 };
 use serde_json::{json, Value};
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::pages::{by_name, read_pages};
+use crate::resources::shared::tags::{request_tags, tag_step};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{Lifecycle, Repository, TagMutability};
@@ -170,18 +172,7 @@ pub fn plan(
         return steps;
     };
     let mut steps = Vec::new();
-    if !tags_missing.is_empty() {
-        steps.push((
-            Step::Tag(tags_missing.clone()),
-            Change::update(
-                &resource,
-                format!(
-                    "tags: + {}",
-                    crate::resources::shared::elb_tags::keys(&tags_missing)
-                ),
-            ),
-        ));
-    }
+    steps.extend(tag_step(&resource, &tags_missing, Step::Tag));
     if o.immutable != d.immutable {
         steps.push((
             Step::Mutability,
@@ -218,38 +209,29 @@ pub fn plan(
     steps
 }
 
-fn not_found(e: &ResourceError, code: &str) -> bool {
-    e.code() == Some(code)
-}
-
 /// Every repository of the registry by name (DescribeRepositories, 1000 per page): a resync
 /// wave's read, shared by every ServiceSpec.
 async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsRepository>, ResourceError> {
-    let mut out = HashMap::new();
-    let pages = all_pages(
-        |token| {
-            run.aws.call(
-                Service::Ecr,
-                CallClass::Read,
-                "DescribeRepositories",
-                "*",
-                run.aws
-                    .ecr
-                    .describe_repositories()
-                    .max_results(1000)
-                    .set_next_token(token)
-                    .send(),
-            )
+    let ecr = &run.aws.ecr;
+    let pages = read_pages(
+        &run.aws,
+        Service::Ecr,
+        "DescribeRepositories",
+        |t| {
+            ecr.describe_repositories()
+                .max_results(1000)
+                .set_next_token(t)
+                .send()
         },
         DescribeRepositoriesOutput::next_token,
     )
     .await?;
-    for r in pages.iter().flat_map(|p| p.repositories()) {
-        if let Some(name) = r.repository_name() {
-            out.insert(name.to_string(), r.clone());
-        }
-    }
-    Ok(out)
+    Ok(by_name(
+        &pages,
+        DescribeRepositoriesOutput::repositories,
+        AwsRepository::repository_name,
+        Clone::clone,
+    ))
 }
 
 /// The repository `name` as DescribeRepositories has it; `None` when it does not exist. In a
@@ -260,9 +242,8 @@ async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsRepository>
     }
     let resp = run
         .aws
-        .call(
+        .read(
             Service::Ecr,
-            CallClass::Read,
             "DescribeRepositories",
             name,
             run.aws
@@ -272,9 +253,8 @@ async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsRepository>
                 .send(),
         )
         .await;
-    let resp = match resp {
-        Err(e) if not_found(&e, "RepositoryNotFoundException") => return Ok(None),
-        other => other?,
+    let Some(resp) = resp.absent_if("RepositoryNotFoundException")? else {
+        return Ok(None);
     };
     Ok(resp.repositories().first().cloned())
 }
@@ -287,9 +267,8 @@ async fn tags_of(
 ) -> Result<BTreeMap<String, String>, ResourceError> {
     Ok(run
         .aws
-        .call(
+        .read(
             Service::Ecr,
-            CallClass::Read,
             "ListTagsForResource",
             label,
             run.aws
@@ -314,11 +293,10 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     let r = &r;
     let arn = r.repository_arn().unwrap_or_default().to_string();
     let tags = tags_of(run, name, &arn).await?;
-    let policy = match run
+    let policy = run
         .aws
-        .call(
+        .read(
             Service::Ecr,
-            CallClass::Read,
             "GetLifecyclePolicy",
             name,
             run.aws
@@ -328,10 +306,8 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
                 .send(),
         )
         .await
-    {
-        Err(e) if not_found(&e, "LifecyclePolicyNotFoundException") => None,
-        other => other?.lifecycle_policy_text().and_then(normalise_policy),
-    };
+        .absent_if("LifecyclePolicyNotFoundException")?
+        .and_then(|p| p.lifecycle_policy_text().and_then(normalise_policy));
     Ok(Some(Observed {
         arn,
         uri: r.repository_uri().unwrap_or_default().to_string(),
@@ -348,15 +324,7 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
 }
 
 fn ecr_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(ResourceError::request)
-        })
-        .collect()
+    request_tags(tags, |k, v| Tag::builder().key(k).value(v).build())
 }
 
 /// Reconcile the repository. Returns its URI (empty when only planning a create).
@@ -383,9 +351,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             Step::Create => {
                 let out = run
                     .aws
-                    .call(
+                    .write(
                         Service::Ecr,
-                        CallClass::Write,
                         "CreateRepository",
                         &d.name,
                         ecr.create_repository()
@@ -412,9 +379,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             }
             Step::Tag(tags) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecr,
-                        CallClass::Write,
                         "TagResource",
                         &d.name,
                         ecr.tag_resource()
@@ -426,9 +392,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             }
             Step::Mutability => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecr,
-                        CallClass::Write,
                         "PutImageTagMutability",
                         &d.name,
                         ecr.put_image_tag_mutability()
@@ -440,9 +405,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             }
             Step::Scanning => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecr,
-                        CallClass::Write,
                         "PutImageScanningConfiguration",
                         &d.name,
                         ecr.put_image_scanning_configuration()
@@ -459,9 +423,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             Step::PutPolicy => {
                 let text = d.policy.as_ref().map(Value::to_string).unwrap_or_default();
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecr,
-                        CallClass::Write,
                         "PutLifecyclePolicy",
                         &d.name,
                         ecr.put_lifecycle_policy()
@@ -473,9 +436,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             }
             Step::DeletePolicy => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecr,
-                        CallClass::Write,
                         "DeleteLifecyclePolicy",
                         &d.name,
                         ecr.delete_lifecycle_policy()
@@ -499,9 +461,8 @@ async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), Res
         run.key.to_string(),
     )]);
     run.aws
-        .call(
+        .write(
             Service::Ecr,
-            CallClass::Write,
             "TagResource",
             name,
             run.aws
@@ -513,9 +474,8 @@ async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), Res
         )
         .await?;
     run.aws
-        .call(
+        .write(
             Service::Ecr,
-            CallClass::Write,
             "UntagResource",
             name,
             run.aws
@@ -563,9 +523,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     let images = run
         .aws
-        .call(
+        .read(
             Service::Ecr,
-            CallClass::Read,
             "ListImages",
             &name,
             run.aws
@@ -588,9 +547,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     if run.plan(Change::delete(&resource, "empty")) {
         match run
             .aws
-            .call(
+            .write(
                 Service::Ecr,
-                CallClass::Write,
                 "DeleteRepository",
                 &name,
                 run.aws
@@ -601,9 +559,9 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             )
             .await
         {
-            Err(e) if not_found(&e, "RepositoryNotFoundException") => {}
+            Err(e) if e.code() == Some("RepositoryNotFoundException") => {}
             // An image pushed between our look and the delete: keep it, next time it is released.
-            Err(e) if not_found(&e, "RepositoryNotEmptyException") => {
+            Err(e) if e.code() == Some("RepositoryNotEmptyException") => {
                 run.wait(
                     format!("{resource} received an image while being deleted"),
                     crate::resources::shared::DRAIN_POLL,
@@ -620,12 +578,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// An ECR repository, as the generic driver sees it.
-    RepositoryKind,
-    TYPE,
-    7,
-    delete,
-    "ECR repositories",
-    gc::list_owned
+    RepositoryKind, TYPE, 7, delete, "ECR repositories", gc::list_owned
 );
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use aws_sdk_ecs::types::ClusterField;
 
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::ecs_tags;
@@ -22,9 +22,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     let ecs = &run.aws.ecs;
     let clusters = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "ListClusters",
             "*",
             ecs.list_clusters()
@@ -37,9 +36,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     for chunk in clusters.chunks(100) {
         let out = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeClusters",
                 &chunk.join(","),
                 ecs.describe_clusters()

@@ -11,9 +11,10 @@ use aws_sdk_ecs::types::{
     ClusterSettingName, Tag,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
+use crate::resources::shared::tags::tag_step;
 use crate::resources::ResourceError;
 use crate::spec::types::{CapacityProviderStrategyItem, ClusterSpec};
 use std::time::Duration;
@@ -108,9 +109,8 @@ fn observed_from(c: &Cluster) -> Observed {
 pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeClusters",
             name,
             run.aws
@@ -166,12 +166,7 @@ pub fn plan(
         return steps;
     };
     let mut steps = Vec::new();
-    if !tags_missing.is_empty() {
-        steps.push((
-            Step::Tag(tags_missing.clone()),
-            Change::update(&resource, format!("tags: + {}", join(tags_missing.keys()))),
-        ));
-    }
+    steps.extend(tag_step(&resource, &tags_missing, Step::Tag));
     if let Some(on) = desired.container_insights {
         // AWS may report "enhanced", which is also on.
         let observed_on = matches!(
@@ -240,9 +235,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
         match step {
             Step::Create => {
                 let mut req = run.aws.ecs.create_cluster().cluster_name(&d.name);
-                for (k, v) in run.tags() {
-                    req = req.tags(Tag::builder().key(k).value(v).build());
-                }
+                req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
                 if let Some(on) = d.container_insights {
                     req = req.settings(
                         ClusterSetting::builder()
@@ -253,13 +246,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                 }
                 let out = run
                     .aws
-                    .call(
-                        Service::Ecs,
-                        CallClass::Write,
-                        "CreateCluster",
-                        &d.name,
-                        req.send(),
-                    )
+                    .write(Service::Ecs, "CreateCluster", &d.name, req.send())
                     .await?;
                 arn = out
                     .cluster()
@@ -272,9 +259,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             }
             Step::Insights(on) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecs,
-                        CallClass::Write,
                         "UpdateClusterSettings",
                         &d.name,
                         run.aws
@@ -310,9 +296,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                     );
                 }
                 run.aws
-                    .call(
+                    .write(
                         Service::Ecs,
-                        CallClass::Write,
                         "PutClusterCapacityProviders",
                         &d.name,
                         req.send(),
@@ -336,9 +321,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     if run.plan(Change::delete(format!("ecs cluster {name}"), "")) {
         // Detach providers first, so they can be deleted after the cluster.
         run.aws
-            .call(
+            .write(
                 Service::Ecs,
-                CallClass::Write,
                 "PutClusterCapacityProviders",
                 &name,
                 run.aws
@@ -352,9 +336,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             .await?;
         match run
             .aws
-            .call(
+            .write(
                 Service::Ecs,
-                CallClass::Write,
                 "DeleteCluster",
                 &name,
                 run.aws.ecs.delete_cluster().cluster(&name).send(),
@@ -380,12 +363,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// An ECS cluster, as the generic driver sees it.
-    EcsClusterKind,
-    TYPE,
-    11,
-    delete,
-    "ECS clusters",
-    gc::list_owned
+    EcsClusterKind, TYPE, 11, delete, "ECS clusters", gc::list_owned
 );
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use aws_sdk_ecs::types::{
     ServiceDeploymentRollbackMonitorsStatus, ServiceDeploymentStatus, ServiceRevisionSummary,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 pub use crate::resources::rollout_poll::{ServiceDeploymentsSupport as Support, REPROBE};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
@@ -232,9 +232,8 @@ pub async fn latest(
     }
     let listed = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "ListServiceDeployments",
             service,
             run.aws
@@ -255,9 +254,8 @@ pub async fn latest(
     };
     let described = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeServiceDeployments",
             service,
             run.aws
@@ -298,9 +296,8 @@ pub async fn revision_task_definition(
 ) -> Result<Option<String>, ResourceError> {
     let described = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeServiceRevisions",
             service,
             run.aws

@@ -6,7 +6,7 @@
 use aws_sdk_ecs::types::ServiceField;
 
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::ecs_cluster;
 use crate::resources::run::SpecRun;
@@ -24,9 +24,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
         let cluster_name = cluster_arn.rsplit('/').next().unwrap_or(cluster_arn);
         let arns = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "ListServices",
                 cluster_name,
                 ecs.list_services()
@@ -40,9 +39,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
         for chunk in arns.chunks(10) {
             let out = run
                 .aws
-                .call(
+                .read(
                     Service::Ecs,
-                    CallClass::Read,
                     "DescribeServices",
                     &chunk.join(","),
                     ecs.describe_services()

@@ -22,8 +22,9 @@ use aws_sdk_ecs::types::{
     PlacementStrategyType, PropagateTags, Service as AwsService, ServiceField, Tag,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::reconcile::ConditionReport;
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -650,9 +651,8 @@ async fn describe(
 ) -> Result<aws_sdk_ecs::operation::describe_services::DescribeServicesOutput, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeServices",
             &names.join(","),
             run.aws
@@ -1043,18 +1043,10 @@ pub async fn reconcile(
         if !want.capacity_strategy.is_empty() {
             req = req.set_capacity_provider_strategy(Some(capacity(want)?));
         }
-        for (k, v) in run.tags() {
-            req = req.tags(Tag::builder().key(k).value(v).build());
-        }
+        req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
         let out = run
             .aws
-            .call(
-                Service::Ecs,
-                CallClass::Write,
-                "CreateService",
-                name,
-                req.send(),
-            )
+            .write(Service::Ecs, "CreateService", name, req.send())
             .await?;
         if let Some(arn) = out.service().and_then(|s| s.service_arn()) {
             run.resource(TYPE, arn);
@@ -1151,13 +1143,7 @@ pub async fn reconcile(
             req = req.set_load_balancers(Some(load_balancers_for(Some(&o.settings), want)));
         }
         run.aws
-            .call(
-                Service::Ecs,
-                CallClass::Write,
-                "UpdateService",
-                name,
-                req.send(),
-            )
+            .write(Service::Ecs, "UpdateService", name, req.send())
             .await?;
         updated = true;
     }
@@ -1196,9 +1182,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     };
     let out = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeServices",
             &name,
             run.aws
@@ -1210,10 +1195,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 .send(),
         )
         .await;
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.code() == Some("ClusterNotFoundException") => return Ok(true),
-        Err(e) => return Err(e),
+    let Some(out) = out.absent_if("ClusterNotFoundException")? else {
+        return Ok(true);
     };
     let Some(svc) = out.services().first() else {
         return Ok(true);
@@ -1244,9 +1227,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         ))
     {
         run.aws
-            .call(
+            .write(
                 Service::Ecs,
-                CallClass::Write,
                 "UpdateService",
                 &name,
                 run.aws
@@ -1261,9 +1243,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     if run.plan(Change::delete(format!("ecs service {name}"), "")) {
         run.aws
-            .call(
+            .write(
                 Service::Ecs,
-                CallClass::Write,
                 "DeleteService",
                 &name,
                 run.aws
@@ -1282,12 +1263,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// An ECS service, as the generic driver sees it.
-    EcsServiceKind,
-    TYPE,
-    2,
-    delete,
-    "ECS services",
-    gc::list_owned
+    EcsServiceKind, TYPE, 2, delete, "ECS services", gc::list_owned
 );
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! listener rules.
 
 use super::{listener_certificate_id, CERTIFICATE_TYPE, TYPE};
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::{certificate, load_balancer};
 use crate::resources::run::SpecRun;
@@ -20,9 +20,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     for (_, lb) in scan.owned(load_balancer::TYPE) {
         let listeners = run
             .aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeListeners",
                 &lb,
                 run.aws
@@ -50,7 +49,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 }
 
 /// The SNI certificates attached to the listeners walked: an attachment belongs to the owner
-/// of its certificate (one DescribeListenerCertificates per listener).
+/// of its certificate (DescribeListenerCertificates, every page, per listener).
 pub async fn list_owned_certificates(
     run: &SpecRun<'_>,
     scan: &mut GcScan,
@@ -61,32 +60,15 @@ pub async fn list_owned_certificates(
         .map(|(owner, arn)| (arn, owner))
         .collect();
     for listener in &scan.seen_ids(SEEN) {
-        let certs = run
-            .aws
-            .call(
-                Service::Elbv2,
-                CallClass::Read,
-                "DescribeListenerCertificates",
-                listener,
-                run.aws
-                    .elbv2
-                    .describe_listener_certificates()
-                    .listener_arn(listener)
-                    .send(),
-            )
-            .await?;
-        for c in certs.certificates() {
-            if c.is_default() == Some(true) {
+        for (cert, is_default) in super::describe_certificates(run, listener).await? {
+            if is_default == Some(true) {
                 continue;
             }
-            let Some(cert) = c.certificate_arn() else {
-                continue;
-            };
-            if let Some(owner) = owners.get(cert) {
+            if let Some(owner) = owners.get(&cert) {
                 scan.add(
                     owner.clone(),
                     CERTIFICATE_TYPE,
-                    listener_certificate_id(listener, cert),
+                    listener_certificate_id(listener, &cert),
                 );
             }
         }

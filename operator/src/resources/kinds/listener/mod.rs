@@ -12,14 +12,17 @@
 mod gc;
 pub use gc::SEEN;
 
+use aws_sdk_elasticloadbalancingv2::operation::describe_listener_certificates::DescribeListenerCertificatesOutput;
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 
 use super::load_balancer::Info;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::{short_arn, Act};
 use crate::resources::shared::elb_tags::{self, Tags};
-use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::tags::{ownership, tag_step, Ownership};
 use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
@@ -133,15 +136,7 @@ pub fn plan(
         )];
     };
     let mut steps = Vec::new();
-    if !tags_missing.is_empty() {
-        steps.push((
-            Step::Tag(tags_missing.clone()),
-            Change::update(
-                &resource,
-                format!("tags: + {}", elb_tags::keys(&tags_missing)),
-            ),
-        ));
-    }
+    steps.extend(tag_step(&resource, &tags_missing, Step::Tag));
     let mut details = Vec::new();
     if o.protocol != d.protocol {
         details.push(format!("protocol: {} -> {}", o.protocol, d.protocol));
@@ -185,9 +180,8 @@ async fn describe_listeners(
     loop {
         let page = run
             .aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeListeners",
                 lb_arn,
                 run.aws
@@ -279,9 +273,8 @@ pub async fn reconcile(
                 Step::Create => {
                     let out = run
                         .aws
-                        .call(
+                        .write(
                             Service::Elbv2,
-                            CallClass::Write,
                             "CreateListener",
                             &resource,
                             elb.create_listener()
@@ -307,9 +300,8 @@ pub async fn reconcile(
                 Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
                 Step::Modify => {
                     run.aws
-                        .call(
+                        .write(
                             Service::Elbv2,
-                            CallClass::Write,
                             "ModifyListener",
                             &resource,
                             elb.modify_listener()
@@ -363,40 +355,34 @@ pub fn plan_sni(want: Option<&str>, attached: &[(String, bool)]) -> Vec<SniStep>
 
 /// Every certificate of a listener as DescribeListenerCertificates lists it: ARN and
 /// `IsDefault`.
-async fn describe_certificates(
+pub(super) async fn describe_certificates(
     run: &SpecRun<'_>,
     listener: &str,
 ) -> Result<Vec<(String, Option<bool>)>, ResourceError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .call(
+    let elb = &run.aws.elbv2;
+    let pages = all_pages(
+        |m| {
+            run.aws.read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeListenerCertificates",
                 listener,
-                run.aws
-                    .elbv2
-                    .describe_listener_certificates()
+                elb.describe_listener_certificates()
                     .listener_arn(listener)
-                    .set_marker(marker.take())
+                    .set_marker(m)
                     .send(),
             )
-            .await?;
-        for c in page.certificates() {
-            out.push((
-                c.certificate_arn().unwrap_or_default().to_string(),
-                c.is_default(),
-            ));
-        }
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
+        },
+        DescribeListenerCertificatesOutput::next_marker,
+    )
+    .await?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.certificates())
+        .map(|c| {
+            let arn = c.certificate_arn().unwrap_or_default().to_string();
+            (arn, c.is_default())
+        })
+        .collect())
 }
 
 /// The listener's non-default certificates (the default one is left out even when AWS lists it
@@ -492,9 +478,8 @@ pub async fn reconcile_sni(
         let record = || recorded_sni(&listener_arn, arn, add);
         if add {
             run.aws
-                .call_recorded(
+                .write_recorded(
                     Service::Elbv2,
-                    CallClass::Write,
                     op,
                     &resource,
                     elb.add_listener_certificates()
@@ -506,9 +491,8 @@ pub async fn reconcile_sni(
                 .await?;
         } else {
             run.aws
-                .call_recorded(
+                .write_recorded(
                     Service::Elbv2,
-                    CallClass::Write,
                     op,
                     &resource,
                     elb.remove_listener_certificates()
@@ -563,10 +547,11 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             return Ok(false);
         }
     }
-    let rules = match super::listener_rule::observe(run, arn).await {
-        Ok(r) => r,
-        Err(e) if e.code() == Some("ListenerNotFound") => return Ok(true),
-        Err(e) => return Err(e),
+    let Some(rules) = super::listener_rule::observe(run, arn)
+        .await
+        .absent_if("ListenerNotFound")?
+    else {
+        return Ok(true);
     };
     if !rules.is_empty() {
         let why = format!(
@@ -588,22 +573,15 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         return Ok(false);
     }
     if run.plan(Change::delete(&resource, "")) {
-        match run
-            .aws
-            .call(
+        run.aws
+            .write(
                 Service::Elbv2,
-                CallClass::Write,
                 "DeleteListener",
                 arn,
                 run.aws.elbv2.delete_listener().listener_arn(arn).send(),
             )
             .await
-        {
-            Err(e) if e.code() == Some("ListenerNotFound") => {}
-            other => {
-                other?;
-            }
-        }
+            .absent_if("ListenerNotFound")?;
     }
     Ok(true)
 }
@@ -633,10 +611,11 @@ pub async fn delete_certificate(
         arn: listener.to_string(),
         ..Default::default()
     };
-    let attached = match sni_certificates(run, &observed).await {
-        Ok(a) => a,
-        Err(e) if e.code() == Some("ListenerNotFound") => return Ok(true),
-        Err(e) => return Err(e),
+    let Some(attached) = sni_certificates(run, &observed)
+        .await
+        .absent_if("ListenerNotFound")?
+    else {
+        return Ok(true);
     };
     if !attached.iter().any(|a| a == cert) {
         return Ok(true);
@@ -646,9 +625,8 @@ pub async fn delete_certificate(
         format!("sni certificates: - {cert}"),
     )) {
         run.aws
-            .call(
+            .write(
                 Service::Elbv2,
-                CallClass::Write,
                 "RemoveListenerCertificates",
                 listener,
                 run.aws
@@ -665,22 +643,12 @@ pub async fn delete_certificate(
 
 crate::resources::kind::kind!(
     /// An ALB listener, as the generic driver sees it.
-    ListenerKind,
-    TYPE,
-    8,
-    delete,
-    "ELBv2 listeners",
-    gc::list_owned
+    ListenerKind, TYPE, 8, delete, "ELBv2 listeners", gc::list_owned
 );
 
 crate::resources::kind::kind!(
     /// An SNI certificate attached to a listener, as the generic driver sees it.
-    ListenerCertificateKind,
-    CERTIFICATE_TYPE,
-    4,
-    delete_certificate,
-    "ELBv2 listener certificates",
-    gc::list_owned_certificates
+    ListenerCertificateKind, CERTIFICATE_TYPE, 4, delete_certificate, "ELBv2 listener certificates", gc::list_owned_certificates
 );
 
 #[cfg(test)]

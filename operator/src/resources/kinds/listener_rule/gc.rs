@@ -3,7 +3,7 @@
 //! DescribeTags 20 ARNs per call).
 
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::listener;
 use crate::resources::run::SpecRun;
@@ -15,9 +15,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     for listener in &scan.seen_ids(listener::SEEN) {
         let rules = run
             .aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeRules",
                 listener,
                 run.aws.elbv2.describe_rules().listener_arn(listener).send(),

@@ -21,8 +21,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetGroupTuple,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::reconcile::ConditionReport;
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
 use crate::resources::shared::elb_tags;
@@ -380,9 +381,8 @@ pub async fn observe(run: &SpecRun<'_>, listener: &str) -> Result<Vec<Observed>,
     loop {
         let page = run
             .aws
-            .call(
+            .read(
                 Service::Elbv2,
-                CallClass::Read,
                 "DescribeRules",
                 listener,
                 run.aws
@@ -689,9 +689,9 @@ pub async fn reconcile(
         {
             let missing =
                 crate::resources::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
-            if run.plan(Change::update(
+            if run.plan(Change::tags_added(
                 format!("listener rule {lb} :443"),
-                format!("tags: + {}", elb_tags::keys(&missing)),
+                &missing,
             )) {
                 elb_tags::add(run, arn, &missing).await?;
             }
@@ -733,9 +733,8 @@ pub async fn reconcile(
                 let tags = tags_for(run, d.role);
                 let out = run
                     .aws
-                    .call_recorded(
+                    .write_recorded(
                         Service::Elbv2,
-                        CallClass::Write,
                         "CreateRule",
                         lb,
                         elb.create_rule()
@@ -765,21 +764,15 @@ pub async fn reconcile(
                     req = req.actions(forward_action(d));
                 }
                 run.aws
-                    .call_recorded(
-                        Service::Elbv2,
-                        CallClass::Write,
-                        "ModifyRule",
-                        lb,
-                        req.send(),
-                        |out| recorded(listener, out.rules(), None),
-                    )
+                    .write_recorded(Service::Elbv2, "ModifyRule", lb, req.send(), |out| {
+                        recorded(listener, out.rules(), None)
+                    })
                     .await?;
             }
             Step::Move { arn: a, priority } => {
                 run.aws
-                    .call_recorded(
+                    .write_recorded(
                         Service::Elbv2,
-                        CallClass::Write,
                         "SetRulePriorities",
                         lb,
                         elb.set_rule_priorities()
@@ -798,9 +791,8 @@ pub async fn reconcile(
             }
             Step::Delete { arn: a } => {
                 run.aws
-                    .call_recorded(
+                    .write_recorded(
                         Service::Elbv2,
-                        CallClass::Write,
                         "DeleteRule",
                         lb,
                         elb.delete_rule().rule_arn(&a).send(),
@@ -854,34 +846,22 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         return Ok(true);
     }
     if run.plan(Change::delete(&resource, "")) {
-        match run
-            .aws
-            .call(
+        run.aws
+            .write(
                 Service::Elbv2,
-                CallClass::Write,
                 "DeleteRule",
                 arn,
                 run.aws.elbv2.delete_rule().rule_arn(arn).send(),
             )
             .await
-        {
-            Err(e) if e.code() == Some("RuleNotFound") => {}
-            other => {
-                other?;
-            }
-        }
+            .absent_if("RuleNotFound")?;
     }
     Ok(true)
 }
 
 crate::resources::kind::kind!(
     /// A listener rule, as the generic driver sees it.
-    ListenerRuleKind,
-    TYPE,
-    3,
-    delete,
-    "ELBv2 listener rules",
-    gc::list_owned
+    ListenerRuleKind, TYPE, 3, delete, "ELBv2 listener rules", gc::list_owned
 );
 
 #[cfg(test)]

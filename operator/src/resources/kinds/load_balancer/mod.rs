@@ -16,11 +16,13 @@ use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerTypeEnum,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::reconcile::ConditionReport;
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
-use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::pages::{by_name, read_pages};
+use crate::resources::shared::tags::tag_step;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
@@ -173,15 +175,7 @@ pub fn plan(
         return (Vec::new(), immutable);
     }
     let mut steps = Vec::new();
-    if !tags_missing.is_empty() {
-        steps.push((
-            Step::Tag(tags_missing.clone()),
-            Change::update(
-                &resource,
-                format!("tags: + {}", elb_tags::keys(&tags_missing)),
-            ),
-        ));
-    }
+    steps.extend(tag_step(&resource, &tags_missing, Step::Tag));
     if o.subnets != d.subnets {
         steps.push((
             Step::Subnets,
@@ -215,31 +209,26 @@ pub fn plan(
 /// Every load balancer by name, DescribeLoadBalancers [`PAGE_SIZE`] per page (a resync
 /// wave's read, shared by every spec).
 async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsLoadBalancer>, ResourceError> {
-    let mut out = HashMap::new();
-    let pages = all_pages(
-        |marker| {
-            run.aws.call(
-                Service::Elbv2,
-                CallClass::Read,
-                "DescribeLoadBalancers",
-                "*",
-                run.aws
-                    .elbv2
-                    .describe_load_balancers()
-                    .page_size(PAGE_SIZE)
-                    .set_marker(marker)
-                    .send(),
-            )
+    let elb = &run.aws.elbv2;
+    let pages = read_pages(
+        &run.aws,
+        Service::Elbv2,
+        "DescribeLoadBalancers",
+        |m| {
+            elb.describe_load_balancers()
+                .page_size(PAGE_SIZE)
+                .set_marker(m)
+                .send()
         },
         DescribeLoadBalancersOutput::next_marker,
     )
     .await?;
-    for lb in pages.iter().flat_map(|p| p.load_balancers()) {
-        if let Some(name) = lb.load_balancer_name() {
-            out.insert(name.to_string(), lb.clone());
-        }
-    }
-    Ok(out)
+    Ok(by_name(
+        &pages,
+        DescribeLoadBalancersOutput::load_balancers,
+        AwsLoadBalancer::load_balancer_name,
+        Clone::clone,
+    ))
 }
 
 /// The load balancer `name` as DescribeLoadBalancers has it; `None` when it does not exist.
@@ -250,17 +239,15 @@ async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsLoadBalance
     }
     let resp = run
         .aws
-        .call(
+        .read(
             Service::Elbv2,
-            CallClass::Read,
             "DescribeLoadBalancers",
             name,
             run.aws.elbv2.describe_load_balancers().names(name).send(),
         )
         .await;
-    let resp = match resp {
-        Err(e) if e.code() == Some("LoadBalancerNotFound") => return Ok(None),
-        other => other?,
+    let Some(resp) = resp.absent_if("LoadBalancerNotFound")? else {
+        return Ok(None);
     };
     Ok(resp.load_balancers().first().cloned())
 }
@@ -293,9 +280,8 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
         .unwrap_or_default();
     let attrs: BTreeMap<String, String> = run
         .aws
-        .call(
+        .read(
             Service::Elbv2,
-            CallClass::Read,
             "DescribeLoadBalancerAttributes",
             name,
             run.aws
@@ -353,15 +339,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
     let mut info = observed.as_ref().map(Info::from).unwrap_or_default();
     info.name = d.name.clone();
     let (steps, immutable) = plan(d, observed.as_ref(), missing);
-    for e in immutable {
-        run.condition(ConditionReport::new(
-            "LoadBalancerImmutable",
-            false,
-            "ImmutableField",
-            e.to_string(),
-        ));
-        run.degrade(e.to_string());
-    }
+    run.immutable("LoadBalancerImmutable", immutable);
     for (step, change) in steps {
         if !run.plan(change) {
             continue;
@@ -371,9 +349,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
             Step::Create => {
                 let out = run
                     .aws
-                    .call(
+                    .write(
                         Service::Elbv2,
-                        CallClass::Write,
                         "CreateLoadBalancer",
                         &d.name,
                         elb.create_load_balancer()
@@ -407,9 +384,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
             Step::Tag(tags) => elb_tags::add(run, &info.arn, &tags).await?,
             Step::Subnets => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Elbv2,
-                        CallClass::Write,
                         "SetSubnets",
                         &d.name,
                         elb.set_subnets()
@@ -421,9 +397,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
             }
             Step::SecurityGroups => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Elbv2,
-                        CallClass::Write,
                         "SetSecurityGroups",
                         &d.name,
                         elb.set_security_groups()
@@ -441,9 +416,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
                     req = req.attributes(LoadBalancerAttribute::builder().key(k).value(v).build());
                 }
                 run.aws
-                    .call(
+                    .write(
                         Service::Elbv2,
-                        CallClass::Write,
                         "ModifyLoadBalancerAttributes",
                         &d.name,
                         req.send(),
@@ -509,9 +483,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     if run.plan(Change::delete(&resource, "")) {
         match run
             .aws
-            .call(
+            .write(
                 Service::Elbv2,
-                CallClass::Write,
                 "DeleteLoadBalancer",
                 &name,
                 run.aws
@@ -541,12 +514,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// An ALB, as the generic driver sees it.
-    LoadBalancerKind,
-    TYPE,
-    9,
-    delete,
-    "ELBv2 load balancers",
-    gc::list_owned
+    LoadBalancerKind, TYPE, 9, delete, "ELBv2 load balancers", gc::list_owned
 );
 
 #[cfg(test)]

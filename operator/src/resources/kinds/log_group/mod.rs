@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
+use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{DeletionPolicy, ServiceSpec};
@@ -103,18 +104,7 @@ pub fn plan(
     if o.tags.get(POLICY_TAG).map(String::as_str) != Some(policy) {
         missing.insert(POLICY_TAG.to_string(), policy.to_string());
     }
-    if !missing.is_empty() {
-        steps.push((
-            Step::Tag(missing.clone()),
-            Change::update(
-                &resource,
-                format!(
-                    "tags: + {}",
-                    crate::resources::shared::elb_tags::keys(&missing)
-                ),
-            ),
-        ));
-    }
+    steps.extend(tag_step(&resource, &missing, Step::Tag));
     if o.retention_days != d.retention_days {
         let change = Change::field(
             &resource,
@@ -146,9 +136,8 @@ fn bare_arn(g: &aws_sdk_cloudwatchlogs::types::LogGroup) -> String {
 async fn tags(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Logs,
-            CallClass::Read,
             "ListTagsForResource",
             arn,
             run.aws
@@ -169,9 +158,8 @@ async fn list(
 ) -> Result<Vec<DescribeLogGroupsOutput>, ResourceError> {
     all_pages(
         |token| {
-            run.aws.call(
+            run.aws.read(
                 Service::Logs,
-                CallClass::Read,
                 "DescribeLogGroups",
                 if prefix.is_empty() { "*" } else { prefix },
                 run.aws
@@ -269,9 +257,8 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
 async fn read(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Logs,
-            CallClass::Read,
             "DescribeLogGroups",
             name,
             run.aws
@@ -317,9 +304,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, Resou
                 let mut tags: HashMap<String, String> = run.tags().into_iter().collect();
                 tags.insert(POLICY_TAG.to_string(), policy_name(d.policy).to_string());
                 run.aws
-                    .call(
+                    .write(
                         Service::Logs,
-                        CallClass::Write,
                         "CreateLogGroup",
                         &d.name,
                         logs.create_log_group()
@@ -332,9 +318,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, Resou
             }
             Step::Tag(tags) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Logs,
-                        CallClass::Write,
                         "TagResource",
                         &d.name,
                         logs.tag_resource()
@@ -346,9 +331,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, Resou
             }
             Step::PutRetention(days) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Logs,
-                        CallClass::Write,
                         "PutRetentionPolicy",
                         &d.name,
                         logs.put_retention_policy()
@@ -360,9 +344,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, Resou
             }
             Step::DeleteRetention => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Logs,
-                        CallClass::Write,
                         "DeleteRetentionPolicy",
                         &d.name,
                         logs.delete_retention_policy()
@@ -410,9 +393,8 @@ pub async fn delete(
         )) {
             let logs = &run.aws.logs;
             run.aws
-                .call(
+                .write(
                     Service::Logs,
-                    CallClass::Write,
                     "TagResource",
                     name,
                     logs.tag_resource()
@@ -422,9 +404,8 @@ pub async fn delete(
                 )
                 .await?;
             run.aws
-                .call(
+                .write(
                     Service::Logs,
-                    CallClass::Write,
                     "UntagResource",
                     name,
                     logs.untag_resource()
@@ -439,22 +420,15 @@ pub async fn delete(
         return Ok(true);
     }
     if run.plan(Change::delete(&resource, "")) {
-        match run
-            .aws
-            .call(
+        run.aws
+            .write(
                 Service::Logs,
-                CallClass::Write,
                 "DeleteLogGroup",
                 name,
                 run.aws.logs.delete_log_group().log_group_name(name).send(),
             )
             .await
-        {
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {}
-            other => {
-                other?;
-            }
-        }
+            .absent_if("ResourceNotFoundException")?;
     }
     Ok(true)
 }
@@ -477,12 +451,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 
 crate::resources::kind::kind!(
     /// A CloudWatch Logs group, as the generic driver sees it.
-    LogGroupKind,
-    TYPE,
-    17,
-    delete,
-    "CloudWatch Logs groups",
-    list_owned
+    LogGroupKind, TYPE, 17, delete, "CloudWatch Logs groups", list_owned
 );
 
 #[cfg(test)]

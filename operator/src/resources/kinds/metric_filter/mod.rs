@@ -8,10 +8,12 @@
 
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
+use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::pages::read_pages;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::ServiceSpec;
@@ -96,23 +98,12 @@ fn filter_of(log_group: &str, f: &aws_sdk_cloudwatchlogs::types::MetricFilter) -
 async fn read_all(
     run: &SpecRun<'_>,
 ) -> Result<std::collections::HashMap<(String, String), Filter>, ResourceError> {
-    let pages = crate::resources::shared::pages::all_pages(
-        |token| {
-            run.aws.call(
-                Service::Logs,
-                CallClass::Read,
-                "DescribeMetricFilters",
-                "*",
-                run.aws
+    let pages = read_pages(&run.aws, Service::Logs, "DescribeMetricFilters", |token| run.aws
                     .logs
                     .describe_metric_filters()
                     .limit(50)
                     .set_next_token(token)
-                    .send(),
-            )
-        },
-        aws_sdk_cloudwatchlogs::operation::describe_metric_filters::DescribeMetricFiltersOutput::next_token,
-    )
+                    .send(), aws_sdk_cloudwatchlogs::operation::describe_metric_filters::DescribeMetricFiltersOutput::next_token)
     .await?;
     let mut out = std::collections::HashMap::new();
     for f in pages.iter().flat_map(|p| p.metric_filters()) {
@@ -146,9 +137,8 @@ async fn read(
 ) -> Result<Option<Filter>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Logs,
-            CallClass::Read,
             "DescribeMetricFilters",
             log_group,
             run.aws
@@ -159,9 +149,8 @@ async fn read(
                 .send(),
         )
         .await;
-    let out = match out {
-        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
-        other => other?,
+    let Some(out) = out.absent_if("ResourceNotFoundException")? else {
+        return Ok(None);
     };
     Ok(out
         .metric_filters()
@@ -191,9 +180,8 @@ pub async fn reconcile(
                 .build()
                 .map_err(ResourceError::request)?;
             run.aws
-                .call(
+                .write(
                     Service::Logs,
-                    CallClass::Write,
                     "PutMetricFilter",
                     &d.name,
                     run.aws
@@ -238,11 +226,9 @@ async fn delete_filter(
     log_group: &str,
     name: &str,
 ) -> Result<(), ResourceError> {
-    match run
-        .aws
-        .call(
+    run.aws
+        .write(
             Service::Logs,
-            CallClass::Write,
             "DeleteMetricFilter",
             name,
             run.aws
@@ -253,10 +239,8 @@ async fn delete_filter(
                 .send(),
         )
         .await
-    {
-        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
-        other => other.map(|_| ()),
-    }
+        .absent_if("ResourceNotFoundException")?;
+    Ok(())
 }
 
 /// Teardown of the filter (`<log group>:<name>`): deleted when its log group is ours; nothing is
@@ -294,12 +278,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 
 crate::resources::kind::kind!(
     /// A CloudWatch Logs metric filter, as the generic driver sees it.
-    MetricFilterKind,
-    TYPE,
-    16,
-    delete,
-    "CloudWatch Logs metric filters",
-    list_owned
+    MetricFilterKind, TYPE, 16, delete, "CloudWatch Logs metric filters", list_owned
 );
 
 #[cfg(test)]

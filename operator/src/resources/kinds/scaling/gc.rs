@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::ecs_service;
 use crate::resources::run::SpecRun;
@@ -21,9 +21,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     }
     let page = run
         .aws
-        .call(
+        .read(
             Service::ApplicationAutoScaling,
-            CallClass::Read,
             "DescribeScalableTargets",
             "ecs",
             run.aws

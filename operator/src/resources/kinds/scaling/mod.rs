@@ -13,7 +13,7 @@ use aws_sdk_applicationautoscaling::types::{
     ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
@@ -209,9 +209,8 @@ async fn read_targets(
     loop {
         let page = run
             .aws
-            .call(
+            .read(
                 Service::ApplicationAutoScaling,
-                CallClass::Read,
                 "DescribeScalableTargets",
                 "ecs",
                 run.aws
@@ -253,9 +252,8 @@ async fn list_policies(
     loop {
         let page = run
             .aws
-            .call(
+            .read(
                 Service::ApplicationAutoScaling,
-                CallClass::Read,
                 "DescribeScalingPolicies",
                 "ecs",
                 run.aws
@@ -321,9 +319,8 @@ pub async fn observe(run: &SpecRun<'_>, id: &str) -> Result<Observed, ResourceEr
 async fn read_range(run: &SpecRun<'_>, id: &str) -> Result<Option<(i32, i32)>, ResourceError> {
     let targets = run
         .aws
-        .call(
+        .read(
             Service::ApplicationAutoScaling,
-            CallClass::Read,
             "DescribeScalableTargets",
             id,
             run.aws
@@ -350,9 +347,8 @@ async fn read_policies(
 ) -> Result<BTreeMap<String, Policy>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::ApplicationAutoScaling,
-            CallClass::Read,
             "DescribeScalingPolicies",
             id,
             run.aws
@@ -464,9 +460,8 @@ pub async fn reconcile(
         match step {
             Step::Register(min, max) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::ApplicationAutoScaling,
-                        CallClass::Write,
                         "RegisterScalableTarget",
                         &id,
                         s.register_scalable_target()
@@ -481,9 +476,8 @@ pub async fn reconcile(
             }
             Step::Deregister => {
                 run.aws
-                    .call(
+                    .write(
                         Service::ApplicationAutoScaling,
-                        CallClass::Write,
                         "DeregisterScalableTarget",
                         &id,
                         s.deregister_scalable_target()
@@ -508,9 +502,8 @@ pub async fn reconcile(
                     .build()
                     .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
                 run.aws
-                    .call(
+                    .write(
                         Service::ApplicationAutoScaling,
-                        CallClass::Write,
                         "PutScalingPolicy",
                         &name,
                         s.put_scaling_policy()
@@ -526,9 +519,8 @@ pub async fn reconcile(
             }
             Step::DeletePolicy(name) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::ApplicationAutoScaling,
-                        CallClass::Write,
                         "DeleteScalingPolicy",
                         &name,
                         s.delete_scaling_policy()
@@ -563,12 +555,7 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
 
 crate::resources::kind::kind!(
     /// An ECS service's scalable target and its policies, as the generic driver sees it.
-    ScalableTargetKind,
-    TYPE,
-    1,
-    delete,
-    "Application Auto Scaling",
-    gc::list_owned
+    ScalableTargetKind, TYPE, 1, delete, "Application Auto Scaling", gc::list_owned
 );
 
 #[cfg(test)]

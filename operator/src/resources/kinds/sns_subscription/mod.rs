@@ -15,12 +15,12 @@ use std::collections::BTreeSet;
 use aws_sdk_sns::operation::list_subscriptions::ListSubscriptionsOutput;
 use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::sns_topic;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::pages::{all_pages, read_pages};
 use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
@@ -126,19 +126,16 @@ fn email(s: &aws_sdk_sns::types::Subscription) -> Option<Observed> {
 async fn by_topic(
     run: &SpecRun<'_>,
 ) -> Result<std::collections::HashMap<String, Vec<Observed>>, ResourceError> {
-    let pages = all_pages(
+    let pages = read_pages(
+        &run.aws,
+        Service::Sns,
+        "ListSubscriptions",
         |token| {
-            run.aws.call(
-                Service::Sns,
-                CallClass::Read,
-                "ListSubscriptions",
-                "*",
-                run.aws
-                    .sns
-                    .list_subscriptions()
-                    .set_next_token(token)
-                    .send(),
-            )
+            run.aws
+                .sns
+                .list_subscriptions()
+                .set_next_token(token)
+                .send()
         },
         ListSubscriptionsOutput::next_token,
     )
@@ -156,9 +153,8 @@ async fn by_topic(
 async fn read(run: &SpecRun<'_>, topic: &str) -> Result<Vec<Observed>, ResourceError> {
     let pages = all_pages(
         |token| {
-            run.aws.call(
+            run.aws.read(
                 Service::Sns,
-                CallClass::Read,
                 "ListSubscriptionsByTopic",
                 topic,
                 run.aws
@@ -200,9 +196,8 @@ pub async fn reconcile(
             Step::Subscribe(email) => {
                 let out = run
                     .aws
-                    .call(
+                    .write(
                         Service::Sns,
-                        CallClass::Write,
                         "Subscribe",
                         &email,
                         run.aws
@@ -222,9 +217,8 @@ pub async fn reconcile(
             }
             Step::Unsubscribe(arn) => {
                 run.aws
-                    .call(
+                    .write(
                         Service::Sns,
-                        CallClass::Write,
                         "Unsubscribe",
                         &arn,
                         run.aws.sns.unsubscribe().subscription_arn(&arn).send(),
@@ -264,9 +258,8 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
         if let (true, Some(arn)) = (o.email.eq_ignore_ascii_case(email), &o.arn) {
             if run.plan(Change::delete(format!("sns subscription {email}"), "")) {
                 run.aws
-                    .call(
+                    .write(
                         Service::Sns,
-                        CallClass::Write,
                         "Unsubscribe",
                         arn,
                         run.aws.sns.unsubscribe().subscription_arn(arn).send(),
@@ -290,12 +283,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 
 crate::resources::kind::kind!(
     /// An SNS email subscription, as the generic driver sees it.
-    SubscriptionKind,
-    TYPE,
-    14,
-    delete,
-    "SNS subscriptions",
-    list_owned
+    SubscriptionKind, TYPE, 14, delete, "SNS subscriptions", list_owned
 );
 
 #[cfg(test)]

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use aws_sdk_sns::operation::list_topics::ListTopicsOutput;
 use aws_sdk_sns::types::Tag;
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::pages::read_pages;
+use crate::resources::shared::tags::{owner_of, ownership, request_tags, Ownership, RELEASED_TAG};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::Notify;
@@ -46,15 +46,7 @@ pub fn desired(name: &str, notify: Option<&Notify>) -> Desired {
 }
 
 fn sns_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(ResourceError::request)
-        })
-        .collect()
+    request_tags(tags, |k, v| Tag::builder().key(k).value(v).build())
 }
 
 /// The tags of the topic `arn`; `None` when it does not exist.
@@ -64,9 +56,8 @@ pub async fn tags_of(
 ) -> Result<Option<BTreeMap<String, String>>, ResourceError> {
     match run
         .aws
-        .call(
+        .read(
             Service::Sns,
-            CallClass::Read,
             "ListTagsForResource",
             arn,
             run.aws
@@ -90,16 +81,11 @@ pub async fn tags_of(
 
 /// Every topic ARN of the account and region (ListTopics, 100 per page).
 async fn list_all(run: &SpecRun<'_>) -> Result<Vec<String>, ResourceError> {
-    let pages = all_pages(
-        |token| {
-            run.aws.call(
-                Service::Sns,
-                CallClass::Read,
-                "ListTopics",
-                "*",
-                run.aws.sns.list_topics().set_next_token(token).send(),
-            )
-        },
+    let pages = read_pages(
+        &run.aws,
+        Service::Sns,
+        "ListTopics",
+        |token| run.aws.sns.list_topics().set_next_token(token).send(),
         ListTopicsOutput::next_token,
     )
     .await?;
@@ -170,9 +156,8 @@ pub async fn reconcile(
         }
         let out = run
             .aws
-            .call(
+            .write(
                 Service::Sns,
-                CallClass::Write,
                 "CreateTopic",
                 name,
                 run.aws
@@ -189,19 +174,10 @@ pub async fn reconcile(
         return Ok((arn, true));
     };
     let missing = run.claim(&resource, &tags)?;
-    if !missing.is_empty()
-        && run.plan(Change::update(
-            &resource,
-            format!(
-                "tags: + {}",
-                crate::resources::shared::elb_tags::keys(&missing)
-            ),
-        ))
-    {
+    if !missing.is_empty() && run.plan(Change::tags_added(&resource, &missing)) {
         run.aws
-            .call(
+            .write(
                 Service::Sns,
-                CallClass::Write,
                 "TagResource",
                 name,
                 run.aws
@@ -234,9 +210,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         )) {
             let released = BTreeMap::from([(RELEASED_TAG.to_string(), run.key.to_string())]);
             run.aws
-                .call(
+                .write(
                     Service::Sns,
-                    CallClass::Write,
                     "TagResource",
                     arn,
                     run.aws
@@ -248,9 +223,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 )
                 .await?;
             run.aws
-                .call(
+                .write(
                     Service::Sns,
-                    CallClass::Write,
                     "UntagResource",
                     arn,
                     run.aws
@@ -267,9 +241,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     if run.plan(Change::delete(&resource, "with its subscriptions")) {
         run.aws
-            .call(
+            .write(
                 Service::Sns,
-                CallClass::Write,
                 "DeleteTopic",
                 arn,
                 run.aws.sns.delete_topic().topic_arn(arn).send(),
@@ -295,12 +268,7 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
 
 crate::resources::kind::kind!(
     /// An SNS topic, as the generic driver sees it.
-    TopicKind,
-    TYPE,
-    15,
-    delete,
-    "SNS topics",
-    list_owned
+    TopicKind, TYPE, 15, delete, "SNS topics", list_owned
 );
 
 #[cfg(test)]

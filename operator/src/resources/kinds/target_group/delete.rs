@@ -1,6 +1,6 @@
 //! Deleting (or releasing) the target group.
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags;
 use crate::resources::ResourceError;
@@ -29,9 +29,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     match run
         .aws
-        .call(
+        .write(
             Service::Elbv2,
-            CallClass::Write,
             "DeleteTargetGroup",
             arn,
             run.aws

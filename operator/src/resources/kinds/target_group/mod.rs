@@ -15,7 +15,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum,
 };
 
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
@@ -41,15 +41,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
     };
     let mut arn = observed.as_ref().map(|o| o.arn.clone()).unwrap_or_default();
     let (steps, immutable) = plan(d, observed.as_ref(), missing);
-    for e in immutable {
-        run.condition(ConditionReport::new(
-            "TargetGroupImmutable",
-            false,
-            "ImmutableField",
-            e.to_string(),
-        ));
-        run.degrade(e.to_string());
-    }
+    run.immutable("TargetGroupImmutable", immutable);
     let h = &d.health;
     for (step, change) in steps {
         if !run.plan(change) {
@@ -61,9 +53,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                 let tags = run.tags();
                 let out = run
                     .aws
-                    .call_recorded(
+                    .write_recorded(
                         Service::Elbv2,
-                        CallClass::Write,
                         "CreateTargetGroup",
                         &d.name,
                         elb.create_target_group()
@@ -96,9 +87,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
             Step::Health => {
                 run.aws
-                    .call_recorded(
+                    .write_recorded(
                         Service::Elbv2,
-                        CallClass::Write,
                         "ModifyTargetGroup",
                         &d.name,
                         elb.modify_target_group()
@@ -120,9 +110,8 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
             Step::Deregistration => {
                 // Attributes are in no snapshot entry (read per target group).
                 run.aws
-                    .call_recorded(
+                    .write_recorded(
                         Service::Elbv2,
-                        CallClass::Write,
                         "ModifyTargetGroupAttributes",
                         &d.name,
                         elb.modify_target_group_attributes()
@@ -148,10 +137,5 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 
 crate::resources::kind::kind!(
     /// A target group, as the generic driver sees it.
-    TargetGroupKind,
-    TYPE,
-    5,
-    delete,
-    "ELBv2 target groups",
-    list_owned
+    TargetGroupKind, TYPE, 5, delete, "ELBv2 target groups", list_owned
 );

@@ -9,12 +9,13 @@ use super::plan::{
     normalise_matcher, Health, Observed, ATTR_DEREGISTRATION_DELAY, DEFAULT_DEREGISTRATION_DELAY,
 };
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
+use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
 use crate::resources::kinds::load_balancer::PAGE_SIZE;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
-use crate::resources::shared::pages::all_pages;
+use crate::resources::shared::pages::{self, read_pages};
 use crate::resources::shared::tags::owner_of;
 use crate::resources::snapshot::{service_specs, Entry, Record};
 use crate::resources::ResourceError;
@@ -82,30 +83,26 @@ pub(super) fn recorded(answer: &[AwsTargetGroup], created_with: Option<&Tags>) -
 /// DescribeTargetGroups, [`PAGE_SIZE`] per page, then DescribeTags of the target groups named
 /// `names`, 20 ARNs per call.
 async fn list_all(run: &SpecRun<'_>, names: BTreeSet<String>) -> Result<Listing, ResourceError> {
-    let mut by_name = HashMap::new();
-    let pages = all_pages(
-        |marker| {
-            run.aws.call(
-                Service::Elbv2,
-                CallClass::Read,
-                "DescribeTargetGroups",
-                "*",
-                run.aws
-                    .elbv2
-                    .describe_target_groups()
-                    .page_size(PAGE_SIZE)
-                    .set_marker(marker)
-                    .send(),
-            )
+    let elb = &run.aws.elbv2;
+    let pages = read_pages(
+        &run.aws,
+        Service::Elbv2,
+        "DescribeTargetGroups",
+        |m| {
+            elb.describe_target_groups()
+                .page_size(PAGE_SIZE)
+                .set_marker(m)
+                .send()
         },
         DescribeTargetGroupsOutput::next_marker,
     )
     .await?;
-    for tg in pages.iter().flat_map(|p| p.target_groups()) {
-        if let Some(name) = tg.target_group_name() {
-            by_name.insert(name.to_string(), listed(tg));
-        }
-    }
+    let by_name = pages::by_name(
+        &pages,
+        DescribeTargetGroupsOutput::target_groups,
+        AwsTargetGroup::target_group_name,
+        listed,
+    );
     let arns: Vec<String> = names
         .iter()
         .filter_map(|n| by_name.get(n))
@@ -141,17 +138,15 @@ async fn describe(
         None => {
             let resp = run
                 .aws
-                .call(
+                .read(
                     Service::Elbv2,
-                    CallClass::Read,
                     "DescribeTargetGroups",
                     name,
                     run.aws.elbv2.describe_target_groups().names(name).send(),
                 )
                 .await;
-            let resp = match resp {
-                Err(e) if e.code() == Some("TargetGroupNotFound") => return Ok(None),
-                other => other?,
+            let Some(resp) = resp.absent_if("TargetGroupNotFound")? else {
+                return Ok(None);
             };
             let Some(tg) = resp.target_groups().first() else {
                 return Ok(None);
@@ -183,9 +178,8 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     let arn = tg.target_group_arn().unwrap_or_default().to_string();
     let attrs: BTreeMap<String, String> = run
         .aws
-        .call(
+        .read(
             Service::Elbv2,
-            CallClass::Read,
             "DescribeTargetGroupAttributes",
             name,
             run.aws
@@ -242,9 +236,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     let mut tgs = Vec::new();
     let page = run
         .aws
-        .call(
+        .read(
             Service::Elbv2,
-            CallClass::Read,
             "DescribeTargetGroups",
             "*",
             run.aws

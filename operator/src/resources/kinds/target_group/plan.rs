@@ -3,6 +3,7 @@
 
 use crate::resources::run::Change;
 use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::shared::tags::tag_step;
 use crate::resources::ResourceError;
 use crate::spec::types::{Ingress, TargetHealthCheck};
 
@@ -165,15 +166,7 @@ pub fn plan(
     fixed("vpc", o.vpc_id.clone(), d.vpc_id.clone());
     fixed("target type", o.target_type.clone(), "ip".into());
     let mut steps = Vec::new();
-    if !tags_missing.is_empty() {
-        steps.push((
-            Step::Tag(tags_missing.clone()),
-            Change::update(
-                &resource,
-                format!("tags: + {}", elb_tags::keys(&tags_missing)),
-            ),
-        ));
-    }
+    steps.extend(tag_step(&resource, &tags_missing, Step::Tag));
     let diff = health_diff(&o.health, &d.health);
     if !diff.is_empty() {
         steps.push((Step::Health, Change::update(&resource, diff.join(", "))));

@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::TYPE;
-use crate::aws::{CallClass, Service};
+use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::ecs_tags;
@@ -18,9 +18,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     let ecs = &run.aws.ecs;
     let families = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "ListTaskDefinitionFamilies",
             "*",
             ecs.list_task_definition_families()
@@ -34,9 +33,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     for family in families {
         let out = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "ListTaskDefinitions",
                 &family,
                 ecs.list_task_definitions()
@@ -56,9 +54,8 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
         };
         let d = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeTaskDefinition",
                 latest,
                 ecs.describe_task_definition()

@@ -15,6 +15,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::{CallClass, Service};
+use crate::resources::error::Absent;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -251,9 +252,8 @@ impl RevisionCache {
         }
         let out = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeTaskDefinition",
                 arn,
                 run.aws
@@ -345,9 +345,7 @@ async fn register(run: &SpecRun<'_>, want: &Rendered) -> Result<String, Resource
         .set_execution_role_arn(want.execution_role_arn.clone())
         .set_task_role_arn(want.task_role_arn.clone())
         .container_definitions(container.build());
-    for (k, v) in run.tags() {
-        req = req.tags(Tag::builder().key(k).value(v).build());
-    }
+    req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
     let out = run
         .aws
         .call(
@@ -373,9 +371,8 @@ async fn latest_matching_revision(
 ) -> Result<Option<String>, ResourceError> {
     let out = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "DescribeTaskDefinition",
             &want.family,
             run.aws
@@ -386,11 +383,9 @@ async fn latest_matching_revision(
                 .send(),
         )
         .await;
-    let out = match out {
-        Ok(out) => out,
-        // No revision of the family yet.
-        Err(e) if e.code() == Some("ClientException") => return Ok(None),
-        Err(e) => return Err(e),
+    // No revision of the family yet.
+    let Some(out) = out.absent_if("ClientException")? else {
+        return Ok(None);
     };
     let Some(td) = out.task_definition() else {
         return Ok(None);
@@ -456,9 +451,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     let out = run
         .aws
-        .call(
+        .read(
             Service::Ecs,
-            CallClass::Read,
             "ListTaskDefinitions",
             &family,
             run.aws
@@ -480,9 +474,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         }
         let d = run
             .aws
-            .call(
+            .read(
                 Service::Ecs,
-                CallClass::Read,
                 "DescribeTaskDefinition",
                 td,
                 run.aws
@@ -503,9 +496,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             "deregister",
         )) {
             run.aws
-                .call(
+                .write(
                     Service::Ecs,
-                    CallClass::Write,
                     "DeregisterTaskDefinition",
                     td,
                     run.aws
@@ -522,12 +514,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
 
 crate::resources::kind::kind!(
     /// A task definition family, as the generic driver sees it.
-    TaskDefinitionKind,
-    TYPE,
-    6,
-    delete,
-    "ECS task definitions",
-    gc::list_owned
+    TaskDefinitionKind, TYPE, 6, delete, "ECS task definitions", gc::list_owned
 );
 
 #[cfg(test)]
