@@ -11,14 +11,16 @@
 //!   (for Route53, its ownership TXT record): anything else counts as gone and is left alone;
 //! - with `retain` (`deletionPolicy: Retain`) `delete` deletes nothing: the ownership tags are
 //!   replaced by `ecs-operator.io/released-from=<Kind/name>`;
-//! - `delete` returns `Ok(false)` only after leaving a reason in `run.waiting` (or letting the
-//!   driver add one): the deletion is followed by requeue until it returns `Ok(true)`;
+//! - `delete` does not wait itself: a resource still on its way out is [`Removal::Wait`], the
+//!   reason and the requeue hint the driver turns into the spec's wait, and the deletion is
+//!   followed by requeue until it comes to [`Removal::Done`];
 //! - with `run.apply == false` nothing is written: the changes are only recorded;
 //! - `list_owned` only reads, and adds only resources whose ownership tags (Route53: TXT
 //!   record) name this instance; a kind it depends on that could not be listed leaves it
 //!   finding less, never more.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -27,8 +29,39 @@ use super::run::SpecRun;
 use crate::reconcile::OwnedScan;
 use crate::spec::SpecKey;
 
-/// The future of one [`Kind::delete`]: whether the resource is gone (or released).
-pub type DeleteFuture<'a> = BoxFuture<'a, Result<bool, ResourceError>>;
+/// What one [`Kind::delete`] came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Removal {
+    /// Deleted, released, already gone, or not ours to touch: the teardown goes on.
+    Done,
+    /// Still on its way out (draining, in use, protected): `why` is what the spec waits on,
+    /// `after` when to look again. The teardown stops here; later resources depend on it.
+    Wait { why: String, after: Duration },
+}
+
+impl Removal {
+    pub fn wait(why: impl Into<String>, after: Duration) -> Self {
+        Removal::Wait {
+            why: why.into(),
+            after,
+        }
+    }
+
+    /// Hand the outcome to the run: a wait becomes the spec's wait (its reason in the status,
+    /// its hint the requeue). Whether the resource is done with.
+    pub fn follow(self, run: &mut SpecRun<'_>) -> bool {
+        match self {
+            Removal::Done => true,
+            Removal::Wait { why, after } => {
+                run.wait(why, after);
+                false
+            }
+        }
+    }
+}
+
+/// The future of one [`Kind::delete`].
+pub type DeleteFuture<'a> = BoxFuture<'a, Result<Removal, ResourceError>>;
 
 /// The future of one [`Kind::list_owned`].
 pub type ListFuture<'a> = BoxFuture<'a, Result<(), ResourceError>>;

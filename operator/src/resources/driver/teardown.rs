@@ -16,9 +16,9 @@
 use std::time::Duration;
 
 use crate::reconcile::{ConditionReport, ReconcileInput};
+use crate::resources::kind::Removal;
 use crate::resources::kinds;
 use crate::resources::run::SpecRun;
-use crate::resources::shared::DRAIN_POLL;
 use crate::resources::ResourceError;
 use crate::spec::types::DeletionPolicy;
 use crate::spec::{Kind, Spec, SpecKey};
@@ -84,19 +84,13 @@ pub async fn teardown(
     let mut ordered: Vec<&ResourceRef> = resources.iter().collect();
     ordered.sort_by_key(|r| (rank(&r.resource_type), r.id.clone()));
     for r in ordered {
-        // Stop at the first resource still on its way out: later ones depend on it.
-        if !run.waiting.is_empty() {
-            break;
-        }
-        let done = match kinds::find(&r.resource_type) {
+        let deletion = match kinds::find(&r.resource_type) {
             Some(kind) => (kind.delete)(run, &r.id, retain).await?,
             None => unknown(run, &r.resource_type, &r.id),
         };
-        if !done && run.waiting.is_empty() {
-            run.wait(
-                format!("{} {} is being deleted", r.resource_type, r.id),
-                DRAIN_POLL,
-            );
+        // Stop at the first resource still on its way out: later ones depend on it.
+        if !deletion.follow(run) {
+            break;
         }
     }
     Ok(())
@@ -104,7 +98,7 @@ pub async fn teardown(
 
 /// A kind this build does not know (a newer operator recorded it): stop with a clear condition
 /// rather than forget (and so leak) the resource.
-fn unknown(run: &mut SpecRun<'_>, resource_type: &str, id: &str) -> bool {
+fn unknown(run: &mut SpecRun<'_>, resource_type: &str, id: &str) -> Removal {
     let why = format!(
         "{resource_type} {id} cannot be deleted by this build; it is left in place and the deletion waits"
     );
@@ -114,8 +108,7 @@ fn unknown(run: &mut SpecRun<'_>, resource_type: &str, id: &str) -> bool {
         "NoTeardown",
         why.clone(),
     ));
-    run.wait(why, Duration::from_secs(300));
-    false
+    Removal::wait(why, Duration::from_secs(300))
 }
 
 #[cfg(test)]

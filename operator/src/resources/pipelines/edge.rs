@@ -210,7 +210,7 @@ pub async fn drop_unused_deployment_resources(
         if let Some((arn, _)) =
             listener_rule::find_owned(run, listener, &hosts, listener_rule::Role::Test).await?
         {
-            listener_rule::delete(run, &arn, false).await?;
+            listener_rule::delete(run, &arn, false).await?.follow(run);
         }
     }
     if !d.strategy.shifts_traffic() {
@@ -231,7 +231,7 @@ pub async fn drop_unused_deployment_resources(
             let ours =
                 crate::resources::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
                     == crate::resources::shared::tags::Ownership::Ours;
-            if ours && !target_group::delete(run, &o.arn, false).await? {
+            if ours && !target_group::delete(run, &o.arn, false).await?.follow(run) {
                 run.resource(target_group::TYPE, o.arn.clone());
             }
         }

@@ -141,7 +141,7 @@ async fn drop_recorded(
         .collect();
     found.sort_by_key(|(k, id)| (k.rank, id.clone()));
     for (kind, id) in found {
-        if !(kind.delete)(run, &id, retain).await? {
+        if !(kind.delete)(run, &id, retain).await?.follow(run) {
             run.resource(kind.resource_type, id);
         }
     }

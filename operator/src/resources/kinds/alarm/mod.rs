@@ -20,6 +20,7 @@ use aws_sdk_cloudwatch::types::{
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
@@ -806,14 +807,14 @@ pub async fn delete(
     run: &mut SpecRun<'_>,
     alarm: &str,
     retain: bool,
-) -> Result<bool, ResourceError> {
+) -> Result<Removal, ResourceError> {
     // Fresh, never from a wave: the alarm of a dropped block is not among the store's names.
     let observed = read(run, &[alarm.to_string()]).await?;
     let Some(o) = observed.get(alarm) else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("cloudwatch alarm {alarm}");
     if retain {
@@ -850,12 +851,12 @@ pub async fn delete(
                 )
                 .await?;
         }
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::delete(&resource, "")) {
         delete_alarm(run, alarm).await?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 /// Garbage collection: every metric alarm (DescribeAlarms, 100 per page) and its tags.

@@ -21,6 +21,7 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecifi
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
@@ -348,12 +349,12 @@ pub async fn delete(
     run: &mut SpecRun<'_>,
     name: &str,
     retain: bool,
-) -> Result<bool, ResourceError> {
+) -> Result<Removal, ResourceError> {
     let Some(o) = observe(run, name).await? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("auto scaling group {name}");
     let asg = run.aws.autoscaling.clone();
@@ -386,7 +387,7 @@ pub async fn delete(
                 .write(Service::AutoScaling, "DeleteTags", name, req.send())
                 .await?;
         }
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     match drain(&o) {
         Drain::Shrink => {
@@ -411,13 +412,9 @@ pub async fn delete(
                     )
                     .await?;
             }
-            run.wait(waiting_reason(name, o.instances), DRAIN_POLL);
-            Ok(false)
+            Ok(Removal::wait(waiting_reason(name, o.instances), DRAIN_POLL))
         }
-        Drain::Wait(n) => {
-            run.wait(waiting_reason(name, n), DRAIN_POLL);
-            Ok(false)
-        }
+        Drain::Wait(n) => Ok(Removal::wait(waiting_reason(name, n), DRAIN_POLL)),
         Drain::Delete => {
             if run.plan(Change::delete(&resource, "")) {
                 let out = run
@@ -440,13 +437,12 @@ pub async fn delete(
                             Some("ScalingActivityInProgress" | "ResourceInUse")
                         ) =>
                     {
-                        run.wait(format!("{resource}: {e}"), DRAIN_POLL);
-                        return Ok(false);
+                        return Ok(Removal::wait(format!("{resource}: {e}"), DRAIN_POLL));
                     }
                     Err(e) => return Err(e),
                 }
             }
-            Ok(true)
+            Ok(Removal::Done)
         }
     }
 }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
     AutoScalingGroupProvider, AutoScalingGroupProviderUpdate, CapacityProviderField,
-    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection, Tag,
+    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection,
 };
 
 use crate::aws::Service;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::{ownership, Ownership, RELEASED_TAG};
@@ -282,18 +283,22 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
 /// Released with `retain`. Read with DescribeCapacityProviders (tags included), which lists a
 /// deleted provider as INACTIVE: a deletion that spans passes finds it gone rather than asking
 /// for the tags of a provider that no longer exists.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
     let observed = observe(run, std::slice::from_ref(&name)).await?;
     let Some(o) = observed.get(&name) else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if retain {
         ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
         run.aws
@@ -309,7 +314,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             )
             .await?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

@@ -20,6 +20,7 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
@@ -484,12 +485,16 @@ async fn still_exists(run: &SpecRun<'_>, user: &str) -> Result<bool, ResourceErr
 /// Its DNS validation CNAMEs stay in the hosted zone: they carry no ownership marker, ACM gives
 /// every certificate of a domain in an account the same one (another certificate may rely on
 /// it), and a left-over validation record is harmless.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let Some(tags) = tags_of(run, arn).await? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("certificate {arn}");
     if retain {
@@ -533,7 +538,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 .write(Service::Acm, "RemoveTagsFromCertificate", arn, req.send())
                 .await?;
         }
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let described = run
         .aws
@@ -549,7 +554,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         )
         .await;
     let Some(described) = described.absent_if("ResourceNotFoundException")? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     let in_use: Vec<String> = described
         .certificate()
@@ -563,11 +568,10 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     }
     let in_use = still;
     if !in_use.is_empty() {
-        run.wait(
+        return Ok(Removal::wait(
             format!("{resource} is still in use by {}", in_use.join(", ")),
             Duration::from_secs(30),
-        );
-        return Ok(false);
+        ));
     }
     if run.plan(Change::delete(&resource, "")) {
         match run
@@ -583,16 +587,15 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             Ok(_) => {}
             Err(e) if e.code() == Some("ResourceNotFoundException") => {}
             Err(e) if e.code() == Some("ResourceInUseException") => {
-                run.wait(
+                return Ok(Removal::wait(
                     format!("{resource} is still in use ({e})"),
                     Duration::from_secs(30),
-                );
-                return Ok(false);
+                ));
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

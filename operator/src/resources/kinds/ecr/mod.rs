@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::aws::Service;
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::{by_name, read_pages};
 use crate::resources::shared::tags::{request_tags, tag_step};
@@ -498,18 +499,22 @@ async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), Res
 /// adopts it with the adopt annotation), and the plan says why it was kept. An empty repository
 /// is deleted. With `retain` the repository is released whatever it holds. A repository without
 /// our tags is left alone.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let Some(name) = arn.split_once(":repository/").map(|(_, n)| n.to_string()) else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     let Some(o) = observe(run, &name).await? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if o.arn != arn
         || crate::resources::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
             != crate::resources::shared::tags::Ownership::Ours
     {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("ecr repository {name}");
     if retain {
@@ -519,7 +524,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         )) {
             release(run, &name, arn).await?;
         }
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let images = run
         .aws
@@ -542,7 +547,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         )) {
             release(run, &name, arn).await?;
         }
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::delete(&resource, "empty")) {
         match run
@@ -562,18 +567,17 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             Err(e) if e.code() == Some("RepositoryNotFoundException") => {}
             // An image pushed between our look and the delete: keep it, next time it is released.
             Err(e) if e.code() == Some("RepositoryNotEmptyException") => {
-                run.wait(
+                return Ok(Removal::wait(
                     format!("{resource} received an image while being deleted"),
                     crate::resources::shared::DRAIN_POLL,
-                );
-                return Ok(false);
+                ));
             }
             other => {
                 other?;
             }
         }
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

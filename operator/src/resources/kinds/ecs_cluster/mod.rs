@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ecs::types::{
     CapacityProviderStrategyItem as AwsStrategyItem, Cluster, ClusterField, ClusterSetting,
-    ClusterSettingName, Tag,
+    ClusterSettingName,
 };
 
 use crate::aws::Service;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::tag_step;
@@ -314,9 +315,13 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 
 /// Teardown of the ECS cluster (`ecs:cluster`, its ARN): providers detached, then deleted;
 /// waits while it still has services or tasks. Released with `retain`.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let Some(name) = ecs_tags::to_delete(run, arn, "ecs cluster", retain).await? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if run.plan(Change::delete(format!("ecs cluster {name}"), "")) {
         // Detach providers first, so they can be deleted after the cluster.
@@ -349,16 +354,15 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 if e.code() == Some("ClusterContainsServicesException")
                     || e.code() == Some("ClusterContainsTasksException") =>
             {
-                run.wait(
+                return Ok(Removal::wait(
                     format!("ecs cluster {name} still has services or tasks"),
                     Duration::from_secs(30),
-                );
-                return Ok(false);
+                ));
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

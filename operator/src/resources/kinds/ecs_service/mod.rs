@@ -19,12 +19,13 @@ use aws_sdk_ecs::types::{
     DeploymentLifecycleHookTargetType, DeploymentLifecycleHookTimeoutConfiguration,
     DeploymentRolloutState, DeploymentStrategy as AwsStrategy, LinearConfiguration, LoadBalancer,
     NetworkConfiguration, PlacementConstraint, PlacementConstraintType, PlacementStrategy,
-    PlacementStrategyType, PropagateTags, Service as AwsService, ServiceField, Tag,
+    PlacementStrategyType, PropagateTags, Service as AwsService, ServiceField,
 };
 
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -1176,9 +1177,13 @@ fn service_parts(arn: &str) -> Option<(String, String)> {
 
 /// Teardown of the ECS service (`ecs:service`, its ARN): scale to 0, delete, and follow until
 /// INACTIVE. Returns whether it is gone (or released).
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let Some((cluster, name)) = service_parts(arn) else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     let out = run
         .aws
@@ -1196,26 +1201,28 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         )
         .await;
     let Some(out) = out.absent_if("ClusterNotFoundException")? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     let Some(svc) = out.services().first() else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     match svc.status() {
-        Some("INACTIVE") | None => return Ok(true),
+        Some("INACTIVE") | None => return Ok(Removal::Done),
         Some("DRAINING") => {
-            run.wait(format!("ecs service {name} is draining"), DRAIN_POLL);
-            return Ok(false);
+            return Ok(Removal::wait(
+                format!("ecs service {name} is draining"),
+                DRAIN_POLL,
+            ));
         }
         _ => {}
     }
     if !ecs_tags::is_ours(run, svc.tags()) {
         // Not ours (any more): leave it alone.
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if retain {
         ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if svc.desired_count() > 0
         && run.plan(Change::update(
@@ -1257,8 +1264,10 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             )
             .await?;
     }
-    run.wait(format!("ecs service {name} is draining"), DRAIN_POLL);
-    Ok(false)
+    Ok(Removal::wait(
+        format!("ecs service {name} is draining"),
+        DRAIN_POLL,
+    ))
 }
 
 crate::resources::kind::kind!(

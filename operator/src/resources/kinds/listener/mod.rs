@@ -18,6 +18,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 use super::load_balancer::Info;
 use crate::aws::Service;
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::{short_arn, Act};
 use crate::resources::shared::elb_tags::{self, Tags};
@@ -526,15 +527,19 @@ pub fn listener_certificate_id(listener: &str, certificate: &str) -> String {
 /// deletion, or rules made by hand) is not deleted, since that would delete those rules with
 /// it: the condition `ListenerInUse` names them and the deletion waits. A listener without our
 /// tags is left alone.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     // Gone already, or not ours: left alone.
     if !elb_tags::owned(run, arn).await? {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("listener {}", short_arn(arn));
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     // A protected load balancer keeps its listeners too: a deletion that cannot finish should
     // not leave it half torn down.
@@ -543,15 +548,14 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             .await?
             .is_some_and(|o| o.deletion_protection)
         {
-            super::load_balancer::wait_for_protection(run, &lb);
-            return Ok(false);
+            return Ok(super::load_balancer::wait_for_protection(run, &lb));
         }
     }
     let Some(rules) = super::listener_rule::observe(run, arn)
         .await
         .absent_if("ListenerNotFound")?
     else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if !rules.is_empty() {
         let why = format!(
@@ -569,8 +573,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             "ListenerInUse",
             why.clone(),
         ));
-        run.wait(why, std::time::Duration::from_secs(60));
-        return Ok(false);
+        return Ok(Removal::wait(why, std::time::Duration::from_secs(60)));
     }
     if run.plan(Change::delete(&resource, "")) {
         run.aws
@@ -583,7 +586,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             .await
             .absent_if("ListenerNotFound")?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 /// Teardown of a ServiceSpec's SNI certificate on the HTTPS listener
@@ -593,19 +596,19 @@ pub async fn delete_certificate(
     run: &mut SpecRun<'_>,
     id: &str,
     retain: bool,
-) -> Result<bool, ResourceError> {
+) -> Result<Removal, ResourceError> {
     if retain {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let Some((listener, cert)) = id.split_once('|') else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     let Some(tags) = super::certificate::tags_of(run, cert).await? else {
         // The certificate is gone: AWS detached it with it.
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let observed = Observed {
         arn: listener.to_string(),
@@ -615,10 +618,10 @@ pub async fn delete_certificate(
         .await
         .absent_if("ListenerNotFound")?
     else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if !attached.iter().any(|a| a == cert) {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::update(
         format!("listener {}", short_arn(listener)),
@@ -638,7 +641,7 @@ pub async fn delete_certificate(
             )
             .await?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

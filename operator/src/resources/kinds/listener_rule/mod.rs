@@ -24,6 +24,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
 use crate::resources::shared::elb_tags;
@@ -832,10 +833,14 @@ fn tags_for(run: &SpecRun<'_>, role: Role) -> elb_tags::Tags {
 /// Teardown of a rule this spec recorded (`elbv2:listener-rule`, its ARN): deleted, or released
 /// with `retain`. A rule without our ownership tags, or gone already, is left alone. Returns
 /// whether the rule is gone or released (always, once this returns `Ok`).
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     // Gone already, or not ours: left alone.
     if !elb_tags::owned(run, arn).await? {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!(
         "listener rule {}",
@@ -843,7 +848,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     );
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::delete(&resource, "")) {
         run.aws
@@ -856,7 +861,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             .await
             .absent_if("RuleNotFound")?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

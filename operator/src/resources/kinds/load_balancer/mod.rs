@@ -19,6 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::pages::{by_name, read_pages};
@@ -442,7 +443,7 @@ pub fn name_from_arn(arn: &str) -> Option<String> {
 }
 
 /// The condition and wait of a deletion stopped by deletion protection.
-pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) {
+pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) -> Removal {
     let why = format!(
         "load balancer {name} has deletion protection on; the operator never turns it off: turn it off by hand (aws elbv2 modify-load-balancer-attributes --attributes Key={ATTR_DELETION_PROTECTION},Value=false) and the deletion goes on"
     );
@@ -452,7 +453,7 @@ pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) {
         "DeletionProtected",
         why.clone(),
     ));
-    run.wait(why, std::time::Duration::from_secs(60));
+    Removal::wait(why, std::time::Duration::from_secs(60))
 }
 
 /// Teardown of a ClusterSpec's load balancer (`elbv2:loadbalancer`, its ARN), after its
@@ -460,25 +461,28 @@ pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) {
 /// the operator: a protected load balancer gets the condition `DeletionProtected` and the
 /// deletion waits until a person turns protection off (or the spec comes back). A load balancer
 /// without our tags is left alone.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let Some(name) = name_from_arn(arn) else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     let Some(o) = observe(run, &name).await? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if o.arn != arn || !elb_tags::is_ours(run, &o.tags) {
         // Gone and replaced by another one of that name, or not ours: leave it alone.
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("load balancer {name}");
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if o.deletion_protection {
-        wait_for_protection(run, &name);
-        return Ok(false);
+        return Ok(wait_for_protection(run, &name));
     }
     if run.plan(Change::delete(&resource, "")) {
         match run
@@ -498,18 +502,17 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
             Err(e) if e.code() == Some("LoadBalancerNotFound") => {}
             Err(e) if e.code() == Some("OperationNotPermitted") => {
                 // Protection turned on between our read and the call.
-                run.wait(
+                return Ok(Removal::wait(
                     format!("{resource} cannot be deleted yet: {e}"),
                     std::time::Duration::from_secs(60),
-                );
-                return Ok(false);
+                ));
             }
             other => {
                 other?;
             }
         }
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(

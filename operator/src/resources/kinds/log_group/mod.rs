@@ -14,6 +14,7 @@ use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOut
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
@@ -377,12 +378,12 @@ pub async fn delete(
     run: &mut SpecRun<'_>,
     name: &str,
     retain: bool,
-) -> Result<bool, ResourceError> {
+) -> Result<Removal, ResourceError> {
     let Some(o) = read(run, name).await? else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let resource = format!("log group {name}");
     let own_policy_delete = o.tags.get(POLICY_TAG).map(String::as_str) == Some("Delete");
@@ -417,7 +418,7 @@ pub async fn delete(
                 )
                 .await?;
         }
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::delete(&resource, "")) {
         run.aws
@@ -430,7 +431,7 @@ pub async fn delete(
             .await
             .absent_if("ResourceNotFoundException")?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 /// Garbage collection: every log group (DescribeLogGroups, 50 per page) and, per group, its

@@ -11,6 +11,7 @@ use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::Removal;
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
@@ -245,15 +246,19 @@ async fn delete_filter(
 
 /// Teardown of the filter (`<log group>:<name>`): deleted when its log group is ours; nothing is
 /// deleted with `retain` (a filter takes no tags to release; it stays with its group).
-pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    id: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let Some((group, name)) = id.split_once(':') else {
-        return Ok(true);
+        return Ok(Removal::Done);
     };
     if retain || !log_group::is_ours(run, group).await? {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if read(run, group, name).await?.is_none() {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if run.plan(Change::delete(
         format!("metric filter {name} on {group}"),
@@ -261,7 +266,7 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<boo
     )) {
         delete_filter(run, group, name).await?;
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 /// Garbage collection: the filters named `<spec>-errors` on the log groups the scan found owned

@@ -1,6 +1,7 @@
 //! Deleting (or releasing) the target group.
 
 use crate::aws::Service;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags;
 use crate::resources::ResourceError;
@@ -9,10 +10,14 @@ use crate::resources::ResourceError;
 /// listener rule that used it: deleted, or released with `retain`. One still in use (AWS
 /// answers `ResourceInUse` while a rule or a draining service holds it) makes the deletion wait
 /// and returns `false`. A target group without our tags is left alone.
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     // Gone already, or not ours: left alone.
     if !elb_tags::owned(run, arn).await? {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let name = arn
         .split_once(":targetgroup/")
@@ -22,10 +27,10 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
     let resource = format!("target group {name}");
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     if !run.plan(Change::delete(&resource, "")) {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     match run
         .aws
@@ -41,15 +46,12 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
         )
         .await
     {
-        Ok(_) => Ok(true),
-        Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(true),
-        Err(e) if e.code() == Some("ResourceInUse") => {
-            run.wait(
-                format!("{resource} is still in use ({e})"),
-                crate::resources::shared::DRAIN_POLL,
-            );
-            Ok(false)
-        }
+        Ok(_) => Ok(Removal::Done),
+        Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(Removal::Done),
+        Err(e) if e.code() == Some("ResourceInUse") => Ok(Removal::wait(
+            format!("{resource} is still in use ({e})"),
+            crate::resources::shared::DRAIN_POLL,
+        )),
         Err(e) => Err(e),
     }
 }

@@ -16,7 +16,6 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use crate::aws::Service;
-use crate::reconcile::ConditionReport;
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::ResourceError;

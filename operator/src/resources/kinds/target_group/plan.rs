@@ -2,7 +2,7 @@
 //! as a [`Change`], and the fields that cannot change in place (reported, never recreated).
 
 use crate::resources::run::Change;
-use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::shared::elb_tags::Tags;
 use crate::resources::shared::tags::tag_step;
 use crate::resources::ResourceError;
 use crate::spec::types::{Ingress, TargetHealthCheck};

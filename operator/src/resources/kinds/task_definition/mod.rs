@@ -10,12 +10,13 @@ use std::sync::Mutex;
 
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, LogConfiguration, LogDriver,
-    NetworkMode, PortMapping, Secret, Tag, TaskDefinition, TaskDefinitionField,
-    TaskDefinitionStatus, TransportProtocol,
+    NetworkMode, PortMapping, Secret, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
+    TransportProtocol,
 };
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
+use crate::resources::kind::Removal;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -441,13 +442,17 @@ pub async fn reconcile(
 
 /// Teardown of the task definition family (`ecs:task-definition`, a revision's ARN): deregister
 /// every active revision of the family that is ours (released with `retain`).
-pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bool, ResourceError> {
+pub async fn delete(
+    run: &mut SpecRun<'_>,
+    arn: &str,
+    retain: bool,
+) -> Result<Removal, ResourceError> {
     let family = arn
         .rsplit_once("task-definition/")
         .map(|(_, f)| f.split(':').next().unwrap_or(f).to_string())
         .unwrap_or_default();
     if family.is_empty() {
-        return Ok(true);
+        return Ok(Removal::Done);
     }
     let out = run
         .aws
@@ -509,7 +514,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<bo
                 .await?;
         }
     }
-    Ok(true)
+    Ok(Removal::Done)
 }
 
 crate::resources::kind::kind!(
