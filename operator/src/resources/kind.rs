@@ -11,9 +11,9 @@
 //!   (for Route53, its ownership TXT record): anything else counts as gone and is left alone;
 //! - with `retain` (`deletionPolicy: Retain`) `delete` deletes nothing: the ownership tags are
 //!   replaced by `ecs-operator.io/released-from=<Kind/name>`;
-//! - `delete` does not wait itself: a resource still on its way out is [`Removal::Wait`], the
+//! - `delete` does not wait itself: a resource still on its way out is [`Gone::NotYet`], the
 //!   reason and the requeue hint the driver turns into the spec's wait, and the deletion is
-//!   followed by requeue until it comes to [`Removal::Done`];
+//!   followed by requeue until it comes to [`Gone::Yes`];
 //! - with `run.apply == false` nothing is written: the changes are only recorded;
 //! - `list_owned` only reads, and adds only resources whose ownership tags (Route53: TXT
 //!   record) name this instance; a kind it depends on that could not be listed leaves it
@@ -29,19 +29,19 @@ use super::run::SpecRun;
 use crate::reconcile::OwnedScan;
 use crate::spec::SpecKey;
 
-/// What one [`Kind::delete`] came to.
+/// Whether one [`Kind::delete`] is done with its resource.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Removal {
+pub enum Gone {
     /// Deleted, released, already gone, or not ours to touch: the teardown goes on.
-    Done,
+    Yes,
     /// Still on its way out (draining, in use, protected): `why` is what the spec waits on,
     /// `after` when to look again. The teardown stops here; later resources depend on it.
-    Wait { why: String, after: Duration },
+    NotYet { why: String, after: Duration },
 }
 
-impl Removal {
-    pub fn wait(why: impl Into<String>, after: Duration) -> Self {
-        Removal::Wait {
+impl Gone {
+    pub fn not_yet(why: impl Into<String>, after: Duration) -> Self {
+        Gone::NotYet {
             why: why.into(),
             after,
         }
@@ -51,8 +51,8 @@ impl Removal {
     /// its hint the requeue). Whether the resource is done with.
     pub fn follow(self, run: &mut SpecRun<'_>) -> bool {
         match self {
-            Removal::Done => true,
-            Removal::Wait { why, after } => {
+            Gone::Yes => true,
+            Gone::NotYet { why, after } => {
                 run.wait(why, after);
                 false
             }
@@ -61,7 +61,7 @@ impl Removal {
 }
 
 /// The future of one [`Kind::delete`].
-pub type DeleteFuture<'a> = BoxFuture<'a, Result<Removal, ResourceError>>;
+pub type DeleteFuture<'a> = BoxFuture<'a, Result<Gone, ResourceError>>;
 
 /// The future of one [`Kind::list_owned`].
 pub type ListFuture<'a> = BoxFuture<'a, Result<(), ResourceError>>;

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use crate::reconcile::{ConditionReport, ReconcileInput};
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::kinds;
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
@@ -98,7 +98,7 @@ pub async fn teardown(
 
 /// A kind this build does not know (a newer operator recorded it): stop with a clear condition
 /// rather than forget (and so leak) the resource.
-fn unknown(run: &mut SpecRun<'_>, resource_type: &str, id: &str) -> Removal {
+fn unknown(run: &mut SpecRun<'_>, resource_type: &str, id: &str) -> Gone {
     let why = format!(
         "{resource_type} {id} cannot be deleted by this build; it is left in place and the deletion waits"
     );
@@ -108,7 +108,7 @@ fn unknown(run: &mut SpecRun<'_>, resource_type: &str, id: &str) -> Removal {
         "NoTeardown",
         why.clone(),
     ));
-    Removal::wait(why, Duration::from_secs(300))
+    Gone::not_yet(why, Duration::from_secs(300))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use aws_sdk_cloudwatch::types::{
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
@@ -807,14 +807,14 @@ pub async fn delete(
     run: &mut SpecRun<'_>,
     alarm: &str,
     retain: bool,
-) -> Result<Removal, ResourceError> {
+) -> Result<Gone, ResourceError> {
     // Fresh, never from a wave: the alarm of a dropped block is not among the store's names.
     let observed = read(run, &[alarm.to_string()]).await?;
     let Some(o) = observed.get(alarm) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("cloudwatch alarm {alarm}");
     if retain {
@@ -851,12 +851,12 @@ pub async fn delete(
                 )
                 .await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "")) {
         delete_alarm(run, alarm).await?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 /// Garbage collection: every metric alarm (DescribeAlarms, 100 per page) and its tags.

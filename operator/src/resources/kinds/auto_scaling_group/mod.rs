@@ -21,7 +21,7 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecifi
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
@@ -349,12 +349,12 @@ pub async fn delete(
     run: &mut SpecRun<'_>,
     name: &str,
     retain: bool,
-) -> Result<Removal, ResourceError> {
+) -> Result<Gone, ResourceError> {
     let Some(o) = observe(run, name).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("auto scaling group {name}");
     let asg = run.aws.autoscaling.clone();
@@ -387,7 +387,7 @@ pub async fn delete(
                 .write(Service::AutoScaling, "DeleteTags", name, req.send())
                 .await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     match drain(&o) {
         Drain::Shrink => {
@@ -412,9 +412,9 @@ pub async fn delete(
                     )
                     .await?;
             }
-            Ok(Removal::wait(waiting_reason(name, o.instances), DRAIN_POLL))
+            Ok(Gone::not_yet(waiting_reason(name, o.instances), DRAIN_POLL))
         }
-        Drain::Wait(n) => Ok(Removal::wait(waiting_reason(name, n), DRAIN_POLL)),
+        Drain::Wait(n) => Ok(Gone::not_yet(waiting_reason(name, n), DRAIN_POLL)),
         Drain::Delete => {
             if run.plan(Change::delete(&resource, "")) {
                 let out = run
@@ -437,12 +437,12 @@ pub async fn delete(
                             Some("ScalingActivityInProgress" | "ResourceInUse")
                         ) =>
                     {
-                        return Ok(Removal::wait(format!("{resource}: {e}"), DRAIN_POLL));
+                        return Ok(Gone::not_yet(format!("{resource}: {e}"), DRAIN_POLL));
                     }
                     Err(e) => return Err(e),
                 }
             }
-            Ok(Removal::Done)
+            Ok(Gone::Yes)
         }
     }
 }

@@ -13,7 +13,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::Service;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::{ownership, Ownership, RELEASED_TAG};
@@ -283,22 +283,18 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
 /// Released with `retain`. Read with DescribeCapacityProviders (tags included), which lists a
 /// deleted provider as INACTIVE: a deletion that spans passes finds it gone rather than asking
 /// for the tags of a provider that no longer exists.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
     let observed = observe(run, std::slice::from_ref(&name)).await?;
     let Some(o) = observed.get(&name) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if retain {
         ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
         run.aws
@@ -314,7 +310,7 @@ pub async fn delete(
             )
             .await?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

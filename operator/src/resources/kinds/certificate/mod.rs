@@ -20,7 +20,7 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
@@ -485,16 +485,12 @@ async fn still_exists(run: &SpecRun<'_>, user: &str) -> Result<bool, ResourceErr
 /// Its DNS validation CNAMEs stay in the hosted zone: they carry no ownership marker, ACM gives
 /// every certificate of a domain in an account the same one (another certificate may rely on
 /// it), and a left-over validation record is harmless.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some(tags) = tags_of(run, arn).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("certificate {arn}");
     if retain {
@@ -538,7 +534,7 @@ pub async fn delete(
                 .write(Service::Acm, "RemoveTagsFromCertificate", arn, req.send())
                 .await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let described = run
         .aws
@@ -554,7 +550,7 @@ pub async fn delete(
         )
         .await;
     let Some(described) = described.absent_if("ResourceNotFoundException")? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let in_use: Vec<String> = described
         .certificate()
@@ -568,7 +564,7 @@ pub async fn delete(
     }
     let in_use = still;
     if !in_use.is_empty() {
-        return Ok(Removal::wait(
+        return Ok(Gone::not_yet(
             format!("{resource} is still in use by {}", in_use.join(", ")),
             Duration::from_secs(30),
         ));
@@ -587,7 +583,7 @@ pub async fn delete(
             Ok(_) => {}
             Err(e) if e.code() == Some("ResourceNotFoundException") => {}
             Err(e) if e.code() == Some("ResourceInUseException") => {
-                return Ok(Removal::wait(
+                return Ok(Gone::not_yet(
                     format!("{resource} is still in use ({e})"),
                     Duration::from_secs(30),
                 ));
@@ -595,7 +591,7 @@ pub async fn delete(
             Err(e) => return Err(e),
         }
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

@@ -12,7 +12,7 @@ mod gc;
 use std::time::Duration;
 
 use super::load_balancer::Info;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
 use crate::resources::ResourceError;
@@ -378,22 +378,18 @@ pub fn plan_delete(
 /// that zone are found gone when their turn comes). With `retain` the records stay and their
 /// TXT value is rewritten to [`released_value`]. A zone that no longer exists has nothing left
 /// to delete.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    id: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some(zone_id) = id.split('/').next().filter(|z| !z.is_empty()) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let z = match zone::resolve(run, &format!("/hostedzone/{zone_id}")).await {
         Ok(z) => z,
-        Err(ResourceError::Unsatisfiable(_)) => return Ok(Removal::Done),
+        Err(ResourceError::Unsatisfiable(_)) => return Ok(Gone::Yes),
         Err(e) => return Err(e),
     };
     let existing = match zone::records(run, &z).await {
         Ok(r) => r,
-        Err(ResourceError::Unsatisfiable(_)) => return Ok(Removal::Done),
+        Err(ResourceError::Unsatisfiable(_)) => return Ok(Gone::Yes),
         Err(e) => return Err(e),
     };
     let owner = owner_value(&run.aws.instance, &run.key);
@@ -415,7 +411,7 @@ pub async fn delete(
         )
         .await?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

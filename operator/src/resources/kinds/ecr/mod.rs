@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::aws::Service;
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::{by_name, read_pages};
 use crate::resources::shared::tags::{request_tags, tag_step};
@@ -499,22 +499,18 @@ async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), Res
 /// adopts it with the adopt annotation), and the plan says why it was kept. An empty repository
 /// is deleted. With `retain` the repository is released whatever it holds. A repository without
 /// our tags is left alone.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some(name) = arn.split_once(":repository/").map(|(_, n)| n.to_string()) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let Some(o) = observe(run, &name).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if o.arn != arn
         || crate::resources::shared::tags::ownership(&run.aws.instance, &run.key, &o.tags)
             != crate::resources::shared::tags::Ownership::Ours
     {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("ecr repository {name}");
     if retain {
@@ -524,7 +520,7 @@ pub async fn delete(
         )) {
             release(run, &name, arn).await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let images = run
         .aws
@@ -547,7 +543,7 @@ pub async fn delete(
         )) {
             release(run, &name, arn).await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "empty")) {
         match run
@@ -567,7 +563,7 @@ pub async fn delete(
             Err(e) if e.code() == Some("RepositoryNotFoundException") => {}
             // An image pushed between our look and the delete: keep it, next time it is released.
             Err(e) if e.code() == Some("RepositoryNotEmptyException") => {
-                return Ok(Removal::wait(
+                return Ok(Gone::not_yet(
                     format!("{resource} received an image while being deleted"),
                     crate::resources::shared::DRAIN_POLL,
                 ));
@@ -577,7 +573,7 @@ pub async fn delete(
             }
         }
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

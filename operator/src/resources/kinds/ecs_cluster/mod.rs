@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::Service;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::tag_step;
@@ -315,13 +315,9 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
 
 /// Teardown of the ECS cluster (`ecs:cluster`, its ARN): providers detached, then deleted;
 /// waits while it still has services or tasks. Released with `retain`.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some(name) = ecs_tags::to_delete(run, arn, "ecs cluster", retain).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if run.plan(Change::delete(format!("ecs cluster {name}"), "")) {
         // Detach providers first, so they can be deleted after the cluster.
@@ -354,7 +350,7 @@ pub async fn delete(
                 if e.code() == Some("ClusterContainsServicesException")
                     || e.code() == Some("ClusterContainsTasksException") =>
             {
-                return Ok(Removal::wait(
+                return Ok(Gone::not_yet(
                     format!("ecs cluster {name} still has services or tasks"),
                     Duration::from_secs(30),
                 ));
@@ -362,7 +358,7 @@ pub async fn delete(
             Err(e) => return Err(e),
         }
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

@@ -25,7 +25,7 @@ use aws_sdk_ecs::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -1177,13 +1177,9 @@ fn service_parts(arn: &str) -> Option<(String, String)> {
 
 /// Teardown of the ECS service (`ecs:service`, its ARN): scale to 0, delete, and follow until
 /// INACTIVE. Returns whether it is gone (or released).
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some((cluster, name)) = service_parts(arn) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let out = run
         .aws
@@ -1201,15 +1197,15 @@ pub async fn delete(
         )
         .await;
     let Some(out) = out.absent_if("ClusterNotFoundException")? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let Some(svc) = out.services().first() else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     match svc.status() {
-        Some("INACTIVE") | None => return Ok(Removal::Done),
+        Some("INACTIVE") | None => return Ok(Gone::Yes),
         Some("DRAINING") => {
-            return Ok(Removal::wait(
+            return Ok(Gone::not_yet(
                 format!("ecs service {name} is draining"),
                 DRAIN_POLL,
             ));
@@ -1218,11 +1214,11 @@ pub async fn delete(
     }
     if !ecs_tags::is_ours(run, svc.tags()) {
         // Not ours (any more): leave it alone.
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if retain {
         ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if svc.desired_count() > 0
         && run.plan(Change::update(
@@ -1264,7 +1260,7 @@ pub async fn delete(
             )
             .await?;
     }
-    Ok(Removal::wait(
+    Ok(Gone::not_yet(
         format!("ecs service {name} is draining"),
         DRAIN_POLL,
     ))

@@ -18,7 +18,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 use super::load_balancer::Info;
 use crate::aws::Service;
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::{short_arn, Act};
 use crate::resources::shared::elb_tags::{self, Tags};
@@ -527,19 +527,15 @@ pub fn listener_certificate_id(listener: &str, certificate: &str) -> String {
 /// deletion, or rules made by hand) is not deleted, since that would delete those rules with
 /// it: the condition `ListenerInUse` names them and the deletion waits. A listener without our
 /// tags is left alone.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     // Gone already, or not ours: left alone.
     if !elb_tags::owned(run, arn).await? {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("listener {}", short_arn(arn));
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     // A protected load balancer keeps its listeners too: a deletion that cannot finish should
     // not leave it half torn down.
@@ -555,7 +551,7 @@ pub async fn delete(
         .await
         .absent_if("ListenerNotFound")?
     else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if !rules.is_empty() {
         let why = format!(
@@ -573,7 +569,7 @@ pub async fn delete(
             "ListenerInUse",
             why.clone(),
         ));
-        return Ok(Removal::wait(why, std::time::Duration::from_secs(60)));
+        return Ok(Gone::not_yet(why, std::time::Duration::from_secs(60)));
     }
     if run.plan(Change::delete(&resource, "")) {
         run.aws
@@ -586,7 +582,7 @@ pub async fn delete(
             .await
             .absent_if("ListenerNotFound")?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 /// Teardown of a ServiceSpec's SNI certificate on the HTTPS listener
@@ -596,19 +592,19 @@ pub async fn delete_certificate(
     run: &mut SpecRun<'_>,
     id: &str,
     retain: bool,
-) -> Result<Removal, ResourceError> {
+) -> Result<Gone, ResourceError> {
     if retain {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let Some((listener, cert)) = id.split_once('|') else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let Some(tags) = super::certificate::tags_of(run, cert).await? else {
         // The certificate is gone: AWS detached it with it.
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let observed = Observed {
         arn: listener.to_string(),
@@ -618,10 +614,10 @@ pub async fn delete_certificate(
         .await
         .absent_if("ListenerNotFound")?
     else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if !attached.iter().any(|a| a == cert) {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::update(
         format!("listener {}", short_arn(listener)),
@@ -641,7 +637,7 @@ pub async fn delete_certificate(
             )
             .await?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

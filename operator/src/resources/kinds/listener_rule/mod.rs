@@ -24,7 +24,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
 use crate::resources::shared::elb_tags;
@@ -833,14 +833,10 @@ fn tags_for(run: &SpecRun<'_>, role: Role) -> elb_tags::Tags {
 /// Teardown of a rule this spec recorded (`elbv2:listener-rule`, its ARN): deleted, or released
 /// with `retain`. A rule without our ownership tags, or gone already, is left alone. Returns
 /// whether the rule is gone or released (always, once this returns `Ok`).
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     // Gone already, or not ours: left alone.
     if !elb_tags::owned(run, arn).await? {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!(
         "listener rule {}",
@@ -848,7 +844,7 @@ pub async fn delete(
     );
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "")) {
         run.aws
@@ -861,7 +857,7 @@ pub async fn delete(
             .await
             .absent_if("RuleNotFound")?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

@@ -19,7 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::pages::{by_name, read_pages};
@@ -443,7 +443,7 @@ pub fn name_from_arn(arn: &str) -> Option<String> {
 }
 
 /// The condition and wait of a deletion stopped by deletion protection.
-pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) -> Removal {
+pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) -> Gone {
     let why = format!(
         "load balancer {name} has deletion protection on; the operator never turns it off: turn it off by hand (aws elbv2 modify-load-balancer-attributes --attributes Key={ATTR_DELETION_PROTECTION},Value=false) and the deletion goes on"
     );
@@ -453,7 +453,7 @@ pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) -> Removal {
         "DeletionProtected",
         why.clone(),
     ));
-    Removal::wait(why, std::time::Duration::from_secs(60))
+    Gone::not_yet(why, std::time::Duration::from_secs(60))
 }
 
 /// Teardown of a ClusterSpec's load balancer (`elbv2:loadbalancer`, its ARN), after its
@@ -461,25 +461,21 @@ pub fn wait_for_protection(run: &mut SpecRun<'_>, name: &str) -> Removal {
 /// the operator: a protected load balancer gets the condition `DeletionProtected` and the
 /// deletion waits until a person turns protection off (or the spec comes back). A load balancer
 /// without our tags is left alone.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some(name) = name_from_arn(arn) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let Some(o) = observe(run, &name).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if o.arn != arn || !elb_tags::is_ours(run, &o.tags) {
         // Gone and replaced by another one of that name, or not ours: leave it alone.
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("load balancer {name}");
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if o.deletion_protection {
         return Ok(wait_for_protection(run, &name));
@@ -502,7 +498,7 @@ pub async fn delete(
             Err(e) if e.code() == Some("LoadBalancerNotFound") => {}
             Err(e) if e.code() == Some("OperationNotPermitted") => {
                 // Protection turned on between our read and the call.
-                return Ok(Removal::wait(
+                return Ok(Gone::not_yet(
                     format!("{resource} cannot be deleted yet: {e}"),
                     std::time::Duration::from_secs(60),
                 ));
@@ -512,7 +508,7 @@ pub async fn delete(
             }
         }
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

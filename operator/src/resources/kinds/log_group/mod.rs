@@ -14,7 +14,7 @@ use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOut
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
@@ -378,12 +378,12 @@ pub async fn delete(
     run: &mut SpecRun<'_>,
     name: &str,
     retain: bool,
-) -> Result<Removal, ResourceError> {
+) -> Result<Gone, ResourceError> {
     let Some(o) = read(run, name).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &o.tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("log group {name}");
     let own_policy_delete = o.tags.get(POLICY_TAG).map(String::as_str) == Some("Delete");
@@ -418,7 +418,7 @@ pub async fn delete(
                 )
                 .await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "")) {
         run.aws
@@ -431,7 +431,7 @@ pub async fn delete(
             .await
             .absent_if("ResourceNotFoundException")?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 /// Garbage collection: every log group (DescribeLogGroups, 50 per page) and, per group, its

@@ -11,7 +11,7 @@ use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
@@ -246,19 +246,15 @@ async fn delete_filter(
 
 /// Teardown of the filter (`<log group>:<name>`): deleted when its log group is ours; nothing is
 /// deleted with `retain` (a filter takes no tags to release; it stays with its group).
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    id: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some((group, name)) = id.split_once(':') else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if retain || !log_group::is_ours(run, group).await? {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if read(run, group, name).await?.is_none() {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(
         format!("metric filter {name} on {group}"),
@@ -266,7 +262,7 @@ pub async fn delete(
     )) {
         delete_filter(run, group, name).await?;
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 /// Garbage collection: the filters named `<spec>-errors` on the log groups the scan found owned

@@ -14,7 +14,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 
 use crate::aws::Service;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
@@ -541,21 +541,17 @@ pub async fn reconcile(
 /// Teardown of the scalable target (`application-autoscaling:scalable-target`,
 /// `service/<cluster>/<service>`): its policies and registration go; with `retain` it is left
 /// as it is (scalable targets carry no tags to release).
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    id: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<Gone, ResourceError> {
     if retain {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let Some(service) = id.rsplit('/').next().map(str::to_string) else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     let cluster = id.split('/').nth(1).unwrap_or_default().to_string();
     let none = Desired::default();
     reconcile(run, &cluster, &service, &none).await?;
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(

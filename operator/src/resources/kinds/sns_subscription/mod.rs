@@ -18,7 +18,7 @@ use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopi
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::kinds::sns_topic;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::{all_pages, read_pages};
@@ -242,22 +242,18 @@ pub async fn reconcile(
 /// Teardown of one subscription (`<topic ARN>|<email>`): unsubscribed when the topic is ours and
 /// the subscription confirmed; nothing with `retain` (it stays with the released topic), and
 /// nothing for a pending one (the topic's own deletion, ranked after, removes it).
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    id: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some((topic, email)) = id.split_once('|') else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if retain {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let Some(tags) = sns_topic::tags_of(run, topic).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     for o in read(run, topic).await? {
         if let (true, Some(arn)) = (o.email.eq_ignore_ascii_case(email), &o.arn) {
@@ -273,7 +269,7 @@ pub async fn delete(
             }
         }
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 /// Garbage collection: the email subscriptions of the topics the scan found owned.

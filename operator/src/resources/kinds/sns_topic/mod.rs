@@ -15,7 +15,7 @@ use aws_sdk_sns::types::Tag;
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{owner_of, ownership, request_tags, Ownership, RELEASED_TAG};
@@ -196,16 +196,12 @@ pub async fn reconcile(
 
 /// Teardown of an owned topic (its ARN): deleted (SNS deletes its subscriptions with it), or
 /// released with `retain`; a topic without our tags is left alone.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let Some(tags) = tags_of(run, arn).await? else {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     };
     if ownership(&run.aws.instance, &run.key, &tags) != Ownership::Ours {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let resource = format!("sns topic {}", arn.rsplit(':').next().unwrap_or(arn));
     if retain {
@@ -242,7 +238,7 @@ pub async fn delete(
                 )
                 .await?;
         }
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "with its subscriptions")) {
         run.aws
@@ -255,7 +251,7 @@ pub async fn delete(
             .await?;
         run.aws.topic_arns.forget(arn);
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 /// Garbage collection: every topic and its tags; those owned by this instance go into `scan`.

@@ -1,7 +1,7 @@
 //! Deleting (or releasing) the target group.
 
 use crate::aws::Service;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags;
 use crate::resources::ResourceError;
@@ -10,14 +10,10 @@ use crate::resources::ResourceError;
 /// listener rule that used it: deleted, or released with `retain`. One still in use (AWS
 /// answers `ResourceInUse` while a rule or a draining service holds it) makes the deletion wait
 /// and returns `false`. A target group without our tags is left alone.
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     // Gone already, or not ours: left alone.
     if !elb_tags::owned(run, arn).await? {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let name = arn
         .split_once(":targetgroup/")
@@ -27,10 +23,10 @@ pub async fn delete(
     let resource = format!("target group {name}");
     if retain {
         elb_tags::release(run, arn, &resource).await?;
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     if !run.plan(Change::delete(&resource, "")) {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     match run
         .aws
@@ -46,9 +42,9 @@ pub async fn delete(
         )
         .await
     {
-        Ok(_) => Ok(Removal::Done),
-        Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(Removal::Done),
-        Err(e) if e.code() == Some("ResourceInUse") => Ok(Removal::wait(
+        Ok(_) => Ok(Gone::Yes),
+        Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(Gone::Yes),
+        Err(e) if e.code() == Some("ResourceInUse") => Ok(Gone::not_yet(
             format!("{resource} is still in use ({e})"),
             crate::resources::shared::DRAIN_POLL,
         )),

@@ -16,7 +16,7 @@ use aws_sdk_ecs::types::{
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
-use crate::resources::kind::Removal;
+use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -442,17 +442,13 @@ pub async fn reconcile(
 
 /// Teardown of the task definition family (`ecs:task-definition`, a revision's ARN): deregister
 /// every active revision of the family that is ours (released with `retain`).
-pub async fn delete(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    retain: bool,
-) -> Result<Removal, ResourceError> {
+pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let family = arn
         .rsplit_once("task-definition/")
         .map(|(_, f)| f.split(':').next().unwrap_or(f).to_string())
         .unwrap_or_default();
     if family.is_empty() {
-        return Ok(Removal::Done);
+        return Ok(Gone::Yes);
     }
     let out = run
         .aws
@@ -514,7 +510,7 @@ pub async fn delete(
                 .await?;
         }
     }
-    Ok(Removal::Done)
+    Ok(Gone::Yes)
 }
 
 crate::resources::kind::kind!(
