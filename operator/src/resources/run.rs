@@ -97,6 +97,16 @@ impl fmt::Display for Change {
     }
 }
 
+/// The plan step that adds the ownership tags `missing`, as the kind's `step` makes it; `None`
+/// when none is missing.
+pub fn tag_step<S>(
+    resource: &str,
+    missing: &BTreeMap<String, String>,
+    step: impl FnOnce(BTreeMap<String, String>) -> S,
+) -> Option<(S, Change)> {
+    (!missing.is_empty()).then(|| (step(missing.clone()), Change::tags_added(resource, missing)))
+}
+
 /// [`Aws`] as one reconcile sees it (it derefs to [`Aws`]): [`RunAws::call`] is [`Aws::call`],
 /// and when the reconcile is part of a resync wave, a write first and last tells the wave's
 /// snapshot (see [`super::snapshot`]), so no write of any resource module can leave it stale;
@@ -295,6 +305,17 @@ impl<'a> SpecRun<'a> {
         self.apply
     }
 
+    /// The driver's half of a plan: every change of `steps` goes into the run's plan (in
+    /// order), and the steps come back for the kind to apply; none when the run only plans
+    /// (`diff`, `mode: observe`). Plan-only is this answering nothing, not a flag each kind
+    /// checks.
+    pub fn planned<S>(&mut self, steps: impl IntoIterator<Item = (S, Change)>) -> Vec<S> {
+        steps
+            .into_iter()
+            .filter_map(|(step, change)| self.plan(change).then_some(step))
+            .collect()
+    }
+
     /// Record something the spec manages.
     pub fn resource(&mut self, resource_type: &str, id: impl Into<String>) {
         self.resources.push(ResourceRef {
@@ -417,6 +438,23 @@ impl<'a> SpecRun<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tag_step_is_there_only_when_a_tag_is_missing() {
+        let key = SpecKey::new(crate::spec::Kind::ServiceSpec, "web");
+        let missing = missing_owner_tags("ops", &key, &BTreeMap::new());
+        let (step, change) = tag_step("target group web", &missing, |t| t.len()).unwrap();
+        assert_eq!(step, 2);
+        assert_eq!(
+            change.to_string(),
+            format!(
+                "~ target group web tags: + {}, {}",
+                crate::MANAGED_BY_TAG,
+                crate::OWNER_TAG
+            )
+        );
+        assert!(tag_step("target group web", &BTreeMap::new(), |t| t.len()).is_none());
+    }
 
     #[test]
     fn changes_read_in_plain_words() {

@@ -17,19 +17,18 @@ pub fn request_tags<T, E: std::fmt::Display>(
         .collect()
 }
 
-/// The plan step that adds the ownership tags `missing`, as the kind's `step` makes it; `None`
-/// when none is missing.
-pub fn tag_step<S>(
-    resource: &str,
-    missing: &BTreeMap<String, String>,
-    step: impl FnOnce(BTreeMap<String, String>) -> S,
-) -> Option<(S, crate::resources::run::Change)> {
-    (!missing.is_empty()).then(|| {
-        (
-            step(missing.clone()),
-            crate::resources::run::Change::tags_added(resource, missing),
-        )
-    })
+/// Tags as an SDK answer lists them, as a map (an absent key or value reads as empty).
+pub fn map_of<'a, K, V>(tags: impl IntoIterator<Item = (K, V)>) -> BTreeMap<String, String>
+where
+    K: Into<Option<&'a str>>,
+    V: Into<Option<&'a str>>,
+{
+    tags.into_iter()
+        .map(|(k, v)| {
+            let k = k.into().unwrap_or_default().to_string();
+            (k, v.into().unwrap_or_default().to_string())
+        })
+        .collect()
 }
 
 /// The tag a released resource carries instead of the ownership tags
@@ -104,5 +103,14 @@ mod tests {
         half.remove(OWNER_TAG);
         assert_eq!(ownership("ops", &key, &half), Ownership::Foreign);
         assert_eq!(missing_owner_tags("ops", &key, &half).len(), 1);
+    }
+
+    #[test]
+    fn listed_tags_read_as_a_map_with_absent_parts_empty() {
+        let listed = [(Some("a"), Some("1")), (Some("b"), None)];
+        let map = map_of(listed);
+        assert_eq!(map["a"], "1");
+        assert_eq!(map["b"], "");
+        assert_eq!(map_of([("k", "v")])["k"], "v");
     }
 }

@@ -21,9 +21,10 @@ use aws_sdk_cloudwatch::types::{
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
-use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
+use crate::resources::shared::tags::{map_of, owner_of, ownership, Ownership, RELEASED_TAG};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
@@ -528,16 +529,7 @@ async fn tags_of(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String
                 .send(),
         )
         .await?;
-    Ok(out
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect())
+    Ok(map_of(out.tags().iter().map(|t| (t.key(), t.value()))))
 }
 
 /// Every alarm name the store's specs can have (what a resync wave reads in one go): those of
@@ -762,10 +754,7 @@ pub async fn reconcile(
             (None, _) => (BTreeMap::new(), false),
         };
         let mut exists = o.is_some();
-        for (step, change) in plan(alarm, want, o, missing, ours) {
-            if !run.plan(change) {
-                continue;
-            }
+        for step in run.planned(plan(alarm, want, o, missing, ours)) {
             match (step, want) {
                 (Step::Put, Want::Present(d)) => {
                     put(run, alarm, d).await?;

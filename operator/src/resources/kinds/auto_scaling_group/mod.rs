@@ -22,9 +22,10 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecifi
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
-use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
+use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
 use crate::resources::ResourceError;
 use crate::spec::types::OwnedAutoScalingGroup;
 
@@ -237,10 +238,7 @@ pub async fn reconcile(
     };
     let mut arn = found.as_ref().map(|o| o.arn.clone());
     let mut update = false;
-    for (step, change) in plan(d, found.as_ref(), missing) {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(plan(d, found.as_ref(), missing)) {
         let asg = &run.aws.autoscaling;
         match step {
             Step::Create => {

@@ -418,16 +418,9 @@ async fn list_tags(
                 .send(),
         )
         .await?;
-    Ok(out
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect())
+    Ok(crate::resources::shared::tags::map_of(
+        out.tags().iter().map(|t| (t.key(), t.value())),
+    ))
 }
 
 /// The tags of a certificate; `None` when ACM does not know it.

@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::{by_name, read_pages};
-use crate::resources::shared::tags::{request_tags, tag_step};
+use crate::resources::shared::tags::request_tags;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{Lifecycle, Repository, TagMutability};
@@ -343,10 +344,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
     } else {
         ImageTagMutability::Mutable
     };
-    for (step, change) in plan(d, observed.as_ref(), missing) {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(plan(d, observed.as_ref(), missing)) {
         let ecr = &run.aws.ecr;
         match step {
             Step::Create => {

@@ -13,9 +13,9 @@ use aws_sdk_ecs::types::{
 
 use crate::aws::Service;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
-use crate::resources::shared::tags::tag_step;
 use crate::resources::ResourceError;
 use crate::spec::types::{CapacityProviderStrategyItem, ClusterSpec};
 use std::time::Duration;
@@ -229,10 +229,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
         None => BTreeMap::new(),
     };
     let mut arn = observed.as_ref().map(|o| o.arn.clone()).unwrap_or_default();
-    for (step, change) in plan(d, observed.as_ref(), missing) {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(plan(d, observed.as_ref(), missing)) {
         match step {
             Step::Create => {
                 let mut req = run.aws.ecs.create_cluster().cluster_name(&d.name);

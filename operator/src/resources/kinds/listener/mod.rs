@@ -19,11 +19,12 @@ use super::load_balancer::Info;
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::{short_arn, Act};
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::tags::{ownership, tag_step, Ownership};
+use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
@@ -265,10 +266,7 @@ pub async fn reconcile(
             None => Tags::new(),
         };
         let mut arn = o.map(|o| o.arn.clone()).unwrap_or_default();
-        for (step, change) in plan(&lb.name, d, o, missing) {
-            if !run.plan(change) {
-                continue;
-            }
+        for step in run.planned(plan(&lb.name, d, o, missing)) {
             let elb = &run.aws.elbv2;
             match step {
                 Step::Create => {

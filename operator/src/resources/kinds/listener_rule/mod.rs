@@ -724,10 +724,7 @@ pub async fn reconcile(
         .find(|r| owners.get(&r.arn) == Some(&Ownership::Ours) && r.priority == priority)
         .map(|r| r.arn.clone())
         .unwrap_or_default();
-    for (step, change) in steps {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(steps) {
         let elb = &run.aws.elbv2;
         match step {
             Step::Create { priority } => {

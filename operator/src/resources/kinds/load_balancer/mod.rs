@@ -20,10 +20,10 @@ use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::pages::{by_name, read_pages};
-use crate::resources::shared::tags::tag_step;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
@@ -341,10 +341,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, Resou
     info.name = d.name.clone();
     let (steps, immutable) = plan(d, observed.as_ref(), missing);
     run.immutable("LoadBalancerImmutable", immutable);
-    for (step, change) in steps {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(steps) {
         let elb = &run.aws.elbv2;
         match step {
             Step::Create => {

@@ -15,9 +15,10 @@ use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
 use crate::resources::kind::Gone;
+use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::tags::{owner_of, ownership, tag_step, Ownership, RELEASED_TAG};
+use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{DeletionPolicy, ServiceSpec};
@@ -295,10 +296,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, Resou
     };
     let mut exists = observed.is_some();
     let arn = observed.as_ref().map(|o| o.arn.clone());
-    for (step, change) in plan(d, observed.as_ref(), missing) {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(plan(d, observed.as_ref(), missing)) {
         let logs = &run.aws.logs;
         match step {
             Step::Create => {

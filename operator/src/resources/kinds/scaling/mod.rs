@@ -453,10 +453,7 @@ pub async fn reconcile(
     if d.range.is_some() {
         run.resource(TYPE, id.clone());
     }
-    for (step, change) in plan(service, d, &o) {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(plan(service, d, &o)) {
         let s = &run.aws.scaling;
         match step {
             Step::Register(min, max) => {

@@ -189,10 +189,7 @@ pub async fn reconcile(
     };
     let name = topic.rsplit(':').next().unwrap_or(topic).to_string();
     let mut now = observed.clone();
-    for (step, change) in plan(&name, wanted, &observed) {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(plan(&name, wanted, &observed)) {
         match step {
             Step::Subscribe(email) => {
                 let out = run

@@ -42,10 +42,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
     let (steps, immutable) = plan(d, observed.as_ref(), missing);
     run.immutable("TargetGroupImmutable", immutable);
     let h = &d.health;
-    for (step, change) in steps {
-        if !run.plan(change) {
-            continue;
-        }
+    for step in run.planned(steps) {
         let elb = &run.aws.elbv2;
         match step {
             Step::Create => {

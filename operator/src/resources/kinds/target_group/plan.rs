@@ -1,9 +1,9 @@
 //! The target group's pure plan: from (desired, observed) to the steps to take, each described
 //! as a [`Change`], and the fields that cannot change in place (reported, never recreated).
 
+use crate::resources::run::tag_step;
 use crate::resources::run::Change;
 use crate::resources::shared::elb_tags::Tags;
-use crate::resources::shared::tags::tag_step;
 use crate::resources::ResourceError;
 use crate::spec::types::{Ingress, TargetHealthCheck};
 
