@@ -20,12 +20,13 @@
 //!   finding less, never more.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use super::error::ResourceError;
-use super::run::SpecRun;
+use super::run::{Change, SpecRun};
 use crate::reconcile::OwnedScan;
 use crate::spec::SpecKey;
 
@@ -58,6 +59,140 @@ impl Gone {
             }
         }
     }
+}
+
+/// One requeue hint of a reconcile: something the kind changed or found is not settled yet (a
+/// certificate not issued, records not INSYNC, a rollout under way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requeue {
+    /// What the spec waits on, which keeps it from Ready; `None`: only look again (a Degraded
+    /// service that ECS is still rolling back).
+    pub why: Option<String>,
+    /// When to look again.
+    pub after: Duration,
+}
+
+/// The requeue hints a kind's reconcile hands back to the driver, which makes them the spec's
+/// waits and its requeue (the earliest `after` wins). A kind does not write them into the run.
+#[must_use = "the driver follows a kind's requeue hints"]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending(Vec<Requeue>);
+
+impl Pending {
+    /// Nothing to wait for.
+    pub fn settled() -> Self {
+        Pending::default()
+    }
+
+    /// Not Ready until `why` is over; look again after `after`.
+    pub fn wait(why: impl Into<String>, after: Duration) -> Self {
+        Pending(vec![Requeue {
+            why: Some(why.into()),
+            after,
+        }])
+    }
+
+    /// Look again after `after`, whatever the phase.
+    pub fn requeue(after: Duration) -> Self {
+        Pending(vec![Requeue { why: None, after }])
+    }
+
+    /// These hints and `other`'s.
+    pub fn and(mut self, other: Pending) -> Self {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// The hints, in the order the kind gave them.
+    pub fn hints(&self) -> &[Requeue] {
+        &self.0
+    }
+
+    /// Hand the hints to the run: each reason becomes a wait of the spec, and the spec is
+    /// requeued after the earliest `after`.
+    pub fn follow(self, run: &mut SpecRun<'_>) {
+        for r in self.0 {
+            match r.why {
+                Some(why) => run.wait(why, r.after),
+                None => run.requeue(r.after),
+            }
+        }
+    }
+}
+
+/// What a kind's pure plan found: the steps to take, each with the change it makes, and the
+/// fields AWS cannot change in place (reported, never recreated).
+#[derive(Debug)]
+pub struct Plan<S> {
+    pub steps: Vec<(S, Change)>,
+    pub immutable: Vec<ResourceError>,
+}
+
+impl<S> Plan<S> {
+    /// A plan with no immutable-field finding.
+    pub fn steps(steps: Vec<(S, Change)>) -> Self {
+        Plan {
+            steps,
+            immutable: Vec::new(),
+        }
+    }
+}
+
+impl<S> From<(Vec<(S, Change)>, Vec<ResourceError>)> for Plan<S> {
+    fn from((steps, immutable): (Vec<(S, Change)>, Vec<ResourceError>)) -> Self {
+        Plan { steps, immutable }
+    }
+}
+
+/// A kind with one desired resource per call that the generic driver
+/// ([`super::driver::reconcile::drive`]) reconciles: observe, claim, pure plan, apply.
+///
+/// Invariants every implementation keeps:
+/// - `observe` and `plan` never write; `plan` is pure (unit-tested on its own);
+/// - `apply` carries out exactly the one step it is given and nothing else; the driver calls it
+///   only for steps the run hands back (none when only planning);
+/// - `apply` updates `out` from what a create answers, so later steps and the ledger see the
+///   new resource.
+pub trait Managed: Kind {
+    /// What the spec asks for.
+    type Desired: Sync;
+    /// What AWS has.
+    type Observed: Send + Sync;
+    /// One change the plan makes.
+    type Step: Send;
+    /// What the reconcile hands on to later kinds (an ARN, a URI, the load balancer's
+    /// endpoint); starts from what was observed, `apply` fills it in as creates answer.
+    type Output: Send;
+    /// The condition (False, `ImmutableField`) an immutable-field finding sets.
+    const IMMUTABLE: &'static str = "ImmutableField";
+
+    /// How errors and ownership claims name the resource (`target group web`).
+    fn label(d: &Self::Desired) -> String;
+    /// Read the resource, if it exists.
+    fn observe<'a>(
+        run: &'a SpecRun<'_>,
+        d: &'a Self::Desired,
+    ) -> impl Future<Output = Result<Option<Self::Observed>, ResourceError>> + Send + 'a;
+    /// The tags the resource carries (for the ownership claim).
+    fn tags(o: &Self::Observed) -> &BTreeMap<String, String>;
+    /// The pure plan; `missing`: the ownership tags an adopted resource lacks.
+    fn plan(
+        d: &Self::Desired,
+        o: Option<&Self::Observed>,
+        missing: BTreeMap<String, String>,
+    ) -> Plan<Self::Step>;
+    /// The output before any step.
+    fn output(d: &Self::Desired, o: Option<&Self::Observed>) -> Self::Output;
+    /// Carry out one step.
+    fn apply<'a>(
+        run: &'a mut SpecRun<'_>,
+        d: &'a Self::Desired,
+        o: Option<&'a Self::Observed>,
+        out: &'a mut Self::Output,
+        step: Self::Step,
+    ) -> impl Future<Output = Result<(), ResourceError>> + Send + 'a;
+    /// The ledger id of the resource, once it exists (`None` while only planning its create).
+    fn id(d: &Self::Desired, out: &Self::Output) -> Option<String>;
 }
 
 /// The future of one [`Kind::delete`].
@@ -193,5 +328,26 @@ mod tests {
         assert_eq!(scan.seen("listeners")[1].1, Some(web));
         assert!(scan.seen("clusters").is_empty());
         assert_eq!(scan.zones.len(), 1);
+    }
+
+    #[test]
+    fn requeue_hints_add_up_in_the_order_the_kind_gave_them_and_settled_has_none() {
+        assert!(Pending::settled().hints().is_empty());
+        let p = Pending::wait("records are not INSYNC yet", Duration::from_secs(10))
+            .and(Pending::settled())
+            .and(Pending::requeue(Duration::from_secs(5)));
+        assert_eq!(
+            p.hints(),
+            [
+                Requeue {
+                    why: Some("records are not INSYNC yet".into()),
+                    after: Duration::from_secs(10)
+                },
+                Requeue {
+                    why: None,
+                    after: Duration::from_secs(5)
+                }
+            ]
+        );
     }
 }

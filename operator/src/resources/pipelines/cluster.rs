@@ -5,7 +5,9 @@
 
 use super::edge;
 use crate::reconcile::ReconcileInput;
-use crate::resources::kinds::{auto_scaling_group, capacity_provider, ecs_cluster};
+use crate::resources::driver::reconcile::drive;
+use crate::resources::kinds::ecs_cluster::{self, EcsClusterKind};
+use crate::resources::kinds::{auto_scaling_group, capacity_provider};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::ClusterSpec;
@@ -28,7 +30,7 @@ pub async fn reconcile(
         providers.push(d);
     }
     capacity_provider::reconcile(run, &providers).await?;
-    ecs_cluster::reconcile(run, &ecs_cluster::desired(spec)).await?;
+    drive::<EcsClusterKind>(run, &ecs_cluster::desired(spec)).await?;
     let cluster = ecs_cluster::cluster_name(spec);
     for lb in &spec.spec.load_balancers {
         let info = edge::load_balancer(run, lb).await?;

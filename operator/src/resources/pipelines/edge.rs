@@ -7,13 +7,14 @@
 //!   target group -> listener rule + SNI certificate. Returns what the ECS service needs.
 //! - [`service_dns`]: the alias records, last, once the service is in place.
 
+use crate::resources::driver::reconcile::drive;
 use crate::resources::kinds::certificate;
 use crate::resources::kinds::dns;
-use crate::resources::kinds::ecr;
+use crate::resources::kinds::ecr::{self, RepositoryKind};
 use crate::resources::kinds::listener;
 use crate::resources::kinds::listener_rule;
-use crate::resources::kinds::load_balancer::{self, Info};
-use crate::resources::kinds::target_group;
+use crate::resources::kinds::load_balancer::{self, Info, LoadBalancerKind};
+use crate::resources::kinds::target_group::{self, TargetGroupKind};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::{ClusterSpec, LoadBalancer, ServiceSpec};
@@ -29,7 +30,8 @@ pub async fn load_balancer(
         &certificate::Desired::new(&lb.certificate.domains, &lb.certificate.hosted_zone),
     )
     .await?;
-    let info = load_balancer::reconcile(run, &load_balancer::desired(lb)).await?;
+    cert.pending.follow(run);
+    let info = drive::<LoadBalancerKind>(run, &load_balancer::desired(lb)).await?;
     let issued = (cert.issued && !cert.arn.is_empty()).then(|| cert.arn.clone());
     listener::reconcile(run, &info, &listener::desired(lb, issued)).await?;
     Ok(info)
@@ -79,7 +81,7 @@ pub async fn service(
 ) -> Result<ServiceEdge, ResourceError> {
     let mut out = ServiceEdge::default();
     if let Some(repo) = &spec.spec.repository {
-        out.repository_uri = Some(ecr::reconcile(run, &ecr::desired(repo)).await?);
+        out.repository_uri = Some(drive::<RepositoryKind>(run, &ecr::desired(repo)).await?.uri);
     }
     let Some(ingress) = &spec.spec.ingress else {
         return Ok(out);
@@ -123,6 +125,7 @@ pub async fn service(
             .unwrap_or_else(|| lb_spec.certificate.hosted_zone.clone());
         let cert =
             certificate::reconcile(run, &certificate::Desired::new(&uncovered, &zone)).await?;
+        cert.pending.follow(run);
         if cert.issued {
             sni = Some(cert.arn);
         }
@@ -132,7 +135,7 @@ pub async fn service(
         ResourceError::Unsatisfiable("spec.container.port is required with ingress".into())
     })?;
     let primary = target_group::desired(&spec.metadata.name, ingress, port, &info.vpc_id);
-    let tg = target_group::reconcile(run, &primary).await?;
+    let tg = drive::<TargetGroupKind>(run, &primary).await?;
     let deployment = &spec.spec.deployment;
     let shifting = deployment.strategy.shifts_traffic();
     let mut rule =
@@ -143,7 +146,7 @@ pub async fn service(
             name: crate::resources::shared::names::alternate_target_group_name(&spec.metadata.name),
             ..primary.clone()
         };
-        let alt = Box::pin(target_group::reconcile(run, &alternate)).await?;
+        let alt = Box::pin(drive::<TargetGroupKind>(run, &alternate)).await?;
         // All production traffic on the primary until ECS shifts it; from then on the weights
         // are ECS's (the rule's plan compares the set of target groups only).
         rule = rule.weighted(vec![(tg.clone(), 100), (alt.clone(), 0)]);
@@ -251,5 +254,8 @@ pub async fn service_dns(
     let Some(d) = &ingress.dns else {
         return Ok(());
     };
-    dns::reconcile(run, &d.hosted_zone, &ingress.hosts, lb).await
+    dns::reconcile(run, &d.hosted_zone, &ingress.hosts, lb)
+        .await?
+        .follow(run);
+    Ok(())
 }

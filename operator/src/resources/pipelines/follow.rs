@@ -153,7 +153,8 @@ pub async fn follow_up(
         &f.want,
         f.initial,
     )
-    .await?;
+    .await?
+    .follow(run);
     run.resources.extend(f.after.resources.iter().cloned());
     run.conditions.extend(f.after.conditions.iter().cloned());
     Ok(true)

@@ -12,8 +12,10 @@
 //! ([`drop_recorded`]: alarms, topic and subscriptions deleted, the metric filter deleted, the
 //! log group released: logs are data).
 
+use crate::resources::driver::reconcile::drive;
 use crate::resources::kinds;
-use crate::resources::kinds::{alarm, log_group, metric_filter, sns_subscription, sns_topic};
+use crate::resources::kinds::log_group::{self, LogGroupKind};
+use crate::resources::kinds::{alarm, metric_filter, sns_subscription, sns_topic};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::{LoadBalancer, Notify, ServiceSpec};
@@ -28,7 +30,7 @@ pub async fn logs(
         drop_recorded(run, &[metric_filter::TYPE], |_| true, false).await?;
         return drop_recorded(run, &[log_group::TYPE], |_| true, true).await;
     };
-    let exists = log_group::reconcile(run, &group).await?;
+    let exists = drive::<LogGroupKind>(run, &group).await?;
     match metric_filter::desired(spec, cluster) {
         Some(filter) => metric_filter::reconcile(run, &filter, exists).await,
         None if exists => {

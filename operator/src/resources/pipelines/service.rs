@@ -104,7 +104,9 @@ pub async fn reconcile(
             format!("{initial} task(s)"),
         ));
     } else {
-        ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial).await?;
+        ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial)
+            .await?
+            .follow(run);
     }
     let end = Mark::of(run);
     // A test rule and an alternate target group the deployment strategy no longer uses, once

@@ -20,7 +20,7 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Pending};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
@@ -85,6 +85,8 @@ pub struct Outcome {
     /// Empty when only planning a request.
     pub arn: String,
     pub issued: bool,
+    /// What is not settled yet (validation records, issuance), for the driver to follow.
+    pub pending: Pending,
 }
 
 /// Whether a certificate for `domains` covers `host` (exactly, or through a `*.` wildcard one
@@ -321,7 +323,7 @@ async fn request(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError
 }
 
 /// Reconcile one certificate and its validation records. Never waits: a certificate that is
-/// not issued yet adds a `wait` to the run.
+/// not issued yet comes back with its requeue hints in [`Outcome::pending`].
 pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, ResourceError> {
     if d.domains.is_empty() {
         return Err(ResourceError::Unsatisfiable(
@@ -339,8 +341,9 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
     }
     let o = observed.expect("observed or requested");
     run.resource(TYPE, o.arn.clone());
+    let mut pending = Pending::settled();
     if o.validation.is_empty() && o.status != "ISSUED" {
-        run.wait(
+        pending = Pending::wait(
             format!(
                 "{}: ACM has not published its validation records yet",
                 d.label()
@@ -363,7 +366,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
             let insync =
                 zone::submit(run, &z, &changes, "ecs-operator: certificate validation").await?;
             if !insync {
-                run.wait(
+                pending = Pending::wait(
                     "certificate validation records are not INSYNC yet",
                     PENDING_REQUEUE,
                 );
@@ -372,16 +375,20 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, Re
     }
     let issued = o.status == "ISSUED";
     if !issued {
-        run.wait(
+        pending = pending.and(Pending::wait(
             format!(
                 "{} is {}",
                 d.label(),
                 o.status.to_lowercase().replace('_', " ")
             ),
             PENDING_REQUEUE,
-        );
+        ));
     }
-    Ok(Outcome { arn: o.arn, issued })
+    Ok(Outcome {
+        arn: o.arn,
+        issued,
+        pending,
+    })
 }
 
 /// The tags of a certificate (an unknown certificate is an error). In a resync wave, once per

@@ -12,7 +12,7 @@ mod gc;
 use std::time::Duration;
 
 use super::load_balancer::Info;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Pending};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
 use crate::resources::ResourceError;
@@ -248,13 +248,14 @@ pub fn names_to_read(
     Some(names)
 }
 
-/// Reconcile the alias records of `hosts` in the zone `hosted_zone`, pointing at `lb`.
+/// Reconcile the alias records of `hosts` in the zone `hosted_zone`, pointing at `lb`. Never
+/// waits: changes Route53 has not made INSYNC yet come back as a requeue hint.
 pub async fn reconcile(
     run: &mut SpecRun<'_>,
     hosted_zone: &str,
     hosts: &[String],
     lb: &Info,
-) -> Result<(), ResourceError> {
+) -> Result<Pending, ResourceError> {
     if lb.dns_name.is_empty() {
         // Only planning, and the load balancer does not exist yet.
         for h in hosts {
@@ -263,7 +264,7 @@ pub async fn reconcile(
                 "alias to the load balancer",
             ));
         }
-        return Ok(());
+        return Ok(Pending::settled());
     }
     let z = zone::resolve(run, hosted_zone).await?;
     let d = desired(hosts, lb, &run.aws.instance, &run.key);
@@ -280,10 +281,11 @@ pub async fn reconcile(
     }
     // Deletes first, so a batch that moves a record never collides with itself.
     apply.sort_by_key(|c| c.action != Action::Delete);
+    let mut pending = Pending::settled();
     if !apply.is_empty() {
         let insync = zone::submit(run, &z, &apply, &format!("ecs-operator: {}", run.key)).await?;
         if !insync {
-            run.wait(
+            pending = Pending::wait(
                 format!("Route53 changes in {} are not INSYNC yet", z.name),
                 PENDING_REQUEUE,
             );
@@ -292,7 +294,7 @@ pub async fn reconcile(
     for h in &d.hosts {
         run.resource(TYPE, format!("{}/{h}/A", z.id));
     }
-    Ok(())
+    Ok(pending)
 }
 
 /// The TXT value that replaces [`owner_value`] when a `Retain` deletion releases a record: it

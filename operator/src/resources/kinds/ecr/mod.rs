@@ -8,6 +8,7 @@
 mod gc;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 
 use aws_sdk_ecr::types::{
     ImageScanningConfiguration, ImageTagMutability, Repository as AwsRepository, Tag,
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::aws::Service;
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::{by_name, read_pages};
@@ -329,130 +330,6 @@ fn ecr_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceError> 
     request_tags(tags, |k, v| Tag::builder().key(k).value(v).build())
 }
 
-/// Reconcile the repository. Returns its URI (empty when only planning a create).
-pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
-    let resource = format!("ecr repository {}", d.name);
-    let observed = observe(run, &d.name).await?;
-    let missing = match &observed {
-        Some(o) => run.claim(&resource, &o.tags)?,
-        None => BTreeMap::new(),
-    };
-    let mut arn = observed.as_ref().map(|o| o.arn.clone()).unwrap_or_default();
-    let mut uri = observed.as_ref().map(|o| o.uri.clone()).unwrap_or_default();
-    let mutability = if d.immutable {
-        ImageTagMutability::Immutable
-    } else {
-        ImageTagMutability::Mutable
-    };
-    for step in run.planned(plan(d, observed.as_ref(), missing)) {
-        let ecr = &run.aws.ecr;
-        match step {
-            Step::Create => {
-                let out = run
-                    .aws
-                    .write(
-                        Service::Ecr,
-                        "CreateRepository",
-                        &d.name,
-                        ecr.create_repository()
-                            .repository_name(&d.name)
-                            .image_tag_mutability(mutability.clone())
-                            .image_scanning_configuration(
-                                ImageScanningConfiguration::builder()
-                                    .scan_on_push(d.scan_on_push)
-                                    .build(),
-                            )
-                            .set_tags(Some(ecr_tags(&run.tags())?))
-                            .send(),
-                    )
-                    .await?;
-                let r = out.repository();
-                arn = r
-                    .and_then(|r| r.repository_arn())
-                    .unwrap_or_default()
-                    .to_string();
-                uri = r
-                    .and_then(|r| r.repository_uri())
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            Step::Tag(tags) => {
-                run.aws
-                    .write(
-                        Service::Ecr,
-                        "TagResource",
-                        &d.name,
-                        ecr.tag_resource()
-                            .resource_arn(&arn)
-                            .set_tags(Some(ecr_tags(&tags)?))
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::Mutability => {
-                run.aws
-                    .write(
-                        Service::Ecr,
-                        "PutImageTagMutability",
-                        &d.name,
-                        ecr.put_image_tag_mutability()
-                            .repository_name(&d.name)
-                            .image_tag_mutability(mutability.clone())
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::Scanning => {
-                run.aws
-                    .write(
-                        Service::Ecr,
-                        "PutImageScanningConfiguration",
-                        &d.name,
-                        ecr.put_image_scanning_configuration()
-                            .repository_name(&d.name)
-                            .image_scanning_configuration(
-                                ImageScanningConfiguration::builder()
-                                    .scan_on_push(d.scan_on_push)
-                                    .build(),
-                            )
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::PutPolicy => {
-                let text = d.policy.as_ref().map(Value::to_string).unwrap_or_default();
-                run.aws
-                    .write(
-                        Service::Ecr,
-                        "PutLifecyclePolicy",
-                        &d.name,
-                        ecr.put_lifecycle_policy()
-                            .repository_name(&d.name)
-                            .lifecycle_policy_text(text)
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::DeletePolicy => {
-                run.aws
-                    .write(
-                        Service::Ecr,
-                        "DeleteLifecyclePolicy",
-                        &d.name,
-                        ecr.delete_lifecycle_policy()
-                            .repository_name(&d.name)
-                            .send(),
-                    )
-                    .await?;
-            }
-        }
-    }
-    if !arn.is_empty() {
-        run.resource(TYPE, arn);
-    }
-    Ok(uri)
-}
-
 /// Replace the ownership tags of a repository by the released tag.
 async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), ResourceError> {
     let released = BTreeMap::from([(
@@ -578,6 +455,168 @@ crate::resources::kind::kind!(
     /// An ECR repository, as the generic driver sees it.
     RepositoryKind, TYPE, 7, delete, "ECR repositories", gc::list_owned
 );
+
+/// What reconciling a repository hands on: its ARN (the ledger id) and URI (the image's
+/// address); empty while only planning a create.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Made {
+    pub arn: String,
+    pub uri: String,
+}
+
+/// The generic driver's view of an ECR repository.
+impl Managed for RepositoryKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = Made;
+
+    fn label(d: &Desired) -> String {
+        format!("ecr repository {}", d.name)
+    }
+
+    fn observe<'a>(
+        run: &'a SpecRun<'_>,
+        d: &'a Desired,
+    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
+        observe(run, &d.name)
+    }
+
+    fn tags(o: &Observed) -> &BTreeMap<String, String> {
+        &o.tags
+    }
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(plan(d, o, missing))
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> Made {
+        Made {
+            arn: o.map(|o| o.arn.clone()).unwrap_or_default(),
+            uri: o.map(|o| o.uri.clone()).unwrap_or_default(),
+        }
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Self::Output,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        let mutability = if d.immutable {
+            ImageTagMutability::Immutable
+        } else {
+            ImageTagMutability::Mutable
+        };
+        let ecr = &run.aws.ecr;
+        match step {
+            Step::Create => {
+                let created = run
+                    .aws
+                    .write(
+                        Service::Ecr,
+                        "CreateRepository",
+                        &d.name,
+                        ecr.create_repository()
+                            .repository_name(&d.name)
+                            .image_tag_mutability(mutability.clone())
+                            .image_scanning_configuration(
+                                ImageScanningConfiguration::builder()
+                                    .scan_on_push(d.scan_on_push)
+                                    .build(),
+                            )
+                            .set_tags(Some(ecr_tags(&run.tags())?))
+                            .send(),
+                    )
+                    .await?;
+                let r = created.repository();
+                out.arn = r
+                    .and_then(|r| r.repository_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                out.uri = r
+                    .and_then(|r| r.repository_uri())
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            Step::Tag(tags) => {
+                run.aws
+                    .write(
+                        Service::Ecr,
+                        "TagResource",
+                        &d.name,
+                        ecr.tag_resource()
+                            .resource_arn(&out.arn)
+                            .set_tags(Some(ecr_tags(&tags)?))
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Mutability => {
+                run.aws
+                    .write(
+                        Service::Ecr,
+                        "PutImageTagMutability",
+                        &d.name,
+                        ecr.put_image_tag_mutability()
+                            .repository_name(&d.name)
+                            .image_tag_mutability(mutability.clone())
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Scanning => {
+                run.aws
+                    .write(
+                        Service::Ecr,
+                        "PutImageScanningConfiguration",
+                        &d.name,
+                        ecr.put_image_scanning_configuration()
+                            .repository_name(&d.name)
+                            .image_scanning_configuration(
+                                ImageScanningConfiguration::builder()
+                                    .scan_on_push(d.scan_on_push)
+                                    .build(),
+                            )
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::PutPolicy => {
+                let text = d.policy.as_ref().map(Value::to_string).unwrap_or_default();
+                run.aws
+                    .write(
+                        Service::Ecr,
+                        "PutLifecyclePolicy",
+                        &d.name,
+                        ecr.put_lifecycle_policy()
+                            .repository_name(&d.name)
+                            .lifecycle_policy_text(text)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::DeletePolicy => {
+                run.aws
+                    .write(
+                        Service::Ecr,
+                        "DeleteLifecyclePolicy",
+                        &d.name,
+                        ecr.delete_lifecycle_policy()
+                            .repository_name(&d.name)
+                            .send(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(_: &Desired, out: &Made) -> Option<String> {
+        (!out.arn.is_empty()).then(|| out.arn.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ mod gc;
 pub use gc::{SEEN, SEEN_PROVIDERS};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use aws_sdk_ecs::types::{
     CapacityProviderStrategyItem as AwsStrategyItem, Cluster, ClusterField, ClusterSetting,
@@ -12,7 +13,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::Service;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
@@ -220,96 +221,6 @@ fn strategy_text(s: &[(String, u32, u32)]) -> String {
         .join(", ")
 }
 
-/// Reconcile the cluster itself. Capacity providers must exist before this runs (they are
-/// attached here). Returns the cluster ARN (empty when only planning a create).
-pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
-    let observed = observe(run, &d.name).await?;
-    let missing = match &observed {
-        Some(o) => run.claim(&format!("ecs cluster {}", d.name), &o.tags)?,
-        None => BTreeMap::new(),
-    };
-    let mut arn = observed.as_ref().map(|o| o.arn.clone()).unwrap_or_default();
-    for step in run.planned(plan(d, observed.as_ref(), missing)) {
-        match step {
-            Step::Create => {
-                let mut req = run.aws.ecs.create_cluster().cluster_name(&d.name);
-                req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
-                if let Some(on) = d.container_insights {
-                    req = req.settings(
-                        ClusterSetting::builder()
-                            .name(ClusterSettingName::ContainerInsights)
-                            .value(insights_value(on))
-                            .build(),
-                    );
-                }
-                let out = run
-                    .aws
-                    .write(Service::Ecs, "CreateCluster", &d.name, req.send())
-                    .await?;
-                arn = out
-                    .cluster()
-                    .and_then(|c| c.cluster_arn())
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            Step::Tag(tags) => {
-                crate::resources::shared::ecs_tags::put(run, &d.name, &arn, tags).await?;
-            }
-            Step::Insights(on) => {
-                run.aws
-                    .write(
-                        Service::Ecs,
-                        "UpdateClusterSettings",
-                        &d.name,
-                        run.aws
-                            .ecs
-                            .update_cluster_settings()
-                            .cluster(&d.name)
-                            .settings(
-                                ClusterSetting::builder()
-                                    .name(ClusterSettingName::ContainerInsights)
-                                    .value(insights_value(on))
-                                    .build(),
-                            )
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::Providers => {
-                let mut req = run
-                    .aws
-                    .ecs
-                    .put_cluster_capacity_providers()
-                    .cluster(&d.name)
-                    .set_capacity_providers(Some(d.providers.iter().cloned().collect()))
-                    .set_default_capacity_provider_strategy(Some(Vec::new()));
-                for (p, w, b) in &d.strategy {
-                    req = req.default_capacity_provider_strategy(
-                        AwsStrategyItem::builder()
-                            .capacity_provider(p)
-                            .weight(*w as i32)
-                            .base(*b as i32)
-                            .build()
-                            .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?,
-                    );
-                }
-                run.aws
-                    .write(
-                        Service::Ecs,
-                        "PutClusterCapacityProviders",
-                        &d.name,
-                        req.send(),
-                    )
-                    .await?;
-            }
-        }
-    }
-    if !arn.is_empty() {
-        run.resource(TYPE, arn.clone());
-    }
-    Ok(arn)
-}
-
 /// Teardown of the ECS cluster (`ecs:cluster`, its ARN): providers detached, then deleted;
 /// waits while it still has services or tasks. Released with `retain`.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
@@ -362,6 +273,125 @@ crate::resources::kind::kind!(
     /// An ECS cluster, as the generic driver sees it.
     EcsClusterKind, TYPE, 11, delete, "ECS clusters", gc::list_owned
 );
+
+/// The generic driver's view of an ECS cluster: its output is the ARN (empty while only
+/// planning a create).
+impl Managed for EcsClusterKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = String;
+
+    fn label(d: &Desired) -> String {
+        format!("ecs cluster {}", d.name)
+    }
+
+    fn observe<'a>(
+        run: &'a SpecRun<'_>,
+        d: &'a Desired,
+    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
+        observe(run, &d.name)
+    }
+
+    fn tags(o: &Observed) -> &BTreeMap<String, String> {
+        &o.tags
+    }
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(plan(d, o, missing))
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> String {
+        o.map(|o| o.arn.clone()).unwrap_or_default()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Self::Output,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        match step {
+            Step::Create => {
+                let mut req = run.aws.ecs.create_cluster().cluster_name(&d.name);
+                req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
+                if let Some(on) = d.container_insights {
+                    req = req.settings(
+                        ClusterSetting::builder()
+                            .name(ClusterSettingName::ContainerInsights)
+                            .value(insights_value(on))
+                            .build(),
+                    );
+                }
+                let created = run
+                    .aws
+                    .write(Service::Ecs, "CreateCluster", &d.name, req.send())
+                    .await?;
+                *out = created
+                    .cluster()
+                    .and_then(|c| c.cluster_arn())
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            Step::Tag(tags) => {
+                crate::resources::shared::ecs_tags::put(run, &d.name, out, tags).await?;
+            }
+            Step::Insights(on) => {
+                run.aws
+                    .write(
+                        Service::Ecs,
+                        "UpdateClusterSettings",
+                        &d.name,
+                        run.aws
+                            .ecs
+                            .update_cluster_settings()
+                            .cluster(&d.name)
+                            .settings(
+                                ClusterSetting::builder()
+                                    .name(ClusterSettingName::ContainerInsights)
+                                    .value(insights_value(on))
+                                    .build(),
+                            )
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Providers => {
+                let mut req = run
+                    .aws
+                    .ecs
+                    .put_cluster_capacity_providers()
+                    .cluster(&d.name)
+                    .set_capacity_providers(Some(d.providers.iter().cloned().collect()))
+                    .set_default_capacity_provider_strategy(Some(Vec::new()));
+                for (p, w, b) in &d.strategy {
+                    req = req.default_capacity_provider_strategy(
+                        AwsStrategyItem::builder()
+                            .capacity_provider(p)
+                            .weight(*w as i32)
+                            .base(*b as i32)
+                            .build()
+                            .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?,
+                    );
+                }
+                run.aws
+                    .write(
+                        Service::Ecs,
+                        "PutClusterCapacityProviders",
+                        &d.name,
+                        req.send(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(_: &Desired, arn: &String) -> Option<String> {
+        (!arn.is_empty()).then(|| arn.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

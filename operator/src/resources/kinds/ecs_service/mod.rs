@@ -25,7 +25,7 @@ use aws_sdk_ecs::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Pending};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::RELEASED_TAG;
@@ -891,23 +891,24 @@ fn rolled_back_report(run: &mut SpecRun<'_>, why: String) {
     run.degrade(why);
 }
 
-/// Report the rollout: Progressing (requeue) while in progress, Degraded when it failed or ECS
-/// rolled it back (reason `RolledBack`, naming the alarm or the circuit breaker). `view`: the
-/// newest service deployment, where the endpoint reports them.
+/// Report the rollout: Progressing (a wait, at the rollout poll) while in progress, Degraded
+/// when it failed or ECS rolled it back (reason `RolledBack`, naming the alarm or the circuit
+/// breaker; looked at again while ECS is still at it). `view`: the newest service deployment,
+/// where the endpoint reports them.
 fn follow_rollout(
     run: &mut SpecRun<'_>,
     o: &Observed,
     desired_count: u32,
     view: Option<&deployments::View>,
-) {
+) -> Pending {
     let poll = run.aws.rollout_poll.interval();
     if let Some(v) = view {
         if let Some(why) = &v.rollback {
             rolled_back_report(run, format!("ECS rolled the deployment back: {why}"));
             if v.in_progress() || v.status == "ROLLBACK_IN_PROGRESS" {
-                run.requeue(poll);
+                return Pending::requeue(poll);
             }
-            return;
+            return Pending::settled();
         }
         if v.in_progress() {
             let why = format!("rollout in progress: {}", v.progress());
@@ -917,8 +918,7 @@ fn follow_rollout(
                 if v.paused() { "Paused" } else { "InProgress" },
                 why.clone(),
             ));
-            run.wait(why, poll);
-            return;
+            return Pending::wait(why, poll);
         }
     }
     match &o.rollout {
@@ -930,6 +930,7 @@ fn follow_rollout(
                 reason.clone(),
             ));
             run.degrade(format!("deployment failed: {reason}"));
+            Pending::settled()
         }
         Rollout::InProgress { failed_tasks } if *failed_tasks > 0 => {
             let why = format!(
@@ -943,7 +944,7 @@ fn follow_rollout(
                 why.clone(),
             ));
             run.degrade(why);
-            run.requeue(poll);
+            Pending::requeue(poll)
         }
         Rollout::Completed if o.running_count >= desired_count => {
             run.condition(ConditionReport::new(
@@ -952,6 +953,7 @@ fn follow_rollout(
                 "Completed",
                 format!("{} of {} tasks running", o.running_count, desired_count),
             ));
+            Pending::settled()
         }
         _ => {
             let why = format!(
@@ -964,7 +966,7 @@ fn follow_rollout(
                 "InProgress",
                 why.clone(),
             ));
-            run.wait(why, poll);
+            Pending::wait(why, poll)
         }
     }
 }
@@ -1008,7 +1010,8 @@ fn rollback_reason(
 
 /// Create or update the service. `observed`: what [`observe`] read in this reconcile (read once,
 /// since the task definition step needs it too); `initial_count`: the count to create with
-/// (the spec's, or the autoscaling minimum).
+/// (the spec's, or the autoscaling minimum). Never waits: a rollout under way comes back as
+/// its requeue hint (the rollout poll).
 pub async fn reconcile(
     run: &mut SpecRun<'_>,
     cluster: &str,
@@ -1016,14 +1019,14 @@ pub async fn reconcile(
     observed: Option<&Observed>,
     want: &Settings,
     initial_count: u32,
-) -> Result<(), ResourceError> {
+) -> Result<Pending, ResourceError> {
     let resource = format!("ecs service {name}");
     let Some(o) = observed else {
         if !run.plan(Change::create(
             &resource,
             format!("{initial_count} task(s)"),
         )) {
-            return Ok(());
+            return Ok(Pending::settled());
         }
         let (strategy, constraints) = placement(want);
         let mut req = run
@@ -1053,8 +1056,7 @@ pub async fn reconcile(
             run.resource(TYPE, arn);
         }
         let poll = run.aws.rollout_poll.first_look();
-        run.wait("service created; rollout starting", poll);
-        return Ok(());
+        return Ok(Pending::wait("service created; rollout starting", poll));
     };
     let missing = run.claim(&resource, &o.tags)?;
     run.resource(TYPE, o.arn.clone());
@@ -1112,8 +1114,7 @@ pub async fn reconcile(
             why.clone(),
         ));
         let poll = run.aws.rollout_poll.interval();
-        run.wait(why, poll);
-        return Ok(());
+        return Ok(Pending::wait(why, poll));
     }
     let mut updated = false;
     if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {
@@ -1148,24 +1149,24 @@ pub async fn reconcile(
             .await?;
         updated = true;
     }
-    if kept.is_some() {
+    Ok(if kept.is_some() {
         // Reported above; a rollback still under way is looked at again.
         let rolling_back = view
             .as_ref()
             .is_some_and(|v| v.status != "ROLLBACK_SUCCESSFUL")
             || o.rollout != Rollout::Completed;
         if updated || rolling_back {
-            let poll = run.aws.rollout_poll.interval();
-            run.requeue(poll);
+            Pending::requeue(run.aws.rollout_poll.interval())
+        } else {
+            Pending::settled()
         }
     } else if updated {
         let poll = run.aws.rollout_poll.first_look();
-        run.wait("service updated; rollout starting", poll);
+        Pending::wait("service updated; rollout starting", poll)
     } else {
         let count = want.desired_count.unwrap_or(o.desired_count);
-        follow_rollout(run, o, count, view.as_ref());
-    }
-    Ok(())
+        follow_rollout(run, o, count, view.as_ref())
+    })
 }
 
 /// `arn:aws:ecs:region:acct:service/cluster/name` -> (cluster, name).

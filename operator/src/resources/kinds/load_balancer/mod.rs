@@ -10,6 +10,7 @@
 mod gc;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancer as AwsLoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,
@@ -19,7 +20,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
@@ -329,107 +330,6 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     }))
 }
 
-/// Reconcile the load balancer. Returns what the listeners and services need.
-pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Info, ResourceError> {
-    let resource = format!("load balancer {}", d.name);
-    let observed = observe(run, &d.name).await?;
-    let missing = match &observed {
-        Some(o) => run.claim(&resource, &o.tags)?,
-        None => Tags::new(),
-    };
-    let mut info = observed.as_ref().map(Info::from).unwrap_or_default();
-    info.name = d.name.clone();
-    let (steps, immutable) = plan(d, observed.as_ref(), missing);
-    run.immutable("LoadBalancerImmutable", immutable);
-    for step in run.planned(steps) {
-        let elb = &run.aws.elbv2;
-        match step {
-            Step::Create => {
-                let out = run
-                    .aws
-                    .write(
-                        Service::Elbv2,
-                        "CreateLoadBalancer",
-                        &d.name,
-                        elb.create_load_balancer()
-                            .name(&d.name)
-                            .r#type(LoadBalancerTypeEnum::Application)
-                            .scheme(LoadBalancerSchemeEnum::from(d.scheme.as_str()))
-                            .set_subnets(Some(d.subnets.iter().cloned().collect()))
-                            .set_security_groups(
-                                (!d.security_groups.is_empty())
-                                    .then(|| d.security_groups.iter().cloned().collect()),
-                            )
-                            .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
-                            .send(),
-                    )
-                    .await?;
-                let lb = out.load_balancers().first();
-                info = Info {
-                    name: d.name.clone(),
-                    arn: lb
-                        .and_then(|l| l.load_balancer_arn())
-                        .unwrap_or_default()
-                        .into(),
-                    dns_name: lb.and_then(|l| l.dns_name()).unwrap_or_default().into(),
-                    canonical_zone_id: lb
-                        .and_then(|l| l.canonical_hosted_zone_id())
-                        .unwrap_or_default()
-                        .into(),
-                    vpc_id: lb.and_then(|l| l.vpc_id()).unwrap_or_default().into(),
-                };
-            }
-            Step::Tag(tags) => elb_tags::add(run, &info.arn, &tags).await?,
-            Step::Subnets => {
-                run.aws
-                    .write(
-                        Service::Elbv2,
-                        "SetSubnets",
-                        &d.name,
-                        elb.set_subnets()
-                            .load_balancer_arn(&info.arn)
-                            .set_subnets(Some(d.subnets.iter().cloned().collect()))
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::SecurityGroups => {
-                run.aws
-                    .write(
-                        Service::Elbv2,
-                        "SetSecurityGroups",
-                        &d.name,
-                        elb.set_security_groups()
-                            .load_balancer_arn(&info.arn)
-                            .set_security_groups(Some(d.security_groups.iter().cloned().collect()))
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::Attributes(attrs) => {
-                let mut req = elb
-                    .modify_load_balancer_attributes()
-                    .load_balancer_arn(&info.arn);
-                for (k, v) in attrs {
-                    req = req.attributes(LoadBalancerAttribute::builder().key(k).value(v).build());
-                }
-                run.aws
-                    .write(
-                        Service::Elbv2,
-                        "ModifyLoadBalancerAttributes",
-                        &d.name,
-                        req.send(),
-                    )
-                    .await?;
-            }
-        }
-    }
-    if !info.arn.is_empty() {
-        run.resource(TYPE, info.arn.clone());
-    }
-    Ok(info)
-}
-
 /// The name of the load balancer a listener or load balancer ARN belongs to
 /// (`...:loadbalancer/app/NAME/ID`, `...:listener/app/NAME/ID/LID`).
 pub fn name_from_arn(arn: &str) -> Option<String> {
@@ -512,6 +412,136 @@ crate::resources::kind::kind!(
     /// An ALB, as the generic driver sees it.
     LoadBalancerKind, TYPE, 9, delete, "ELBv2 load balancers", gc::list_owned
 );
+
+/// The generic driver's view of a load balancer: its output is the [`Info`] later stages
+/// use (ARN, DNS name, zone, VPC; empty while only planning a create).
+impl Managed for LoadBalancerKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = Info;
+    const IMMUTABLE: &'static str = "LoadBalancerImmutable";
+
+    fn label(d: &Desired) -> String {
+        format!("load balancer {}", d.name)
+    }
+
+    fn observe<'a>(
+        run: &'a SpecRun<'_>,
+        d: &'a Desired,
+    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
+        observe(run, &d.name)
+    }
+
+    fn tags(o: &Observed) -> &BTreeMap<String, String> {
+        &o.tags
+    }
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        plan(d, o, missing).into()
+    }
+
+    fn output(d: &Desired, o: Option<&Observed>) -> Info {
+        let mut info = o.map(Info::from).unwrap_or_default();
+        info.name = d.name.clone();
+        info
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Self::Output,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        let elb = &run.aws.elbv2;
+        match step {
+            Step::Create => {
+                let created = run
+                    .aws
+                    .write(
+                        Service::Elbv2,
+                        "CreateLoadBalancer",
+                        &d.name,
+                        elb.create_load_balancer()
+                            .name(&d.name)
+                            .r#type(LoadBalancerTypeEnum::Application)
+                            .scheme(LoadBalancerSchemeEnum::from(d.scheme.as_str()))
+                            .set_subnets(Some(d.subnets.iter().cloned().collect()))
+                            .set_security_groups(
+                                (!d.security_groups.is_empty())
+                                    .then(|| d.security_groups.iter().cloned().collect()),
+                            )
+                            .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
+                            .send(),
+                    )
+                    .await?;
+                let lb = created.load_balancers().first();
+                *out = Info {
+                    name: d.name.clone(),
+                    arn: lb
+                        .and_then(|l| l.load_balancer_arn())
+                        .unwrap_or_default()
+                        .into(),
+                    dns_name: lb.and_then(|l| l.dns_name()).unwrap_or_default().into(),
+                    canonical_zone_id: lb
+                        .and_then(|l| l.canonical_hosted_zone_id())
+                        .unwrap_or_default()
+                        .into(),
+                    vpc_id: lb.and_then(|l| l.vpc_id()).unwrap_or_default().into(),
+                };
+            }
+            Step::Tag(tags) => elb_tags::add(run, &out.arn, &tags).await?,
+            Step::Subnets => {
+                run.aws
+                    .write(
+                        Service::Elbv2,
+                        "SetSubnets",
+                        &d.name,
+                        elb.set_subnets()
+                            .load_balancer_arn(&out.arn)
+                            .set_subnets(Some(d.subnets.iter().cloned().collect()))
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::SecurityGroups => {
+                run.aws
+                    .write(
+                        Service::Elbv2,
+                        "SetSecurityGroups",
+                        &d.name,
+                        elb.set_security_groups()
+                            .load_balancer_arn(&out.arn)
+                            .set_security_groups(Some(d.security_groups.iter().cloned().collect()))
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::Attributes(attrs) => {
+                let mut req = elb
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(&out.arn);
+                for (k, v) in attrs {
+                    req = req.attributes(LoadBalancerAttribute::builder().key(k).value(v).build());
+                }
+                run.aws
+                    .write(
+                        Service::Elbv2,
+                        "ModifyLoadBalancerAttributes",
+                        &d.name,
+                        req.send(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(_: &Desired, out: &Info) -> Option<String> {
+        (!out.arn.is_empty()).then(|| out.arn.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,13 +8,14 @@
 //! ListTagsForResource per reconcile; writes only on a difference.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 
 use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
 
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::all_pages;
@@ -286,81 +287,6 @@ async fn read(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, Resourc
     }))
 }
 
-/// Reconcile the log group. Returns whether it exists (false only while planning its create).
-pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<bool, ResourceError> {
-    let resource = format!("log group {}", d.name);
-    let observed = observe(run, &d.name).await?;
-    let missing = match &observed {
-        Some(o) => run.claim(&resource, &o.tags)?,
-        None => BTreeMap::new(),
-    };
-    let mut exists = observed.is_some();
-    let arn = observed.as_ref().map(|o| o.arn.clone());
-    for step in run.planned(plan(d, observed.as_ref(), missing)) {
-        let logs = &run.aws.logs;
-        match step {
-            Step::Create => {
-                let mut tags: HashMap<String, String> = run.tags().into_iter().collect();
-                tags.insert(POLICY_TAG.to_string(), policy_name(d.policy).to_string());
-                run.aws
-                    .write(
-                        Service::Logs,
-                        "CreateLogGroup",
-                        &d.name,
-                        logs.create_log_group()
-                            .log_group_name(&d.name)
-                            .set_tags(Some(tags))
-                            .send(),
-                    )
-                    .await?;
-                exists = true;
-            }
-            Step::Tag(tags) => {
-                run.aws
-                    .write(
-                        Service::Logs,
-                        "TagResource",
-                        &d.name,
-                        logs.tag_resource()
-                            .resource_arn(arn.clone().unwrap_or_default())
-                            .set_tags(Some(tags.into_iter().collect()))
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::PutRetention(days) => {
-                run.aws
-                    .write(
-                        Service::Logs,
-                        "PutRetentionPolicy",
-                        &d.name,
-                        logs.put_retention_policy()
-                            .log_group_name(&d.name)
-                            .retention_in_days(days)
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::DeleteRetention => {
-                run.aws
-                    .write(
-                        Service::Logs,
-                        "DeleteRetentionPolicy",
-                        &d.name,
-                        logs.delete_retention_policy()
-                            .log_group_name(&d.name)
-                            .send(),
-                    )
-                    .await?;
-            }
-        }
-    }
-    if exists {
-        run.resource(TYPE, d.name.clone());
-    }
-    Ok(exists)
-}
-
 /// Whether the group `name` carries our ownership tags for the run's spec (a metric filter on
 /// it is then ours too).
 pub async fn is_ours(run: &SpecRun<'_>, name: &str) -> Result<bool, ResourceError> {
@@ -452,6 +378,110 @@ crate::resources::kind::kind!(
     /// A CloudWatch Logs group, as the generic driver sees it.
     LogGroupKind, TYPE, 17, delete, "CloudWatch Logs groups", list_owned
 );
+
+/// The generic driver's view of a log group: its output is whether it exists (false only
+/// while planning its create).
+impl Managed for LogGroupKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = bool;
+
+    fn label(d: &Desired) -> String {
+        format!("log group {}", d.name)
+    }
+
+    fn observe<'a>(
+        run: &'a SpecRun<'_>,
+        d: &'a Desired,
+    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
+        observe(run, &d.name)
+    }
+
+    fn tags(o: &Observed) -> &BTreeMap<String, String> {
+        &o.tags
+    }
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(plan(d, o, missing))
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> bool {
+        o.is_some()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        o: Option<&Observed>,
+        out: &mut Self::Output,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        let arn = o.map(|o| o.arn.clone());
+        let logs = &run.aws.logs;
+        match step {
+            Step::Create => {
+                let mut tags: HashMap<String, String> = run.tags().into_iter().collect();
+                tags.insert(POLICY_TAG.to_string(), policy_name(d.policy).to_string());
+                run.aws
+                    .write(
+                        Service::Logs,
+                        "CreateLogGroup",
+                        &d.name,
+                        logs.create_log_group()
+                            .log_group_name(&d.name)
+                            .set_tags(Some(tags))
+                            .send(),
+                    )
+                    .await?;
+                *out = true;
+            }
+            Step::Tag(tags) => {
+                run.aws
+                    .write(
+                        Service::Logs,
+                        "TagResource",
+                        &d.name,
+                        logs.tag_resource()
+                            .resource_arn(arn.clone().unwrap_or_default())
+                            .set_tags(Some(tags.into_iter().collect()))
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::PutRetention(days) => {
+                run.aws
+                    .write(
+                        Service::Logs,
+                        "PutRetentionPolicy",
+                        &d.name,
+                        logs.put_retention_policy()
+                            .log_group_name(&d.name)
+                            .retention_in_days(days)
+                            .send(),
+                    )
+                    .await?;
+            }
+            Step::DeleteRetention => {
+                run.aws
+                    .write(
+                        Service::Logs,
+                        "DeleteRetentionPolicy",
+                        &d.name,
+                        logs.delete_retention_policy()
+                            .log_group_name(&d.name)
+                            .send(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(d: &Desired, exists: &bool) -> Option<String> {
+        exists.then(|| d.name.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -11,11 +11,14 @@ mod delete;
 mod observe;
 mod plan;
 
+use std::future::Future;
+
 use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum,
 };
 
 use crate::aws::Service;
+use crate::resources::kind::{Managed, Plan};
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::ResourceError;
@@ -30,20 +33,52 @@ pub use plan::{
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "elbv2:targetgroup";
 
-/// Reconcile the target group. Returns its ARN (empty when only planning a create).
-pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
-    let resource = format!("target group {}", d.name);
-    let observed = observe(run, &d.name).await?;
-    let missing = match &observed {
-        Some(o) => run.claim(&resource, &o.tags)?,
-        None => Tags::new(),
-    };
-    let mut arn = observed.as_ref().map(|o| o.arn.clone()).unwrap_or_default();
-    let (steps, immutable) = plan(d, observed.as_ref(), missing);
-    run.immutable("TargetGroupImmutable", immutable);
-    let h = &d.health;
-    for step in run.planned(steps) {
+crate::resources::kind::kind!(
+    /// A target group, as the generic driver sees it.
+    TargetGroupKind, TYPE, 5, delete, "ELBv2 target groups", list_owned
+);
+
+/// The generic driver's view of a target group: its output is the ARN (empty while only
+/// planning a create).
+impl Managed for TargetGroupKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = String;
+    const IMMUTABLE: &'static str = "TargetGroupImmutable";
+
+    fn label(d: &Desired) -> String {
+        format!("target group {}", d.name)
+    }
+
+    fn observe<'a>(
+        run: &'a SpecRun<'_>,
+        d: &'a Desired,
+    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
+        observe(run, &d.name)
+    }
+
+    fn tags(o: &Observed) -> &Tags {
+        &o.tags
+    }
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: Tags) -> Plan<Step> {
+        plan(d, o, missing).into()
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> String {
+        o.map(|o| o.arn.clone()).unwrap_or_default()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        arn: &mut String,
+        step: Step,
+    ) -> Result<(), ResourceError> {
         let elb = &run.aws.elbv2;
+        let h = &d.health;
         match step {
             Step::Create => {
                 let tags = run.tags();
@@ -73,14 +108,14 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                         |out| observe::recorded(out.target_groups(), Some(&tags)),
                     )
                     .await?;
-                arn = out
+                *arn = out
                     .target_groups()
                     .first()
                     .and_then(|t| t.target_group_arn())
                     .unwrap_or_default()
                     .to_string();
             }
-            Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
+            Step::Tag(tags) => elb_tags::add(run, arn, &tags).await?,
             Step::Health => {
                 run.aws
                     .write_recorded(
@@ -88,7 +123,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                         "ModifyTargetGroup",
                         &d.name,
                         elb.modify_target_group()
-                            .target_group_arn(&arn)
+                            .target_group_arn(arn.as_str())
                             .health_check_enabled(true)
                             .health_check_protocol(ProtocolEnum::Http)
                             .health_check_port(&h.port)
@@ -111,7 +146,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                         "ModifyTargetGroupAttributes",
                         &d.name,
                         elb.modify_target_group_attributes()
-                            .target_group_arn(&arn)
+                            .target_group_arn(arn.as_str())
                             .attributes(
                                 TargetGroupAttribute::builder()
                                     .key(ATTR_DEREGISTRATION_DELAY)
@@ -124,14 +159,10 @@ pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<String, Res
                     .await?;
             }
         }
+        Ok(())
     }
-    if !arn.is_empty() {
-        run.resource(TYPE, arn.clone());
-    }
-    Ok(arn)
-}
 
-crate::resources::kind::kind!(
-    /// A target group, as the generic driver sees it.
-    TargetGroupKind, TYPE, 5, delete, "ELBv2 target groups", list_owned
-);
+    fn id(_: &Desired, arn: &String) -> Option<String> {
+        (!arn.is_empty()).then(|| arn.clone())
+    }
+}

@@ -1,0 +1,33 @@
+//! The generic reconcile of one [`Managed`] resource: observe, claim, plan, record the
+//! changes, apply the steps the run hands back, record the resource in the ledger.
+//!
+//! Invariants: a resource carrying another spec's ownership tags fails the claim before any
+//! step; immutable-field findings become the kind's condition and degrade the spec; when the
+//! run only plans (`diff`, `mode: observe`) no step is applied, so nothing is written.
+
+use crate::resources::kind::Managed;
+use crate::resources::run::SpecRun;
+use crate::resources::ResourceError;
+
+/// Drive the resource `d` of kind `K` toward what it asks for. Returns the kind's output (its
+/// ARN or endpoint; empty parts while only planning a create).
+pub async fn drive<K: Managed>(
+    run: &mut SpecRun<'_>,
+    d: &K::Desired,
+) -> Result<K::Output, ResourceError> {
+    let observed = K::observe(run, d).await?;
+    let missing = match &observed {
+        Some(o) => run.claim(&K::label(d), K::tags(o))?,
+        None => Default::default(),
+    };
+    let mut out = K::output(d, observed.as_ref());
+    let plan = K::plan(d, observed.as_ref(), missing);
+    run.immutable(K::IMMUTABLE, plan.immutable);
+    for step in run.planned(plan.steps) {
+        K::apply(run, d, observed.as_ref(), &mut out, step).await?;
+    }
+    if let Some(id) = K::id(d, &out) {
+        run.resource(K::TYPE, id);
+    }
+    Ok(out)
+}
