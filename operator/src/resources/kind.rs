@@ -4,7 +4,11 @@
 //! it without knowing it: its id ([`Kind::TYPE`], the `resource_type` of status ledgers and
 //! garbage-collection scans), where it goes in a teardown ([`Kind::RANK`]), how one of its
 //! resources is deleted ([`Kind::delete`]) and how garbage collection finds the ones this
-//! instance owns ([`Kind::list_owned`]). [`super::kinds::all`] lists every kind once.
+//! instance owns ([`Kind::list_owned`]). [`super::kinds::all`] lists every kind once. A kind
+//! with one desired resource per call also implements [`Managed`] (observe, pure plan, apply
+//! one step), and the generic driver (`driver::reconcile::drive`) reconciles it. A reconcile
+//! that must look again later hands back its [`Pending`] requeue hints instead of writing a
+//! wait into the run.
 //!
 //! Invariants every implementation keeps:
 //! - `delete` touches nothing that does not carry both ownership tags naming the run's spec
@@ -305,6 +309,40 @@ macro_rules! kind {
     };
 }
 pub(crate) use kind;
+
+/// The part of a [`Managed`] impl shared by every kind whose `Desired` has a `name` that it is
+/// observed by (with the folder's `observe(run, name)`) and whose `Observed` carries its
+/// `tags`: the three types, `label` (`<noun> <name>`), `observe` and `tags`. Used inside the
+/// impl block: `by_name!("target group");`.
+macro_rules! by_name {
+    ($noun:expr) => {
+        type Desired = Desired;
+        type Observed = Observed;
+        type Step = Step;
+
+        fn label(d: &Desired) -> String {
+            format!("{} {}", $noun, d.name)
+        }
+
+        fn observe<'a>(
+            run: &'a SpecRun<'_>,
+            d: &'a Desired,
+        ) -> impl std::future::Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a
+        {
+            observe(run, &d.name)
+        }
+
+        fn tags(o: &Observed) -> &std::collections::BTreeMap<String, String> {
+            &o.tags
+        }
+    };
+}
+pub(crate) use by_name;
+
+/// The ledger id of a resource known by `arn`: none while only planning its create.
+pub fn arn_id(arn: &str) -> Option<String> {
+    (!arn.is_empty()).then(|| arn.to_string())
+}
 
 #[cfg(test)]
 mod tests {

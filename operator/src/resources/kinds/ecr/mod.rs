@@ -8,7 +8,6 @@
 mod gc;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 
 use aws_sdk_ecr::types::{
     ImageScanningConfiguration, ImageTagMutability, Repository as AwsRepository, Tag,
@@ -466,25 +465,8 @@ pub struct Made {
 
 /// The generic driver's view of an ECR repository.
 impl Managed for RepositoryKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
+    crate::resources::kind::by_name!("ecr repository");
     type Output = Made;
-
-    fn label(d: &Desired) -> String {
-        format!("ecr repository {}", d.name)
-    }
-
-    fn observe<'a>(
-        run: &'a SpecRun<'_>,
-        d: &'a Desired,
-    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
-        observe(run, &d.name)
-    }
-
-    fn tags(o: &Observed) -> &BTreeMap<String, String> {
-        &o.tags
-    }
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         Plan::steps(plan(d, o, missing))
@@ -614,7 +596,7 @@ impl Managed for RepositoryKind {
     }
 
     fn id(_: &Desired, out: &Made) -> Option<String> {
-        (!out.arn.is_empty()).then(|| out.arn.clone())
+        crate::resources::kind::arn_id(&out.arn)
     }
 }
 

@@ -5,7 +5,6 @@ mod gc;
 pub use gc::{SEEN, SEEN_PROVIDERS};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 
 use aws_sdk_ecs::types::{
     CapacityProviderStrategyItem as AwsStrategyItem, Cluster, ClusterField, ClusterSetting,
@@ -277,25 +276,8 @@ crate::resources::kind::kind!(
 /// The generic driver's view of an ECS cluster: its output is the ARN (empty while only
 /// planning a create).
 impl Managed for EcsClusterKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
+    crate::resources::kind::by_name!("ecs cluster");
     type Output = String;
-
-    fn label(d: &Desired) -> String {
-        format!("ecs cluster {}", d.name)
-    }
-
-    fn observe<'a>(
-        run: &'a SpecRun<'_>,
-        d: &'a Desired,
-    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
-        observe(run, &d.name)
-    }
-
-    fn tags(o: &Observed) -> &BTreeMap<String, String> {
-        &o.tags
-    }
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         Plan::steps(plan(d, o, missing))
@@ -389,7 +371,7 @@ impl Managed for EcsClusterKind {
     }
 
     fn id(_: &Desired, arn: &String) -> Option<String> {
-        (!arn.is_empty()).then(|| arn.clone())
+        crate::resources::kind::arn_id(arn)
     }
 }
 

@@ -10,7 +10,6 @@
 mod gc;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancer as AwsLoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,
@@ -416,26 +415,9 @@ crate::resources::kind::kind!(
 /// The generic driver's view of a load balancer: its output is the [`Info`] later stages
 /// use (ARN, DNS name, zone, VPC; empty while only planning a create).
 impl Managed for LoadBalancerKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
+    crate::resources::kind::by_name!("load balancer");
     type Output = Info;
     const IMMUTABLE: &'static str = "LoadBalancerImmutable";
-
-    fn label(d: &Desired) -> String {
-        format!("load balancer {}", d.name)
-    }
-
-    fn observe<'a>(
-        run: &'a SpecRun<'_>,
-        d: &'a Desired,
-    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
-        observe(run, &d.name)
-    }
-
-    fn tags(o: &Observed) -> &BTreeMap<String, String> {
-        &o.tags
-    }
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         plan(d, o, missing).into()
@@ -539,7 +521,7 @@ impl Managed for LoadBalancerKind {
     }
 
     fn id(_: &Desired, out: &Info) -> Option<String> {
-        (!out.arn.is_empty()).then(|| out.arn.clone())
+        crate::resources::kind::arn_id(&out.arn)
     }
 }
 

@@ -8,7 +8,6 @@
 //! ListTagsForResource per reconcile; writes only on a difference.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 
 use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
 
@@ -382,25 +381,8 @@ crate::resources::kind::kind!(
 /// The generic driver's view of a log group: its output is whether it exists (false only
 /// while planning its create).
 impl Managed for LogGroupKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
+    crate::resources::kind::by_name!("log group");
     type Output = bool;
-
-    fn label(d: &Desired) -> String {
-        format!("log group {}", d.name)
-    }
-
-    fn observe<'a>(
-        run: &'a SpecRun<'_>,
-        d: &'a Desired,
-    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
-        observe(run, &d.name)
-    }
-
-    fn tags(o: &Observed) -> &BTreeMap<String, String> {
-        &o.tags
-    }
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         Plan::steps(plan(d, o, missing))

@@ -11,8 +11,6 @@ mod delete;
 mod observe;
 mod plan;
 
-use std::future::Future;
-
 use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum,
 };
@@ -41,26 +39,9 @@ crate::resources::kind::kind!(
 /// The generic driver's view of a target group: its output is the ARN (empty while only
 /// planning a create).
 impl Managed for TargetGroupKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
+    crate::resources::kind::by_name!("target group");
     type Output = String;
     const IMMUTABLE: &'static str = "TargetGroupImmutable";
-
-    fn label(d: &Desired) -> String {
-        format!("target group {}", d.name)
-    }
-
-    fn observe<'a>(
-        run: &'a SpecRun<'_>,
-        d: &'a Desired,
-    ) -> impl Future<Output = Result<Option<Observed>, ResourceError>> + Send + 'a {
-        observe(run, &d.name)
-    }
-
-    fn tags(o: &Observed) -> &Tags {
-        &o.tags
-    }
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: Tags) -> Plan<Step> {
         plan(d, o, missing).into()
@@ -163,6 +144,6 @@ impl Managed for TargetGroupKind {
     }
 
     fn id(_: &Desired, arn: &String) -> Option<String> {
-        (!arn.is_empty()).then(|| arn.clone())
+        crate::resources::kind::arn_id(arn)
     }
 }
