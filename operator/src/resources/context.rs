@@ -106,40 +106,73 @@ impl Aws {
     }
 }
 
+/// The class-named forms of a type's `call(service, class, operation, resource, call)`: each
+/// `name => Class` line makes `name(service, operation, resource, call)`, that `call` of class
+/// [`CallClass`]`::Class`. Combinators rather than `async fn`s, as
+/// [`RunAws::call`](super::run::RunAws::call) says why.
+macro_rules! class_calls {
+    ($($(#[$doc:meta])* $name:ident => $class:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<'f, T, E, R, F>(
+            &'f self,
+            service: Service,
+            operation: &'static str,
+            resource: &'f str,
+            call: F,
+        ) -> impl Future<Output = Result<T, ResourceError>> + 'f
+        where
+            F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
+            T: 'f,
+            E: ProvideErrorMetadata + std::error::Error + 'static,
+            R: std::fmt::Debug + 'f,
+        {
+            self.call(service, CallClass::$class, operation, resource, call)
+        }
+    )*};
+}
+pub(crate) use class_calls;
+
 impl Aws {
-    /// [`Aws::call`] of class [`CallClass::Read`] (a combinator, as [`RunAws::call`](super::run::RunAws::call) says why).
-    pub fn read<'f, T, E, R, F>(
-        &'f self,
-        service: Service,
-        operation: &'static str,
-        resource: &'f str,
-        call: F,
-    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
-    where
-        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
-        T: 'f,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'f,
-    {
-        self.call(service, CallClass::Read, operation, resource, call)
+    class_calls! {
+        /// [`Aws::call`] of class [`CallClass::Read`].
+        read => Read;
+        /// [`Aws::call`] of class [`CallClass::Write`] (a reconcile's writes go through
+        /// [`RunAws::write`](super::run::RunAws::write) instead, which tells the wave's snapshot).
+        write => Write;
     }
 
-    /// [`Aws::call`] of class [`CallClass::Write`] (a reconcile's writes go through
-    /// [`RunAws::write`](super::run::RunAws::write) instead, which tells the wave's snapshot).
-    pub fn write<'f, T, E, R, F>(
-        &'f self,
+    /// [`Aws::read`] of `ids` in batches of at most `size` (the operation's limit per call):
+    /// `send(batch)` sends the request for one batch, and the call record names the batch
+    /// (`a,b,c`). The answers, batch by batch, in order; none when `ids` is empty.
+    pub async fn read_batches<T, E, R, S, F>(
+        &self,
         service: Service,
         operation: &'static str,
-        resource: &'f str,
-        call: F,
-    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
+        ids: &[String],
+        size: usize,
+        mut send: S,
+    ) -> Result<Vec<T>, ResourceError>
     where
-        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
-        T: 'f,
+        S: FnMut(Vec<String>) -> F,
+        F: Future<Output = Result<T, SdkError<E, R>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'f,
+        R: std::fmt::Debug,
     {
-        self.call(service, CallClass::Write, operation, resource, call)
+        let mut answers = Vec::new();
+        for batch in ids.chunks(size.max(1)) {
+            let named = batch.join(",");
+            answers.push(
+                self.call(
+                    service,
+                    CallClass::Read,
+                    operation,
+                    &named,
+                    send(batch.to_vec()),
+                )
+                .await?,
+            );
+        }
+        Ok(answers)
     }
 }
 

@@ -179,6 +179,18 @@ pub trait Managed: Kind {
     ) -> impl Future<Output = Result<Option<Self::Observed>, ResourceError>> + Send + 'a;
     /// The tags the resource carries (for the ownership claim).
     fn tags(o: &Self::Observed) -> &BTreeMap<String, String>;
+    /// Check that the existing resource `o` may be managed by this spec; the ownership tags it
+    /// still lacks (non-empty only when adopting). By default the claim of its own
+    /// [`Managed::tags`]. Only a kind whose resources take no tags overrides it (a metric
+    /// filter): such a resource is ours through the parent it lives on, which the spec
+    /// claimed before it.
+    fn claim(
+        run: &SpecRun<'_>,
+        d: &Self::Desired,
+        o: &Self::Observed,
+    ) -> Result<BTreeMap<String, String>, ResourceError> {
+        run.claim(&Self::label(d), Self::tags(o))
+    }
     /// The pure plan; `missing`: the ownership tags an adopted resource lacks.
     fn plan(
         d: &Self::Desired,
@@ -197,6 +209,22 @@ pub trait Managed: Kind {
     ) -> impl Future<Output = Result<(), ResourceError>> + Send + 'a;
     /// The ledger id of the resource, once it exists (`None` while only planning its create).
     fn id(d: &Self::Desired, out: &Self::Output) -> Option<String>;
+}
+
+/// A [`Managed`] kind whose resources a spec asks for as a list that one batched read observes
+/// (the capacity providers of a cluster: DescribeCapacityProviders takes 100 names a call).
+/// The generic driver (`driver::reconcile::drive_set`) reads the list once, then drives each
+/// item as [`Managed`] says, from what that read found.
+///
+/// Invariants: `observe_set` only reads, and answers one entry per item of `wanted`, in its
+/// order (`None`: absent); [`Managed::observe`] of one item reads what `observe_set` of that
+/// item alone would.
+pub trait ManagedSet: Managed {
+    /// Read every resource of `wanted` together.
+    fn observe_set<'a>(
+        run: &'a SpecRun<'_>,
+        wanted: &'a [Self::Desired],
+    ) -> impl Future<Output = Result<Vec<Option<Self::Observed>>, ResourceError>> + Send + 'a;
 }
 
 /// The future of one [`Kind::delete`].
@@ -338,6 +366,25 @@ macro_rules! by_name {
     };
 }
 pub(crate) use by_name;
+
+/// The part of a [`Managed`] impl whose output is the resource's ARN (the `arn` of its
+/// `Observed`, then what its create answers; empty while only planning the create): `type
+/// Output = String`, `output` and `id` (the ARN, once there is one). Used inside the impl
+/// block: `arn_output!();`.
+macro_rules! arn_output {
+    () => {
+        type Output = String;
+
+        fn output(_: &Self::Desired, o: Option<&Self::Observed>) -> String {
+            o.map(|o| o.arn.clone()).unwrap_or_default()
+        }
+
+        fn id(_: &Self::Desired, arn: &String) -> Option<String> {
+            $crate::resources::kind::arn_id(arn)
+        }
+    };
+}
+pub(crate) use arn_output;
 
 /// The ledger id of a resource known by `arn`: none while only planning its create.
 pub fn arn_id(arn: &str) -> Option<String> {

@@ -155,21 +155,9 @@ impl RunAws<'_> {
             })
     }
 
-    /// [`RunAws::call`] of class [`CallClass::Write`].
-    pub fn write<'f, T, E, R, F>(
-        &'f self,
-        service: Service,
-        operation: &'static str,
-        resource: &'f str,
-        call: F,
-    ) -> impl Future<Output = Result<T, ResourceError>> + 'f
-    where
-        F: Future<Output = Result<T, SdkError<E, R>>> + 'f,
-        T: 'f,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'f,
-    {
-        self.call(service, CallClass::Write, operation, resource, call)
+    super::context::class_calls! {
+        /// [`RunAws::call`] of class [`CallClass::Write`].
+        write => Write;
     }
 
     /// A write whose effect on the wave's snapshot `record` describes exactly, from the call's

@@ -5,7 +5,7 @@
 //! step; immutable-field findings become the kind's condition and degrade the spec; when the
 //! run only plans (`diff`, `mode: observe`) no step is applied, so nothing is written.
 
-use crate::resources::kind::Managed;
+use crate::resources::kind::{Managed, ManagedSet};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 
@@ -16,8 +16,35 @@ pub async fn drive<K: Managed>(
     d: &K::Desired,
 ) -> Result<K::Output, ResourceError> {
     let observed = K::observe(run, d).await?;
+    drive_observed::<K>(run, d, observed).await
+}
+
+/// Drive every resource of `wanted`, read together by one [`ManagedSet::observe_set`], each
+/// as [`drive`] does, in order; the first error stops the rest. Returns their outputs in the
+/// order of `wanted`. An empty list costs no call.
+pub async fn drive_set<K: ManagedSet>(
+    run: &mut SpecRun<'_>,
+    wanted: &[K::Desired],
+) -> Result<Vec<K::Output>, ResourceError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let observed = K::observe_set(run, wanted).await?;
+    let mut outputs = Vec::with_capacity(wanted.len());
+    for (d, o) in wanted.iter().zip(observed) {
+        outputs.push(drive_observed::<K>(run, d, o).await?);
+    }
+    Ok(outputs)
+}
+
+/// [`drive`] from `observed`, what was read of `d`.
+async fn drive_observed<K: Managed>(
+    run: &mut SpecRun<'_>,
+    d: &K::Desired,
+    observed: Option<K::Observed>,
+) -> Result<K::Output, ResourceError> {
     let missing = match &observed {
-        Some(o) => run.claim(&K::label(d), K::tags(o))?,
+        Some(o) => K::claim(run, d, o)?,
         None => Default::default(),
     };
     let mut out = K::output(d, observed.as_ref());

@@ -5,9 +5,10 @@
 
 use super::edge;
 use crate::reconcile::ReconcileInput;
-use crate::resources::driver::reconcile::drive;
+use crate::resources::driver::reconcile::{drive, drive_set};
+use crate::resources::kinds::auto_scaling_group::{self, AutoScalingGroupKind};
+use crate::resources::kinds::capacity_provider::{self, CapacityProviderKind};
 use crate::resources::kinds::ecs_cluster::{self, EcsClusterKind};
-use crate::resources::kinds::{auto_scaling_group, capacity_provider};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::ClusterSpec;
@@ -21,15 +22,14 @@ pub async fn reconcile(
     for p in &spec.spec.capacity_providers {
         let mut d = capacity_provider::desired(p);
         if let Some(g) = p.auto_scaling_group.owned() {
-            if let Some(arn) =
-                auto_scaling_group::reconcile(run, &auto_scaling_group::desired(g)).await?
-            {
+            let group = auto_scaling_group::desired(g);
+            if let Some(arn) = drive::<AutoScalingGroupKind>(run, &group).await?.arn {
                 d.auto_scaling_group = arn;
             }
         }
         providers.push(d);
     }
-    capacity_provider::reconcile(run, &providers).await?;
+    drive_set::<CapacityProviderKind>(run, &providers).await?;
     drive::<EcsClusterKind>(run, &ecs_cluster::desired(spec)).await?;
     let cluster = ecs_cluster::cluster_name(spec);
     for lb in &spec.spec.load_balancers {

@@ -7,11 +7,11 @@
 //!   target group -> listener rule + SNI certificate. Returns what the ECS service needs.
 //! - [`service_dns`]: the alias records, last, once the service is in place.
 
-use crate::resources::driver::reconcile::drive;
+use crate::resources::driver::reconcile::{drive, drive_set};
 use crate::resources::kinds::certificate;
 use crate::resources::kinds::dns;
 use crate::resources::kinds::ecr::{self, RepositoryKind};
-use crate::resources::kinds::listener;
+use crate::resources::kinds::listener::{self, ListenerKind};
 use crate::resources::kinds::listener_rule;
 use crate::resources::kinds::load_balancer::{self, Info, LoadBalancerKind};
 use crate::resources::kinds::target_group::{self, TargetGroupKind};
@@ -33,7 +33,7 @@ pub async fn load_balancer(
     cert.pending.follow(run);
     let info = drive::<LoadBalancerKind>(run, &load_balancer::desired(lb)).await?;
     let issued = (cert.issued && !cert.arn.is_empty()).then(|| cert.arn.clone());
-    listener::reconcile(run, &info, &listener::desired(lb, issued)).await?;
+    drive_set::<ListenerKind>(run, &listener::desired(lb, &info, issued)).await?;
     Ok(info)
 }
 

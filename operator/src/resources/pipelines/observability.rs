@@ -15,7 +15,9 @@
 use crate::resources::driver::reconcile::drive;
 use crate::resources::kinds;
 use crate::resources::kinds::log_group::{self, LogGroupKind};
-use crate::resources::kinds::{alarm, metric_filter, sns_subscription, sns_topic};
+use crate::resources::kinds::metric_filter::{self, MetricFilterKind};
+use crate::resources::kinds::sns_topic::{self, Target, TopicKind};
+use crate::resources::kinds::{alarm, sns_subscription};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::{LoadBalancer, Notify, ServiceSpec};
@@ -32,7 +34,13 @@ pub async fn logs(
     };
     let exists = drive::<LogGroupKind>(run, &group).await?;
     match metric_filter::desired(spec, cluster) {
-        Some(filter) => metric_filter::reconcile(run, &filter, exists).await,
+        Some(filter) => {
+            let d = metric_filter::Desired {
+                filter,
+                group_exists: exists,
+            };
+            drive::<MetricFilterKind>(run, &d).await.map(drop)
+        }
         None if exists => {
             let name = format!("{}-errors", spec.metadata.name);
             metric_filter::remove(run, &group.name, &name).await
@@ -48,12 +56,17 @@ async fn topic(
     name: &str,
     notify: Option<&Notify>,
 ) -> Result<String, ResourceError> {
-    let d = sns_topic::desired(name, notify);
-    let (arn, owned) = sns_topic::reconcile(run, &d).await?;
-    if let (true, sns_topic::Desired::Owned { emails, .. }) = (owned, &d) {
-        sns_subscription::reconcile(run, &arn, emails).await?;
+    match sns_topic::desired(name, notify) {
+        Target::Existing { arn } => {
+            sns_topic::check_existing(run, &arn).await?;
+            Ok(arn)
+        }
+        Target::Owned { topic, emails } => {
+            let arn = drive::<TopicKind>(run, &topic).await?;
+            sns_subscription::reconcile(run, &arn, &emails).await?;
+            Ok(arn)
+        }
     }
-    Ok(arn)
 }
 
 /// A ServiceSpec's topic and alarms. `label`: its target group's ALB metric label.

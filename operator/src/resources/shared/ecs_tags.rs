@@ -9,7 +9,6 @@ use super::tags::{ownership, Ownership};
 use crate::aws::Service;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::ResourceError;
-use crate::{MANAGED_BY_TAG, OWNER_TAG};
 
 /// ECS tags as a map (tags without a key or value are skipped).
 pub fn to_map(tags: &[Tag]) -> BTreeMap<String, String> {
@@ -63,35 +62,19 @@ pub async fn add_missing(
     put(run, resource, arn, missing).await
 }
 
-/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by `released_tag=<Kind/name>`
-/// (TagResource, then UntagResource).
-pub async fn release(
-    run: &mut SpecRun<'_>,
-    arn: &str,
-    what: &str,
-    released_tag: &str,
-) -> Result<(), ResourceError> {
-    if !run.plan(Change::update(
-        format!("{what} {arn}"),
-        "released (deletionPolicy Retain)",
-    )) {
+/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by the released tag
+/// (TagResource, then UntagResource, as [`super::release`] says why).
+pub async fn release(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(), ResourceError> {
+    let resource = format!("{what} {arn}");
+    let Some(released) = super::release::planned(run, &resource, super::release::RELEASED) else {
         return Ok(());
-    }
-    let released = BTreeMap::from([(released_tag.to_string(), run.key.to_string())]);
+    };
     put(run, arn, arn, released).await?;
+    let keys = super::release::OWNERSHIP_KEYS.map(String::from).to_vec();
+    let req = run.aws.ecs.untag_resource().resource_arn(arn);
+    let req = req.set_tag_keys(Some(keys)).send();
     run.aws
-        .write(
-            Service::Ecs,
-            "UntagResource",
-            arn,
-            run.aws
-                .ecs
-                .untag_resource()
-                .resource_arn(arn)
-                .tag_keys(MANAGED_BY_TAG)
-                .tag_keys(OWNER_TAG)
-                .send(),
-        )
+        .write(Service::Ecs, "UntagResource", arn, req)
         .await?;
     Ok(())
 }
@@ -139,7 +122,7 @@ pub async fn to_delete(
         return Ok(None);
     }
     if retain {
-        release(run, arn, what, super::tags::RELEASED_TAG).await?;
+        release(run, arn, what).await?;
         return Ok(None);
     }
     Ok(Some(arn.rsplit('/').next().unwrap_or(arn).to_string()))

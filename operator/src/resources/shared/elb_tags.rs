@@ -22,20 +22,23 @@ pub async fn describe(
     let mut unique: Vec<String> = arns.iter().filter(|a| !a.is_empty()).cloned().collect();
     unique.sort();
     unique.dedup();
-    for chunk in unique.chunks(DESCRIBE_TAGS_BATCH) {
-        let resp = run
-            .aws
-            .read(
-                Service::Elbv2,
-                "DescribeTags",
-                &chunk.join(","),
+    let answers = run
+        .aws
+        .read_batches(
+            Service::Elbv2,
+            "DescribeTags",
+            &unique,
+            DESCRIBE_TAGS_BATCH,
+            |batch| {
                 run.aws
                     .elbv2
                     .describe_tags()
-                    .set_resource_arns(Some(chunk.to_vec()))
-                    .send(),
-            )
-            .await?;
+                    .set_resource_arns(Some(batch))
+                    .send()
+            },
+        )
+        .await?;
+    for resp in &answers {
         for d in resp.tag_descriptions() {
             let tags = d
                 .tags()
@@ -101,30 +104,18 @@ pub fn is_ours(run: &SpecRun<'_>, tags: &Tags) -> bool {
     super::tags::ownership(&run.aws.instance, &run.key, tags) == super::tags::Ownership::Ours
 }
 
-/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by
-/// `ecs-operator.io/released-from=<Kind/name>` (AddTags, then RemoveTags).
+/// `deletionPolicy: Retain`: replace the ownership tags of `arn` by the released tag
+/// (AddTags, then RemoveTags, as [`super::release`] says why).
 pub async fn release(run: &mut SpecRun<'_>, arn: &str, what: &str) -> Result<(), ResourceError> {
-    if !run.plan(crate::resources::Change::update(
-        what.to_string(),
-        "released (deletionPolicy Retain)",
-    )) {
+    let Some(released) = super::release::planned(run, what, super::release::RELEASED) else {
         return Ok(());
-    }
-    let released = Tags::from([(super::tags::RELEASED_TAG.to_string(), run.key.to_string())]);
+    };
     add(run, arn, &released).await?;
+    let keys = super::release::OWNERSHIP_KEYS.map(String::from).to_vec();
+    let req = run.aws.elbv2.remove_tags().resource_arns(arn);
+    let req = req.set_tag_keys(Some(keys)).send();
     run.aws
-        .write(
-            Service::Elbv2,
-            "RemoveTags",
-            arn,
-            run.aws
-                .elbv2
-                .remove_tags()
-                .resource_arns(arn)
-                .tag_keys(crate::MANAGED_BY_TAG)
-                .tag_keys(crate::OWNER_TAG)
-                .send(),
-        )
+        .write(Service::Elbv2, "RemoveTags", arn, req)
         .await?;
     Ok(())
 }

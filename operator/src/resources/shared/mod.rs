@@ -8,6 +8,7 @@ pub mod elb_actions;
 pub mod elb_tags;
 pub mod names;
 pub mod pages;
+pub mod release;
 pub mod tags;
 pub mod zone;
 

@@ -9,6 +9,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::aws::Service;
 use crate::resources::context::Aws;
 use crate::resources::error::ResourceError;
+use crate::resources::run::SpecRun;
+use crate::resources::snapshot::Entry;
 
 /// Every page of a listing, in order: `call(token)` fetches one page (`None`: the first one),
 /// `next(page)` is the token of the page after it; an absent or empty token ends the listing.
@@ -64,6 +66,30 @@ pub fn by_name<P, T, V>(
         .flat_map(items)
         .filter_map(|item| Some((name(item)?.to_string(), value(item))))
         .collect()
+}
+
+/// The resource `name` as a listing by name has it: in a resync wave, from the wave's
+/// listing `entry` (every resource by name, read once a wave by `list`); outside a wave (or
+/// after this run wrote), read alone by `one`. `None` when it does not exist.
+///
+/// `list` and `one` are closures, so that only the future that runs is ever built: the
+/// caller's future stays the size of the larger one, not of both.
+pub async fn one_by_name<T, L, O>(
+    run: &SpecRun<'_>,
+    entry: Entry,
+    name: &str,
+    list: impl FnOnce() -> L,
+    one: impl FnOnce() -> O,
+) -> Result<Option<T>, ResourceError>
+where
+    T: Clone + Send + Sync + 'static,
+    L: Future<Output = Result<HashMap<String, T>, ResourceError>>,
+    O: Future<Output = Result<Option<T>, ResourceError>>,
+{
+    match run.cached(entry, |_| list()).await {
+        Some(all) => Ok(all?.get(name).cloned()),
+        None => one().await,
+    }
 }
 
 #[cfg(test)]

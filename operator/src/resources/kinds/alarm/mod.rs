@@ -24,7 +24,8 @@ use crate::resources::kind::Gone;
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
-use crate::resources::shared::tags::{map_of, owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::release;
+use crate::resources::shared::tags::{map_of, owner_of, ownership, Ownership};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
@@ -330,49 +331,24 @@ fn set_text(s: &BTreeSet<String>) -> String {
 /// What differs between `o` and `d`, one `field: old -> new` per field (pure; empty: none).
 pub fn differences(d: &Shape, o: &Shape) -> Vec<String> {
     let mut out = Vec::new();
-    let mut field = |name: &str, old: String, new: String| {
+    let mut field = |name: &str, text: &dyn Fn(&Shape) -> String| {
+        let (old, new) = (text(o), text(d));
         if old != new {
             out.push(format!("{name}: {old} -> {new}"));
         }
     };
-    field("metric", watch_text(&o.watch), watch_text(&d.watch));
-    field(
-        "threshold",
-        o.threshold.to_string(),
-        d.threshold.to_string(),
-    );
-    field(
-        "periods",
-        o.evaluation_periods.to_string(),
-        d.evaluation_periods.to_string(),
-    );
-    field(
-        "datapoints to alarm",
-        o.datapoints_to_alarm.to_string(),
-        d.datapoints_to_alarm.to_string(),
-    );
-    field("comparison", o.comparison.clone(), d.comparison.clone());
-    field(
-        "treat missing data",
-        o.treat_missing_data.clone(),
-        d.treat_missing_data.clone(),
-    );
-    field(
-        "actions enabled",
-        o.actions_enabled.to_string(),
-        d.actions_enabled.to_string(),
-    );
-    field(
-        "alarm actions",
-        set_text(&o.alarm_actions),
-        set_text(&d.alarm_actions),
-    );
-    field(
-        "OK actions",
-        set_text(&o.ok_actions),
-        set_text(&d.ok_actions),
-    );
-    field("description", o.description.clone(), d.description.clone());
+    field("metric", &|s| watch_text(&s.watch));
+    field("threshold", &|s| s.threshold.to_string());
+    field("periods", &|s| s.evaluation_periods.to_string());
+    field("datapoints to alarm", &|s| {
+        s.datapoints_to_alarm.to_string()
+    });
+    field("comparison", &|s| s.comparison.clone());
+    field("treat missing data", &|s| s.treat_missing_data.clone());
+    field("actions enabled", &|s| s.actions_enabled.to_string());
+    field("alarm actions", &|s| set_text(&s.alarm_actions));
+    field("OK actions", &|s| set_text(&s.ok_actions));
+    field("description", &|s| s.description.clone());
     out
 }
 
@@ -761,20 +737,8 @@ pub async fn reconcile(
                     exists = true;
                 }
                 (Step::Tag(tags), _) => {
-                    let arn = o.map(|o| o.arn.clone()).unwrap_or_default();
-                    run.aws
-                        .write(
-                            Service::CloudWatch,
-                            "TagResource",
-                            alarm,
-                            run.aws
-                                .cloudwatch
-                                .tag_resource()
-                                .resource_arn(arn)
-                                .set_tags(Some(cw_tags(&tags)))
-                                .send(),
-                        )
-                        .await?;
+                    let arn = o.map(|o| o.arn.as_str()).unwrap_or_default();
+                    tag(run, alarm, arn, &tags).await?;
                 }
                 (Step::Delete, _) => {
                     delete_alarm(run, alarm).await?;
@@ -787,6 +751,37 @@ pub async fn reconcile(
             run.resource(TYPE, alarm.clone());
         }
     }
+    Ok(())
+}
+
+/// Add `tags` to the alarm `arn` (`alarm` names it in the call record).
+async fn tag(
+    run: &SpecRun<'_>,
+    alarm: &str,
+    arn: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    let req = run.aws.cloudwatch.tag_resource().resource_arn(arn);
+    let req = req.set_tags(Some(cw_tags(tags))).send();
+    run.aws
+        .write(Service::CloudWatch, "TagResource", alarm, req)
+        .await?;
+    Ok(())
+}
+
+/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
+async fn untag(
+    run: &SpecRun<'_>,
+    label: &str,
+    arn: &str,
+    keys: &[&str],
+) -> Result<(), ResourceError> {
+    let keys = keys.iter().map(|k| k.to_string()).collect();
+    let req = run.aws.cloudwatch.untag_resource().resource_arn(arn);
+    let req = req.set_tag_keys(Some(keys)).send();
+    run.aws
+        .write(Service::CloudWatch, "UntagResource", label, req)
+        .await?;
     Ok(())
 }
 
@@ -807,38 +802,9 @@ pub async fn delete(
     }
     let resource = format!("cloudwatch alarm {alarm}");
     if retain {
-        if run.plan(Change::update(
-            &resource,
-            "released (deletionPolicy Retain)",
-        )) {
-            let released = BTreeMap::from([(RELEASED_TAG.to_string(), run.key.to_string())]);
-            run.aws
-                .write(
-                    Service::CloudWatch,
-                    "TagResource",
-                    alarm,
-                    run.aws
-                        .cloudwatch
-                        .tag_resource()
-                        .resource_arn(&o.arn)
-                        .set_tags(Some(cw_tags(&released)))
-                        .send(),
-                )
-                .await?;
-            run.aws
-                .write(
-                    Service::CloudWatch,
-                    "UntagResource",
-                    alarm,
-                    run.aws
-                        .cloudwatch
-                        .untag_resource()
-                        .resource_arn(&o.arn)
-                        .tag_keys(crate::MANAGED_BY_TAG)
-                        .tag_keys(crate::OWNER_TAG)
-                        .send(),
-                )
-                .await?;
+        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
+            tag(run, alarm, &o.arn, &released).await?;
+            untag(run, alarm, &o.arn, &release::OWNERSHIP_KEYS).await?;
         }
         return Ok(Gone::Yes);
     }

@@ -21,11 +21,12 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecifi
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
-use crate::resources::shared::tags::{owner_of, ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::release;
+use crate::resources::shared::tags::{owner_of, ownership, Ownership};
 use crate::resources::ResourceError;
 use crate::spec::types::OwnedAutoScalingGroup;
 
@@ -225,92 +226,83 @@ fn tag(group: &str, key: &str, value: &str) -> Tag {
         .build()
 }
 
-/// Reconcile the group. Returns its ARN (`None` only while planning its create).
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    d: &Desired,
-) -> Result<Option<String>, ResourceError> {
-    let resource = format!("auto scaling group {}", d.name);
-    let found = observe(run, &d.name).await?;
-    let missing = match &found {
-        Some(o) => run.claim(&resource, &o.tags)?,
-        None => BTreeMap::new(),
+/// CreateOrUpdateTags of `tags` on the group `name`.
+async fn put_tags(
+    run: &SpecRun<'_>,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    let mut req = run.aws.autoscaling.create_or_update_tags();
+    for (k, v) in tags {
+        req = req.tags(tag(name, k, v));
+    }
+    let req = req.send();
+    run.aws
+        .write(Service::AutoScaling, "CreateOrUpdateTags", name, req)
+        .await?;
+    Ok(())
+}
+
+/// What the generic driver hands on for a group: its ARN (`None` only while planning its
+/// create), and whether this reconcile already sent its one UpdateAutoScalingGroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Made {
+    pub arn: Option<String>,
+    updated: bool,
+}
+
+/// `req` (a Create- or UpdateAutoScalingGroup request: two builder types with the same
+/// setters) with the shape `d` wants.
+macro_rules! with_shape {
+    ($req:expr, $d:expr) => {
+        $req.launch_template(template_spec($d))
+            .min_size($d.min as i32)
+            .max_size($d.max as i32)
+            .vpc_zone_identifier(subnets_text(&$d.subnets))
+            .new_instances_protected_from_scale_in($d.protect)
     };
-    let mut arn = found.as_ref().map(|o| o.arn.clone());
-    let mut update = false;
-    for step in run.planned(plan(d, found.as_ref(), missing)) {
-        let asg = &run.aws.autoscaling;
-        match step {
-            Step::Create => {
-                let mut req = asg
-                    .create_auto_scaling_group()
-                    .auto_scaling_group_name(&d.name)
-                    .launch_template(template_spec(d))
-                    .min_size(d.min as i32)
-                    .max_size(d.max as i32)
-                    .vpc_zone_identifier(subnets_text(&d.subnets))
-                    .new_instances_protected_from_scale_in(d.protect);
-                for (k, v) in run.tags() {
-                    req = req.tags(tag(&d.name, &k, &v));
-                }
-                run.aws
-                    .write(
-                        Service::AutoScaling,
-                        "CreateAutoScalingGroup",
-                        &d.name,
-                        req.send(),
-                    )
-                    .await?;
-                // CreateAutoScalingGroup answers nothing: the ARN (with its generated id) is
-                // read back.
-                arn = observe(run, &d.name).await?.map(|o| o.arn);
-                if arn.is_none() {
-                    return Err(ResourceError::Unsatisfiable(format!(
-                        "{resource} was created but DescribeAutoScalingGroups does not list it"
-                    )));
-                }
-            }
-            Step::Tag(tags) => {
-                let mut req = asg.create_or_update_tags();
-                for (k, v) in &tags {
-                    req = req.tags(tag(&d.name, k, v));
-                }
-                run.aws
-                    .write(
-                        Service::AutoScaling,
-                        "CreateOrUpdateTags",
-                        &d.name,
-                        req.send(),
-                    )
-                    .await?;
-            }
-            Step::Update => update = true,
-        }
+}
+
+/// CreateAutoScalingGroup with the wanted shape and the ownership tags; it answers nothing, so
+/// the ARN (with its generated id) is read back.
+async fn create(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
+    let asg = &run.aws.autoscaling;
+    let req = asg.create_auto_scaling_group();
+    let mut req = with_shape!(req.auto_scaling_group_name(&d.name), d);
+    for (k, v) in run.tags() {
+        req = req.tags(tag(&d.name, &k, &v));
     }
-    if update {
-        // The whole wanted shape in one call; the desired capacity is left out (AWS moves it
-        // into the new min..max itself).
-        let asg = &run.aws.autoscaling;
-        run.aws
-            .write(
-                Service::AutoScaling,
-                "UpdateAutoScalingGroup",
-                &d.name,
-                asg.update_auto_scaling_group()
-                    .auto_scaling_group_name(&d.name)
-                    .launch_template(template_spec(d))
-                    .min_size(d.min as i32)
-                    .max_size(d.max as i32)
-                    .vpc_zone_identifier(subnets_text(&d.subnets))
-                    .new_instances_protected_from_scale_in(d.protect)
-                    .send(),
-            )
-            .await?;
-    }
-    if arn.is_some() {
-        run.resource(TYPE, d.name.clone());
-    }
-    Ok(arn)
+    run.aws
+        .write(
+            Service::AutoScaling,
+            "CreateAutoScalingGroup",
+            &d.name,
+            req.send(),
+        )
+        .await?;
+    observe(run, &d.name).await?.map(|o| o.arn).ok_or_else(|| {
+        ResourceError::Unsatisfiable(format!(
+            "auto scaling group {} was created but DescribeAutoScalingGroups does not list it",
+            d.name
+        ))
+    })
+}
+
+/// The whole wanted shape in one UpdateAutoScalingGroup; the desired capacity is left out (AWS
+/// moves it into the new min..max itself).
+async fn update(run: &SpecRun<'_>, d: &Desired) -> Result<(), ResourceError> {
+    let asg = &run.aws.autoscaling;
+    let req = asg.update_auto_scaling_group();
+    let req = with_shape!(req.auto_scaling_group_name(&d.name), d);
+    run.aws
+        .write(
+            Service::AutoScaling,
+            "UpdateAutoScalingGroup",
+            &d.name,
+            req.send(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// What a deletion under `Delete` does next with the group as observed (pure).
@@ -357,22 +349,10 @@ pub async fn delete(
     let resource = format!("auto scaling group {name}");
     let asg = run.aws.autoscaling.clone();
     if retain {
-        if run.plan(Change::update(
-            &resource,
-            "released (deletionPolicy Retain)",
-        )) {
-            run.aws
-                .write(
-                    Service::AutoScaling,
-                    "CreateOrUpdateTags",
-                    name,
-                    asg.create_or_update_tags()
-                        .tags(tag(name, RELEASED_TAG, &run.key.to_string()))
-                        .send(),
-                )
-                .await?;
+        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
+            put_tags(run, name, &released).await?;
             let mut req = asg.delete_tags();
-            for k in [crate::MANAGED_BY_TAG, crate::OWNER_TAG] {
+            for k in release::OWNERSHIP_KEYS {
                 req = req.tags(
                     Tag::builder()
                         .resource_id(name)
@@ -478,6 +458,48 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
         }
     }
     Ok(())
+}
+
+/// The generic driver's view of an owned Auto Scaling group. Every field difference is its own
+/// step (its own change in the plan), but one UpdateAutoScalingGroup sets the whole shape: the
+/// first `Update` step sends it, the others find it sent.
+impl Managed for AutoScalingGroupKind {
+    crate::resources::kind::by_name!("auto scaling group");
+    type Output = Made;
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(plan(d, o, missing))
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> Made {
+        Made {
+            arn: o.map(|o| o.arn.clone()),
+            updated: false,
+        }
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Made,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        match step {
+            Step::Create => out.arn = Some(create(run, d).await?),
+            Step::Tag(tags) => put_tags(run, &d.name, &tags).await?,
+            Step::Update if out.updated => {}
+            Step::Update => {
+                update(run, d).await?;
+                out.updated = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(d: &Desired, out: &Made) -> Option<String> {
+        out.arn.is_some().then(|| d.name.clone())
+    }
 }
 
 crate::resources::kind::kind!(

@@ -13,10 +13,10 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::Service;
-use crate::resources::kind::Gone;
-use crate::resources::run::{Change, SpecRun};
+use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
+use crate::resources::run::{tag_step, Change, SpecRun};
 use crate::resources::shared::ecs_tags;
-use crate::resources::shared::tags::{ownership, Ownership, RELEASED_TAG};
+use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::ResourceError;
 use crate::spec::types::CapacityProvider;
 
@@ -79,61 +79,75 @@ fn scaling_text(s: &Scaling) -> String {
     }
 }
 
-/// The update a provider needs (pure); `Err` when the group differs, which cannot change.
-pub fn plan(d: &Desired, o: &Observed) -> Result<Vec<Change>, ResourceError> {
+/// The steps from `o` to `d` (pure): create it when absent; else the ownership tags an adopted
+/// provider lacks (`missing`), and one `Update` step per field that differs. The group cannot
+/// change on an existing provider: a different one is an immutable-field finding.
+pub fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
     let resource = format!("capacity provider {}", d.name);
+    let Some(o) = o else {
+        let change = Change::create(&resource, format!("group {}", d.auto_scaling_group));
+        return Plan::steps(vec![(Step::Create, change)]);
+    };
+    let mut steps: Vec<(Step, Change)> = tag_step(&resource, &missing, Step::Tag)
+        .into_iter()
+        .collect();
+    let mut immutable = Vec::new();
     if !same_group(&d.auto_scaling_group, &o.asg_arn) {
-        return Err(ResourceError::Immutable {
-            resource,
+        immutable.push(ResourceError::Immutable {
+            resource: resource.clone(),
             field: "autoScalingGroup".into(),
             observed: o.asg_arn.clone(),
             desired: d.auto_scaling_group.clone(),
         });
     }
-    let mut changes = Vec::new();
     if d.scaling != o.scaling {
-        changes.push(Change::field(
-            &resource,
-            "managedScaling",
-            scaling_text(&o.scaling),
-            scaling_text(&d.scaling),
-        ));
+        let (was, want) = (scaling_text(&o.scaling), scaling_text(&d.scaling));
+        let change = Change::field(&resource, "managedScaling", was, want);
+        steps.push((Step::Update, change));
     }
     if d.termination_protection != o.termination_protection {
-        changes.push(Change::field(
-            &resource,
-            "managedTerminationProtection",
-            o.termination_protection,
-            d.termination_protection,
-        ));
+        let (was, want) = (o.termination_protection, d.termination_protection);
+        let change = Change::field(&resource, "managedTerminationProtection", was, want);
+        steps.push((Step::Update, change));
     }
-    Ok(changes)
+    (steps, immutable).into()
 }
 
-/// Read the providers by name, in one call (absent ones are missing from the map).
-pub async fn observe(
+/// One change a provider can need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    /// Add the ownership tags an adopted provider lacks.
+    Tag(BTreeMap<String, String>),
+    /// One UpdateCapacityProvider sets managed scaling and termination protection together.
+    Update,
+}
+
+/// Read the providers by name, 100 per call (DescribeCapacityProviders' limit; absent ones are
+/// missing from the map).
+pub async fn observe_names(
     run: &SpecRun<'_>,
     names: &[String],
 ) -> Result<BTreeMap<String, Observed>, ResourceError> {
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let out = run
+    let answers = run
         .aws
-        .read(
+        .read_batches(
             Service::Ecs,
             "DescribeCapacityProviders",
-            &names.join(","),
-            run.aws
-                .ecs
-                .describe_capacity_providers()
-                .set_capacity_providers(Some(names.to_vec()))
-                .include(CapacityProviderField::Tags)
-                .send(),
+            names,
+            100,
+            |batch| {
+                run.aws
+                    .ecs
+                    .describe_capacity_providers()
+                    .set_capacity_providers(Some(batch))
+                    .include(CapacityProviderField::Tags)
+                    .send()
+            },
         )
         .await?;
     let mut found = BTreeMap::new();
-    for cp in out.capacity_providers() {
+    for cp in answers.iter().flat_map(|out| out.capacity_providers()) {
         if cp.status().map(|s| s.as_str()) != Some("ACTIVE") {
             continue;
         }
@@ -201,81 +215,53 @@ async fn group_arn(run: &SpecRun<'_>, group: &str) -> Result<String, ResourceErr
         })
 }
 
-/// Create or update every provider of the cluster spec.
-pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), ResourceError> {
-    let names: Vec<String> = wanted.iter().map(|d| d.name.clone()).collect();
-    let observed = observe(run, &names).await?;
-    for d in wanted {
-        let resource = format!("capacity provider {}", d.name);
-        match observed.get(&d.name) {
-            None => {
-                if !run.plan(Change::create(
-                    &resource,
-                    format!("group {}", d.auto_scaling_group),
-                )) {
-                    continue;
-                }
-                let asg_arn = group_arn(run, &d.auto_scaling_group).await?;
-                let provider = AutoScalingGroupProvider::builder()
-                    .auto_scaling_group_arn(asg_arn)
-                    .managed_scaling(managed_scaling(&d.scaling))
-                    .managed_termination_protection(protection(d.termination_protection))
-                    .build()
-                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
-                let mut req = run
-                    .aws
-                    .ecs
-                    .create_capacity_provider()
-                    .name(&d.name)
-                    .auto_scaling_group_provider(provider);
-                req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
-                let out = run
-                    .aws
-                    .write(Service::Ecs, "CreateCapacityProvider", &d.name, req.send())
-                    .await?;
-                if let Some(arn) = out
-                    .capacity_provider()
-                    .and_then(|c| c.capacity_provider_arn())
-                {
-                    run.resource(TYPE, arn);
-                }
-            }
-            Some(o) => {
-                let missing = run.claim(&resource, &o.tags)?;
-                run.resource(TYPE, o.arn.clone());
-                crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing)
-                    .await?;
-                let changes = plan(d, o)?;
-                if changes.is_empty() {
-                    continue;
-                }
-                let mut apply = false;
-                for c in changes {
-                    apply |= run.plan(c);
-                }
-                if !apply {
-                    continue;
-                }
-                let update = AutoScalingGroupProviderUpdate::builder()
-                    .managed_scaling(managed_scaling(&d.scaling))
-                    .managed_termination_protection(protection(d.termination_protection))
-                    .build();
-                run.aws
-                    .write(
-                        Service::Ecs,
-                        "UpdateCapacityProvider",
-                        &d.name,
-                        run.aws
-                            .ecs
-                            .update_capacity_provider()
-                            .name(&d.name)
-                            .auto_scaling_group_provider(update)
-                            .send(),
-                    )
-                    .await?;
-            }
-        }
-    }
+/// The provider `name`, if it exists (one DescribeCapacityProviders).
+pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
+    Ok(observe_names(run, &[name.to_string()]).await?.remove(name))
+}
+
+/// What the generic driver hands on for a provider: its ARN (empty while only planning its
+/// create), and whether this reconcile already sent its one UpdateCapacityProvider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Made {
+    pub arn: String,
+    updated: bool,
+}
+
+/// CreateCapacityProvider on the group the spec names, with the ownership tags. Returns its
+/// ARN.
+async fn create(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
+    let asg_arn = group_arn(run, &d.auto_scaling_group).await?;
+    let provider = AutoScalingGroupProvider::builder()
+        .auto_scaling_group_arn(asg_arn)
+        .managed_scaling(managed_scaling(&d.scaling))
+        .managed_termination_protection(protection(d.termination_protection))
+        .build()
+        .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+    let req = run.aws.ecs.create_capacity_provider().name(&d.name);
+    let req = req.auto_scaling_group_provider(provider);
+    let req = req.set_tags(Some(ecs_tags::of_map(run.tags()))).send();
+    let out = run
+        .aws
+        .write(Service::Ecs, "CreateCapacityProvider", &d.name, req)
+        .await?;
+    let arn = out
+        .capacity_provider()
+        .and_then(|c| c.capacity_provider_arn());
+    Ok(arn.unwrap_or_default().to_string())
+}
+
+/// UpdateCapacityProvider with the managed scaling and termination protection `d` wants.
+async fn update(run: &SpecRun<'_>, d: &Desired) -> Result<(), ResourceError> {
+    let update = AutoScalingGroupProviderUpdate::builder()
+        .managed_scaling(managed_scaling(&d.scaling))
+        .managed_termination_protection(protection(d.termination_protection))
+        .build();
+    let req = run.aws.ecs.update_capacity_provider().name(&d.name);
+    let req = req.auto_scaling_group_provider(update).send();
+    run.aws
+        .write(Service::Ecs, "UpdateCapacityProvider", &d.name, req)
+        .await?;
     Ok(())
 }
 
@@ -285,7 +271,7 @@ pub async fn reconcile(run: &mut SpecRun<'_>, wanted: &[Desired]) -> Result<(), 
 /// for the tags of a provider that no longer exists.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
     let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
-    let observed = observe(run, std::slice::from_ref(&name)).await?;
+    let observed = observe_names(run, std::slice::from_ref(&name)).await?;
     let Some(o) = observed.get(&name) else {
         return Ok(Gone::Yes);
     };
@@ -293,7 +279,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         return Ok(Gone::Yes);
     }
     if retain {
-        ecs_tags::release(run, arn, "capacity provider", RELEASED_TAG).await?;
+        ecs_tags::release(run, arn, "capacity provider").await?;
         return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(format!("capacity provider {name}"), "")) {
@@ -317,6 +303,63 @@ crate::resources::kind::kind!(
     /// A capacity provider, as the generic driver sees it.
     CapacityProviderKind, TYPE, 12, delete, "ECS capacity providers", gc::list_owned
 );
+
+/// The generic driver's view of a capacity provider: the providers of a ClusterSpec are read
+/// together (DescribeCapacityProviders, 100 names a call), then each is driven. Every field
+/// difference is its own step and change; the first `Update` step sends the one
+/// UpdateCapacityProvider that sets them all.
+impl Managed for CapacityProviderKind {
+    crate::resources::kind::by_name!("capacity provider");
+    type Output = Made;
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        plan(d, o, missing)
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> Made {
+        Made {
+            arn: o.map(|o| o.arn.clone()).unwrap_or_default(),
+            updated: false,
+        }
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Made,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        match step {
+            Step::Create => out.arn = create(run, d).await?,
+            Step::Tag(tags) => {
+                let label = format!("capacity provider {}", d.name);
+                ecs_tags::put(run, &label, &out.arn, tags).await?;
+            }
+            Step::Update if out.updated => {}
+            Step::Update => {
+                update(run, d).await?;
+                out.updated = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(_: &Desired, out: &Made) -> Option<String> {
+        crate::resources::kind::arn_id(&out.arn)
+    }
+}
+
+impl ManagedSet for CapacityProviderKind {
+    async fn observe_set(
+        run: &SpecRun<'_>,
+        wanted: &[Desired],
+    ) -> Result<Vec<Option<Observed>>, ResourceError> {
+        let names: Vec<String> = wanted.iter().map(|d| d.name.clone()).collect();
+        let mut found = observe_names(run, &names).await?;
+        Ok(names.iter().map(|n| found.remove(n)).collect())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -348,18 +391,42 @@ mod tests {
             termination_protection: true,
             ..Default::default()
         };
-        let changes = plan(&d(), &o).unwrap();
-        assert_eq!(changes.len(), 1);
-        assert!(
-            changes[0].to_string().contains("targetCapacity 100"),
-            "{}",
-            changes[0]
-        );
+        let p = plan(&d(), Some(&o), BTreeMap::new());
+        assert!(p.immutable.is_empty());
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].0, Step::Update);
+        let change = p.steps[0].1.to_string();
+        assert!(change.contains("targetCapacity 100"), "{change}");
         let mut other = d();
         other.auto_scaling_group = "another-asg".into();
+        let p = plan(&other, Some(&o), BTreeMap::new());
         assert!(matches!(
-            plan(&other, &o),
-            Err(ResourceError::Immutable { .. })
+            p.immutable.as_slice(),
+            [ResourceError::Immutable { field, .. }] if field == "autoScalingGroup"
         ));
+        // The other fields still converge.
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].0, Step::Update);
+    }
+
+    #[test]
+    fn an_absent_provider_is_one_create_and_each_differing_field_is_its_own_update_step() {
+        let p = plan(&d(), None, BTreeMap::new());
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].0, Step::Create);
+        let o = Observed {
+            asg_arn: "arn:aws:autoscaling:r:1:autoScalingGroup:u:autoScalingGroupName/prod-ecs-asg"
+                .into(),
+            scaling: None,
+            termination_protection: false,
+            ..Default::default()
+        };
+        let missing = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        let steps: Vec<Step> = plan(&d(), Some(&o), missing.clone())
+            .steps
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(steps, vec![Step::Tag(missing), Step::Update, Step::Update]);
     }
 }

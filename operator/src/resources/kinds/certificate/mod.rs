@@ -23,7 +23,8 @@ use crate::resources::error::Absent;
 use crate::resources::kind::{Gone, Pending};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
-use crate::resources::shared::tags::{ownership, Ownership};
+use crate::resources::shared::release;
+use crate::resources::shared::tags::{ownership, request_tags, Ownership};
 use crate::resources::shared::zone::{self, Action, Record, RecordChange, Zone};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
@@ -494,15 +495,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     }
     let resource = format!("certificate {arn}");
     if retain {
-        if run.plan(Change::update(
-            &resource,
-            "released (deletionPolicy Retain)",
-        )) {
-            let released = Tag::builder()
-                .key(crate::resources::shared::tags::RELEASED_TAG)
-                .value(run.key.to_string())
-                .build()
-                .map_err(ResourceError::request)?;
+        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
+            let released = request_tags(&released, |k, v| Tag::builder().key(k).value(v).build())?;
             run.aws
                 .write(
                     Service::Acm,
@@ -512,7 +506,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
                         .acm
                         .add_tags_to_certificate()
                         .certificate_arn(arn)
-                        .tags(released)
+                        .set_tags(Some(released))
                         .send(),
                 )
                 .await?;
@@ -521,7 +515,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
                 .acm
                 .remove_tags_from_certificate()
                 .certificate_arn(arn);
-            for k in [crate::MANAGED_BY_TAG, crate::OWNER_TAG] {
+            for k in release::OWNERSHIP_KEYS {
                 req = req.tags(
                     Tag::builder()
                         .key(k)

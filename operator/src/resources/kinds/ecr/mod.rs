@@ -19,7 +19,8 @@ use crate::resources::error::Absent;
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
-use crate::resources::shared::pages::{by_name, read_pages};
+use crate::resources::shared::pages::{by_name, one_by_name, read_pages};
+use crate::resources::shared::release;
 use crate::resources::shared::tags::request_tags;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
@@ -239,26 +240,16 @@ async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsRepository>, R
 /// The repository `name` as DescribeRepositories has it; `None` when it does not exist. In a
 /// resync wave, from the wave's listing.
 async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsRepository>, ResourceError> {
-    if let Some(all) = run.cached(Entry::Repositories, |_| list_all(run)).await {
-        return Ok(all?.get(name).cloned());
-    }
-    let resp = run
-        .aws
-        .read(
-            Service::Ecr,
-            "DescribeRepositories",
-            name,
-            run.aws
-                .ecr
-                .describe_repositories()
-                .repository_names(name)
-                .send(),
-        )
-        .await;
-    let Some(resp) = resp.absent_if("RepositoryNotFoundException")? else {
-        return Ok(None);
+    let ecr = &run.aws.ecr;
+    let one = || async {
+        let read = ecr.describe_repositories().repository_names(name).send();
+        let resp = run
+            .aws
+            .read(Service::Ecr, "DescribeRepositories", name, read);
+        let resp = resp.await.absent_if("RepositoryNotFoundException")?;
+        Ok(resp.and_then(|r| r.repositories().first().cloned()))
     };
-    Ok(resp.repositories().first().cloned())
+    one_by_name(run, Entry::Repositories, name, || list_all(run), one).await
 }
 
 /// The tags of the repository `arn` (`label` names it in the call record).
@@ -329,38 +320,33 @@ fn ecr_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceError> 
     request_tags(tags, |k, v| Tag::builder().key(k).value(v).build())
 }
 
-/// Replace the ownership tags of a repository by the released tag.
-async fn release(run: &mut SpecRun<'_>, name: &str, arn: &str) -> Result<(), ResourceError> {
-    let released = BTreeMap::from([(
-        crate::resources::shared::tags::RELEASED_TAG.to_string(),
-        run.key.to_string(),
-    )]);
+/// Add `tags` to the repository `arn` (`name` names it in the call record).
+async fn tag(
+    run: &SpecRun<'_>,
+    name: &str,
+    arn: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    let req = run.aws.ecr.tag_resource().resource_arn(arn);
+    let req = req.set_tags(Some(ecr_tags(tags)?)).send();
     run.aws
-        .write(
-            Service::Ecr,
-            "TagResource",
-            name,
-            run.aws
-                .ecr
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(ecr_tags(&released)?))
-                .send(),
-        )
+        .write(Service::Ecr, "TagResource", name, req)
         .await?;
+    Ok(())
+}
+
+/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
+async fn untag(
+    run: &SpecRun<'_>,
+    label: &str,
+    arn: &str,
+    keys: &[&str],
+) -> Result<(), ResourceError> {
+    let keys = keys.iter().map(|k| k.to_string()).collect();
+    let req = run.aws.ecr.untag_resource().resource_arn(arn);
+    let req = req.set_tag_keys(Some(keys)).send();
     run.aws
-        .write(
-            Service::Ecr,
-            "UntagResource",
-            name,
-            run.aws
-                .ecr
-                .untag_resource()
-                .resource_arn(arn)
-                .tag_keys(crate::MANAGED_BY_TAG)
-                .tag_keys(crate::OWNER_TAG)
-                .send(),
-        )
+        .write(Service::Ecr, "UntagResource", label, req)
         .await?;
     Ok(())
 }
@@ -388,11 +374,9 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     }
     let resource = format!("ecr repository {name}");
     if retain {
-        if run.plan(Change::update(
-            &resource,
-            "released (deletionPolicy Retain)",
-        )) {
-            release(run, &name, arn).await?;
+        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
+            tag(run, &name, arn, &released).await?;
+            untag(run, &name, arn, &release::OWNERSHIP_KEYS).await?;
         }
         return Ok(Gone::Yes);
     }
@@ -411,11 +395,10 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         )
         .await?;
     if !images.image_ids().is_empty() {
-        if run.plan(Change::update(
-            &resource,
-            "kept: it holds images; released (ownership tags replaced by released-from)",
-        )) {
-            release(run, &name, arn).await?;
+        let why = "kept: it holds images; released (ownership tags replaced by released-from)";
+        if let Some(released) = release::planned(run, &resource, why) {
+            tag(run, &name, arn, &released).await?;
+            untag(run, &name, arn, &release::OWNERSHIP_KEYS).await?;
         }
         return Ok(Gone::Yes);
     }
@@ -522,19 +505,7 @@ impl Managed for RepositoryKind {
                     .unwrap_or_default()
                     .to_string();
             }
-            Step::Tag(tags) => {
-                run.aws
-                    .write(
-                        Service::Ecr,
-                        "TagResource",
-                        &d.name,
-                        ecr.tag_resource()
-                            .resource_arn(&out.arn)
-                            .set_tags(Some(ecr_tags(&tags)?))
-                            .send(),
-                    )
-                    .await?;
-            }
+            Step::Tag(tags) => tag(run, &d.name, &out.arn, &tags).await?,
             Step::Mutability => {
                 run.aws
                     .write(

@@ -33,19 +33,16 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
                 .try_collect(),
         )
         .await?;
-    for chunk in clusters.chunks(100) {
-        let out = run
-            .aws
-            .read(
-                Service::Ecs,
-                "DescribeClusters",
-                &chunk.join(","),
-                ecs.describe_clusters()
-                    .set_clusters(Some(chunk.to_vec()))
-                    .include(ClusterField::Tags)
-                    .send(),
-            )
-            .await?;
+    let answers = run
+        .aws
+        .read_batches(Service::Ecs, "DescribeClusters", &clusters, 100, |batch| {
+            ecs.describe_clusters()
+                .set_clusters(Some(batch))
+                .include(ClusterField::Tags)
+                .send()
+        })
+        .await?;
+    for out in &answers {
         for c in out.clusters() {
             if c.status() != Some("ACTIVE") {
                 continue;

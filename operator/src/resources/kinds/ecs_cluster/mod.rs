@@ -277,14 +277,10 @@ crate::resources::kind::kind!(
 /// planning a create).
 impl Managed for EcsClusterKind {
     crate::resources::kind::by_name!("ecs cluster");
-    type Output = String;
+    crate::resources::kind::arn_output!();
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         Plan::steps(plan(d, o, missing))
-    }
-
-    fn output(_: &Desired, o: Option<&Observed>) -> String {
-        o.map(|o| o.arn.clone()).unwrap_or_default()
     }
 
     async fn apply(
@@ -368,10 +364,6 @@ impl Managed for EcsClusterKind {
             }
         }
         Ok(())
-    }
-
-    fn id(_: &Desired, arn: &String) -> Option<String> {
-        crate::resources::kind::arn_id(arn)
     }
 }
 

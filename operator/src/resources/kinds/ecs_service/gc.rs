@@ -36,20 +36,17 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
                     .try_collect(),
             )
             .await?;
-        for chunk in arns.chunks(10) {
-            let out = run
-                .aws
-                .read(
-                    Service::Ecs,
-                    "DescribeServices",
-                    &chunk.join(","),
-                    ecs.describe_services()
-                        .cluster(cluster_arn)
-                        .set_services(Some(chunk.to_vec()))
-                        .include(ServiceField::Tags)
-                        .send(),
-                )
-                .await?;
+        let answers = run
+            .aws
+            .read_batches(Service::Ecs, "DescribeServices", &arns, 10, |batch| {
+                ecs.describe_services()
+                    .cluster(cluster_arn)
+                    .set_services(Some(batch))
+                    .include(ServiceField::Tags)
+                    .send()
+            })
+            .await?;
+        for out in &answers {
             for s in out.services() {
                 if s.status() == Some("INACTIVE") {
                     continue;

@@ -28,7 +28,6 @@ use crate::resources::error::Absent;
 use crate::resources::kind::{Gone, Pending};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
-use crate::resources::shared::tags::RELEASED_TAG;
 use crate::resources::shared::DRAIN_POLL;
 use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
@@ -1218,7 +1217,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         return Ok(Gone::Yes);
     }
     if retain {
-        ecs_tags::release(run, arn, "ecs service", RELEASED_TAG).await?;
+        ecs_tags::release(run, arn, "ecs service").await?;
         return Ok(Gone::Yes);
     }
     if svc.desired_count() > 0

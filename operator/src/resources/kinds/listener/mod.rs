@@ -18,7 +18,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 use super::load_balancer::Info;
 use crate::aws::Service;
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::{short_arn, Act};
@@ -58,6 +58,10 @@ fn actions_detail(old: &[Act], new: &[Act]) -> (String, String) {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
+    /// The load balancer's name (how changes name the listener) and ARN (empty while only
+    /// planning its create).
+    pub lb_name: String,
+    pub lb_arn: String,
     pub port: i32,
     pub protocol: String,
     /// HTTPS only.
@@ -78,12 +82,14 @@ pub struct Observed {
     pub tags: Tags,
 }
 
-/// The listeners a `loadBalancers[]` entry wants; the HTTPS one uses `certificate` (the ARN of
-/// the issued default certificate, `None` while pending).
-pub fn desired(lb: &LoadBalancer, certificate: Option<String>) -> Vec<Desired> {
+/// The listeners a `loadBalancers[]` entry wants on its load balancer `info`; the HTTPS one
+/// uses `certificate` (the ARN of the issued default certificate, `None` while pending).
+pub fn desired(lb: &LoadBalancer, info: &Info, certificate: Option<String>) -> Vec<Desired> {
     let mut out = Vec::new();
     if lb.https_redirect {
         out.push(Desired {
+            lb_name: info.name.clone(),
+            lb_arn: info.arn.clone(),
             port: 80,
             protocol: "HTTP".into(),
             ssl_policy: None,
@@ -92,6 +98,8 @@ pub fn desired(lb: &LoadBalancer, certificate: Option<String>) -> Vec<Desired> {
         });
     }
     out.push(Desired {
+        lb_name: info.name.clone(),
+        lb_arn: info.arn.clone(),
         port: 443,
         protocol: "HTTPS".into(),
         ssl_policy: Some(lb.ssl_policy.clone()),
@@ -251,78 +259,109 @@ fn certificates(d: &Desired) -> Option<Vec<Certificate>> {
         .map(|arn| vec![Certificate::builder().certificate_arn(arn).build()])
 }
 
-/// Reconcile the listeners of one load balancer.
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    lb: &Info,
-    wanted: &[Desired],
-) -> Result<(), ResourceError> {
-    let observed = observe_all(run, &lb.arn).await?;
-    for d in wanted {
-        let o = observed.iter().find(|o| o.port == d.port);
-        let resource = resource_name(&lb.name, d.port);
-        let missing = match o {
-            Some(o) => run.claim(&resource, &o.tags)?,
-            None => Tags::new(),
-        };
-        let mut arn = o.map(|o| o.arn.clone()).unwrap_or_default();
-        for step in run.planned(plan(&lb.name, d, o, missing)) {
-            let elb = &run.aws.elbv2;
-            match step {
-                Step::Create => {
-                    let out = run
-                        .aws
-                        .write(
-                            Service::Elbv2,
-                            "CreateListener",
-                            &resource,
-                            elb.create_listener()
-                                .load_balancer_arn(&lb.arn)
-                                .port(d.port)
-                                .protocol(ProtocolEnum::from(d.protocol.as_str()))
-                                .set_ssl_policy(d.ssl_policy.clone())
-                                .set_certificates(certificates(d))
-                                .set_default_actions(Some(
-                                    d.actions.iter().map(Act::to_sdk).collect(),
-                                ))
-                                .set_tags(Some(elb_tags::sdk_tags(&run.tags())))
-                                .send(),
-                        )
-                        .await?;
-                    arn = out
-                        .listeners()
-                        .first()
-                        .and_then(|l| l.listener_arn())
-                        .unwrap_or_default()
-                        .to_string();
-                }
-                Step::Tag(tags) => elb_tags::add(run, &arn, &tags).await?,
-                Step::Modify => {
-                    run.aws
-                        .write(
-                            Service::Elbv2,
-                            "ModifyListener",
-                            &resource,
-                            elb.modify_listener()
-                                .listener_arn(&arn)
-                                .port(d.port)
-                                .protocol(ProtocolEnum::from(d.protocol.as_str()))
-                                .set_ssl_policy(d.ssl_policy.clone())
-                                .set_certificates(certificates(d))
-                                .set_default_actions(Some(
-                                    d.actions.iter().map(Act::to_sdk).collect(),
-                                ))
-                                .send(),
-                        )
-                        .await?;
-                }
-            }
-        }
-        if !arn.is_empty() {
-            run.resource(TYPE, arn);
-        }
-    }
+fn default_actions(d: &Desired) -> Option<Vec<aws_sdk_elasticloadbalancingv2::types::Action>> {
+    Some(d.actions.iter().map(Act::to_sdk).collect())
+}
+
+/// CreateListener with every desired field and the ownership tags. Returns its ARN.
+async fn create(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
+    let req = run.aws.elbv2.create_listener().load_balancer_arn(&d.lb_arn);
+    let req = req
+        .port(d.port)
+        .protocol(ProtocolEnum::from(d.protocol.as_str()))
+        .set_ssl_policy(d.ssl_policy.clone())
+        .set_certificates(certificates(d))
+        .set_default_actions(default_actions(d))
+        .set_tags(Some(elb_tags::sdk_tags(&run.tags())));
+    let resource = resource_name(&d.lb_name, d.port);
+    let out = run
+        .aws
+        .write(Service::Elbv2, "CreateListener", &resource, req.send())
+        .await?;
+    let arn = out.listeners().first().and_then(|l| l.listener_arn());
+    Ok(arn.unwrap_or_default().to_string())
+}
+
+/// ModifyListener setting every desired field of the listener `arn`.
+async fn modify(run: &SpecRun<'_>, d: &Desired, arn: &str) -> Result<(), ResourceError> {
+    let req = run.aws.elbv2.modify_listener().listener_arn(arn);
+    let req = req
+        .port(d.port)
+        .protocol(ProtocolEnum::from(d.protocol.as_str()))
+        .set_ssl_policy(d.ssl_policy.clone())
+        .set_certificates(certificates(d))
+        .set_default_actions(default_actions(d));
+    let resource = resource_name(&d.lb_name, d.port);
+    run.aws
+        .write(Service::Elbv2, "ModifyListener", &resource, req.send())
+        .await?;
     Ok(())
+}
+
+/// The generic driver's view of a listener: the listeners of a load balancer are read together
+/// ([`observe_all`]: DescribeListeners, then their tags), then each is driven by its port. Its
+/// output is its ARN (empty while only planning its create, or while an HTTPS listener waits
+/// for its certificate).
+impl Managed for ListenerKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    crate::resources::kind::arn_output!();
+
+    fn label(d: &Desired) -> String {
+        resource_name(&d.lb_name, d.port)
+    }
+
+    async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>, ResourceError> {
+        let all = observe_all(run, &d.lb_arn).await?;
+        Ok(all.into_iter().find(|o| o.port == d.port))
+    }
+
+    fn tags(o: &Observed) -> &Tags {
+        &o.tags
+    }
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: Tags) -> Plan<Step> {
+        Plan::steps(plan(&d.lb_name, d, o, missing))
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        arn: &mut String,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        match step {
+            Step::Create => *arn = create(run, d).await?,
+            Step::Tag(tags) => elb_tags::add(run, arn, &tags).await?,
+            Step::Modify => modify(run, d, arn).await?,
+        }
+        Ok(())
+    }
+}
+
+impl ManagedSet for ListenerKind {
+    /// One [`observe_all`] per load balancer the list names (a ClusterSpec entry's listeners
+    /// are all on one).
+    async fn observe_set(
+        run: &SpecRun<'_>,
+        wanted: &[Desired],
+    ) -> Result<Vec<Option<Observed>>, ResourceError> {
+        let mut read: Vec<(String, Vec<Observed>)> = Vec::new();
+        let mut out = Vec::with_capacity(wanted.len());
+        for d in wanted {
+            if !read.iter().any(|(lb, _)| lb == &d.lb_arn) {
+                read.push((d.lb_arn.clone(), observe_all(run, &d.lb_arn).await?));
+            }
+            let (_, all) = read
+                .iter()
+                .find(|(lb, _)| lb == &d.lb_arn)
+                .expect("read above");
+            out.push(all.iter().find(|o| o.port == d.port).cloned());
+        }
+        Ok(out)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,6 +708,8 @@ mod tests {
 
     fn want80() -> Desired {
         Desired {
+            lb_name: "prod".into(),
+            lb_arn: "lb".into(),
             port: 80,
             protocol: "HTTP".into(),
             ssl_policy: None,
@@ -722,6 +763,8 @@ mod tests {
     #[test]
     fn https_waits_for_its_certificate_and_keeps_the_old_one_meanwhile() {
         let d = Desired {
+            lb_name: "prod".into(),
+            lb_arn: "lb".into(),
             port: 443,
             protocol: "HTTPS".into(),
             ssl_policy: Some("P".into()),

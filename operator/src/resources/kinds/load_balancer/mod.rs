@@ -23,7 +23,7 @@ use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_tags::{self, Tags};
-use crate::resources::shared::pages::{by_name, read_pages};
+use crate::resources::shared::pages::{by_name, one_by_name, read_pages};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::LoadBalancer;
@@ -235,22 +235,16 @@ async fn list_all(run: &SpecRun<'_>) -> Result<HashMap<String, AwsLoadBalancer>,
 /// The load balancer `name` as DescribeLoadBalancers has it; `None` when it does not exist.
 /// In a resync wave, from the wave's listing of every load balancer.
 async fn describe(run: &SpecRun<'_>, name: &str) -> Result<Option<AwsLoadBalancer>, ResourceError> {
-    if let Some(all) = run.cached(Entry::LoadBalancers, |_| list_all(run)).await {
-        return Ok(all?.get(name).cloned());
-    }
-    let resp = run
-        .aws
-        .read(
-            Service::Elbv2,
-            "DescribeLoadBalancers",
-            name,
-            run.aws.elbv2.describe_load_balancers().names(name).send(),
-        )
-        .await;
-    let Some(resp) = resp.absent_if("LoadBalancerNotFound")? else {
-        return Ok(None);
+    let elb = &run.aws.elbv2;
+    let one = || async {
+        let read = elb.describe_load_balancers().names(name).send();
+        let resp = run
+            .aws
+            .read(Service::Elbv2, "DescribeLoadBalancers", name, read);
+        let resp = resp.await.absent_if("LoadBalancerNotFound")?;
+        Ok(resp.and_then(|r| r.load_balancers().first().cloned()))
     };
-    Ok(resp.load_balancers().first().cloned())
+    one_by_name(run, Entry::LoadBalancers, name, || list_all(run), one).await
 }
 
 /// What a ServiceSpec needs of its load balancer `name` (no tags, no attributes); `None` when

@@ -6,12 +6,14 @@
 //! (the log group's reconcile has already claimed the group, and its teardown checks the tags);
 //! one DescribeMetricFilters per reconcile; PutMetricFilter only on a difference.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
@@ -160,46 +162,35 @@ async fn read(
         .map(|f| filter_of(log_group, f)))
 }
 
-/// Reconcile the filter (the log group exists, or its create is only planned: `group_exists`).
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    d: &Filter,
-    group_exists: bool,
-) -> Result<(), ResourceError> {
-    let observed = if group_exists {
-        observe(run, &d.log_group, &d.name).await?
-    } else {
-        None
-    };
-    if let Some(change) = plan(d, observed.as_ref()) {
-        if run.plan(change) {
-            let t = MetricTransformation::builder()
-                .metric_namespace(&d.namespace)
-                .metric_name(&d.metric)
-                .metric_value(&d.value)
-                .set_default_value(d.default_value)
-                .build()
-                .map_err(ResourceError::request)?;
-            run.aws
-                .write(
-                    Service::Logs,
-                    "PutMetricFilter",
-                    &d.name,
-                    run.aws
-                        .logs
-                        .put_metric_filter()
-                        .log_group_name(&d.log_group)
-                        .filter_name(&d.name)
-                        .filter_pattern(&d.pattern)
-                        .metric_transformations(t)
-                        .send(),
-                )
-                .await?;
-        } else {
-            return Ok(());
-        }
-    }
-    run.resource(TYPE, format!("{}:{}", d.log_group, d.name));
+/// The filter as the generic driver takes it: the filter the spec wants, and whether its log
+/// group exists (false only while the group's create is planned: there is nothing to read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub filter: Filter,
+    pub group_exists: bool,
+}
+
+/// The one step a filter can need: PutMetricFilter creates and replaces alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Put,
+}
+
+async fn put(run: &SpecRun<'_>, d: &Filter) -> Result<(), ResourceError> {
+    let t = MetricTransformation::builder()
+        .metric_namespace(&d.namespace)
+        .metric_name(&d.metric)
+        .metric_value(&d.value)
+        .set_default_value(d.default_value)
+        .build()
+        .map_err(ResourceError::request)?;
+    let logs = &run.aws.logs;
+    let req = logs.put_metric_filter().log_group_name(&d.log_group);
+    let req = req.filter_name(&d.name).filter_pattern(&d.pattern);
+    let req = req.metric_transformations(t).send();
+    run.aws
+        .write(Service::Logs, "PutMetricFilter", &d.name, req)
+        .await?;
     Ok(())
 }
 
@@ -281,6 +272,71 @@ crate::resources::kind::kind!(
     /// A CloudWatch Logs metric filter, as the generic driver sees it.
     MetricFilterKind, TYPE, 16, delete, "CloudWatch Logs metric filters", list_owned
 );
+
+/// A filter takes no tags.
+static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
+
+/// The generic driver's view of a metric filter: its output is whether the filter exists
+/// (false only while planning its create). A filter takes no tags: it is ours through the log
+/// group it lives on, which the spec claimed before it.
+impl Managed for MetricFilterKind {
+    type Desired = Desired;
+    type Observed = Filter;
+    type Step = Step;
+    type Output = bool;
+
+    fn label(d: &Desired) -> String {
+        format!("metric filter {} on {}", d.filter.name, d.filter.log_group)
+    }
+
+    async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Filter>, ResourceError> {
+        if !d.group_exists {
+            return Ok(None);
+        }
+        observe(run, &d.filter.log_group, &d.filter.name).await
+    }
+
+    fn tags(_: &Filter) -> &BTreeMap<String, String> {
+        &NO_TAGS
+    }
+
+    fn claim(
+        _: &SpecRun<'_>,
+        _: &Desired,
+        _: &Filter,
+    ) -> Result<BTreeMap<String, String>, ResourceError> {
+        Ok(BTreeMap::new())
+    }
+
+    fn plan(d: &Desired, o: Option<&Filter>, _: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(
+            plan(&d.filter, o)
+                .map(|c| (Step::Put, c))
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    fn output(_: &Desired, o: Option<&Filter>) -> bool {
+        o.is_some()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Filter>,
+        exists: &mut bool,
+        Step::Put: Step,
+    ) -> Result<(), ResourceError> {
+        put(run, &d.filter).await?;
+        *exists = true;
+        Ok(())
+    }
+
+    fn id(d: &Desired, exists: &bool) -> Option<String> {
+        exists.then(|| format!("{}:{}", d.filter.log_group, d.filter.name))
+    }
+}
 
 #[cfg(test)]
 mod tests {

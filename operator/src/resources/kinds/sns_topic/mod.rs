@@ -15,10 +15,11 @@ use aws_sdk_sns::types::Tag;
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Gone;
-use crate::resources::run::{Change, SpecRun};
+use crate::resources::kind::{Gone, Managed, Plan};
+use crate::resources::run::{tag_step, Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
-use crate::resources::shared::tags::{owner_of, ownership, request_tags, Ownership, RELEASED_TAG};
+use crate::resources::shared::release;
+use crate::resources::shared::tags::{owner_of, ownership, request_tags, Ownership};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::Notify;
@@ -28,21 +29,72 @@ pub const TYPE: &str = "sns:topic";
 
 /// Where the alarms of one spec (or one load balancer) notify.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Desired {
-    /// A topic this spec owns, named `name`, with these email subscriptions.
-    Owned { name: String, emails: Vec<String> },
+pub enum Target {
+    /// A topic this spec owns, with these email subscriptions.
+    Owned { topic: Desired, emails: Vec<String> },
     /// An existing topic, never modified.
     Existing { arn: String },
 }
 
+/// The owned topic as the spec wants it: only its name (and the ownership tags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// `<cluster>-<service>-alarms` or `<cluster>-<lb>-lb-alarms`.
+    pub name: String,
+}
+
+/// The owned topic as AWS has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The one change an owned topic can need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    /// Add the ownership tags an adopted topic lacks.
+    Tag(BTreeMap<String, String>),
+}
+
 /// The topic of `notify`; `name` is the owned topic's name (`<cluster>-<service>-alarms`).
-pub fn desired(name: &str, notify: Option<&Notify>) -> Desired {
+pub fn desired(name: &str, notify: Option<&Notify>) -> Target {
     match notify.and_then(|n| n.topic_arn.clone()) {
-        Some(arn) => Desired::Existing { arn },
-        None => Desired::Owned {
-            name: name.to_string(),
+        Some(arn) => Target::Existing { arn },
+        None => Target::Owned {
+            topic: Desired {
+                name: name.to_string(),
+            },
             emails: notify.map(|n| n.emails.clone()).unwrap_or_default(),
         },
+    }
+}
+
+/// The steps from `o` to `d` (pure): create it when absent, else add the ownership tags an
+/// adopted topic lacks (`missing`).
+pub fn plan(
+    d: &Desired,
+    o: Option<&Observed>,
+    missing: BTreeMap<String, String>,
+) -> Vec<(Step, Change)> {
+    let resource = format!("sns topic {}", d.name);
+    match o {
+        None => vec![(Step::Create, Change::create(&resource, ""))],
+        Some(_) => tag_step(&resource, &missing, Step::Tag)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Check that the existing topic `arn` (`alarms.notify.topicArn`) is there; it is never
+/// modified.
+pub async fn check_existing(run: &SpecRun<'_>, arn: &str) -> Result<(), ResourceError> {
+    match tags_of(run, arn).await? {
+        Some(_) => Ok(()),
+        None => Err(ResourceError::Unsatisfiable(format!(
+            "the SNS topic {arn} (alarms.notify.topicArn) does not exist"
+        ))),
     }
 }
 
@@ -102,17 +154,14 @@ async fn list_all(run: &SpecRun<'_>) -> Result<Vec<String>, ResourceError> {
 /// (`Aws::topic_arns`), read by its tags (one call instead of a listing of every topic of the
 /// account, 10 pages at 1000 topics), and from a fresh listing when none is known or the known
 /// one is gone.
-pub async fn find(
-    run: &SpecRun<'_>,
-    name: &str,
-) -> Result<Option<(String, BTreeMap<String, String>)>, ResourceError> {
+pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, ResourceError> {
     let suffix = format!(":{name}");
     let listed = match run.cached(Entry::Topics, |_| list_all(run)).await {
         Some(all) => all?.iter().find(|arn| arn.ends_with(&suffix)).cloned(),
         None => {
             if let Some(arn) = run.aws.topic_arns.get(name) {
                 if let Some(tags) = tags_of(run, &arn).await? {
-                    return Ok(Some((arn, tags)));
+                    return Ok(Some(Observed { arn, tags }));
                 }
                 run.aws.topic_arns.forget(&arn);
             }
@@ -130,68 +179,35 @@ pub async fn find(
         return Ok(None);
     };
     run.aws.topic_arns.put(name, &arn);
-    Ok(Some((arn, tags)))
+    Ok(Some(Observed { arn, tags }))
 }
 
-/// Reconcile the topic. Returns its ARN (empty while only planning its create) and whether the
-/// spec owns it.
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    d: &Desired,
-) -> Result<(String, bool), ResourceError> {
-    let name = match d {
-        Desired::Existing { arn } => {
-            if tags_of(run, arn).await?.is_none() {
-                return Err(ResourceError::Unsatisfiable(format!(
-                    "the SNS topic {arn} (alarms.notify.topicArn) does not exist"
-                )));
-            }
-            return Ok((arn.clone(), false));
-        }
-        Desired::Owned { name, .. } => name,
-    };
-    let resource = format!("sns topic {name}");
-    let Some((arn, tags)) = find(run, name).await? else {
-        if !run.plan(Change::create(&resource, "")) {
-            return Ok((String::new(), true));
-        }
-        let out = run
-            .aws
-            .write(
-                Service::Sns,
-                "CreateTopic",
-                name,
-                run.aws
-                    .sns
-                    .create_topic()
-                    .name(name)
-                    .set_tags(Some(sns_tags(&run.tags())?))
-                    .send(),
-            )
-            .await?;
-        let arn = out.topic_arn().unwrap_or_default().to_string();
-        run.aws.topic_arns.put(name, &arn);
-        run.resource(TYPE, arn.clone());
-        return Ok((arn, true));
-    };
-    let missing = run.claim(&resource, &tags)?;
-    if !missing.is_empty() && run.plan(Change::tags_added(&resource, &missing)) {
-        run.aws
-            .write(
-                Service::Sns,
-                "TagResource",
-                name,
-                run.aws
-                    .sns
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(sns_tags(&missing)?))
-                    .send(),
-            )
-            .await?;
-    }
-    run.resource(TYPE, arn.clone());
-    Ok((arn, true))
+/// Add `tags` to the topic `arn`.
+async fn tag(
+    run: &SpecRun<'_>,
+    arn: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    let req = run.aws.sns.tag_resource().resource_arn(arn);
+    let req = req.set_tags(Some(sns_tags(tags)?)).send();
+    run.aws.write(Service::Sns, "TagResource", arn, req).await?;
+    Ok(())
+}
+
+/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
+async fn untag(
+    run: &SpecRun<'_>,
+    label: &str,
+    arn: &str,
+    keys: &[&str],
+) -> Result<(), ResourceError> {
+    let keys = keys.iter().map(|k| k.to_string()).collect();
+    let req = run.aws.sns.untag_resource().resource_arn(arn);
+    let req = req.set_tag_keys(Some(keys)).send();
+    run.aws
+        .write(Service::Sns, "UntagResource", label, req)
+        .await?;
+    Ok(())
 }
 
 /// Teardown of an owned topic (its ARN): deleted (SNS deletes its subscriptions with it), or
@@ -205,38 +221,9 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     }
     let resource = format!("sns topic {}", arn.rsplit(':').next().unwrap_or(arn));
     if retain {
-        if run.plan(Change::update(
-            &resource,
-            "released (deletionPolicy Retain)",
-        )) {
-            let released = BTreeMap::from([(RELEASED_TAG.to_string(), run.key.to_string())]);
-            run.aws
-                .write(
-                    Service::Sns,
-                    "TagResource",
-                    arn,
-                    run.aws
-                        .sns
-                        .tag_resource()
-                        .resource_arn(arn)
-                        .set_tags(Some(sns_tags(&released)?))
-                        .send(),
-                )
-                .await?;
-            run.aws
-                .write(
-                    Service::Sns,
-                    "UntagResource",
-                    arn,
-                    run.aws
-                        .sns
-                        .untag_resource()
-                        .resource_arn(arn)
-                        .tag_keys(crate::MANAGED_BY_TAG)
-                        .tag_keys(crate::OWNER_TAG)
-                        .send(),
-                )
-                .await?;
+        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
+            tag(run, arn, &released).await?;
+            untag(run, arn, arn, &release::OWNERSHIP_KEYS).await?;
         }
         return Ok(Gone::Yes);
     }
@@ -272,6 +259,40 @@ crate::resources::kind::kind!(
     TopicKind, TYPE, 15, delete, "SNS topics", list_owned
 );
 
+/// The generic driver's view of an owned topic: its output is the topic's ARN (empty while
+/// only planning its create).
+impl Managed for TopicKind {
+    crate::resources::kind::by_name!("sns topic");
+    crate::resources::kind::arn_output!();
+
+    fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(plan(d, o, missing))
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        arn: &mut String,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        match step {
+            Step::Create => {
+                let req = run.aws.sns.create_topic().name(&d.name);
+                let req = req.set_tags(Some(sns_tags(&run.tags())?)).send();
+                let out = run
+                    .aws
+                    .write(Service::Sns, "CreateTopic", &d.name, req)
+                    .await?;
+                *arn = out.topic_arn().unwrap_or_default().to_string();
+                run.aws.topic_arns.put(&d.name, arn);
+            }
+            Step::Tag(tags) => tag(run, arn, &tags).await?,
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +305,7 @@ mod tests {
         };
         assert_eq!(
             desired("prod-web-alarms", Some(&existing)),
-            Desired::Existing {
+            Target::Existing {
                 arn: "arn:aws:sns:eu-west-1:1:ops".into()
             }
         );
@@ -294,17 +315,42 @@ mod tests {
         };
         assert_eq!(
             desired("prod-web-alarms", Some(&mail)),
-            Desired::Owned {
-                name: "prod-web-alarms".into(),
+            Target::Owned {
+                topic: Desired {
+                    name: "prod-web-alarms".into()
+                },
                 emails: vec!["ops@example.com".into()]
             }
         );
         assert_eq!(
             desired("prod-web-alarms", None),
-            Desired::Owned {
-                name: "prod-web-alarms".into(),
+            Target::Owned {
+                topic: Desired {
+                    name: "prod-web-alarms".into()
+                },
                 emails: vec![]
             }
         );
+    }
+
+    #[test]
+    fn an_absent_topic_is_created_and_an_adopted_one_only_gains_the_ownership_tags() {
+        let d = Desired {
+            name: "prod-web-alarms".into(),
+        };
+        let steps: Vec<Step> = plan(&d, None, BTreeMap::new())
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(steps, vec![Step::Create]);
+        let o = Observed {
+            arn: "arn:aws:sns:eu-west-1:1:prod-web-alarms".into(),
+            tags: BTreeMap::new(),
+        };
+        assert!(plan(&d, Some(&o), BTreeMap::new()).is_empty());
+        let missing = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        let steps = plan(&d, Some(&o), missing.clone());
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].0, Step::Tag(missing));
     }
 }

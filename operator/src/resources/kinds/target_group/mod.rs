@@ -40,15 +40,11 @@ crate::resources::kind::kind!(
 /// planning a create).
 impl Managed for TargetGroupKind {
     crate::resources::kind::by_name!("target group");
-    type Output = String;
+    crate::resources::kind::arn_output!();
     const IMMUTABLE: &'static str = "TargetGroupImmutable";
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: Tags) -> Plan<Step> {
         plan(d, o, missing).into()
-    }
-
-    fn output(_: &Desired, o: Option<&Observed>) -> String {
-        o.map(|o| o.arn.clone()).unwrap_or_default()
     }
 
     async fn apply(
@@ -141,9 +137,5 @@ impl Managed for TargetGroupKind {
             }
         }
         Ok(())
-    }
-
-    fn id(_: &Desired, arn: &String) -> Option<String> {
-        crate::resources::kind::arn_id(arn)
     }
 }

@@ -19,7 +19,6 @@ use crate::resources::error::Absent;
 use crate::resources::kind::Gone;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
-use crate::resources::shared::tags::RELEASED_TAG;
 use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::ResourceError;
 use crate::spec::types::ServiceSpec;
@@ -491,7 +490,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
             continue;
         }
         if retain {
-            ecs_tags::release(run, td, "task definition", RELEASED_TAG).await?;
+            ecs_tags::release(run, td, "task definition").await?;
         } else if run.plan(Change::delete(
             format!("task definition {td}"),
             "deregister",
