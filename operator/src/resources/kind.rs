@@ -5,8 +5,10 @@
 //! garbage-collection scans), where it goes in a teardown ([`Kind::RANK`]), how one of its
 //! resources is deleted ([`Kind::delete`]) and how garbage collection finds the ones this
 //! instance owns ([`Kind::list_owned`]). [`super::kinds::all`] lists every kind once. A kind
-//! with one desired resource per call also implements [`Managed`] (observe, pure plan, apply
-//! one step), and the generic driver (`driver::reconcile::drive`) reconciles it. A reconcile
+//! driven by the generic driver also implements [`Managed`] (observe, ownership claim, pure
+//! plan, apply one step), and `driver::reconcile::drive` reconciles one of its resources; a
+//! kind a spec asks for as a list read in one batched call implements [`ManagedSet`] too, and
+//! `driver::reconcile::drive_set` reads the list once and drives each item. A reconcile
 //! that must look again later hands back its [`Pending`] requeue hints instead of writing a
 //! wait into the run.
 //!

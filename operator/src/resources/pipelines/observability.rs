@@ -12,12 +12,13 @@
 //! ([`drop_recorded`]: alarms, topic and subscriptions deleted, the metric filter deleted, the
 //! log group released: logs are data).
 
-use crate::resources::driver::reconcile::drive;
+use crate::resources::driver::reconcile::{drive, drive_set};
 use crate::resources::kinds;
+use crate::resources::kinds::alarm::{self, AlarmKind};
 use crate::resources::kinds::log_group::{self, LogGroupKind};
 use crate::resources::kinds::metric_filter::{self, MetricFilterKind};
+use crate::resources::kinds::sns_subscription;
 use crate::resources::kinds::sns_topic::{self, Target, TopicKind};
-use crate::resources::kinds::{alarm, sns_subscription};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::types::{LoadBalancer, Notify, ServiceSpec};
@@ -94,7 +95,8 @@ pub async fn service_alarms(
         label,
         &metric_filter::metric_name(cluster, service),
     );
-    alarm::reconcile(run, &wanted).await
+    let wanted = alarm::desired(wanted);
+    drive_set::<AlarmKind>(run, &wanted).await.map(drop)
 }
 
 /// A ClusterSpec load balancer's topic and alarms (`lb_arn`: empty while only planned).
@@ -129,7 +131,8 @@ pub async fn load_balancer_alarms(
     .await?;
     let label = alarm::lb_label(lb_arn);
     let wanted = alarm::load_balancer(cluster, &lb.name, Some(alarms), &arn, label.as_deref());
-    alarm::reconcile(run, &wanted).await
+    let wanted = alarm::desired(wanted);
+    drive_set::<AlarmKind>(run, &wanted).await.map(drop)
 }
 
 /// The kinds of an `alarms` block.

@@ -20,7 +20,7 @@ use aws_sdk_cloudwatch::types::{
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
@@ -707,51 +707,33 @@ async fn delete_alarm(run: &SpecRun<'_>, alarm: &str) -> Result<(), ResourceErro
     Ok(())
 }
 
-/// Reconcile the alarms `wanted` (every name the spec can have, as [`service`] and
-/// [`load_balancer`] list them).
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    wanted: &[(String, Want)],
-) -> Result<(), ResourceError> {
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
-    let observed = observe(run, &names).await?;
-    for (alarm, want) in wanted {
-        let o = observed.get(alarm);
-        let resource = format!("cloudwatch alarm {alarm}");
-        let (missing, ours) = match (o, want) {
-            (Some(o), Want::Present(_)) => (run.claim(&resource, &o.tags)?, true),
-            (Some(o), _) => (
-                BTreeMap::new(),
-                ownership(&run.aws.instance, &run.key, &o.tags) == Ownership::Ours,
-            ),
-            (None, _) => (BTreeMap::new(), false),
-        };
-        let mut exists = o.is_some();
-        for step in run.planned(plan(alarm, want, o, missing, ours)) {
-            match (step, want) {
-                (Step::Put, Want::Present(d)) => {
-                    put(run, alarm, d).await?;
-                    exists = true;
-                }
-                (Step::Tag(tags), _) => {
-                    let arn = o.map(|o| o.arn.as_str()).unwrap_or_default();
-                    tag(run, alarm, arn, &tags).await?;
-                }
-                (Step::Delete, _) => {
-                    delete_alarm(run, alarm).await?;
-                    exists = false;
-                }
-                _ => {}
-            }
-        }
-        if exists && matches!(want, Want::Present(_)) {
-            run.resource(TYPE, alarm.clone());
-        }
-    }
-    Ok(())
+/// One alarm name the spec can have, and what it wants there (the driver's unit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    pub want: Want,
+}
+
+/// The alarms of `wanted` (every name the spec can have, as [`service`] and [`load_balancer`]
+/// list them) as the driver takes them.
+pub fn desired(wanted: Vec<(String, Want)>) -> Vec<Desired> {
+    wanted
+        .into_iter()
+        .map(|(name, want)| Desired { name, want })
+        .collect()
+}
+
+/// An alarm as the driver sees it: what AWS has, and whether its tags name the run's spec
+/// (judged per run, since one listing of a resync wave serves every spec).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub alarm: Observed,
+    pub ours: bool,
+}
+
+fn found(run: &SpecRun<'_>, alarm: Observed) -> Found {
+    let ours = ownership(&run.aws.instance, &run.key, &alarm.tags) == Ownership::Ours;
+    Found { alarm, ours }
 }
 
 /// Add `tags` to the alarm `arn` (`alarm` names it in the call record).
@@ -783,6 +765,100 @@ async fn untag(
         .write(Service::CloudWatch, "UntagResource", label, req)
         .await?;
     Ok(())
+}
+
+crate::resources::kind::kind!(
+    /// A CloudWatch metric alarm, as the generic driver sees it.
+    AlarmKind, TYPE, 13, delete, "CloudWatch alarms", list_owned
+);
+
+/// The generic driver's view of the alarms of one spec (or one load balancer): read together
+/// ([`observe`]: DescribeAlarms 100 names a call, or the wave's listing), then each name
+/// driven. Its output is whether the alarm exists. Only a wanted alarm is claimed (an alarm
+/// of another owner fails the spec); one the spec does not have is deleted if ours and
+/// otherwise left alone, and one not knowable yet is left as it is.
+impl Managed for AlarmKind {
+    type Desired = Desired;
+    type Observed = Found;
+    type Step = Step;
+    type Output = bool;
+
+    fn label(d: &Desired) -> String {
+        format!("cloudwatch alarm {}", d.name)
+    }
+
+    async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Found>, ResourceError> {
+        let mut all = observe(run, std::slice::from_ref(&d.name)).await?;
+        Ok(all.remove(&d.name).map(|o| found(run, o)))
+    }
+
+    fn tags(f: &Found) -> &BTreeMap<String, String> {
+        &f.alarm.tags
+    }
+
+    fn claim(
+        run: &SpecRun<'_>,
+        d: &Desired,
+        f: &Found,
+    ) -> Result<BTreeMap<String, String>, ResourceError> {
+        match d.want {
+            Want::Present(_) => run.claim(&Self::label(d), &f.alarm.tags),
+            Want::Absent | Want::Unknown => Ok(BTreeMap::new()),
+        }
+    }
+
+    fn plan(d: &Desired, f: Option<&Found>, missing: BTreeMap<String, String>) -> Plan<Step> {
+        let ours = f.is_some_and(|f| f.ours);
+        Plan::steps(plan(&d.name, &d.want, f.map(|f| &f.alarm), missing, ours))
+    }
+
+    fn output(_: &Desired, f: Option<&Found>) -> bool {
+        f.is_some()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        f: Option<&Found>,
+        exists: &mut bool,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        match (step, &d.want) {
+            (Step::Put, Want::Present(shape)) => {
+                put(run, &d.name, shape).await?;
+                *exists = true;
+            }
+            (Step::Tag(tags), _) => {
+                let arn = f.map(|f| f.alarm.arn.as_str()).unwrap_or_default();
+                tag(run, &d.name, arn, &tags).await?;
+            }
+            (Step::Delete, _) => {
+                delete_alarm(run, &d.name).await?;
+                *exists = false;
+            }
+            // The plan puts only a wanted alarm.
+            (Step::Put, Want::Absent | Want::Unknown) => {}
+        }
+        Ok(())
+    }
+
+    fn id(d: &Desired, exists: &bool) -> Option<String> {
+        (*exists && matches!(d.want, Want::Present(_))).then(|| d.name.clone())
+    }
+}
+
+impl ManagedSet for AlarmKind {
+    async fn observe_set(
+        run: &SpecRun<'_>,
+        wanted: &[Desired],
+    ) -> Result<Vec<Option<Found>>, ResourceError> {
+        let names: Vec<String> = wanted.iter().map(|d| d.name.clone()).collect();
+        let mut all = observe(run, &names).await?;
+        Ok(names
+            .iter()
+            .map(|n| all.remove(n).map(|o| found(run, o)))
+            .collect())
+    }
 }
 
 /// Teardown of one alarm (its name): deleted, or released with `retain`; an alarm without our
@@ -842,11 +918,6 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     }
     Ok(())
 }
-
-crate::resources::kind::kind!(
-    /// A CloudWatch metric alarm, as the generic driver sees it.
-    AlarmKind, TYPE, 13, delete, "CloudWatch alarms", list_owned
-);
 
 #[cfg(test)]
 mod tests;

@@ -226,6 +226,39 @@ fn a_dropped_alarm_is_deleted_only_when_ours_and_an_unknown_one_left_alone() {
 }
 
 #[test]
+fn the_drivers_plan_deletes_a_dropped_alarm_only_when_the_run_found_it_ours() {
+    let w = wanted();
+    let o = observed(present(&w[2].1));
+    let dropped = Desired {
+        name: "a".into(),
+        want: Want::Absent,
+    };
+    let ours = Found {
+        alarm: o.clone(),
+        ours: true,
+    };
+    let theirs = Found {
+        alarm: o,
+        ours: false,
+    };
+    let steps = |f: &Found| {
+        <AlarmKind as Managed>::plan(&dropped, Some(f), BTreeMap::new())
+            .steps
+            .into_iter()
+            .map(|s| s.0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps(&ours), vec![Step::Delete]);
+    assert!(steps(&theirs).is_empty());
+    let kept = desired(vec![w[2].clone()]);
+    assert_eq!(
+        <AlarmKind as Managed>::id(&kept[0], &true),
+        Some(w[2].0.clone())
+    );
+    assert_eq!(<AlarmKind as Managed>::id(&dropped, &true), None);
+}
+
+#[test]
 fn without_a_target_group_yet_the_alb_alarms_are_unknown() {
     let w = service("prod", "web", Some(&alarms()), TOPIC, None, "m");
     assert_eq!(w[0].1, Want::Unknown);
