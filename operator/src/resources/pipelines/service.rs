@@ -5,8 +5,10 @@
 use super::edge;
 use super::follow::{Follow, Mark, Step};
 use crate::reconcile::ReconcileInput;
+use crate::resources::driver::reconcile::drive;
+use crate::resources::kinds::scaling::{self, ScalableTargetKind};
 use crate::resources::kinds::task_definition::RevisionCache;
-use crate::resources::kinds::{ecs_cluster, ecs_service, scaling, task_definition};
+use crate::resources::kinds::{ecs_cluster, ecs_service, task_definition};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 use crate::spec::cluster_spec_of;
@@ -116,9 +118,13 @@ pub async fn reconcile(
         (Some(lb), Some(tg)) => alb_resource_label(&lb.arn, tg),
         _ => None,
     };
-    let scaling_desired = scaling::desired(&name, spec.spec.autoscaling.as_ref(), label.as_deref());
+    let autoscaling = scaling::Target {
+        cluster: cluster_name.clone(),
+        service: name.clone(),
+        want: scaling::desired(&name, spec.spec.autoscaling.as_ref(), label.as_deref()),
+    };
     if current.is_some() || run.apply {
-        scaling::reconcile(run, &cluster_name, &name, &scaling_desired).await?;
+        drive::<ScalableTargetKind>(run, &autoscaling).await?;
     }
 
     // SNS topic (+ email subscriptions) -> CloudWatch alarms.

@@ -14,7 +14,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 
 use crate::aws::Service;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::snapshot::{service_specs, Entry};
 use crate::resources::ResourceError;
@@ -442,94 +442,100 @@ pub fn plan(service: &str, d: &Desired, o: &Observed) -> Vec<(Step, Change)> {
     steps
 }
 
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    cluster: &str,
-    service: &str,
-    d: &Desired,
-) -> Result<(), ResourceError> {
-    let id = resource_id(cluster, service);
-    let o = observe(run, &id).await?;
-    if d.range.is_some() {
-        run.resource(TYPE, id.clone());
+/// The autoscaling of one ECS service as the generic driver takes it: the service it scales
+/// and what the spec asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub cluster: String,
+    pub service: String,
+    pub want: Desired,
+}
+
+impl Target {
+    /// `service/<cluster>/<service>`.
+    fn id(&self) -> String {
+        resource_id(&self.cluster, &self.service)
     }
-    for step in run.planned(plan(service, d, &o)) {
-        let s = &run.aws.scaling;
-        match step {
-            Step::Register(min, max) => {
-                run.aws
-                    .write(
-                        Service::ApplicationAutoScaling,
-                        "RegisterScalableTarget",
-                        &id,
-                        s.register_scalable_target()
-                            .service_namespace(ServiceNamespace::Ecs)
-                            .resource_id(&id)
-                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                            .min_capacity(min)
-                            .max_capacity(max)
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::Deregister => {
-                run.aws
-                    .write(
-                        Service::ApplicationAutoScaling,
-                        "DeregisterScalableTarget",
-                        &id,
-                        s.deregister_scalable_target()
-                            .service_namespace(ServiceNamespace::Ecs)
-                            .resource_id(&id)
-                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::PutPolicy(name, p) => {
-                let metric = PredefinedMetricSpecification::builder()
-                    .predefined_metric_type(MetricType::from(p.metric.as_str()))
-                    .set_resource_label(p.resource_label.clone())
-                    .build()
-                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
-                let config = TargetTrackingScalingPolicyConfiguration::builder()
-                    .target_value(p.target)
-                    .predefined_metric_specification(metric)
-                    .scale_in_cooldown(p.scale_in_cooldown)
-                    .scale_out_cooldown(p.scale_out_cooldown)
-                    .build()
-                    .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
-                run.aws
-                    .write(
-                        Service::ApplicationAutoScaling,
-                        "PutScalingPolicy",
-                        &name,
-                        s.put_scaling_policy()
-                            .policy_name(&name)
-                            .service_namespace(ServiceNamespace::Ecs)
-                            .resource_id(&id)
-                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                            .policy_type(PolicyType::TargetTrackingScaling)
-                            .target_tracking_scaling_policy_configuration(config)
-                            .send(),
-                    )
-                    .await?;
-            }
-            Step::DeletePolicy(name) => {
-                run.aws
-                    .write(
-                        Service::ApplicationAutoScaling,
-                        "DeleteScalingPolicy",
-                        &name,
-                        s.delete_scaling_policy()
-                            .policy_name(&name)
-                            .service_namespace(ServiceNamespace::Ecs)
-                            .resource_id(&id)
-                            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                            .send(),
-                    )
-                    .await?;
-            }
+}
+
+/// Carry out one step on the scalable target of `t`.
+async fn apply_step(run: &SpecRun<'_>, t: &Target, step: Step) -> Result<(), ResourceError> {
+    let id = t.id();
+    let s = &run.aws.scaling;
+    match step {
+        Step::Register(min, max) => {
+            run.aws
+                .write(
+                    Service::ApplicationAutoScaling,
+                    "RegisterScalableTarget",
+                    &id,
+                    s.register_scalable_target()
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .resource_id(&id)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .min_capacity(min)
+                        .max_capacity(max)
+                        .send(),
+                )
+                .await?;
+        }
+        Step::Deregister => {
+            run.aws
+                .write(
+                    Service::ApplicationAutoScaling,
+                    "DeregisterScalableTarget",
+                    &id,
+                    s.deregister_scalable_target()
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .resource_id(&id)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .send(),
+                )
+                .await?;
+        }
+        Step::PutPolicy(name, p) => {
+            let metric = PredefinedMetricSpecification::builder()
+                .predefined_metric_type(MetricType::from(p.metric.as_str()))
+                .set_resource_label(p.resource_label.clone())
+                .build()
+                .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+            let config = TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(p.target)
+                .predefined_metric_specification(metric)
+                .scale_in_cooldown(p.scale_in_cooldown)
+                .scale_out_cooldown(p.scale_out_cooldown)
+                .build()
+                .map_err(|e| ResourceError::Unsatisfiable(e.to_string()))?;
+            run.aws
+                .write(
+                    Service::ApplicationAutoScaling,
+                    "PutScalingPolicy",
+                    &name,
+                    s.put_scaling_policy()
+                        .policy_name(&name)
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .resource_id(&id)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .policy_type(PolicyType::TargetTrackingScaling)
+                        .target_tracking_scaling_policy_configuration(config)
+                        .send(),
+                )
+                .await?;
+        }
+        Step::DeletePolicy(name) => {
+            run.aws
+                .write(
+                    Service::ApplicationAutoScaling,
+                    "DeleteScalingPolicy",
+                    &name,
+                    s.delete_scaling_policy()
+                        .policy_name(&name)
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .resource_id(&id)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .send(),
+                )
+                .await?;
         }
     }
     Ok(())
@@ -545,9 +551,15 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<Gon
     let Some(service) = id.rsplit('/').next().map(str::to_string) else {
         return Ok(Gone::Yes);
     };
-    let cluster = id.split('/').nth(1).unwrap_or_default().to_string();
-    let none = Desired::default();
-    reconcile(run, &cluster, &service, &none).await?;
+    let t = Target {
+        cluster: id.split('/').nth(1).unwrap_or_default().to_string(),
+        service,
+        want: Desired::default(),
+    };
+    let o = observe(run, &t.id()).await?;
+    for step in run.planned(plan(&t.service, &t.want, &o)) {
+        apply_step(run, &t, step).await?;
+    }
     Ok(Gone::Yes)
 }
 
@@ -556,9 +568,98 @@ crate::resources::kind::kind!(
     ScalableTargetKind, TYPE, 1, delete, "Application Auto Scaling", gc::list_owned
 );
 
+/// A scalable target takes no tags.
+static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
+
+/// The generic driver's view of a service's autoscaling. A scalable target always reads as
+/// observed (its `range` is `None` when it is not registered), takes no tags and is ours
+/// through the ECS service it scales, which the spec claimed before it. It is in the ledger
+/// whenever the spec asks for autoscaling.
+impl Managed for ScalableTargetKind {
+    type Desired = Target;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = ();
+
+    fn label(t: &Target) -> String {
+        format!("autoscaling of {}", t.service)
+    }
+
+    async fn observe(run: &SpecRun<'_>, t: &Target) -> Result<Option<Observed>, ResourceError> {
+        Ok(Some(observe(run, &t.id()).await?))
+    }
+
+    fn tags(_: &Observed) -> &BTreeMap<String, String> {
+        &NO_TAGS
+    }
+
+    fn claim(
+        _: &SpecRun<'_>,
+        _: &Target,
+        _: &Observed,
+    ) -> Result<BTreeMap<String, String>, ResourceError> {
+        Ok(BTreeMap::new())
+    }
+
+    fn plan(t: &Target, o: Option<&Observed>, _: BTreeMap<String, String>) -> Plan<Step> {
+        let none = Observed::default();
+        Plan::steps(plan(&t.service, &t.want, o.unwrap_or(&none)))
+    }
+
+    fn output(_: &Target, _: Option<&Observed>) {}
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        t: &Target,
+        _: Option<&Observed>,
+        _: &mut (),
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        apply_step(run, t, step).await
+    }
+
+    fn id(t: &Target, _: &()) -> Option<String> {
+        t.want.range.is_some().then(|| t.id())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_driver_registers_an_unregistered_target_and_ledgers_it_only_when_autoscaled() {
+        let t = Target {
+            cluster: "prod".into(),
+            service: "web".into(),
+            want: Desired {
+                range: Some((2, 6)),
+                policies: BTreeMap::new(),
+            },
+        };
+        let steps: Vec<Step> = <ScalableTargetKind as Managed>::plan(&t, None, BTreeMap::new())
+            .steps
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(steps, vec![Step::Register(2, 6)]);
+        assert_eq!(
+            <ScalableTargetKind as Managed>::id(&t, &()),
+            Some("service/prod/web".to_string())
+        );
+        let off = Target {
+            want: Desired::default(),
+            ..t
+        };
+        assert_eq!(<ScalableTargetKind as Managed>::id(&off, &()), None);
+        let registered = Observed {
+            range: Some((2, 6)),
+            policies: BTreeMap::new(),
+        };
+        let p = <ScalableTargetKind as Managed>::plan(&off, Some(&registered), BTreeMap::new());
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].0, Step::Deregister);
+    }
 
     #[test]
     fn a_listing_follows_new_tokens_and_stops_at_a_repeated_one() {
