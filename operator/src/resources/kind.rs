@@ -164,8 +164,10 @@ pub trait Managed: Kind {
     type Desired: Sync;
     /// What AWS has.
     type Observed: Send + Sync;
-    /// One change the plan makes.
-    type Step: Send;
+    /// One change the plan makes. Steps that compare equal are one AWS call: the driver applies
+    /// each distinct step once, so a call that sets several fields is one step value planned
+    /// once per field that differs (each with its own change).
+    type Step: Send + PartialEq;
     /// What the reconcile hands on to later kinds (an ARN, a URI, the load balancer's
     /// endpoint); starts from what was observed, `apply` fills it in as creates answer.
     type Output: Send;
@@ -183,9 +185,9 @@ pub trait Managed: Kind {
     fn tags(o: &Self::Observed) -> &BTreeMap<String, String>;
     /// Check that the existing resource `o` may be managed by this spec; the ownership tags it
     /// still lacks (non-empty only when adopting). By default the claim of its own
-    /// [`Managed::tags`]. Only a kind whose resources take no tags overrides it (a metric
-    /// filter): such a resource is ours through the parent it lives on, which the spec
-    /// claimed before it.
+    /// [`Managed::tags`]. Overridden by a kind whose resources take no tags
+    /// ([`owned_through_parent!`]) and by one that claims only some of its list (an alarm the
+    /// spec dropped is deleted if ours, never claimed).
     fn claim(
         run: &SpecRun<'_>,
         d: &Self::Desired,
@@ -387,6 +389,30 @@ macro_rules! arn_output {
     };
 }
 pub(crate) use arn_output;
+
+/// The tags of a resource that takes none.
+pub static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
+
+/// The part of a [`Managed`] impl for a kind whose resources take no tags (a metric filter, a
+/// scalable target): `tags` is [`NO_TAGS`] and `claim` takes nothing, because such a
+/// resource is ours through the parent it lives on, which the same pipeline claimed before
+/// it. Used inside the impl block: `owned_through_parent!();`.
+macro_rules! owned_through_parent {
+    () => {
+        fn tags(_: &Self::Observed) -> &std::collections::BTreeMap<String, String> {
+            &$crate::resources::kind::NO_TAGS
+        }
+
+        fn claim(
+            _: &SpecRun<'_>,
+            _: &Self::Desired,
+            _: &Self::Observed,
+        ) -> Result<std::collections::BTreeMap<String, String>, ResourceError> {
+            Ok(std::collections::BTreeMap::new())
+        }
+    };
+}
+pub(crate) use owned_through_parent;
 
 /// The ledger id of a resource known by `arn`: none while only planning its create.
 pub fn arn_id(arn: &str) -> Option<String> {

@@ -3,7 +3,8 @@
 //!
 //! Invariants: a resource carrying another spec's ownership tags fails the claim before any
 //! step; immutable-field findings become the kind's condition and degrade the spec; when the
-//! run only plans (`diff`, `mode: observe`) no step is applied, so nothing is written.
+//! run only plans (`diff`, `mode: observe`) no step is applied, so nothing is written; each
+//! distinct step is applied once, however many changes planned it.
 
 use crate::resources::kind::{Managed, ManagedSet};
 use crate::resources::run::SpecRun;
@@ -37,6 +38,19 @@ pub async fn drive_set<K: ManagedSet>(
     Ok(outputs)
 }
 
+/// `steps` in order, each distinct one once: several changes that one AWS call carries out
+/// (every field of one UpdateAutoScalingGroup) are planned as equal steps, one per change, so
+/// that the plan names each difference, and the call is made once (pure).
+fn distinct<S: PartialEq>(steps: Vec<S>) -> Vec<S> {
+    let mut out: Vec<S> = Vec::with_capacity(steps.len());
+    for step in steps {
+        if !out.contains(&step) {
+            out.push(step);
+        }
+    }
+    out
+}
+
 /// [`drive`] from `observed`, what was read of `d`.
 async fn drive_observed<K: Managed>(
     run: &mut SpecRun<'_>,
@@ -50,11 +64,23 @@ async fn drive_observed<K: Managed>(
     let mut out = K::output(d, observed.as_ref());
     let plan = K::plan(d, observed.as_ref(), missing);
     run.immutable(K::IMMUTABLE, plan.immutable);
-    for step in run.planned(plan.steps) {
+    for step in distinct(run.planned(plan.steps)) {
         K::apply(run, d, observed.as_ref(), &mut out, step).await?;
     }
     if let Some(id) = K::id(d, &out) {
         run.resource(K::TYPE, id);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct;
+
+    #[test]
+    fn equal_steps_are_applied_once_in_the_order_first_planned() {
+        let planned = vec!["tag", "update", "create", "update", "update"];
+        assert_eq!(distinct(planned), vec!["tag", "update", "create"]);
+        assert_eq!(distinct(Vec::<u8>::new()), Vec::<u8>::new());
+    }
 }

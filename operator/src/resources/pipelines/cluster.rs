@@ -23,7 +23,7 @@ pub async fn reconcile(
         let mut d = capacity_provider::desired(p);
         if let Some(g) = p.auto_scaling_group.owned() {
             let group = auto_scaling_group::desired(g);
-            if let Some(arn) = drive::<AutoScalingGroupKind>(run, &group).await?.arn {
+            if let Some(arn) = drive::<AutoScalingGroupKind>(run, &group).await? {
                 d.auto_scaling_group = arn;
             }
         }

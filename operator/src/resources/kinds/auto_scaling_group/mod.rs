@@ -243,14 +243,6 @@ async fn put_tags(
     Ok(())
 }
 
-/// What the generic driver hands on for a group: its ARN (`None` only while planning its
-/// create), and whether this reconcile already sent its one UpdateAutoScalingGroup.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Made {
-    pub arn: Option<String>,
-    updated: bool,
-}
-
 /// `req` (a Create- or UpdateAutoScalingGroup request: two builder types with the same
 /// setters) with the shape `d` wants.
 macro_rules! with_shape {
@@ -460,45 +452,38 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     Ok(())
 }
 
-/// The generic driver's view of an owned Auto Scaling group. Every field difference is its own
-/// step (its own change in the plan), but one UpdateAutoScalingGroup sets the whole shape: the
-/// first `Update` step sends it, the others find it sent.
+/// The generic driver's view of an owned Auto Scaling group: its output is the group's ARN
+/// (`None` only while planning its create). Every field difference is its own change in the
+/// plan, all of them the one `Update` step: one UpdateAutoScalingGroup sets the whole shape.
 impl Managed for AutoScalingGroupKind {
     crate::resources::kind::by_name!("auto scaling group");
-    type Output = Made;
+    type Output = Option<String>;
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         Plan::steps(plan(d, o, missing))
     }
 
-    fn output(_: &Desired, o: Option<&Observed>) -> Made {
-        Made {
-            arn: o.map(|o| o.arn.clone()),
-            updated: false,
-        }
+    fn output(_: &Desired, o: Option<&Observed>) -> Option<String> {
+        o.map(|o| o.arn.clone())
     }
 
     async fn apply(
         run: &mut SpecRun<'_>,
         d: &Desired,
         _: Option<&Observed>,
-        out: &mut Made,
+        arn: &mut Option<String>,
         step: Step,
     ) -> Result<(), ResourceError> {
         match step {
-            Step::Create => out.arn = Some(create(run, d).await?),
+            Step::Create => *arn = Some(create(run, d).await?),
             Step::Tag(tags) => put_tags(run, &d.name, &tags).await?,
-            Step::Update if out.updated => {}
-            Step::Update => {
-                update(run, d).await?;
-                out.updated = true;
-            }
+            Step::Update => update(run, d).await?,
         }
         Ok(())
     }
 
-    fn id(d: &Desired, out: &Made) -> Option<String> {
-        out.arn.is_some().then(|| d.name.clone())
+    fn id(d: &Desired, arn: &Option<String>) -> Option<String> {
+        arn.is_some().then(|| d.name.clone())
     }
 }
 

@@ -220,14 +220,6 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     Ok(observe_names(run, &[name.to_string()]).await?.remove(name))
 }
 
-/// What the generic driver hands on for a provider: its ARN (empty while only planning its
-/// create), and whether this reconcile already sent its one UpdateCapacityProvider.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Made {
-    pub arn: String,
-    updated: bool,
-}
-
 /// CreateCapacityProvider on the group the spec names, with the ownership tags. Returns its
 /// ARN.
 async fn create(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError> {
@@ -305,48 +297,33 @@ crate::resources::kind::kind!(
 );
 
 /// The generic driver's view of a capacity provider: the providers of a ClusterSpec are read
-/// together (DescribeCapacityProviders, 100 names a call), then each is driven. Every field
-/// difference is its own step and change; the first `Update` step sends the one
-/// UpdateCapacityProvider that sets them all.
+/// together (DescribeCapacityProviders, 100 names a call), then each is driven; its output is
+/// its ARN. Every field difference is its own change in the plan, all of them the one `Update`
+/// step: one UpdateCapacityProvider sets them all.
 impl Managed for CapacityProviderKind {
     crate::resources::kind::by_name!("capacity provider");
-    type Output = Made;
+    crate::resources::kind::arn_output!();
 
     fn plan(d: &Desired, o: Option<&Observed>, missing: BTreeMap<String, String>) -> Plan<Step> {
         plan(d, o, missing)
-    }
-
-    fn output(_: &Desired, o: Option<&Observed>) -> Made {
-        Made {
-            arn: o.map(|o| o.arn.clone()).unwrap_or_default(),
-            updated: false,
-        }
     }
 
     async fn apply(
         run: &mut SpecRun<'_>,
         d: &Desired,
         _: Option<&Observed>,
-        out: &mut Made,
+        arn: &mut String,
         step: Step,
     ) -> Result<(), ResourceError> {
         match step {
-            Step::Create => out.arn = create(run, d).await?,
+            Step::Create => *arn = create(run, d).await?,
             Step::Tag(tags) => {
                 let label = format!("capacity provider {}", d.name);
-                ecs_tags::put(run, &label, &out.arn, tags).await?;
+                ecs_tags::put(run, &label, arn, tags).await?;
             }
-            Step::Update if out.updated => {}
-            Step::Update => {
-                update(run, d).await?;
-                out.updated = true;
-            }
+            Step::Update => update(run, d).await?,
         }
         Ok(())
-    }
-
-    fn id(_: &Desired, out: &Made) -> Option<String> {
-        crate::resources::kind::arn_id(&out.arn)
     }
 }
 

@@ -12,6 +12,8 @@
 mod gc;
 pub use gc::SEEN;
 
+use std::collections::BTreeMap;
+
 use aws_sdk_elasticloadbalancingv2::operation::describe_listener_certificates::DescribeListenerCertificatesOutput;
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 
@@ -348,16 +350,13 @@ impl ManagedSet for ListenerKind {
         run: &SpecRun<'_>,
         wanted: &[Desired],
     ) -> Result<Vec<Option<Observed>>, ResourceError> {
-        let mut read: Vec<(String, Vec<Observed>)> = Vec::new();
+        let mut by_lb: BTreeMap<&str, Vec<Observed>> = BTreeMap::new();
         let mut out = Vec::with_capacity(wanted.len());
         for d in wanted {
-            if !read.iter().any(|(lb, _)| lb == &d.lb_arn) {
-                read.push((d.lb_arn.clone(), observe_all(run, &d.lb_arn).await?));
+            if !by_lb.contains_key(d.lb_arn.as_str()) {
+                by_lb.insert(&d.lb_arn, observe_all(run, &d.lb_arn).await?);
             }
-            let (_, all) = read
-                .iter()
-                .find(|(lb, _)| lb == &d.lb_arn)
-                .expect("read above");
+            let all = &by_lb[d.lb_arn.as_str()];
             out.push(all.iter().find(|o| o.port == d.port).cloned());
         }
         Ok(out)

@@ -407,7 +407,7 @@ impl Managed for LogGroupKind {
         out: &mut Self::Output,
         step: Step,
     ) -> Result<(), ResourceError> {
-        let arn = o.map(|o| o.arn.clone());
+        let arn = o.map(|o| o.arn.as_str());
         let logs = &run.aws.logs;
         match step {
             Step::Create => {
@@ -426,7 +426,7 @@ impl Managed for LogGroupKind {
                     .await?;
                 *out = true;
             }
-            Step::Tag(tags) => tag(run, &d.name, &arn.clone().unwrap_or_default(), tags).await?,
+            Step::Tag(tags) => tag(run, &d.name, arn.unwrap_or_default(), tags).await?,
             Step::PutRetention(days) => {
                 run.aws
                     .write(

@@ -273,9 +273,6 @@ crate::resources::kind::kind!(
     MetricFilterKind, TYPE, 16, delete, "CloudWatch Logs metric filters", list_owned
 );
 
-/// A filter takes no tags.
-static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
-
 /// The generic driver's view of a metric filter: its output is whether the filter exists
 /// (false only while planning its create). A filter takes no tags: it is ours through the log
 /// group it lives on, which the spec claimed before it.
@@ -296,17 +293,7 @@ impl Managed for MetricFilterKind {
         observe(run, &d.filter.log_group, &d.filter.name).await
     }
 
-    fn tags(_: &Filter) -> &BTreeMap<String, String> {
-        &NO_TAGS
-    }
-
-    fn claim(
-        _: &SpecRun<'_>,
-        _: &Desired,
-        _: &Filter,
-    ) -> Result<BTreeMap<String, String>, ResourceError> {
-        Ok(BTreeMap::new())
-    }
+    crate::resources::kind::owned_through_parent!();
 
     fn plan(d: &Desired, o: Option<&Filter>, _: BTreeMap<String, String>) -> Plan<Step> {
         Plan::steps(

@@ -568,9 +568,6 @@ crate::resources::kind::kind!(
     ScalableTargetKind, TYPE, 1, delete, "Application Auto Scaling", gc::list_owned
 );
 
-/// A scalable target takes no tags.
-static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
-
 /// The generic driver's view of a service's autoscaling. A scalable target always reads as
 /// observed (its `range` is `None` when it is not registered), takes no tags and is ours
 /// through the ECS service it scales, which the spec claimed before it. It is in the ledger
@@ -589,17 +586,7 @@ impl Managed for ScalableTargetKind {
         Ok(Some(observe(run, &t.id()).await?))
     }
 
-    fn tags(_: &Observed) -> &BTreeMap<String, String> {
-        &NO_TAGS
-    }
-
-    fn claim(
-        _: &SpecRun<'_>,
-        _: &Target,
-        _: &Observed,
-    ) -> Result<BTreeMap<String, String>, ResourceError> {
-        Ok(BTreeMap::new())
-    }
+    crate::resources::kind::owned_through_parent!();
 
     fn plan(t: &Target, o: Option<&Observed>, _: BTreeMap<String, String>) -> Plan<Step> {
         let none = Observed::default();
