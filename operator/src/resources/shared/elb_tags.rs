@@ -51,6 +51,20 @@ pub async fn describe(
     Ok(out)
 }
 
+/// A load balancer's or target group's attributes (DescribeLoadBalancerAttributes,
+/// DescribeTargetGroupAttributes: key/value pairs like its tags) as a map; `pair` reads one
+/// attribute's key and value, and one without either is left out.
+pub fn attributes<A>(
+    attrs: &[A],
+    pair: impl Fn(&A) -> (Option<&str>, Option<&str>),
+) -> BTreeMap<String, String> {
+    let entry = |a: &A| match pair(a) {
+        (Some(k), Some(v)) => Some((k.to_string(), v.to_string())),
+        _ => None,
+    };
+    attrs.iter().filter_map(entry).collect()
+}
+
 /// Tags in the SDK's shape.
 pub fn sdk_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()

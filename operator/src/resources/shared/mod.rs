@@ -3,6 +3,7 @@
 //!
 //! Invariant: nothing here depends on a resource kind; kinds depend on it.
 
+pub mod arn_tags;
 pub mod ecs_tags;
 pub mod elb_actions;
 pub mod elb_tags;

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
 use aws_sdk_cloudwatch::types::{
     AlarmType, ComparisonOperator, Dimension, MetricAlarm, MetricDataQuery, MetricStat, Statistic,
-    Tag,
 };
 
 use crate::aws::Service;
@@ -23,6 +22,7 @@ use crate::resources::kind::GcScan;
 use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::arn_tags::{self, Api, Tagged};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::release;
 use crate::resources::shared::tags::{map_of, owner_of, ownership, Ownership};
@@ -485,12 +485,6 @@ pub fn plan(
     }
 }
 
-fn cw_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
 async fn tags_of(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
     let out = run
         .aws
@@ -658,7 +652,7 @@ async fn put(run: &SpecRun<'_>, alarm: &str, d: &Shape) -> Result<(), ResourceEr
         .threshold(d.threshold)
         .comparison_operator(ComparisonOperator::from(d.comparison.as_str()))
         .treat_missing_data(&d.treat_missing_data)
-        .set_tags(Some(cw_tags(&run.tags())));
+        .set_tags(Some(arn_tags::cloudwatch(&run.tags())));
     match &d.watch {
         Watch::Metric(m) => {
             req = req
@@ -736,37 +730,6 @@ fn found(run: &SpecRun<'_>, alarm: Observed) -> Found {
     Found { alarm, ours }
 }
 
-/// Add `tags` to the alarm `arn` (`alarm` names it in the call record).
-async fn tag(
-    run: &SpecRun<'_>,
-    alarm: &str,
-    arn: &str,
-    tags: &BTreeMap<String, String>,
-) -> Result<(), ResourceError> {
-    let req = run.aws.cloudwatch.tag_resource().resource_arn(arn);
-    let req = req.set_tags(Some(cw_tags(tags))).send();
-    run.aws
-        .write(Service::CloudWatch, "TagResource", alarm, req)
-        .await?;
-    Ok(())
-}
-
-/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
-async fn untag(
-    run: &SpecRun<'_>,
-    label: &str,
-    arn: &str,
-    keys: &[&str],
-) -> Result<(), ResourceError> {
-    let keys = keys.iter().map(|k| k.to_string()).collect();
-    let req = run.aws.cloudwatch.untag_resource().resource_arn(arn);
-    let req = req.set_tag_keys(Some(keys)).send();
-    run.aws
-        .write(Service::CloudWatch, "UntagResource", label, req)
-        .await?;
-    Ok(())
-}
-
 crate::resources::kind::kind!(
     /// A CloudWatch metric alarm, as the generic driver sees it.
     AlarmKind, TYPE, 13, delete, "CloudWatch alarms", list_owned
@@ -830,7 +793,7 @@ impl Managed for AlarmKind {
             }
             (Step::Tag(tags), _) => {
                 let arn = f.map(|f| f.alarm.arn.as_str()).unwrap_or_default();
-                tag(run, &d.name, arn, &tags).await?;
+                arn_tags::tag(run, Tagged::new(Api::CloudWatch, &d.name, arn), &tags).await?;
             }
             (Step::Delete, _) => {
                 delete_alarm(run, &d.name).await?;
@@ -878,10 +841,8 @@ pub async fn delete(
     }
     let resource = format!("cloudwatch alarm {alarm}");
     if retain {
-        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
-            tag(run, alarm, &o.arn, &released).await?;
-            untag(run, alarm, &o.arn, &release::OWNERSHIP_KEYS).await?;
-        }
+        let tagged = Tagged::new(Api::CloudWatch, alarm, &o.arn);
+        arn_tags::release(run, tagged, &resource, release::RELEASED, &[]).await?;
         return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "")) {

@@ -10,7 +10,7 @@ mod gc;
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ecr::types::{
-    ImageScanningConfiguration, ImageTagMutability, Repository as AwsRepository, Tag,
+    ImageScanningConfiguration, ImageTagMutability, Repository as AwsRepository,
 };
 use serde_json::{json, Value};
 
@@ -19,9 +19,9 @@ use crate::resources::error::Absent;
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::arn_tags::{self, Api, Tagged};
 use crate::resources::shared::pages::{by_name, one_by_name, read_pages};
 use crate::resources::shared::release;
-use crate::resources::shared::tags::request_tags;
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{Lifecycle, Repository, TagMutability};
@@ -316,41 +316,6 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     }))
 }
 
-fn ecr_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceError> {
-    request_tags(tags, |k, v| Tag::builder().key(k).value(v).build())
-}
-
-/// Add `tags` to the repository `arn` (`name` names it in the call record).
-async fn tag(
-    run: &SpecRun<'_>,
-    name: &str,
-    arn: &str,
-    tags: &BTreeMap<String, String>,
-) -> Result<(), ResourceError> {
-    let req = run.aws.ecr.tag_resource().resource_arn(arn);
-    let req = req.set_tags(Some(ecr_tags(tags)?)).send();
-    run.aws
-        .write(Service::Ecr, "TagResource", name, req)
-        .await?;
-    Ok(())
-}
-
-/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
-async fn untag(
-    run: &SpecRun<'_>,
-    label: &str,
-    arn: &str,
-    keys: &[&str],
-) -> Result<(), ResourceError> {
-    let keys = keys.iter().map(|k| k.to_string()).collect();
-    let req = run.aws.ecr.untag_resource().resource_arn(arn);
-    let req = req.set_tag_keys(Some(keys)).send();
-    run.aws
-        .write(Service::Ecr, "UntagResource", label, req)
-        .await?;
-    Ok(())
-}
-
 /// Teardown of the repository (`ecr:repository`, its ARN).
 ///
 /// Images are what a team cannot rebuild on demand, and the ServiceSpec has no field to say
@@ -373,11 +338,9 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         return Ok(Gone::Yes);
     }
     let resource = format!("ecr repository {name}");
+    let tagged = Tagged::new(Api::Ecr, &name, arn);
     if retain {
-        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
-            tag(run, &name, arn, &released).await?;
-            untag(run, &name, arn, &release::OWNERSHIP_KEYS).await?;
-        }
+        arn_tags::release(run, tagged, &resource, release::RELEASED, &[]).await?;
         return Ok(Gone::Yes);
     }
     let images = run
@@ -396,10 +359,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         .await?;
     if !images.image_ids().is_empty() {
         let why = "kept: it holds images; released (ownership tags replaced by released-from)";
-        if let Some(released) = release::planned(run, &resource, why) {
-            tag(run, &name, arn, &released).await?;
-            untag(run, &name, arn, &release::OWNERSHIP_KEYS).await?;
-        }
+        arn_tags::release(run, tagged, &resource, why, &[]).await?;
         return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "empty")) {
@@ -491,7 +451,7 @@ impl Managed for RepositoryKind {
                                     .scan_on_push(d.scan_on_push)
                                     .build(),
                             )
-                            .set_tags(Some(ecr_tags(&run.tags())?))
+                            .set_tags(Some(arn_tags::ecr(&run.tags())?))
                             .send(),
                     )
                     .await?;
@@ -505,7 +465,10 @@ impl Managed for RepositoryKind {
                     .unwrap_or_default()
                     .to_string();
             }
-            Step::Tag(tags) => tag(run, &d.name, &out.arn, &tags).await?,
+            Step::Tag(tags) => {
+                let tagged = Tagged::new(Api::Ecr, &d.name, &out.arn);
+                arn_tags::tag(run, tagged, &tags).await?
+            }
             Step::Mutability => {
                 run.aws
                     .write(

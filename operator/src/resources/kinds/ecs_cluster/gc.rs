@@ -20,28 +20,24 @@ pub const SEEN_PROVIDERS: &str = "ecs:capacity-provider (attached)";
 
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let ecs = &run.aws.ecs;
+    let list = ecs
+        .list_clusters()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect();
     let clusters = run
         .aws
-        .read(
-            Service::Ecs,
-            "ListClusters",
-            "*",
-            ecs.list_clusters()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect(),
-        )
+        .read(Service::Ecs, "ListClusters", "*", list)
         .await?;
+    let describe = |batch| {
+        let req = ecs.describe_clusters().set_clusters(Some(batch));
+        req.include(ClusterField::Tags).send()
+    };
     let answers = run
         .aws
-        .read_batches(Service::Ecs, "DescribeClusters", &clusters, 100, |batch| {
-            ecs.describe_clusters()
-                .set_clusters(Some(batch))
-                .include(ClusterField::Tags)
-                .send()
-        })
-        .await?;
+        .read_batches(Service::Ecs, "DescribeClusters", &clusters, 100, describe);
+    let answers = answers.await?;
     for out in &answers {
         for c in out.clusters() {
             if c.status() != Some("ACTIVE") {

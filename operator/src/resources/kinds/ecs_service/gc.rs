@@ -22,30 +22,27 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
     for cluster_arn in &scan.seen_ids(ecs_cluster::SEEN) {
         // A cluster ARN ends in `cluster/<name>`.
         let cluster_name = cluster_arn.rsplit('/').next().unwrap_or(cluster_arn);
+        let list = ecs
+            .list_services()
+            .cluster(cluster_arn)
+            .into_paginator()
+            .items();
+        let list = list.send().try_collect();
         let arns = run
             .aws
-            .read(
-                Service::Ecs,
-                "ListServices",
-                cluster_name,
-                ecs.list_services()
-                    .cluster(cluster_arn)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect(),
-            )
+            .read(Service::Ecs, "ListServices", cluster_name, list)
             .await?;
+        let describe = |batch| {
+            let req = ecs
+                .describe_services()
+                .cluster(cluster_arn)
+                .set_services(Some(batch));
+            req.include(ServiceField::Tags).send()
+        };
         let answers = run
             .aws
-            .read_batches(Service::Ecs, "DescribeServices", &arns, 10, |batch| {
-                ecs.describe_services()
-                    .cluster(cluster_arn)
-                    .set_services(Some(batch))
-                    .include(ServiceField::Tags)
-                    .send()
-            })
-            .await?;
+            .read_batches(Service::Ecs, "DescribeServices", &arns, 10, describe);
+        let answers = answers.await?;
         for out in &answers {
             for s in out.services() {
                 if s.status() == Some("INACTIVE") {

@@ -273,23 +273,13 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
         .await?
         .remove(&arn)
         .unwrap_or_default();
-    let attrs: BTreeMap<String, String> = run
+    let req = run.aws.elbv2.describe_load_balancer_attributes();
+    let req = req.load_balancer_arn(&arn).send();
+    let out = run
         .aws
-        .read(
-            Service::Elbv2,
-            "DescribeLoadBalancerAttributes",
-            name,
-            run.aws
-                .elbv2
-                .describe_load_balancer_attributes()
-                .load_balancer_arn(&arn)
-                .send(),
-        )
-        .await?
-        .attributes()
-        .iter()
-        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
-        .collect();
+        .read(Service::Elbv2, "DescribeLoadBalancerAttributes", name, req);
+    let out = out.await?;
+    let attrs = elb_tags::attributes(out.attributes(), |a| (a.key(), a.value()));
     Ok(Some(Observed {
         dns_name: lb.dns_name().unwrap_or_default().to_string(),
         canonical_zone_id: lb

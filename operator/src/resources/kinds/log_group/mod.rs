@@ -17,8 +17,8 @@ use crate::resources::kind::GcScan;
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
+use crate::resources::shared::arn_tags::{self, Api, Tagged};
 use crate::resources::shared::pages::all_pages;
-use crate::resources::shared::release;
 use crate::resources::shared::tags::{owner_of, ownership, Ownership};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
@@ -295,37 +295,6 @@ pub async fn is_ours(run: &SpecRun<'_>, name: &str) -> Result<bool, ResourceErro
         .is_some_and(|o| ownership(&run.aws.instance, &run.key, &o.tags) == Ownership::Ours))
 }
 
-/// Add `tags` to the log group `arn` (`name` names it in the call record).
-async fn tag(
-    run: &SpecRun<'_>,
-    name: &str,
-    arn: &str,
-    tags: BTreeMap<String, String>,
-) -> Result<(), ResourceError> {
-    let req = run.aws.logs.tag_resource().resource_arn(arn);
-    let req = req.set_tags(Some(tags.into_iter().collect())).send();
-    run.aws
-        .write(Service::Logs, "TagResource", name, req)
-        .await?;
-    Ok(())
-}
-
-/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
-async fn untag(
-    run: &SpecRun<'_>,
-    label: &str,
-    arn: &str,
-    keys: &[&str],
-) -> Result<(), ResourceError> {
-    let keys = keys.iter().map(|k| k.to_string()).collect();
-    let req = run.aws.logs.untag_resource().resource_arn(arn);
-    let req = req.set_tag_keys(Some(keys)).send();
-    run.aws
-        .write(Service::Logs, "UntagResource", label, req)
-        .await?;
-    Ok(())
-}
-
 /// Teardown of the log group (`logs:log-group`, its name): released (ownership tags replaced by
 /// `released-from`) unless both the spec's policy and the group's own ([`POLICY_TAG`]) say
 /// Delete; a group without our tags is left alone.
@@ -344,11 +313,8 @@ pub async fn delete(
     let own_policy_delete = o.tags.get(POLICY_TAG).map(String::as_str) == Some("Delete");
     if retain || !own_policy_delete {
         let why = "released (logs are kept: deletionPolicy Retain)";
-        if let Some(released) = release::planned(run, &resource, why) {
-            let [managed_by, owner] = release::OWNERSHIP_KEYS;
-            tag(run, name, &o.arn, released).await?;
-            untag(run, name, &o.arn, &[managed_by, owner, POLICY_TAG]).await?;
-        }
+        let tagged = Tagged::new(Api::Logs, name, &o.arn);
+        arn_tags::release(run, tagged, &resource, why, &[POLICY_TAG]).await?;
         return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "")) {
@@ -426,7 +392,10 @@ impl Managed for LogGroupKind {
                     .await?;
                 *out = true;
             }
-            Step::Tag(tags) => tag(run, &d.name, arn.unwrap_or_default(), tags).await?,
+            Step::Tag(tags) => {
+                let tagged = Tagged::new(Api::Logs, &d.name, arn.unwrap_or_default());
+                arn_tags::tag(run, tagged, &tags).await?
+            }
             Step::PutRetention(days) => {
                 run.aws
                     .write(

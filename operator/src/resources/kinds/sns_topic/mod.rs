@@ -11,15 +11,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_sns::operation::list_topics::ListTopicsOutput;
-use aws_sdk_sns::types::Tag;
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::{tag_step, Change, SpecRun};
+use crate::resources::shared::arn_tags::{self, Api, Tagged};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::release;
-use crate::resources::shared::tags::{owner_of, ownership, request_tags, Ownership};
+use crate::resources::shared::tags::{owner_of, ownership, Ownership};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::Notify;
@@ -96,10 +96,6 @@ pub async fn check_existing(run: &SpecRun<'_>, arn: &str) -> Result<(), Resource
             "the SNS topic {arn} (alarms.notify.topicArn) does not exist"
         ))),
     }
-}
-
-fn sns_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceError> {
-    request_tags(tags, |k, v| Tag::builder().key(k).value(v).build())
 }
 
 /// The tags of the topic `arn`; `None` when it does not exist.
@@ -182,34 +178,6 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     Ok(Some(Observed { arn, tags }))
 }
 
-/// Add `tags` to the topic `arn`.
-async fn tag(
-    run: &SpecRun<'_>,
-    arn: &str,
-    tags: &BTreeMap<String, String>,
-) -> Result<(), ResourceError> {
-    let req = run.aws.sns.tag_resource().resource_arn(arn);
-    let req = req.set_tags(Some(sns_tags(tags)?)).send();
-    run.aws.write(Service::Sns, "TagResource", arn, req).await?;
-    Ok(())
-}
-
-/// Remove the tag `keys` from the resource `arn` (`label` names it in the call record).
-async fn untag(
-    run: &SpecRun<'_>,
-    label: &str,
-    arn: &str,
-    keys: &[&str],
-) -> Result<(), ResourceError> {
-    let keys = keys.iter().map(|k| k.to_string()).collect();
-    let req = run.aws.sns.untag_resource().resource_arn(arn);
-    let req = req.set_tag_keys(Some(keys)).send();
-    run.aws
-        .write(Service::Sns, "UntagResource", label, req)
-        .await?;
-    Ok(())
-}
-
 /// Teardown of an owned topic (its ARN): deleted (SNS deletes its subscriptions with it), or
 /// released with `retain`; a topic without our tags is left alone.
 pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Gone, ResourceError> {
@@ -221,10 +189,8 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     }
     let resource = format!("sns topic {}", arn.rsplit(':').next().unwrap_or(arn));
     if retain {
-        if let Some(released) = release::planned(run, &resource, release::RELEASED) {
-            tag(run, arn, &released).await?;
-            untag(run, arn, arn, &release::OWNERSHIP_KEYS).await?;
-        }
+        let tagged = Tagged::new(Api::Sns, arn, arn);
+        arn_tags::release(run, tagged, &resource, release::RELEASED, &[]).await?;
         return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "with its subscriptions")) {
@@ -279,7 +245,7 @@ impl Managed for TopicKind {
         match step {
             Step::Create => {
                 let req = run.aws.sns.create_topic().name(&d.name);
-                let req = req.set_tags(Some(sns_tags(&run.tags())?)).send();
+                let req = req.set_tags(Some(arn_tags::sns(&run.tags())?)).send();
                 let out = run
                     .aws
                     .write(Service::Sns, "CreateTopic", &d.name, req)
@@ -287,7 +253,7 @@ impl Managed for TopicKind {
                 *arn = out.topic_arn().unwrap_or_default().to_string();
                 run.aws.topic_arns.put(&d.name, arn);
             }
-            Step::Tag(tags) => tag(run, arn, &tags).await?,
+            Step::Tag(tags) => arn_tags::tag(run, Tagged::new(Api::Sns, arn, arn), &tags).await?,
         }
         Ok(())
     }

@@ -176,23 +176,13 @@ pub async fn observe(run: &SpecRun<'_>, name: &str) -> Result<Option<Observed>, 
     };
     let tg = &tg;
     let arn = tg.target_group_arn().unwrap_or_default().to_string();
-    let attrs: BTreeMap<String, String> = run
+    let req = run.aws.elbv2.describe_target_group_attributes();
+    let req = req.target_group_arn(&arn).send();
+    let out = run
         .aws
-        .read(
-            Service::Elbv2,
-            "DescribeTargetGroupAttributes",
-            name,
-            run.aws
-                .elbv2
-                .describe_target_group_attributes()
-                .target_group_arn(&arn)
-                .send(),
-        )
-        .await?
-        .attributes()
-        .iter()
-        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
-        .collect();
+        .read(Service::Elbv2, "DescribeTargetGroupAttributes", name, req);
+    let out = out.await?;
+    let attrs = elb_tags::attributes(out.attributes(), |a| (a.key(), a.value()));
     let n = |v: Option<i32>| v.unwrap_or_default().max(0) as u32;
     Ok(Some(Observed {
         port: tg.port().unwrap_or_default(),

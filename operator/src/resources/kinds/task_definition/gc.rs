@@ -16,34 +16,26 @@ use crate::resources::ResourceError;
 
 pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), ResourceError> {
     let ecs = &run.aws.ecs;
+    let list = ecs.list_task_definition_families();
+    let list = list
+        .status(TaskDefinitionFamilyStatus::Active)
+        .into_paginator()
+        .items();
+    let list = list.send().try_collect();
     let families = run
         .aws
-        .read(
-            Service::Ecs,
-            "ListTaskDefinitionFamilies",
-            "*",
-            ecs.list_task_definition_families()
-                .status(TaskDefinitionFamilyStatus::Active)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect(),
-        )
-        .await?;
+        .read(Service::Ecs, "ListTaskDefinitionFamilies", "*", list);
+    let families = families.await?;
     for family in families {
+        let req = ecs.list_task_definitions().family_prefix(&family);
+        let req = req
+            .status(TaskDefinitionStatus::Active)
+            .sort(SortOrder::Desc)
+            .send();
         let out = run
             .aws
-            .read(
-                Service::Ecs,
-                "ListTaskDefinitions",
-                &family,
-                ecs.list_task_definitions()
-                    .family_prefix(&family)
-                    .status(TaskDefinitionStatus::Active)
-                    .sort(SortOrder::Desc)
-                    .send(),
-            )
-            .await?;
+            .read(Service::Ecs, "ListTaskDefinitions", &family, req);
+        let out = out.await?;
         // `family_prefix` matches prefixes: the newest revision of exactly this family.
         let Some(latest) = out.task_definition_arns().iter().find(|arn| {
             arn.rsplit_once("task-definition/")
@@ -52,18 +44,12 @@ pub async fn list_owned(run: &SpecRun<'_>, scan: &mut GcScan) -> Result<(), Reso
         }) else {
             continue;
         };
+        let req = ecs.describe_task_definition().task_definition(latest);
+        let req = req.include(TaskDefinitionField::Tags).send();
         let d = run
             .aws
-            .read(
-                Service::Ecs,
-                "DescribeTaskDefinition",
-                latest,
-                ecs.describe_task_definition()
-                    .task_definition(latest)
-                    .include(TaskDefinitionField::Tags)
-                    .send(),
-            )
-            .await?;
+            .read(Service::Ecs, "DescribeTaskDefinition", latest, req);
+        let d = d.await?;
         if let Some(owner) = owner_of(&run.aws.instance, &ecs_tags::to_map(d.tags())) {
             scan.add(owner, TYPE, latest.clone());
         }
