@@ -213,6 +213,12 @@ pub trait Managed: Kind {
     ) -> impl Future<Output = Result<(), ResourceError>> + Send + 'a;
     /// The ledger id of the resource, once it exists (`None` while only planning its create).
     fn id(d: &Self::Desired, out: &Self::Output) -> Option<String>;
+    /// The ledger ids the reconcile records: by default [`Managed::id`]'s one. Overridden by a
+    /// kind whose one desired value stands for several resources that are deleted one by one
+    /// (the email subscriptions of a topic, one per address).
+    fn ids(d: &Self::Desired, out: &Self::Output) -> Vec<String> {
+        Self::id(d, out).into_iter().collect()
+    }
 }
 
 /// A [`Managed`] kind whose resources a spec asks for as a list that one batched read observes

@@ -67,7 +67,7 @@ async fn drive_observed<K: Managed>(
     for step in distinct(run.planned(plan.steps)) {
         K::apply(run, d, observed.as_ref(), &mut out, step).await?;
     }
-    if let Some(id) = K::id(d, &out) {
+    for id in K::ids(d, &out) {
         run.resource(K::TYPE, id);
     }
     Ok(out)

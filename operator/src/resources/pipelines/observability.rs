@@ -17,7 +17,7 @@ use crate::resources::kinds;
 use crate::resources::kinds::alarm::{self, AlarmKind};
 use crate::resources::kinds::log_group::{self, LogGroupKind};
 use crate::resources::kinds::metric_filter::{self, MetricFilterKind};
-use crate::resources::kinds::sns_subscription;
+use crate::resources::kinds::sns_subscription::{self, SubscriptionKind};
 use crate::resources::kinds::sns_topic::{self, Target, TopicKind};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
@@ -64,7 +64,14 @@ async fn topic(
         }
         Target::Owned { topic, emails } => {
             let arn = drive::<TopicKind>(run, &topic).await?;
-            sns_subscription::reconcile(run, &arn, &emails).await?;
+            let d = sns_subscription::Desired {
+                topic: arn.clone(),
+                emails,
+            };
+            let now = drive::<SubscriptionKind>(run, &d).await?;
+            if !d.emails.is_empty() {
+                run.condition(sns_subscription::condition(&d.emails, &now));
+            }
             Ok(arn)
         }
     }

@@ -10,15 +10,14 @@
 //! ListSubscriptions listing for the whole wave); Subscribe only for an address the topic does
 //! not list at all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_sns::operation::list_subscriptions::ListSubscriptionsOutput;
 use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
 
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
-use crate::resources::kind::GcScan;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{GcScan, Gone, Managed, Plan};
 use crate::resources::kinds::sns_topic;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::{all_pages, read_pages};
@@ -176,64 +175,100 @@ async fn read(run: &SpecRun<'_>, topic: &str) -> Result<Vec<Observed>, ResourceE
         .collect())
 }
 
-/// Reconcile the email subscriptions of the owned `topic` (empty: its create is only planned).
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    topic: &str,
-    wanted: &[String],
-) -> Result<(), ResourceError> {
-    let observed = if topic.is_empty() {
-        Vec::new()
-    } else {
-        observe(run, topic).await?
-    };
-    let name = topic.rsplit(':').next().unwrap_or(topic).to_string();
-    let mut now = observed.clone();
-    for step in run.planned(plan(&name, wanted, &observed)) {
+async fn subscribe(run: &SpecRun<'_>, topic: &str, email: &str) -> Result<(), ResourceError> {
+    let req = run.aws.sns.subscribe().topic_arn(topic).protocol("email");
+    let req = req.endpoint(email).return_subscription_arn(true).send();
+    run.aws.write(Service::Sns, "Subscribe", email, req).await?;
+    Ok(())
+}
+
+async fn unsubscribe(run: &SpecRun<'_>, arn: &str) -> Result<(), ResourceError> {
+    let req = run.aws.sns.unsubscribe().subscription_arn(arn).send();
+    run.aws.write(Service::Sns, "Unsubscribe", arn, req).await?;
+    Ok(())
+}
+
+/// The email subscriptions of one owned topic, as the generic driver takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// The topic's ARN; empty while its create is only planned (there is nothing to read).
+    pub topic: String,
+    /// `notify.emails`.
+    pub emails: Vec<String>,
+}
+
+/// The generic driver's view: one desired value is every email subscription of a topic, read
+/// by one listing; its output is the subscriptions as they stand after the steps (a new one
+/// pending), for [`condition`]. Subscriptions take no tags: they are ours through the topic,
+/// which the pipeline claimed just before.
+impl Managed for SubscriptionKind {
+    type Desired = Desired;
+    type Observed = Vec<Observed>;
+    type Step = Step;
+    type Output = Vec<Observed>;
+
+    fn label(d: &Desired) -> String {
+        format!("sns email subscriptions of {}", d.topic)
+    }
+
+    async fn observe(
+        run: &SpecRun<'_>,
+        d: &Desired,
+    ) -> Result<Option<Vec<Observed>>, ResourceError> {
+        if d.topic.is_empty() {
+            return Ok(None);
+        }
+        observe(run, &d.topic).await.map(Some)
+    }
+
+    crate::resources::kind::owned_through_parent!();
+
+    fn plan(d: &Desired, o: Option<&Vec<Observed>>, _: BTreeMap<String, String>) -> Plan<Step> {
+        let name = d.topic.rsplit(':').next().unwrap_or(&d.topic);
+        Plan::steps(plan(name, &d.emails, o.map_or(&[], Vec::as_slice)))
+    }
+
+    fn output(_: &Desired, o: Option<&Vec<Observed>>) -> Vec<Observed> {
+        o.cloned().unwrap_or_default()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Vec<Observed>>,
+        now: &mut Vec<Observed>,
+        step: Step,
+    ) -> Result<(), ResourceError> {
         match step {
             Step::Subscribe(email) => {
-                let out = run
-                    .aws
-                    .write(
-                        Service::Sns,
-                        "Subscribe",
-                        &email,
-                        run.aws
-                            .sns
-                            .subscribe()
-                            .topic_arn(topic)
-                            .protocol("email")
-                            .endpoint(&email)
-                            .return_subscription_arn(true)
-                            .send(),
-                    )
-                    .await?;
+                subscribe(run, &d.topic, &email).await?;
                 // An email subscription is pending until its address confirms (AWS returns an
                 // ARN with ReturnSubscriptionArn either way): the next reconcile reads its state.
-                drop(out);
                 now.push(Observed { email, arn: None });
             }
             Step::Unsubscribe(arn) => {
-                run.aws
-                    .write(
-                        Service::Sns,
-                        "Unsubscribe",
-                        &arn,
-                        run.aws.sns.unsubscribe().subscription_arn(&arn).send(),
-                    )
-                    .await?;
+                unsubscribe(run, &arn).await?;
+                now.retain(|o| o.arn.as_deref() != Some(arn.as_str()));
             }
         }
+        Ok(())
     }
-    if !wanted.is_empty() {
-        run.condition(condition(wanted, &now));
+
+    /// None: the subscriptions are ledgered one per address, by [`Managed::ids`].
+    fn id(_: &Desired, _: &Vec<Observed>) -> Option<String> {
+        None
     }
-    if !topic.is_empty() {
-        for e in wanted {
-            run.resource(TYPE, format!("{topic}|{e}"));
+
+    /// `<topic ARN>|<email>` for every wanted address (none while the topic is only planned).
+    fn ids(d: &Desired, _: &Vec<Observed>) -> Vec<String> {
+        if d.topic.is_empty() {
+            return Vec::new();
         }
+        d.emails
+            .iter()
+            .map(|e| format!("{}|{e}", d.topic))
+            .collect()
     }
-    Ok(())
 }
 
 /// Teardown of one subscription (`<topic ARN>|<email>`): unsubscribed when the topic is ours and
@@ -255,14 +290,7 @@ pub async fn delete(run: &mut SpecRun<'_>, id: &str, retain: bool) -> Result<Gon
     for o in read(run, topic).await? {
         if let (true, Some(arn)) = (o.email.eq_ignore_ascii_case(email), &o.arn) {
             if run.plan(Change::delete(format!("sns subscription {email}"), "")) {
-                run.aws
-                    .write(
-                        Service::Sns,
-                        "Unsubscribe",
-                        arn,
-                        run.aws.sns.unsubscribe().subscription_arn(arn).send(),
-                    )
-                    .await?;
+                unsubscribe(run, arn).await?;
             }
         }
     }
