@@ -25,7 +25,7 @@ pub struct AwsReconciler {
     /// The clients of every account and region the specs name.
     pub scopes: Scopes,
     /// Task definition revisions by ARN (immutable, so cached for the process's life).
-    pub revisions: RevisionCache,
+    pub revisions: Arc<RevisionCache>,
     /// ServiceSpecs whose last reconcile was requeued by their ECS service alone: what their
     /// follow-up needs (`pipelines::follow`).
     follows: Mutex<HashMap<SpecKey, Follow>>,
@@ -48,7 +48,7 @@ impl AwsReconciler {
         AwsReconciler {
             scopes: Scopes::new(aws.clone(), allowed),
             aws,
-            revisions: RevisionCache::default(),
+            revisions: Arc::default(),
             follows: Mutex::new(HashMap::new()),
         }
     }

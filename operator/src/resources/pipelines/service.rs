@@ -2,12 +2,14 @@
 //! -> listener rule -> log group + metric filter -> task definition -> ECS service ->
 //! autoscaling -> SNS topic + subscriptions -> alarms -> Route53 records.
 
+use std::sync::Arc;
+
 use super::edge;
 use super::follow::{Follow, Mark, Step};
 use crate::reconcile::ReconcileInput;
 use crate::resources::driver::reconcile::drive;
 use crate::resources::kinds::scaling::{self, ScalableTargetKind};
-use crate::resources::kinds::task_definition::RevisionCache;
+use crate::resources::kinds::task_definition::{RevisionCache, TaskDefinitionKind};
 use crate::resources::kinds::{ecs_cluster, ecs_service, task_definition};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
@@ -40,7 +42,7 @@ pub async fn reconcile(
     run: &mut SpecRun<'_>,
     spec: &ServiceSpec,
     input: &ReconcileInput,
-    revisions: &RevisionCache,
+    revisions: &Arc<RevisionCache>,
 ) -> Result<Option<Follow>, ResourceError> {
     let cluster = cluster_of(spec, input)?;
     let cluster_name = ecs_cluster::cluster_name(cluster);
@@ -62,15 +64,12 @@ pub async fn reconcile(
     let rendered = task_definition::render(spec, &run.aws.region, edge.repository_uri.as_deref());
     let autoscaled = spec.spec.autoscaling.is_some();
     let current = ecs_service::observe(run, &cluster_name, &name, autoscaled).await?;
-    let td_arn = task_definition::reconcile(
-        run,
-        revisions,
-        &rendered,
-        current
-            .as_ref()
-            .map(|o| o.settings.task_definition.as_str()),
-    )
-    .await?;
+    let td = task_definition::Desired {
+        want: rendered,
+        current: current.as_ref().map(|o| o.settings.task_definition.clone()),
+        cache: revisions.clone(),
+    };
+    let td_arn = drive::<TaskDefinitionKind>(run, &td).await?.arn;
     let target_group = edge.target_group_arn.as_deref().filter(|a| !a.is_empty());
     let mut want = ecs_service::desired(spec, &cluster_name, &td_arn, target_group);
     if let (true, Some(alt), Some(rule)) = (

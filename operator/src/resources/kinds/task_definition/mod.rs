@@ -6,7 +6,7 @@
 mod gc;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, LogConfiguration, LogDriver,
@@ -16,7 +16,7 @@ use aws_sdk_ecs::types::{
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::tags::{ownership, Ownership};
@@ -399,44 +399,136 @@ async fn latest_matching_revision(
         .flatten())
 }
 
-/// The task definition ARN the service should run: its current one when it already matches
-/// the spec, else a newly registered revision (or, when only planning, a placeholder).
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    cache: &RevisionCache,
-    want: &Rendered,
-    current_arn: Option<&str>,
-) -> Result<String, ResourceError> {
-    let resource = format!("task definition {}", want.family);
-    let current = match current_arn {
-        Some(arn) => cache.get(run, arn).await?.map(|r| (arn.to_string(), r)),
-        None => None,
+/// The task definition a service should run, as the generic driver takes it: the spec
+/// rendered, the revision the service runs now, and the process's cache of revisions.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub want: Rendered,
+    /// The service's current task definition ARN (`None`: no service yet).
+    pub current: Option<String>,
+    pub cache: Arc<RevisionCache>,
+}
+
+/// What is there for [`Desired`]: the service's current revision as rendered, and, when it
+/// differs from the spec, the family's latest revision if that one is ours, ACTIVE and
+/// already matches (left behind by a run killed between RegisterTaskDefinition and the
+/// service update).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub current: Option<(String, Rendered)>,
+    pub reusable: Option<String>,
+}
+
+/// The one step: register a new revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Register,
+}
+
+/// The revision the reconcile hands on: `arn` is the one to run (while only planning a new
+/// revision, the current one, or empty), `settled` whether it is what the spec asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub arn: String,
+    pub settled: bool,
+}
+
+/// The revision to run without a step: the current one when it matches the spec, else a
+/// reusable one (pure).
+fn settled(d: &Desired, o: Option<&Observed>) -> Option<String> {
+    let o = o?;
+    match &o.current {
+        Some((arn, have)) if differences(have, &d.want).is_empty() => Some(arn.clone()),
+        _ => o.reusable.clone(),
+    }
+}
+
+/// What to do (pure): nothing when the current revision matches or a matching one can be
+/// reused, else register a new revision (the change names what differs).
+pub fn plan(d: &Desired, o: Option<&Observed>) -> Vec<(Step, Change)> {
+    if settled(d, o).is_some() {
+        return Vec::new();
+    }
+    let resource = format!("task definition {}", d.want.family);
+    let change = match o.and_then(|o| o.current.as_ref()) {
+        Some((_, have)) => Change::update(
+            &resource,
+            format!("new revision: {}", differences(have, &d.want).join("; ")),
+        ),
+        None => Change::create(&resource, format!("image {}", d.want.container.image)),
     };
-    let change = match &current {
-        Some((arn, have)) => {
-            let diffs = differences(have, want);
-            if diffs.is_empty() {
-                run.resource(TYPE, arn.clone());
-                return Ok(arn.clone());
+    vec![(Step::Register, change)]
+}
+
+crate::resources::kind::kind!(
+    /// A task definition family, as the generic driver sees it.
+    TaskDefinitionKind, TYPE, 6, delete, "ECS task definitions", gc::list_owned
+);
+
+/// The generic driver's view of a service's task definition: observed through the revision
+/// cache (one DescribeTaskDefinition per revision for the process's life), and the family's
+/// latest revision only when the current one differs. A revision is ours through the service
+/// that runs it, or (one to reuse) by the tags `observe` checked, so the claim takes nothing.
+impl Managed for TaskDefinitionKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = Revision;
+
+    fn label(d: &Desired) -> String {
+        format!("task definition {}", d.want.family)
+    }
+
+    async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>, ResourceError> {
+        let current = match &d.current {
+            Some(arn) => d.cache.get(run, arn).await?.map(|r| (arn.clone(), r)),
+            None => None,
+        };
+        let mut o = Observed {
+            current,
+            reusable: None,
+        };
+        if settled(d, Some(&o)).is_none() {
+            o.reusable = latest_matching_revision(run, &d.want).await?;
+            if let Some(arn) = &o.reusable {
+                d.cache.put(arn, &d.want);
             }
-            Change::update(&resource, format!("new revision: {}", diffs.join("; ")))
         }
-        None => Change::create(&resource, format!("image {}", want.container.image)),
-    };
-    // A revision that a run killed between RegisterTaskDefinition and the service update left
-    // behind: reuse it rather than register a duplicate.
-    if let Some(arn) = latest_matching_revision(run, want).await? {
-        cache.put(&arn, want);
-        run.resource(TYPE, arn.clone());
-        return Ok(arn);
+        Ok(Some(o))
     }
-    if !run.plan(change) {
-        return Ok(current.map(|(a, _)| a).unwrap_or_default());
+
+    crate::resources::kind::owned_through_parent!();
+
+    fn plan(d: &Desired, o: Option<&Observed>, _: BTreeMap<String, String>) -> Plan<Step> {
+        Plan::steps(plan(d, o))
     }
-    let arn = register(run, want).await?;
-    cache.put(&arn, want);
-    run.resource(TYPE, arn.clone());
-    Ok(arn)
+
+    fn output(d: &Desired, o: Option<&Observed>) -> Revision {
+        match settled(d, o) {
+            Some(arn) => Revision { arn, settled: true },
+            None => Revision {
+                arn: d.current.clone().unwrap_or_default(),
+                settled: false,
+            },
+        }
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Revision,
+        Step::Register: Step,
+    ) -> Result<(), ResourceError> {
+        let arn = register(run, &d.want).await?;
+        d.cache.put(&arn, &d.want);
+        *out = Revision { arn, settled: true };
+        Ok(())
+    }
+
+    fn id(_: &Desired, out: &Revision) -> Option<String> {
+        out.settled.then(|| out.arn.clone())
+    }
 }
 
 /// Teardown of the task definition family (`ecs:task-definition`, a revision's ARN): deregister
@@ -512,11 +604,6 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     Ok(Gone::Yes)
 }
 
-crate::resources::kind::kind!(
-    /// A task definition family, as the generic driver sees it.
-    TaskDefinitionKind, TYPE, 6, delete, "ECS task definitions", gc::list_owned
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +626,63 @@ mod tests {
                 logs: Some(("/ecs/web".into(), "eu-west-1".into(), "web".into())),
             },
         }
+    }
+
+    #[test]
+    fn the_driver_keeps_a_matching_revision_reuses_a_left_over_one_and_else_registers_one() {
+        let d = |current: Option<&str>| Desired {
+            want: rendered(),
+            current: current.map(str::to_string),
+            cache: Arc::default(),
+        };
+        let running = |r: Rendered| Observed {
+            current: Some(("arn:td/web:3".into(), r)),
+            reusable: None,
+        };
+        type K = TaskDefinitionKind;
+        let steps = |d: &Desired, o: Option<&Observed>| {
+            let plan = <K as Managed>::plan(d, o, BTreeMap::new());
+            (
+                plan.steps.into_iter().map(|s| s.0).collect::<Vec<_>>(),
+                K::output(d, o),
+            )
+        };
+        // The service runs what the spec renders: nothing to do, that revision is ledgered.
+        let same = running(rendered());
+        let (planned, out) = steps(&d(Some("arn:td/web:3")), Some(&same));
+        assert!(planned.is_empty());
+        assert_eq!(K::id(&d(None), &out).as_deref(), Some("arn:td/web:3"));
+        // It differs: one new revision; while only planning the service keeps its current one,
+        // which is not ledgered as the spec's.
+        let mut old = rendered();
+        old.container.image = "1.dkr.ecr.r.amazonaws.com/web:0".into();
+        let (planned, out) = steps(&d(Some("arn:td/web:3")), Some(&running(old.clone())));
+        assert_eq!(planned, vec![Step::Register]);
+        assert_eq!(
+            (out.arn.as_str(), K::id(&d(None), &out)),
+            ("arn:td/web:3", None)
+        );
+        let plan = plan(&d(Some("arn:td/web:3")), Some(&running(old.clone())));
+        assert!(
+            plan[0].1.to_string().contains("new revision: image"),
+            "{}",
+            plan[0].1
+        );
+        // A matching revision a killed run registered is reused without a step.
+        let left_over = Observed {
+            reusable: Some("arn:td/web:4".into()),
+            ..running(old)
+        };
+        let (planned, out) = steps(&d(Some("arn:td/web:3")), Some(&left_over));
+        assert!(planned.is_empty());
+        assert_eq!(out.arn, "arn:td/web:4");
+        // No service yet and nothing to reuse: one create.
+        let none = Observed {
+            current: None,
+            reusable: None,
+        };
+        let (planned, out) = steps(&d(None), Some(&none));
+        assert_eq!((planned, out.arn.as_str()), (vec![Step::Register], ""));
     }
 
     #[test]
