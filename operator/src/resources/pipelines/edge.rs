@@ -12,7 +12,7 @@ use crate::resources::kinds::certificate;
 use crate::resources::kinds::dns;
 use crate::resources::kinds::ecr::{self, RepositoryKind};
 use crate::resources::kinds::listener::{self, ListenerKind};
-use crate::resources::kinds::listener_rule;
+use crate::resources::kinds::listener_rule::{self, ListenerRuleKind};
 use crate::resources::kinds::load_balancer::{self, Info, LoadBalancerKind};
 use crate::resources::kinds::target_group::{self, TargetGroupKind};
 use crate::resources::run::SpecRun;
@@ -152,8 +152,8 @@ pub async fn service(
         rule = rule.weighted(vec![(tg.clone(), 100), (alt.clone(), 0)]);
         out.alternate_target_group_arn = Some(alt);
     }
-    let (production, production_priority) =
-        listener_rule::reconcile(run, &lb_name, &https.arn, &rule).await?;
+    let production = Box::pin(rule_on(run, &lb_name, &https.arn, rule.clone())).await?;
+    let (production, production_priority) = (production.arn, production.priority);
     out.production_rule_arn = Some(production);
     if let (true, Some(t), Some(alt)) = (
         shifting,
@@ -173,9 +173,8 @@ pub async fn service(
             .weighted(vec![(tg.clone(), 0), (alt, 100)])
             .test(&t.header, &t.value);
         if priority.is_some() {
-            let (arn, _) =
-                Box::pin(listener_rule::reconcile(run, &lb_name, &https.arn, &test)).await?;
-            out.test_rule_arn = Some(arn);
+            let placed = Box::pin(rule_on(run, &lb_name, &https.arn, test)).await?;
+            out.test_rule_arn = Some(placed.arn);
         } else {
             out.test_rule_arn = Some(String::new());
         }
@@ -189,6 +188,23 @@ pub async fn service(
     out.container_port = Some(port);
     out.load_balancer = Some(info);
     Ok(out)
+}
+
+/// Drive this spec's listener `rule` on the HTTPS listener `listener` of load balancer `lb`,
+/// and report its condition once it has a priority.
+async fn rule_on(
+    run: &mut SpecRun<'_>,
+    lb: &str,
+    listener: &str,
+    rule: listener_rule::Desired,
+) -> Result<listener_rule::Placed, ResourceError> {
+    let (lb, listener) = (lb.to_string(), listener.to_string());
+    let target = listener_rule::Target { lb, listener, rule };
+    let placed = drive::<ListenerRuleKind>(run, &target).await?;
+    if let Some(c) = listener_rule::condition(&target, &placed) {
+        run.condition(c);
+    }
+    Ok(placed)
 }
 
 /// After the ECS service: take down the test rule when the spec has no test traffic (or no

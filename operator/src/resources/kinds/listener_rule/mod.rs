@@ -24,10 +24,10 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::Gone;
+use crate::resources::kind::{Gone, Managed};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
-use crate::resources::shared::elb_tags;
+use crate::resources::shared::elb_tags::{self, Tags};
 use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
@@ -157,6 +157,12 @@ impl Observed {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// An unowned rule already forwarding to our target group, adopted: its missing
+    /// ownership tags.
+    Tag {
+        arn: String,
+        tags: elb_tags::Tags,
+    },
     Create {
         priority: u32,
     },
@@ -190,28 +196,47 @@ fn set_text(s: &BTreeSet<String>) -> String {
 
 /// The steps that give this spec exactly one rule as desired (pure). `owners` maps the ARN of
 /// every candidate rule to its ownership. `Err` when the wanted priority is taken by a rule that
-/// is not ours.
+/// is not ours, or a new rule finds no free priority ([`refusal`]); else [`steps`].
 pub fn plan(
     lb: &str,
     d: &Desired,
     rules: &[Observed],
     owners: &BTreeMap<String, Ownership>,
 ) -> Result<Plan, ResourceError> {
-    let ours: Vec<&Observed> = rules
+    match refusal(lb, d, rules, owners) {
+        Some(e) => Err(e),
+        None => Ok(steps(lb, d, rules, owners)),
+    }
+}
+
+/// Our rules among `rules`.
+fn ours<'a>(rules: &'a [Observed], owners: &BTreeMap<String, Ownership>) -> Vec<&'a Observed> {
+    rules
         .iter()
         .filter(|r| owners.get(&r.arn) == Some(&Ownership::Ours))
-        .collect();
+        .collect()
+}
+
+/// Why this spec cannot have its rule on the listener as `rules` stand (pure): the wanted
+/// priority is held by a rule that is not ours, or there is no rule of ours and no free
+/// priority for a new one.
+pub fn refusal(
+    lb: &str,
+    d: &Desired,
+    rules: &[Observed],
+    owners: &BTreeMap<String, Ownership>,
+) -> Option<ResourceError> {
     if let Some(p) = d.priority {
         if let Some(r) = rules.iter().find(|r| r.priority == Some(p)) {
             match owners.get(&r.arn) {
                 Some(Ownership::Ours) => {}
                 Some(Ownership::OtherSpec(o)) => {
-                    return Err(ResourceError::Unsatisfiable(format!(
+                    return Some(ResourceError::Unsatisfiable(format!(
                         "priority {p} on {lb} :443 is taken by a rule of {o}; choose another spec.ingress.priority or leave it out"
                     )))
                 }
                 _ => {
-                    return Err(ResourceError::Unsatisfiable(format!(
+                    return Some(ResourceError::Unsatisfiable(format!(
                         "priority {p} on {lb} :443 is taken by a rule this operator does not own ({}); choose another spec.ingress.priority or leave it out",
                         r.arn
                     )))
@@ -219,6 +244,20 @@ pub fn plan(
             }
         }
     }
+    let creates = ours(rules, owners).is_empty();
+    (creates && d.priority.is_none() && lowest_free(rules).is_none())
+        .then(|| ResourceError::Unsatisfiable(format!("{lb} :443 has no free rule priority")))
+}
+
+/// The steps of [`plan`] once [`refusal`] found nothing in the way (pure), and the priority
+/// the rule ends up at.
+pub fn steps(
+    lb: &str,
+    d: &Desired,
+    rules: &[Observed],
+    owners: &BTreeMap<String, Ownership>,
+) -> Plan {
+    let ours = ours(rules, owners);
     // Keep the rule at the wanted priority if we own one there, else our lowest.
     let keep = ours
         .iter()
@@ -242,9 +281,10 @@ pub fn plan(
         target_groups: d.target_set(),
     }];
     let Some(k) = keep else {
-        let priority = d.priority.or_else(|| lowest_free(rules)).ok_or_else(|| {
-            ResourceError::Unsatisfiable(format!("{lb} :443 has no free rule priority"))
-        })?;
+        // `refusal` found a priority for the new rule.
+        let Some(priority) = d.priority.or_else(|| lowest_free(rules)) else {
+            return (steps, None);
+        };
         steps.push((
             Step::Create { priority },
             Change::create(
@@ -252,7 +292,7 @@ pub fn plan(
                 format!("host {} path {}", set_text(&d.hosts), set_text(&d.paths)),
             ),
         ));
-        return Ok((steps, Some(priority)));
+        return (steps, Some(priority));
     };
     let mut details = Vec::new();
     if k.hosts != d.hosts {
@@ -331,7 +371,7 @@ pub fn plan(
             priority = Some(p);
         }
     }
-    Ok((steps, priority))
+    (steps, priority)
 }
 
 fn from_sdk(r: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Observed {
@@ -660,162 +700,262 @@ pub async fn test_priority(
         })
 }
 
-/// Reconcile this spec's rule of `d.role` on the HTTPS listener `listener` of load balancer
-/// `lb`. Reports the rule and its priority in the status; returns the rule's ARN (empty while
-/// only planning its creation) and priority.
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    lb: &str,
-    listener: &str,
-    d: &Desired,
-) -> Result<(String, Option<u32>), ResourceError> {
+/// A spec's rule of one role on the HTTPS listener `listener` of load balancer `lb`, as the
+/// generic driver takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub lb: String,
+    pub listener: String,
+    pub rule: Desired,
+}
+
+/// What the driver observes of a [`Target`]: every rule of the listener (with a stand-in for
+/// each priority the wave reserved, when the rule would take a free one), the ownership of
+/// each candidate rule as this spec sees it, and the unowned candidates it adopts.
+///
+/// Ownership as seen here: an unowned rule that already forwards to our target group is ours
+/// when the spec adopts (its tags are the plan's first steps); our rule of the other role
+/// (production vs test) is not this one, so it counts as another owner's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub rules: Vec<Observed>,
+    pub owners: BTreeMap<String, Ownership>,
+    pub adopt: Vec<(String, elb_tags::Tags)>,
+}
+
+/// What the reconcile hands on: the rule's ARN (empty while only planning its creation) and
+/// the priority it ends up at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub arn: String,
+    pub priority: Option<u32>,
+}
+
+/// The rule's condition (`ListenerRule`, or `TestListenerRule` for the test rule), once it
+/// has a priority.
+pub fn condition(t: &Target, placed: &Placed) -> Option<ConditionReport> {
+    let condition = match t.rule.role {
+        Role::Production => "ListenerRule",
+        Role::Test => "TestListenerRule",
+    };
+    let p = placed.priority?;
+    Some(ConditionReport::new(
+        condition,
+        true,
+        "PriorityAllocated",
+        format!("priority {p} on {} :443", t.lb),
+    ))
+}
+
+crate::resources::kind::kind!(
+    /// A listener rule, as the generic driver sees it.
+    ListenerRuleKind, TYPE, 3, delete, "ELBv2 listener rules", gc::list_owned
+);
+
+/// The generic driver's view of a spec's listener rule. Observe reads the listener's rules
+/// (one DescribeRules, or the wave's listing) and the tags of the candidates (one DescribeTags
+/// per 20), and in a wave reserves the free priority a new rule without one will take. The
+/// claim refuses a priority another owner holds, or a listener without a free one; the plan
+/// keeps one rule of ours, changed in place (ModifyRule, SetRulePriorities) and never
+/// recreated, and deletes our duplicates.
+impl Managed for ListenerRuleKind {
+    type Desired = Target;
+    type Observed = Found;
+    type Step = Step;
+    type Output = Placed;
+
+    fn label(t: &Target) -> String {
+        format!("listener rule {} :443", t.lb)
+    }
+
+    async fn observe(run: &SpecRun<'_>, t: &Target) -> Result<Option<Found>, ResourceError> {
+        observe_target(run, t).await.map(Some)
+    }
+
+    fn tags(_: &Found) -> &BTreeMap<String, String> {
+        &crate::resources::kind::NO_TAGS
+    }
+
+    fn claim(_: &SpecRun<'_>, t: &Target, o: &Found) -> Result<Tags, ResourceError> {
+        match refusal(&t.lb, &t.rule, &o.rules, &o.owners) {
+            Some(e) => Err(e),
+            None => Ok(Tags::new()),
+        }
+    }
+
+    fn plan(t: &Target, o: Option<&Found>, _: Tags) -> crate::resources::kind::Plan<Step> {
+        let Some(o) = o else {
+            return crate::resources::kind::Plan::steps(Vec::new());
+        };
+        let adopt = o.adopt.iter().map(|(arn, tags)| {
+            let change = Change::tags_added(format!("listener rule {} :443", t.lb), tags);
+            let (arn, tags) = (arn.clone(), tags.clone());
+            (Step::Tag { arn, tags }, change)
+        });
+        let mut planned: Vec<(Step, Change)> = adopt.collect();
+        planned.extend(steps(&t.lb, &t.rule, &o.rules, &o.owners).0);
+        crate::resources::kind::Plan::steps(planned)
+    }
+
+    fn output(t: &Target, o: Option<&Found>) -> Placed {
+        let Some(o) = o else {
+            return Placed {
+                arn: String::new(),
+                priority: None,
+            };
+        };
+        let priority = steps(&t.lb, &t.rule, &o.rules, &o.owners).1;
+        let arn = ours(&o.rules, &o.owners)
+            .into_iter()
+            .find(|r| r.priority == priority)
+            .map(|r| r.arn.clone())
+            .unwrap_or_default();
+        Placed { arn, priority }
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        t: &Target,
+        _: Option<&Found>,
+        out: &mut Placed,
+        step: Step,
+    ) -> Result<(), ResourceError> {
+        if let Some(arn) = apply(run, t, step).await? {
+            out.arn = arn;
+        }
+        Ok(())
+    }
+
+    fn id(_: &Target, out: &Placed) -> Option<String> {
+        (out.priority.is_some() && !out.arn.is_empty()).then(|| out.arn.clone())
+    }
+}
+
+/// The [`Found`] of `t`.
+async fn observe_target(run: &SpecRun<'_>, t: &Target) -> Result<Found, ResourceError> {
+    let d = &t.rule;
     let targets = d.target_set();
-    let (rules, candidates, tags, reserved) = rules_with_tags(run, listener, |r| {
+    let (rules, candidates, tags, reserved) = rules_with_tags(run, &t.listener, |r| {
         targets.iter().any(|t| r.forwards_to(t))
             || (d.priority.is_some() && r.priority == d.priority)
             // Our rule whose action was changed by hand still matches our hosts.
             || !r.hosts.is_disjoint(&d.hosts)
     })
     .await?;
-    let mut owners: BTreeMap<String, Ownership> = BTreeMap::new();
+    let mut found = Found {
+        rules,
+        owners: BTreeMap::new(),
+        adopt: Vec::new(),
+    };
     for arn in &candidates {
         let t = tags.get(arn).cloned().unwrap_or_default();
         let mut who = ownership(&run.aws.instance, &run.key, &t);
-        // An unowned rule that already forwards to our target group is ours to adopt.
         if who == Ownership::Foreign
             && run.adopt
-            && rules
+            && found
+                .rules
                 .iter()
                 .any(|r| &r.arn == arn && targets.iter().any(|t| r.forwards_to(t)))
         {
             let missing =
                 crate::resources::shared::tags::missing_owner_tags(&run.aws.instance, &run.key, &t);
-            if run.plan(Change::tags_added(
-                format!("listener rule {lb} :443"),
-                &missing,
-            )) {
-                elb_tags::add(run, arn, &missing).await?;
-            }
+            found.adopt.push((arn.clone(), missing));
             who = Ownership::Ours;
         }
-        // Our rule of the other role (production vs test) is not this one.
         let role = Role::of(&t);
         if who == Ownership::Ours && role != d.role {
             who = Ownership::OtherSpec(format!("{} (its {} rule)", run.key, role.word()));
         }
-        owners.insert(arn.clone(), who);
+        found.owners.insert(arn.clone(), who);
     }
-    let (steps, priority) = match (&reserved, d.priority) {
-        // Choosing a free priority in a wave: skip (and add to) the wave's reservations.
-        (Some(reserved), None) => {
-            let mut reserved = reserved.lock().expect("reserved lock");
-            let planned = plan(lb, d, &with_reserved(&rules, &reserved), &owners)?;
-            for (step, _) in &planned.0 {
-                if let Step::Create { priority } = step {
-                    reserved.insert(*priority);
-                }
-            }
-            planned
-        }
-        _ => plan(lb, d, &rules, &owners)?,
-    };
-    let mut arn = rules
-        .iter()
-        .find(|r| owners.get(&r.arn) == Some(&Ownership::Ours) && r.priority == priority)
-        .map(|r| r.arn.clone())
-        .unwrap_or_default();
-    for step in run.planned(steps) {
-        let elb = &run.aws.elbv2;
-        match step {
-            Step::Create { priority } => {
-                let tags = tags_for(run, d.role);
-                let out = run
-                    .aws
-                    .write_recorded(
-                        Service::Elbv2,
-                        "CreateRule",
-                        lb,
-                        elb.create_rule()
-                            .listener_arn(listener)
-                            .priority(priority as i32)
-                            .set_conditions(Some(conditions(d)))
-                            .actions(forward_action(d))
-                            .set_tags(Some(elb_tags::sdk_tags(&tags)))
-                            .send(),
-                        |out| recorded(listener, out.rules(), Some(&tags)),
-                    )
-                    .await
-                    .map_err(retry_on_priority_race)?;
-                arn = out
-                    .rules()
-                    .first()
-                    .and_then(|r| r.rule_arn())
-                    .unwrap_or_default()
-                    .to_string();
-            }
-            Step::Modify { arn: a, actions } => {
-                let mut req = elb
-                    .modify_rule()
-                    .rule_arn(&a)
-                    .set_conditions(Some(conditions(d)));
-                if actions {
-                    req = req.actions(forward_action(d));
-                }
-                run.aws
-                    .write_recorded(Service::Elbv2, "ModifyRule", lb, req.send(), |out| {
-                        recorded(listener, out.rules(), None)
-                    })
-                    .await?;
-            }
-            Step::Move { arn: a, priority } => {
-                run.aws
-                    .write_recorded(
-                        Service::Elbv2,
-                        "SetRulePriorities",
-                        lb,
-                        elb.set_rule_priorities()
-                            .rule_priorities(
-                                RulePriorityPair::builder()
-                                    .rule_arn(&a)
-                                    .priority(priority as i32)
-                                    .build(),
-                            )
-                            .send(),
-                        |out| recorded(listener, out.rules(), None),
-                    )
-                    .await
-                    .map_err(retry_on_priority_race)?;
-                arn = a;
-            }
-            Step::Delete { arn: a } => {
-                run.aws
-                    .write_recorded(
-                        Service::Elbv2,
-                        "DeleteRule",
-                        lb,
-                        elb.delete_rule().rule_arn(&a).send(),
-                        |_| recorded_deletion(listener, &a),
-                    )
-                    .await?;
+    // Choosing a free priority in a wave: skip the wave's reservations, and add the one this
+    // rule's create will take.
+    if let (Some(reserved), None) = (&reserved, d.priority) {
+        let mut reserved = reserved.lock().expect("reserved lock");
+        found.rules = with_reserved(&found.rules, &reserved);
+        if ours(&found.rules, &found.owners).is_empty() {
+            if let Some(p) = lowest_free(&found.rules) {
+                reserved.insert(p);
             }
         }
     }
-    if let Some(p) = priority {
-        if !arn.is_empty() {
-            run.resource(TYPE, arn.clone());
+    Ok(found)
+}
+
+/// Carry out one step on `t`'s listener; the ARN the rule now has when the step gives it one
+/// (a create, a move).
+async fn apply(
+    run: &mut SpecRun<'_>,
+    t: &Target,
+    step: Step,
+) -> Result<Option<String>, ResourceError> {
+    let (lb, listener, d) = (t.lb.as_str(), t.listener.as_str(), &t.rule);
+    let elb = &run.aws.elbv2;
+    match step {
+        Step::Tag { arn, tags } => {
+            elb_tags::add(run, &arn, &tags).await?;
+            Ok(None)
         }
-        let condition = match d.role {
-            Role::Production => "ListenerRule",
-            Role::Test => "TestListenerRule",
-        };
-        run.condition(ConditionReport::new(
-            condition,
-            true,
-            "PriorityAllocated",
-            format!("priority {p} on {lb} :443"),
-        ));
+        Step::Create { priority } => {
+            let tags = tags_for(run, d.role);
+            let out = run
+                .aws
+                .write_recorded(
+                    Service::Elbv2,
+                    "CreateRule",
+                    lb,
+                    elb.create_rule()
+                        .listener_arn(listener)
+                        .priority(priority as i32)
+                        .set_conditions(Some(conditions(d)))
+                        .actions(forward_action(d))
+                        .set_tags(Some(elb_tags::sdk_tags(&tags)))
+                        .send(),
+                    |out| recorded(listener, out.rules(), Some(&tags)),
+                )
+                .await
+                .map_err(retry_on_priority_race)?;
+            let created = out.rules().first().and_then(|r| r.rule_arn());
+            Ok(Some(created.unwrap_or_default().to_string()))
+        }
+        Step::Modify { arn, actions } => {
+            let mut req = elb
+                .modify_rule()
+                .rule_arn(&arn)
+                .set_conditions(Some(conditions(d)));
+            if actions {
+                req = req.actions(forward_action(d));
+            }
+            run.aws
+                .write_recorded(Service::Elbv2, "ModifyRule", lb, req.send(), |out| {
+                    recorded(listener, out.rules(), None)
+                })
+                .await?;
+            Ok(None)
+        }
+        Step::Move { arn, priority } => {
+            let pair = RulePriorityPair::builder().rule_arn(&arn);
+            let req = elb
+                .set_rule_priorities()
+                .rule_priorities(pair.priority(priority as i32).build());
+            run.aws
+                .write_recorded(Service::Elbv2, "SetRulePriorities", lb, req.send(), |out| {
+                    recorded(listener, out.rules(), None)
+                })
+                .await
+                .map_err(retry_on_priority_race)?;
+            Ok(Some(arn))
+        }
+        Step::Delete { arn } => {
+            let req = elb.delete_rule().rule_arn(&arn).send();
+            run.aws
+                .write_recorded(Service::Elbv2, "DeleteRule", lb, req, |_| {
+                    recorded_deletion(listener, &arn)
+                })
+                .await?;
+            Ok(None)
+        }
     }
-    Ok((arn, priority))
 }
 
 /// The tags a new rule of `role` gets: the ownership tags, and [`ROLE_TAG`] on a test rule.
@@ -857,11 +997,6 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     Ok(Gone::Yes)
 }
 
-crate::resources::kind::kind!(
-    /// A listener rule, as the generic driver sees it.
-    ListenerRuleKind, TYPE, 3, delete, "ELBv2 listener rules", gc::list_owned
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -885,6 +1020,60 @@ mod tests {
             "tg",
             p,
         )
+    }
+
+    #[test]
+    fn the_drivers_plan_tags_an_adopted_rule_first_and_hands_on_the_rule_at_its_priority() {
+        let target = |p| Target {
+            lb: "prod".into(),
+            listener: "arn:listener".into(),
+            rule: d(p),
+        };
+        let missing = elb_tags::Tags::from([("ecs-operator.io/owner".into(), "x".into())]);
+        let adopted = Found {
+            rules: vec![rule("r1", 100, "tg")],
+            owners: BTreeMap::from([("r1".to_string(), Ownership::Ours)]),
+            adopt: vec![("r1".into(), missing.clone())],
+        };
+        type K = ListenerRuleKind;
+        let plan = <K as Managed>::plan(&target(Some(100)), Some(&adopted), Tags::new());
+        let steps: Vec<Step> = plan.steps.into_iter().map(|s| s.0).collect();
+        let tag = Step::Tag {
+            arn: "r1".into(),
+            tags: missing,
+        };
+        assert_eq!(steps, vec![tag]);
+        let placed = K::output(&target(Some(100)), Some(&adopted));
+        assert_eq!((placed.arn.as_str(), placed.priority), ("r1", Some(100)));
+        assert_eq!(K::id(&target(None), &placed).as_deref(), Some("r1"));
+        let c = condition(&target(Some(100)), &placed).expect("a condition");
+        assert_eq!(
+            (c.condition_type.as_str(), c.reason.as_str()),
+            ("ListenerRule", "PriorityAllocated")
+        );
+        // Nothing there: one create at the lowest free priority, and no ARN to ledger yet.
+        let empty = Found {
+            rules: Vec::new(),
+            owners: BTreeMap::new(),
+            adopt: Vec::new(),
+        };
+        let plan = <K as Managed>::plan(&target(None), Some(&empty), Tags::new());
+        let steps: Vec<Step> = plan.steps.into_iter().map(|s| s.0).collect();
+        assert_eq!(steps, vec![Step::Create { priority: 1 }]);
+        let placed = K::output(&target(None), Some(&empty));
+        assert_eq!((placed.priority, K::id(&target(None), &placed)), (Some(1), None));
+    }
+
+    #[test]
+    fn the_claim_refuses_a_priority_another_owner_holds_and_a_listener_with_no_free_one() {
+        let rules = vec![rule("x", 100, "other")];
+        let owners = BTreeMap::from([("x".to_string(), Ownership::OtherSpec("ServiceSpec/api".into()))]);
+        let e = refusal("prod", &d(Some(100)), &rules, &owners).expect("refused");
+        assert!(e.to_string().contains("taken by a rule of ServiceSpec/api"), "{e}");
+        assert!(refusal("prod", &d(Some(101)), &rules, &owners).is_none());
+        let full: Vec<Observed> = (1..=MAX_PRIORITY).map(|p| rule(&format!("f{p}"), p, "o")).collect();
+        let e = refusal("prod", &d(None), &full, &BTreeMap::new()).expect("refused");
+        assert!(e.to_string().contains("no free rule priority"), "{e}");
     }
 
     #[test]
