@@ -8,7 +8,7 @@
 //! - [`service_dns`]: the alias records, last, once the service is in place.
 
 use crate::resources::driver::reconcile::{drive, drive_set};
-use crate::resources::kinds::certificate;
+use crate::resources::kinds::certificate::{self, CertificateKind};
 use crate::resources::kinds::dns;
 use crate::resources::kinds::ecr::{self, RepositoryKind};
 use crate::resources::kinds::listener::{self, ListenerKind};
@@ -25,16 +25,28 @@ pub async fn load_balancer(
     run: &mut SpecRun<'_>,
     lb: &LoadBalancer,
 ) -> Result<Info, ResourceError> {
-    let cert = certificate::reconcile(
+    let cert = &lb.certificate;
+    let cert = certified(
         run,
-        &certificate::Desired::new(&lb.certificate.domains, &lb.certificate.hosted_zone),
+        certificate::Desired::new(&cert.domains, &cert.hosted_zone),
     )
     .await?;
-    cert.pending.follow(run);
     let info = drive::<LoadBalancerKind>(run, &load_balancer::desired(lb)).await?;
     let issued = (cert.issued && !cert.arn.is_empty()).then(|| cert.arn.clone());
     drive_set::<ListenerKind>(run, &listener::desired(lb, &info, issued)).await?;
     Ok(info)
+}
+
+/// Drive the certificate `d`, write its validation records, and follow what is still pending
+/// (validation, issuance) into the spec's waits.
+async fn certified(
+    run: &mut SpecRun<'_>,
+    d: certificate::Desired,
+) -> Result<certificate::Outcome, ResourceError> {
+    let cert = drive::<CertificateKind>(run, &d).await?;
+    let mut cert = certificate::validate(run, &d, cert).await?;
+    std::mem::take(&mut cert.pending).follow(run);
+    Ok(cert)
 }
 
 /// What the edge stage of a ServiceSpec hands to the ECS stage and to [`service_dns`].
@@ -123,9 +135,7 @@ pub async fn service(
             .as_ref()
             .map(|d| d.hosted_zone.clone())
             .unwrap_or_else(|| lb_spec.certificate.hosted_zone.clone());
-        let cert =
-            certificate::reconcile(run, &certificate::Desired::new(&uncovered, &zone)).await?;
-        cert.pending.follow(run);
+        let cert = certified(run, certificate::Desired::new(&uncovered, &zone)).await?;
         if cert.issued {
             sni = Some(cert.arn);
         }

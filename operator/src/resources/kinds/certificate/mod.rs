@@ -12,7 +12,7 @@
 
 mod gc;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
-use crate::resources::kind::{Gone, Pending};
+use crate::resources::kind::{Gone, Managed, Pending, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::release;
@@ -323,25 +323,78 @@ async fn request(run: &SpecRun<'_>, d: &Desired) -> Result<String, ResourceError
     Ok(out.certificate_arn().unwrap_or_default().to_string())
 }
 
-/// Reconcile one certificate and its validation records. Never waits: a certificate that is
-/// not issued yet comes back with its requeue hints in [`Outcome::pending`].
-pub async fn reconcile(run: &mut SpecRun<'_>, d: &Desired) -> Result<Outcome, ResourceError> {
-    if d.domains.is_empty() {
-        return Err(ResourceError::Unsatisfiable(
-            "a certificate needs at least one domain".into(),
-        ));
+/// The one step a certificate can need: request it (DNS validation), then read what ACM
+/// made of the request (its validation records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Request,
+}
+
+/// The generic driver's view of a certificate: observed by its domains among the
+/// certificates whose ownership tags name this spec (so the claim takes nothing: observe
+/// finds only ours), requested when there is none, never changed. Its output is the
+/// certificate as found or as the request made it (`None` while only planning a request);
+/// [`validate`] then writes its validation records and says what is still pending.
+impl Managed for CertificateKind {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Step = Step;
+    type Output = Option<Observed>;
+
+    fn label(d: &Desired) -> String {
+        d.label()
     }
-    let mut observed = observe(run, d).await?;
-    if observed.is_none() {
-        let change = Change::create(d.label(), format!("DNS validation in {}", d.hosted_zone));
-        if !run.plan(change) {
-            return Ok(Outcome::default());
+
+    async fn observe(run: &SpecRun<'_>, d: &Desired) -> Result<Option<Observed>, ResourceError> {
+        if d.domains.is_empty() {
+            return Err(ResourceError::Unsatisfiable(
+                "a certificate needs at least one domain".into(),
+            ));
         }
-        let arn = request(run, d).await?;
-        observed = Some(describe(run, &arn).await?);
+        observe(run, d).await
     }
-    let o = observed.expect("observed or requested");
-    run.resource(TYPE, o.arn.clone());
+
+    crate::resources::kind::owned_through_parent!();
+
+    fn plan(d: &Desired, o: Option<&Observed>, _: BTreeMap<String, String>) -> Plan<Step> {
+        let detail = format!("DNS validation in {}", d.hosted_zone);
+        let request = (Step::Request, Change::create(d.label(), detail));
+        Plan::steps(o.is_none().then_some(request).into_iter().collect())
+    }
+
+    fn output(_: &Desired, o: Option<&Observed>) -> Option<Observed> {
+        o.cloned()
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        d: &Desired,
+        _: Option<&Observed>,
+        out: &mut Option<Observed>,
+        Step::Request: Step,
+    ) -> Result<(), ResourceError> {
+        let arn = request(run, d).await?;
+        *out = Some(describe(run, &arn).await?);
+        Ok(())
+    }
+
+    fn id(_: &Desired, out: &Option<Observed>) -> Option<String> {
+        out.as_ref().map(|o| o.arn.clone())
+    }
+}
+
+/// After the driver: write the validation records `cert` needs into the spec's hosted zone
+/// (one ChangeResourceRecordSets batch) and say what is not settled yet. Never waits: a
+/// certificate that is not issued comes back with its requeue hints in
+/// [`Outcome::pending`]. `None` (a request only planned): nothing to validate.
+pub async fn validate(
+    run: &mut SpecRun<'_>,
+    d: &Desired,
+    cert: Option<Observed>,
+) -> Result<Outcome, ResourceError> {
+    let Some(o) = cert else {
+        return Ok(Outcome::default());
+    };
     let mut pending = Pending::settled();
     if o.validation.is_empty() && o.status != "ISSUED" {
         pending = Pending::wait(
@@ -596,6 +649,34 @@ crate::resources::kind::kind!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_driver_requests_a_certificate_only_when_none_of_ours_has_the_domains() {
+        let d = Desired::new(&["App.example.com".into()], "example.com");
+        type K = CertificateKind;
+        let plan = <K as Managed>::plan(&d, None, BTreeMap::new());
+        let steps: Vec<&Step> = plan.steps.iter().map(|s| &s.0).collect();
+        assert_eq!(steps, vec![&Step::Request]);
+        assert_eq!(
+            plan.steps[0].1.to_string(),
+            "+ certificate app.example.com (DNS validation in example.com)"
+        );
+        assert_eq!(K::id(&d, &K::output(&d, None)), None);
+        let ours = Observed {
+            arn: "arn:aws:acm:r:1:certificate/c".into(),
+            status: "PENDING_VALIDATION".into(),
+            domains: BTreeSet::from(["app.example.com".to_string()]),
+            validation: Vec::new(),
+        };
+        assert!(<K as Managed>::plan(&d, Some(&ours), BTreeMap::new())
+            .steps
+            .is_empty());
+        let out = K::output(&d, Some(&ours));
+        assert_eq!(
+            K::id(&d, &out).as_deref(),
+            Some("arn:aws:acm:r:1:certificate/c")
+        );
+    }
 
     fn cname(name: &str, value: &str) -> Record {
         Record {

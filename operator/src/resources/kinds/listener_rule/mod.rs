@@ -1061,17 +1061,28 @@ mod tests {
         let steps: Vec<Step> = plan.steps.into_iter().map(|s| s.0).collect();
         assert_eq!(steps, vec![Step::Create { priority: 1 }]);
         let placed = K::output(&target(None), Some(&empty));
-        assert_eq!((placed.priority, K::id(&target(None), &placed)), (Some(1), None));
+        assert_eq!(
+            (placed.priority, K::id(&target(None), &placed)),
+            (Some(1), None)
+        );
     }
 
     #[test]
     fn the_claim_refuses_a_priority_another_owner_holds_and_a_listener_with_no_free_one() {
         let rules = vec![rule("x", 100, "other")];
-        let owners = BTreeMap::from([("x".to_string(), Ownership::OtherSpec("ServiceSpec/api".into()))]);
+        let owners = BTreeMap::from([(
+            "x".to_string(),
+            Ownership::OtherSpec("ServiceSpec/api".into()),
+        )]);
         let e = refusal("prod", &d(Some(100)), &rules, &owners).expect("refused");
-        assert!(e.to_string().contains("taken by a rule of ServiceSpec/api"), "{e}");
+        assert!(
+            e.to_string().contains("taken by a rule of ServiceSpec/api"),
+            "{e}"
+        );
         assert!(refusal("prod", &d(Some(101)), &rules, &owners).is_none());
-        let full: Vec<Observed> = (1..=MAX_PRIORITY).map(|p| rule(&format!("f{p}"), p, "o")).collect();
+        let full: Vec<Observed> = (1..=MAX_PRIORITY)
+            .map(|p| rule(&format!("f{p}"), p, "o"))
+            .collect();
         let e = refusal("prod", &d(None), &full, &BTreeMap::new()).expect("refused");
         assert!(e.to_string().contains("no free rule priority"), "{e}");
     }
