@@ -9,7 +9,7 @@
 
 use crate::resources::driver::reconcile::{drive, drive_set};
 use crate::resources::kinds::certificate::{self, CertificateKind};
-use crate::resources::kinds::dns;
+use crate::resources::kinds::dns::{self, RecordKind};
 use crate::resources::kinds::ecr::{self, RepositoryKind};
 use crate::resources::kinds::listener::{self, ListenerKind};
 use crate::resources::kinds::listener_rule::{self, ListenerRuleKind};
@@ -280,8 +280,16 @@ pub async fn service_dns(
     let Some(d) = &ingress.dns else {
         return Ok(());
     };
-    dns::reconcile(run, &d.hosted_zone, &ingress.hosts, lb)
+    let records = dns::desired(&ingress.hosts, lb, &run.aws.instance, &run.key);
+    let zone = d.hosted_zone.clone();
+    let target = dns::Target {
+        zone,
+        records,
+        adopt: run.adopt,
+    };
+    drive::<RecordKind>(run, &target)
         .await?
+        .pending()
         .follow(run);
     Ok(())
 }

@@ -12,12 +12,14 @@ mod gc;
 use std::time::Duration;
 
 use super::load_balancer::Info;
-use crate::resources::kind::{Gone, Pending};
+use crate::resources::kind::{Gone, Managed, Pending, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
 use crate::resources::ResourceError;
 use crate::spec::SpecKey;
 use crate::store::status::ResourceRef;
+
+type Tags = std::collections::BTreeMap<String, String>;
 
 /// The id of this kind in status ledgers and garbage-collection scans.
 pub const TYPE: &str = "route53:record";
@@ -109,21 +111,61 @@ fn target_text(r: &Record) -> String {
 }
 
 /// The changes that make the zone hold this spec's records (pure). `Err` when a host is outside
-/// the zone or its record belongs to someone else.
+/// the zone or its record belongs to someone else ([`refusal`]); else [`changes`].
 pub fn plan(
     d: &Desired,
     z: &Zone,
     existing: &[Record],
     adopt: bool,
 ) -> Result<Vec<(RecordChange, Change)>, ResourceError> {
-    let mut out = Vec::new();
+    match refusal(d, z, existing, adopt) {
+        Some(e) => Err(e),
+        None => Ok(changes(d, existing)),
+    }
+}
+
+/// Why this spec may not have its records in `z` as `existing` stands (pure): a host outside
+/// the zone, a record whose ownership TXT names another spec of this instance, or a record
+/// without one (unless the spec adopts).
+pub fn refusal(d: &Desired, z: &Zone, existing: &[Record], adopt: bool) -> Option<ResourceError> {
     for host in &d.hosts {
         if !zone::in_zone(host, z) {
-            return Err(ResourceError::Unsatisfiable(format!(
+            return Some(ResourceError::Unsatisfiable(format!(
                 "host {host} is not in the hosted zone {}",
                 z.name
             )));
         }
+        let resource = format!("dns record {host} A");
+        let txt_values = find(existing, host, "TXT").map_or(&[][..], |t| &t.values[..]);
+        if txt_values.iter().any(|v| v == &d.owner) {
+            continue;
+        }
+        let other = txt_values
+            .iter()
+            .filter_map(|v| parse_owner(v))
+            .find(|(o, i)| i == &d.instance && o != &d.key);
+        if let Some((o, _)) = other {
+            return Some(ResourceError::Unsatisfiable(format!(
+                "{resource} is owned by {o} (TXT record)"
+            )));
+        }
+        let taken = find(existing, host, "A").is_some() || find(existing, host, "CNAME").is_some();
+        if taken && !adopt {
+            return Some(ResourceError::NotOwned {
+                resource: format!("{resource} (no ownership TXT record beside it)"),
+                managed_by: crate::MANAGED_BY_TAG,
+                owner: crate::OWNER_TAG,
+            });
+        }
+    }
+    None
+}
+
+/// The changes of [`plan`] once [`refusal`] found nothing in the way (pure): the ownership
+/// TXT value and the alias of every host, and the records of hosts no longer listed removed.
+pub fn changes(d: &Desired, existing: &[Record]) -> Vec<(RecordChange, Change)> {
+    let mut out = Vec::new();
+    for host in &d.hosts {
         let resource = format!("dns record {host} A");
         let want = alias_record(host, &d.target);
         let a = find(existing, host, "A");
@@ -131,23 +173,6 @@ pub fn plan(
         let txt_values = txt.map(|t| t.values.clone()).unwrap_or_default();
         let ours = txt_values.iter().any(|v| v == &d.owner);
         if !ours {
-            let other = txt_values
-                .iter()
-                .filter_map(|v| parse_owner(v))
-                .find(|(o, i)| i == &d.instance && o != &d.key);
-            if let Some((o, _)) = other {
-                return Err(ResourceError::Unsatisfiable(format!(
-                    "{resource} is owned by {o} (TXT record)"
-                )));
-            }
-            let taken = a.is_some() || find(existing, host, "CNAME").is_some();
-            if taken && !adopt {
-                return Err(ResourceError::NotOwned {
-                    resource: format!("{resource} (no ownership TXT record beside it)"),
-                    managed_by: crate::MANAGED_BY_TAG,
-                    owner: crate::OWNER_TAG,
-                });
-            }
             let mut values = txt_values.clone();
             values.push(d.owner.clone());
             out.push((
@@ -224,7 +249,7 @@ pub fn plan(
             Change::delete(format!("dns record {} TXT", txt.name), "ownership"),
         ));
     }
-    Ok(out)
+    out
 }
 
 /// The names whose records [`plan`] needs: the hosts the spec lists now and the hosts in
@@ -248,53 +273,147 @@ pub fn names_to_read(
     Some(names)
 }
 
-/// Reconcile the alias records of `hosts` in the zone `hosted_zone`, pointing at `lb`. Never
-/// waits: changes Route53 has not made INSYNC yet come back as a requeue hint.
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    hosted_zone: &str,
-    hosts: &[String],
-    lb: &Info,
-) -> Result<Pending, ResourceError> {
-    if lb.dns_name.is_empty() {
-        // Only planning, and the load balancer does not exist yet.
-        for h in hosts {
-            run.plan(Change::create(
-                format!("dns record {h} A"),
-                "alias to the load balancer",
-            ));
-        }
-        return Ok(Pending::settled());
-    }
-    let z = zone::resolve(run, hosted_zone).await?;
-    let d = desired(hosts, lb, &run.aws.instance, &run.key);
-    let existing = match names_to_read(&d.hosts, run.ledger.as_deref(), &z.id) {
-        Some(names) => zone::records_at(run, &z, &names).await?,
-        None => zone::records(run, &z).await?,
-    };
-    let planned = plan(&d, &z, &existing, run.adopt)?;
-    let mut apply = Vec::new();
-    for (rc, change) in planned {
-        if run.plan(change) {
-            apply.push(rc);
-        }
-    }
-    // Deletes first, so a batch that moves a record never collides with itself.
-    apply.sort_by_key(|c| c.action != Action::Delete);
-    let mut pending = Pending::settled();
-    if !apply.is_empty() {
-        let insync = zone::submit(run, &z, &apply, &format!("ecs-operator: {}", run.key)).await?;
-        if !insync {
-            pending = Pending::wait(
+/// A spec's alias records in one hosted zone, as the generic driver takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The hosted zone (name or id).
+    pub zone: String,
+    pub records: Desired,
+    /// The spec carries the adopt annotation: a record without an ownership TXT record beside
+    /// it is taken over.
+    pub adopt: bool,
+}
+
+/// What the zone holds: the zone, and its records at the names the plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub zone: Zone,
+    pub existing: std::sync::Arc<Vec<Record>>,
+}
+
+/// The one step: every record change of the plan in one ChangeResourceRecordSets, deletes
+/// first (so a batch that moves a record never collides with itself). Every change of the
+/// plan names this same step, so the driver submits the batch once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Submit(Vec<RecordChange>),
+}
+
+/// What the reconcile hands on: the zone (`None` while the load balancer is only planned)
+/// and whether Route53 has made the changes INSYNC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub zone: Option<Zone>,
+    pub insync: bool,
+}
+
+impl Written {
+    /// A wait while Route53 has not made the changes INSYNC: requeue, never wait.
+    pub fn pending(&self) -> Pending {
+        match &self.zone {
+            Some(z) if !self.insync => Pending::wait(
                 format!("Route53 changes in {} are not INSYNC yet", z.name),
                 PENDING_REQUEUE,
-            );
+            ),
+            _ => Pending::settled(),
         }
     }
-    for h in &d.hosts {
-        run.resource(TYPE, format!("{}/{h}/A", z.id));
+}
+
+/// The generic driver's view of a spec's records: observed in one read of the zone (the names
+/// the plan needs, or the whole zone when the ledger is unknown), owned through the ownership
+/// TXT record at each name (the claim refuses a record of another owner), planned as one
+/// batch, ledgered one entry per host.
+impl Managed for RecordKind {
+    type Desired = Target;
+    type Observed = Found;
+    type Step = Step;
+    type Output = Written;
+
+    fn label(t: &Target) -> String {
+        format!("dns records {} in {}", t.records.hosts.join(","), t.zone)
     }
-    Ok(pending)
+
+    async fn observe(run: &SpecRun<'_>, t: &Target) -> Result<Option<Found>, ResourceError> {
+        if t.records.target.dns_name.is_empty() {
+            // Only planning, and the load balancer does not exist yet.
+            return Ok(None);
+        }
+        let zone = zone::resolve(run, &t.zone).await?;
+        let existing = match names_to_read(&t.records.hosts, run.ledger.as_deref(), &zone.id) {
+            Some(names) => zone::records_at(run, &zone, &names).await?,
+            None => zone::records(run, &zone).await?,
+        };
+        Ok(Some(Found { zone, existing }))
+    }
+
+    fn tags(_: &Found) -> &std::collections::BTreeMap<String, String> {
+        &crate::resources::kind::NO_TAGS
+    }
+
+    fn claim(_: &SpecRun<'_>, t: &Target, o: &Found) -> Result<Tags, ResourceError> {
+        match refusal(&t.records, &o.zone, &o.existing, t.adopt) {
+            Some(e) => Err(e),
+            None => Ok(Tags::new()),
+        }
+    }
+
+    fn plan(t: &Target, o: Option<&Found>, _: Tags) -> Plan<Step> {
+        let Some(o) = o else {
+            let planned = t.records.hosts.iter().map(|h| {
+                let change =
+                    Change::create(format!("dns record {h} A"), "alias to the load balancer");
+                (Step::Submit(Vec::new()), change)
+            });
+            return Plan::steps(planned.collect());
+        };
+        let planned = changes(&t.records, &o.existing);
+        let mut batch: Vec<RecordChange> = planned.iter().map(|(rc, _)| rc.clone()).collect();
+        batch.sort_by_key(|c| c.action != Action::Delete);
+        let steps = planned
+            .into_iter()
+            .map(|(_, c)| (Step::Submit(batch.clone()), c));
+        Plan::steps(steps.collect())
+    }
+
+    fn output(_: &Target, o: Option<&Found>) -> Written {
+        Written {
+            zone: o.map(|o| o.zone.clone()),
+            insync: true,
+        }
+    }
+
+    async fn apply(
+        run: &mut SpecRun<'_>,
+        _: &Target,
+        o: Option<&Found>,
+        out: &mut Written,
+        Step::Submit(batch): Step,
+    ) -> Result<(), ResourceError> {
+        let Some(o) = o else {
+            return Ok(());
+        };
+        let comment = format!("ecs-operator: {}", run.key);
+        out.insync = zone::submit(run, &o.zone, &batch, &comment).await?;
+        Ok(())
+    }
+
+    /// None: the records are ledgered one entry per host, by [`Managed::ids`].
+    fn id(_: &Target, _: &Written) -> Option<String> {
+        None
+    }
+
+    /// `<zone id>/<host>/A` for every host (none while the load balancer is only planned).
+    fn ids(t: &Target, out: &Written) -> Vec<String> {
+        let Some(z) = &out.zone else {
+            return Vec::new();
+        };
+        t.records
+            .hosts
+            .iter()
+            .map(|h| format!("{}/{h}/A", z.id))
+            .collect()
+    }
 }
 
 /// The TXT value that replaces [`owner_value`] when a `Retain` deletion releases a record: it
@@ -513,6 +632,50 @@ mod tests {
         let changes = plan(&d(), &z(), &[], false).unwrap();
         assert_eq!(changes.len(), 4);
         assert!(changes.iter().all(|(c, _)| c.action == Action::Create));
+    }
+
+    #[test]
+    fn the_driver_submits_every_change_of_a_spec_in_one_batch_deletes_first_and_ledgers_each_host()
+    {
+        // www.example.com is ours and listed no more than old.example.com: dropped first.
+        let mut recs = converged();
+        recs.retain(|r| r.name != "www.example.com");
+        recs.push(alias_record("old.example.com", &d().target));
+        recs.push(txt_record("old.example.com", vec![d().owner]));
+        let found = Found {
+            zone: z(),
+            existing: std::sync::Arc::new(recs),
+        };
+        let t = Target {
+            zone: "example.com".into(),
+            records: d(),
+            adopt: false,
+        };
+        type K = RecordKind;
+        let plan = <K as Managed>::plan(&t, Some(&found), Tags::new());
+        assert_eq!(plan.steps.len(), 4, "{:?}", plan.steps);
+        let Step::Submit(batch) = &plan.steps[0].0;
+        assert!(plan.steps.iter().all(|(s, _)| s == &plan.steps[0].0));
+        let actions: Vec<Action> = batch.iter().map(|c| c.action).collect();
+        use Action::{Create, Delete};
+        assert_eq!(actions, vec![Delete, Delete, Create, Create]);
+        let out = K::output(&t, Some(&found));
+        assert_eq!(
+            K::ids(&t, &out),
+            vec!["Z1/example.com/A", "Z1/www.example.com/A"]
+        );
+        assert_eq!(out.pending(), Pending::settled());
+        let late = Written {
+            insync: false,
+            ..out
+        };
+        assert_eq!(late.pending().hints().len(), 1);
+        // The load balancer only planned: its records only planned too, nothing ledgered.
+        let mut planned = t.clone();
+        planned.records.target.dns_name.clear();
+        let plan = <K as Managed>::plan(&planned, None, Tags::new());
+        assert_eq!(plan.steps.len(), 2);
+        assert!(K::ids(&planned, &K::output(&planned, None)).is_empty());
     }
 
     #[test]
