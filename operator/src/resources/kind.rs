@@ -159,7 +159,7 @@ impl<S> From<(Vec<(S, Change)>, Vec<ResourceError>)> for Plan<S> {
 ///   only for steps the run hands back (none when only planning);
 /// - `apply` updates `out` from what a create answers, so later steps and the ledger see the
 ///   new resource.
-pub trait Managed: Kind {
+pub trait Managed: Kind + Sized {
     /// What the spec asks for.
     type Desired: Sync;
     /// What AWS has.
@@ -203,14 +203,12 @@ pub trait Managed: Kind {
     ) -> Plan<Self::Step>;
     /// The output before any step.
     fn output(d: &Self::Desired, o: Option<&Self::Observed>) -> Self::Output;
-    /// Carry out one step.
+    /// Carry out one step on `at` (the desired resource, what was observed, the output).
     fn apply<'a>(
         run: &'a mut SpecRun<'_>,
-        d: &'a Self::Desired,
-        o: Option<&'a Self::Observed>,
-        out: &'a mut Self::Output,
+        at: At<'a, Self>,
         step: Self::Step,
-    ) -> impl Future<Output = Result<(), ResourceError>> + Send + 'a;
+    ) -> impl Future<Output = Applied> + Send + 'a;
     /// The ledger id of the resource, once it exists (`None` while only planning its create).
     fn id(d: &Self::Desired, out: &Self::Output) -> Option<String>;
     /// The ledger ids the reconcile records: by default [`Managed::id`]'s one. Overridden by a
@@ -220,6 +218,17 @@ pub trait Managed: Kind {
         Self::id(d, out).into_iter().collect()
     }
 }
+
+/// What one [`Managed::apply`] works on: the resource the spec asks for, what was observed of
+/// it (`None`: absent), and the output the steps fill in as AWS answers.
+pub struct At<'a, K: Managed> {
+    pub d: &'a K::Desired,
+    pub o: Option<&'a K::Observed>,
+    pub out: &'a mut K::Output,
+}
+
+/// What one [`Managed::apply`] answers.
+pub type Applied = Result<(), ResourceError>;
 
 /// A [`Managed`] kind whose resources a spec asks for as a list that one batched read observes
 /// (the capacity providers of a cluster: DescribeCapacityProviders takes 100 names a call).
@@ -376,6 +385,18 @@ macro_rules! by_name {
     };
 }
 pub(crate) use by_name;
+
+/// The four associated types of a [`Managed`] impl, in one line inside the impl block:
+/// `managed_types!(Desired, Observed, Step, Output);`.
+macro_rules! managed_types {
+    ($desired:ty, $observed:ty, $step:ty, $output:ty) => {
+        type Desired = $desired;
+        type Observed = $observed;
+        type Step = $step;
+        type Output = $output;
+    };
+}
+pub(crate) use managed_types;
 
 /// The part of a [`Managed`] impl whose output is the resource's ARN (the `arn` of its
 /// `Observed`, then what its create answers; empty while only planning the create): `type

@@ -6,7 +6,7 @@
 //! run only plans (`diff`, `mode: observe`) no step is applied, so nothing is written; each
 //! distinct step is applied once, however many changes planned it.
 
-use crate::resources::kind::{Managed, ManagedSet};
+use crate::resources::kind::{At, Managed, ManagedSet};
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 
@@ -17,7 +17,7 @@ pub async fn drive<K: Managed>(
     d: &K::Desired,
 ) -> Result<K::Output, ResourceError> {
     let observed = K::observe(run, d).await?;
-    drive_observed::<K>(run, d, observed).await
+    drive_from::<K>(run, d, observed).await
 }
 
 /// Drive every resource of `wanted`, read together by one [`ManagedSet::observe_set`], each
@@ -33,7 +33,7 @@ pub async fn drive_set<K: ManagedSet>(
     let observed = K::observe_set(run, wanted).await?;
     let mut outputs = Vec::with_capacity(wanted.len());
     for (d, o) in wanted.iter().zip(observed) {
-        outputs.push(drive_observed::<K>(run, d, o).await?);
+        outputs.push(drive_from::<K>(run, d, o).await?);
     }
     Ok(outputs)
 }
@@ -51,8 +51,11 @@ fn distinct<S: PartialEq>(steps: Vec<S>) -> Vec<S> {
     out
 }
 
-/// [`drive`] from `observed`, what was read of `d`.
-async fn drive_observed<K: Managed>(
+/// [`drive`] from `observed`, what was read of `d` (by [`drive_set`]'s one batched read, or
+/// by a pipeline that needed the read for an earlier stage too: the ECS service, whose task
+/// definition is compared with the one it runs). `observed` must be what
+/// [`Managed::observe`] of `d` would read.
+pub async fn drive_from<K: Managed>(
     run: &mut SpecRun<'_>,
     d: &K::Desired,
     observed: Option<K::Observed>,
@@ -65,7 +68,12 @@ async fn drive_observed<K: Managed>(
     let plan = K::plan(d, observed.as_ref(), missing);
     run.immutable(K::IMMUTABLE, plan.immutable);
     for step in distinct(run.planned(plan.steps)) {
-        K::apply(run, d, observed.as_ref(), &mut out, step).await?;
+        let at = At {
+            d,
+            o: observed.as_ref(),
+            out: &mut out,
+        };
+        K::apply(run, at, step).await?;
     }
     for id in K::ids(d, &out) {
         run.resource(K::TYPE, id);

@@ -145,16 +145,13 @@ pub async fn follow_up(
     };
     run.resources.extend(f.before.resources.iter().cloned());
     run.conditions.extend(f.before.conditions.iter().cloned());
-    ecs_service::reconcile(
-        run,
-        &f.cluster_name,
-        &f.name,
-        Some(&observed),
-        &f.want,
-        f.initial,
-    )
-    .await?
-    .follow(run);
+    let target = ecs_service::Target {
+        cluster: f.cluster_name.clone(),
+        name: f.name.clone(),
+        want: f.want.clone(),
+        initial_count: f.initial,
+    };
+    super::service::service(run, &target, Some(observed)).await?;
     run.resources.extend(f.after.resources.iter().cloned());
     run.conditions.extend(f.after.conditions.iter().cloned());
     Ok(true)

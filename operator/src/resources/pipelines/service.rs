@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::edge;
 use super::follow::{Follow, Mark, Step};
 use crate::reconcile::ReconcileInput;
-use crate::resources::driver::reconcile::drive;
+use crate::resources::driver::reconcile::{drive, drive_from};
+use crate::resources::kinds::ecs_service::EcsServiceKind;
 use crate::resources::kinds::scaling::{self, ScalableTargetKind};
 use crate::resources::kinds::task_definition::{RevisionCache, TaskDefinitionKind};
 use crate::resources::kinds::{ecs_cluster, ecs_service, task_definition};
@@ -98,17 +99,14 @@ pub async fn reconcile(
                 .max(spec.spec.desired_count.min(a.max_capacity))
         });
     let start = Mark::of(run);
-    if td_arn.is_empty() && current.is_none() {
-        // Only planning, and nothing exists yet: the service would be created.
-        run.plan(crate::resources::Change::create(
-            format!("ecs service {name}"),
-            format!("{initial} task(s)"),
-        ));
-    } else {
-        ecs_service::reconcile(run, &cluster_name, &name, current.as_ref(), &want, initial)
-            .await?
-            .follow(run);
-    }
+    let target = ecs_service::Target {
+        cluster: cluster_name.clone(),
+        name: name.clone(),
+        want: want.clone(),
+        initial_count: initial,
+    };
+    let had_service = current.is_some();
+    service(run, &target, current).await?;
     let end = Mark::of(run);
     // A test rule and an alternate target group the deployment strategy no longer uses, once
     // the service has let go of them.
@@ -122,7 +120,7 @@ pub async fn reconcile(
         service: name.clone(),
         want: scaling::desired(&name, spec.spec.autoscaling.as_ref(), label.as_deref()),
     };
-    if current.is_some() || run.apply {
+    if had_service || run.apply {
         drive::<ScalableTargetKind>(run, &autoscaling).await?;
     }
 
@@ -141,6 +139,19 @@ pub async fn reconcile(
         initial,
     };
     Ok(Follow::of(run, step, start, end))
+}
+
+/// Drive the ECS service `target` from `current` (what this reconcile read of it), then follow
+/// what its rollout is doing into the spec's conditions, waits and requeue.
+pub async fn service(
+    run: &mut SpecRun<'_>,
+    target: &ecs_service::Target,
+    current: Option<ecs_service::Observed>,
+) -> Result<(), ResourceError> {
+    let found = Box::pin(ecs_service::look(run, target, current)).await?;
+    let deployed = Box::pin(drive_from::<EcsServiceKind>(run, target, found)).await?;
+    ecs_service::report(run, target, &deployed).follow(run);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! The tag writes of the services whose TagResource and UntagResource name a resource by its
-//! ARN (ECR, CloudWatch, CloudWatch Logs, SNS): adding an adopted resource's missing ownership
-//! tags, and a release (the released tag written, then the ownership keys removed). One place
-//! for the four services, so a kind of one of them says only which service and which resource.
+//! The tag calls of the services whose ListTagsForResource, TagResource and UntagResource name
+//! a resource by its ARN (ECR, CloudWatch, CloudWatch Logs, SNS): reading the ownership tags,
+//! adding an adopted resource's missing ones, and a release (the released tag written, then
+//! the ownership keys removed). One place for the four services, so a kind of one of them says
+//! only which service and which resource.
 //!
 //! Invariant: each function makes exactly the one call it names, through the run's writes (so
 //! a resync wave's snapshot hears of it); a release writes nothing while the run only plans.
@@ -9,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::release;
-use super::tags::request_tags;
+use super::tags::{map_of, request_tags};
 use crate::aws::Service;
 use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
@@ -68,6 +69,38 @@ pub fn cloudwatch(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_cloudwatch::ty
     use aws_sdk_cloudwatch::types::Tag;
     let tag = |(k, v): (&String, &String)| Tag::builder().key(k).value(v).build();
     tags.iter().map(tag).collect()
+}
+
+/// The tags of the resource `r` (ListTagsForResource).
+pub async fn list(
+    run: &SpecRun<'_>,
+    r: Tagged<'_>,
+) -> Result<BTreeMap<String, String>, ResourceError> {
+    const OP: &str = "ListTagsForResource";
+    let (aws, s, arn) = (&run.aws, r.api.service(), r.arn);
+    Ok(match r.api {
+        Api::Ecr => {
+            let req = aws.ecr.list_tags_for_resource().resource_arn(arn).send();
+            let out = aws.read(s, OP, r.label, req).await?;
+            map_of(out.tags().iter().map(|t| (t.key(), t.value())))
+        }
+        Api::CloudWatch => {
+            let req = aws.cloudwatch.list_tags_for_resource().resource_arn(arn);
+            let out = aws.read(s, OP, r.label, req.send()).await?;
+            map_of(out.tags().iter().map(|t| (t.key(), t.value())))
+        }
+        Api::Logs => {
+            let req = aws.logs.list_tags_for_resource().resource_arn(arn).send();
+            let out = aws.read(s, OP, r.label, req).await?;
+            let tags = out.tags().into_iter().flatten();
+            tags.map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        Api::Sns => {
+            let req = aws.sns.list_tags_for_resource().resource_arn(arn).send();
+            let out = aws.read(s, OP, r.label, req).await?;
+            map_of(out.tags().iter().map(|t| (t.key(), t.value())))
+        }
+    })
 }
 
 /// Add `tags` to the resource `r` (TagResource).

@@ -19,13 +19,14 @@ use aws_sdk_cloudwatch::types::{
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::arn_tags::{self, Api, Tagged};
 use crate::resources::shared::pages::read_pages;
 use crate::resources::shared::release;
-use crate::resources::shared::tags::{map_of, owner_of, ownership, Ownership};
+use crate::resources::shared::tags::{owner_of, ownership, Ownership};
 use crate::resources::snapshot::Entry;
 use crate::resources::ResourceError;
 use crate::spec::types::{AlarmRule, LoadBalancerAlarms, ServiceAlarms};
@@ -486,20 +487,7 @@ pub fn plan(
 }
 
 async fn tags_of(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
-    let out = run
-        .aws
-        .read(
-            Service::CloudWatch,
-            "ListTagsForResource",
-            arn,
-            run.aws
-                .cloudwatch
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send(),
-        )
-        .await?;
-    Ok(map_of(out.tags().iter().map(|t| (t.key(), t.value()))))
+    arn_tags::list(run, Tagged::new(Api::CloudWatch, arn, arn)).await
 }
 
 /// Every alarm name the store's specs can have (what a resync wave reads in one go): those of
@@ -741,10 +729,7 @@ crate::resources::kind::kind!(
 /// of another owner fails the spec); one the spec does not have is deleted if ours and
 /// otherwise left alone, and one not knowable yet is left as it is.
 impl Managed for AlarmKind {
-    type Desired = Desired;
-    type Observed = Found;
-    type Step = Step;
-    type Output = bool;
+    crate::resources::kind::managed_types!(Desired, Found, Step, bool);
 
     fn label(d: &Desired) -> String {
         format!("cloudwatch alarm {}", d.name)
@@ -779,13 +764,12 @@ impl Managed for AlarmKind {
         f.is_some()
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        f: Option<&Found>,
-        exists: &mut bool,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At {
+            d,
+            o: f,
+            out: exists,
+        } = at;
         match (step, &d.want) {
             (Step::Put, Want::Present(shape)) => {
                 put(run, &d.name, shape).await?;

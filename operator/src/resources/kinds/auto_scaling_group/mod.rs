@@ -21,6 +21,7 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecifi
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
@@ -467,13 +468,8 @@ impl Managed for AutoScalingGroupKind {
         o.map(|o| o.arn.clone())
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        arn: &mut Option<String>,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out: arn, .. } = at;
         match step {
             Step::Create => *arn = Some(create(run, d).await?),
             Step::Tag(tags) => put_tags(run, &d.name, &tags).await?,

@@ -13,6 +13,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::Service;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
 use crate::resources::run::{tag_step, Change, SpecRun};
 use crate::resources::shared::ecs_tags;
@@ -308,13 +309,8 @@ impl Managed for CapacityProviderKind {
         plan(d, o, missing)
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        arn: &mut String,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out: arn, .. } = at;
         match step {
             Step::Create => *arn = create(run, d).await?,
             Step::Tag(tags) => {

@@ -20,6 +20,7 @@ use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Pending, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::pages::read_pages;
@@ -336,10 +337,7 @@ pub enum Step {
 /// certificate as found or as the request made it (`None` while only planning a request);
 /// [`validate`] then writes its validation records and says what is still pending.
 impl Managed for CertificateKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
-    type Output = Option<Observed>;
+    crate::resources::kind::managed_types!(Desired, Observed, Step, Option<Observed>);
 
     fn label(d: &Desired) -> String {
         d.label()
@@ -366,13 +364,8 @@ impl Managed for CertificateKind {
         o.cloned()
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        out: &mut Option<Observed>,
-        Step::Request: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, Step::Request: Step) -> Applied {
+        let At { d, out, .. } = at;
         let arn = request(run, d).await?;
         *out = Some(describe(run, &arn).await?);
         Ok(())

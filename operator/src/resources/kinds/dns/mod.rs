@@ -12,6 +12,7 @@ mod gc;
 use std::time::Duration;
 
 use super::load_balancer::Info;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Pending, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::zone::{self, Action, Alias, Record, RecordChange, Zone};
@@ -225,31 +226,33 @@ pub fn changes(d: &Desired, existing: &[Record]) -> Vec<(RecordChange, Change)> 
                 ),
             ));
         }
-        let rest: Vec<String> = txt
-            .values
-            .iter()
-            .filter(|v| **v != d.owner)
-            .cloned()
-            .collect();
-        out.push((
-            if rest.is_empty() {
-                RecordChange {
-                    action: Action::Delete,
-                    record: txt.clone(),
-                }
-            } else {
-                RecordChange {
-                    action: Action::Upsert,
-                    record: Record {
-                        values: rest,
-                        ..txt.clone()
-                    },
-                }
-            },
-            Change::delete(format!("dns record {} TXT", txt.name), "ownership"),
-        ));
+        out.push(without_owner(txt, &d.owner));
     }
     out
+}
+
+/// The change that takes the ownership value `owner` out of the TXT record `txt` (pure): the
+/// record deleted when that was its only value, else upserted with the others (SPF, site
+/// verification) kept.
+fn without_owner(txt: &Record, owner: &str) -> (RecordChange, Change) {
+    let rest: Vec<String> = txt.values.iter().filter(|v| *v != owner).cloned().collect();
+    let change = if rest.is_empty() {
+        RecordChange {
+            action: Action::Delete,
+            record: txt.clone(),
+        }
+    } else {
+        let record = Record {
+            values: rest,
+            ..txt.clone()
+        };
+        RecordChange {
+            action: Action::Upsert,
+            record,
+        }
+    };
+    let what = Change::delete(format!("dns record {} TXT", txt.name), "ownership");
+    (change, what)
 }
 
 /// The names whose records [`plan`] needs: the hosts the spec lists now and the hosts in
@@ -325,10 +328,7 @@ impl Written {
 /// TXT record at each name (the claim refuses a record of another owner), planned as one
 /// batch, ledgered one entry per host.
 impl Managed for RecordKind {
-    type Desired = Target;
-    type Observed = Found;
-    type Step = Step;
-    type Output = Written;
+    crate::resources::kind::managed_types!(Target, Found, Step, Written);
 
     fn label(t: &Target) -> String {
         format!("dns records {} in {}", t.records.hosts.join(","), t.zone)
@@ -383,13 +383,8 @@ impl Managed for RecordKind {
         }
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        _: &Target,
-        o: Option<&Found>,
-        out: &mut Written,
-        Step::Submit(batch): Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, Step::Submit(batch): Step) -> Applied {
+        let At { o, out, .. } = at;
         let Some(o) = o else {
             return Ok(());
         };
@@ -472,24 +467,7 @@ pub fn plan_delete(
                 Change::delete(format!("dns record {} A", txt.name), target_text(a)),
             ));
         }
-        let rest: Vec<String> = txt.values.iter().filter(|v| *v != owner).cloned().collect();
-        out.push((
-            if rest.is_empty() {
-                RecordChange {
-                    action: Action::Delete,
-                    record: txt.clone(),
-                }
-            } else {
-                RecordChange {
-                    action: Action::Upsert,
-                    record: Record {
-                        values: rest,
-                        ..txt.clone()
-                    },
-                }
-            },
-            Change::delete(format!("dns record {} TXT", txt.name), "ownership"),
-        ));
+        out.push(without_owner(txt, owner));
     }
     out
 }

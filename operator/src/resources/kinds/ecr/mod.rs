@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::aws::Service;
 use crate::resources::error::Absent;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
@@ -258,23 +259,7 @@ async fn tags_of(
     label: &str,
     arn: &str,
 ) -> Result<BTreeMap<String, String>, ResourceError> {
-    Ok(run
-        .aws
-        .read(
-            Service::Ecr,
-            "ListTagsForResource",
-            label,
-            run.aws
-                .ecr
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send(),
-        )
-        .await?
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect())
+    arn_tags::list(run, Tagged::new(Api::Ecr, label, arn)).await
 }
 
 /// Read the repository, its tags and its lifecycle policy; `None` when it does not exist. Tags
@@ -422,13 +407,8 @@ impl Managed for RepositoryKind {
         }
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        out: &mut Self::Output,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out, .. } = at;
         let mutability = if d.immutable {
             ImageTagMutability::Immutable
         } else {

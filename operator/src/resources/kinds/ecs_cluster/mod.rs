@@ -12,6 +12,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::Service;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
@@ -283,13 +284,8 @@ impl Managed for EcsClusterKind {
         Plan::steps(plan(d, o, missing))
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        out: &mut Self::Output,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out, .. } = at;
         match step {
             Step::Create => {
                 let mut req = run.aws.ecs.create_cluster().cluster_name(&d.name);

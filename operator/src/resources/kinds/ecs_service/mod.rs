@@ -25,7 +25,8 @@ use aws_sdk_ecs::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
-use crate::resources::kind::{Gone, Pending};
+use crate::resources::kind::{Applied, At};
+use crate::resources::kind::{Gone, Managed, Pending, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
 use crate::resources::shared::DRAIN_POLL;
@@ -1007,100 +1008,269 @@ fn rollback_reason(
     (target == Some(task_definition)).then(|| v.rollback.clone().unwrap_or_default())
 }
 
-/// Create or update the service. `observed`: what [`observe`] read in this reconcile (read once,
-/// since the task definition step needs it too); `initial_count`: the count to create with
-/// (the spec's, or the autoscaling minimum). Never waits: a rollout under way comes back as
-/// its requeue hint (the rollout poll).
-pub async fn reconcile(
-    run: &mut SpecRun<'_>,
-    cluster: &str,
-    name: &str,
-    observed: Option<&Observed>,
-    want: &Settings,
-    initial_count: u32,
-) -> Result<Pending, ResourceError> {
-    let resource = format!("ecs service {name}");
-    let Some(o) = observed else {
-        if !run.plan(Change::create(
-            &resource,
-            format!("{initial_count} task(s)"),
-        )) {
-            return Ok(Pending::settled());
-        }
-        let (strategy, constraints) = placement(want);
-        let mut req = run
-            .aws
-            .ecs
-            .create_service()
-            .cluster(cluster)
-            .service_name(name)
-            .task_definition(&want.task_definition)
-            .desired_count(initial_count as i32)
-            .deployment_configuration(deployment_config(want, false)?)
-            .set_placement_strategy(Some(strategy))
-            .set_placement_constraints(Some(constraints))
-            .network_configuration(network(want)?)
-            .set_load_balancers(Some(load_balancers(want)))
-            .propagate_tags(PropagateTags::Service)
-            .enable_ecs_managed_tags(true);
-        if !want.capacity_strategy.is_empty() {
-            req = req.set_capacity_provider_strategy(Some(capacity(want)?));
-        }
-        req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
-        let out = run
-            .aws
-            .write(Service::Ecs, "CreateService", name, req.send())
-            .await?;
-        if let Some(arn) = out.service().and_then(|s| s.service_arn()) {
-            run.resource(TYPE, arn);
-        }
-        let poll = run.aws.rollout_poll.first_look();
-        return Ok(Pending::wait("service created; rollout starting", poll));
+/// A spec's ECS service, as the generic driver takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub cluster: String,
+    pub name: String,
+    pub want: Settings,
+    /// The count to create with (the spec's, or the autoscaling minimum).
+    pub initial_count: u32,
+}
+
+impl Target {
+    fn resource(&self) -> String {
+        format!("ecs service {}", self.name)
+    }
+}
+
+/// What the driver observes of a [`Target`] ([`look`]): the service, the newest service
+/// deployment (read while a rollout may be under way or before a change of revision, where
+/// AWS reports service deployments), and why ECS rolled back the revision the spec asks for,
+/// if it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub service: Observed,
+    pub view: Option<deployments::View>,
+    pub rolled_back: Option<String>,
+}
+
+/// The steps (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Adopted: the ownership tags it lacks.
+    Tag(std::collections::BTreeMap<String, String>),
+    Create,
+    /// UpdateService with [`effective`] settings.
+    Update,
+}
+
+/// What the reconcile hands on: the service's ARN (empty while only planning its create),
+/// what was found, and what the steps did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub arn: String,
+    pub found: Option<Found>,
+    pub created: bool,
+    pub updated: bool,
+}
+
+/// The settings to apply (pure): the spec's, except that a revision ECS rolled back is not
+/// deployed again: the service keeps the revision ECS restored, the rest of the spec is still
+/// applied, and the spec is Degraded `RolledBack` until it asks for another revision.
+pub fn effective(t: &Target, o: &Found) -> Settings {
+    match &o.rolled_back {
+        Some(_) => Settings {
+            task_definition: o.service.settings.task_definition.clone(),
+            ..t.want.clone()
+        },
+        None => t.want.clone(),
+    }
+}
+
+/// The deployment a hook has paused, when the spec differs from the service (pure): such a
+/// change is left to `rollout continue`, since it would start another deployment over it.
+fn paused_over<'a>(t: &Target, o: &'a Found) -> Option<&'a deployments::View> {
+    let differs = !differences(&o.service.settings, &effective(t, o)).is_empty();
+    o.view.as_ref().filter(|v| differs && v.paused())
+}
+
+/// Read what the driver needs of `t` beyond the service itself (`service`, read once by the
+/// pipeline, since the task definition step needs it too). The claim comes first, so a
+/// service of another owner costs no deployment read.
+pub async fn look(
+    run: &SpecRun<'_>,
+    t: &Target,
+    service: Option<Observed>,
+) -> Result<Option<Found>, ResourceError> {
+    let Some(o) = service else {
+        return Ok(None);
     };
-    let missing = run.claim(&resource, &o.tags)?;
-    run.resource(TYPE, o.arn.clone());
-    crate::resources::shared::ecs_tags::add_missing(run, &resource, &o.arn, missing).await?;
-    // The newest service deployment, while one may be under way (where AWS reports them).
-    // Read once: while a rollout is under way, or before a change of revision (see below).
-    let changes_revision =
-        !want.task_definition.is_empty() && o.settings.task_definition != want.task_definition;
+    run.claim(&t.resource(), &o.tags)?;
+    let want = &t.want.task_definition;
+    let changes_revision = !want.is_empty() && o.settings.task_definition != *want;
     let view = if o.rollout != Rollout::Completed || changes_revision {
-        Box::pin(deployments::latest(run, cluster, name)).await?
+        Box::pin(deployments::latest(run, &t.cluster, &t.name)).await?
     } else {
         None
     };
-    // A revision ECS rolled back is not deployed again: the service keeps the revision ECS
-    // restored, the rest of the spec is still applied, and the spec is Degraded `RolledBack`
-    // until it asks for another revision.
-    let mut kept = None;
-    if changes_revision {
-        if let Some(why) = Box::pin(rolled_back(
-            run,
-            name,
-            o,
-            &want.task_definition,
-            view.as_ref(),
-        ))
-        .await?
-        {
-            kept = Some(Settings {
-                task_definition: o.settings.task_definition.clone(),
-                ..want.clone()
-            });
-            rolled_back_report(
-                run,
-                format!(
-                    "ECS rolled back {} ({why}); not deploying it again: change the spec to deploy a new revision",
-                    short_arn(&want.task_definition)
-                ),
-            );
+    let rolled_back = if changes_revision {
+        Box::pin(rolled_back(run, &t.name, &o, want, view.as_ref())).await?
+    } else {
+        None
+    };
+    Ok(Some(Found {
+        service: o,
+        view,
+        rolled_back,
+    }))
+}
+
+async fn create(run: &SpecRun<'_>, t: &Target) -> Result<String, ResourceError> {
+    let want = &t.want;
+    let (strategy, constraints) = placement(want);
+    let mut req = run
+        .aws
+        .ecs
+        .create_service()
+        .cluster(&t.cluster)
+        .service_name(&t.name)
+        .task_definition(&want.task_definition)
+        .desired_count(t.initial_count as i32)
+        .deployment_configuration(deployment_config(want, false)?)
+        .set_placement_strategy(Some(strategy))
+        .set_placement_constraints(Some(constraints))
+        .network_configuration(network(want)?)
+        .set_load_balancers(Some(load_balancers(want)))
+        .propagate_tags(PropagateTags::Service)
+        .enable_ecs_managed_tags(true);
+    if !want.capacity_strategy.is_empty() {
+        req = req.set_capacity_provider_strategy(Some(capacity(want)?));
+    }
+    req = req.set_tags(Some(ecs_tags::of_map(run.tags())));
+    let out = run
+        .aws
+        .write(Service::Ecs, "CreateService", &t.name, req.send())
+        .await?;
+    let arn = out.service().and_then(|s| s.service_arn());
+    Ok(arn.unwrap_or_default().to_string())
+}
+
+async fn update(run: &SpecRun<'_>, t: &Target, o: &Found) -> Result<(), ResourceError> {
+    let want = &effective(t, o);
+    let have = &o.service.settings;
+    let (strategy, constraints) = placement(want);
+    let mut req = run
+        .aws
+        .ecs
+        .update_service()
+        .cluster(&t.cluster)
+        .service(&t.name)
+        .deployment_configuration(deployment_config(want, have.strategy.alarms.is_some())?)
+        .set_placement_strategy(Some(strategy))
+        .set_placement_constraints(Some(constraints))
+        .network_configuration(network(want)?);
+    if let Some(n) = want.desired_count {
+        req = req.desired_count(n as i32);
+    }
+    if !want.task_definition.is_empty() {
+        req = req.task_definition(&want.task_definition);
+    }
+    if !want.capacity_strategy.is_empty() {
+        req = req.set_capacity_provider_strategy(Some(capacity(want)?));
+    }
+    if want.load_balancer.is_some() {
+        req = req.set_load_balancers(Some(load_balancers_for(Some(have), want)));
+    }
+    run.aws
+        .write(Service::Ecs, "UpdateService", &t.name, req.send())
+        .await?;
+    Ok(())
+}
+
+crate::resources::kind::kind!(
+    /// An ECS service, as the generic driver sees it.
+    EcsServiceKind, TYPE, 2, delete, "ECS services", gc::list_owned
+);
+
+/// The generic driver's view of a spec's ECS service: created, or updated in place with one
+/// UpdateService (never while a hook has paused a deployment), its ownership tags added when
+/// adopted. What the rollout is doing is reported after the driver by [`report`].
+impl Managed for EcsServiceKind {
+    crate::resources::kind::managed_types!(Target, Found, Step, Deployed);
+
+    fn label(t: &Target) -> String {
+        t.resource()
+    }
+
+    async fn observe(run: &SpecRun<'_>, t: &Target) -> Result<Option<Found>, ResourceError> {
+        let autoscaled = t.want.desired_count.is_none();
+        let service = observe(run, &t.cluster, &t.name, autoscaled).await?;
+        look(run, t, service).await
+    }
+
+    fn tags(o: &Found) -> &std::collections::BTreeMap<String, String> {
+        &o.service.tags
+    }
+
+    fn plan(
+        t: &Target,
+        o: Option<&Found>,
+        missing: std::collections::BTreeMap<String, String>,
+    ) -> Plan<Step> {
+        let resource = t.resource();
+        let Some(o) = o else {
+            let change = Change::create(&resource, format!("{} task(s)", t.initial_count));
+            return Plan::steps(vec![(Step::Create, change)]);
+        };
+        let mut steps = Vec::new();
+        if !missing.is_empty() {
+            let change = Change::update(&resource, "tags: + ownership");
+            steps.push((Step::Tag(missing), change));
+        }
+        let diffs = differences(&o.service.settings, &effective(t, o));
+        if !diffs.is_empty() && paused_over(t, o).is_none() {
+            steps.push((Step::Update, Change::update(&resource, diffs.join("; "))));
+        }
+        Plan::steps(steps)
+    }
+
+    fn output(_: &Target, o: Option<&Found>) -> Deployed {
+        Deployed {
+            arn: o.map(|o| o.service.arn.clone()).unwrap_or_default(),
+            found: o.cloned(),
+            created: false,
+            updated: false,
         }
     }
-    let want = kept.as_ref().unwrap_or(want);
-    let diffs = differences(&o.settings, want);
-    // A deployment a hook has paused is left to `rollout continue`: a change now would start
-    // another deployment over it.
-    if let (false, Some(v)) = (diffs.is_empty(), view.as_ref().filter(|v| v.paused())) {
+
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d: t, o, out } = at;
+        match (step, o) {
+            (Step::Tag(missing), _) => ecs_tags::put(run, &t.resource(), &out.arn, missing).await?,
+            (Step::Create, _) => {
+                out.arn = create(run, t).await?;
+                out.created = true;
+            }
+            (Step::Update, Some(o)) => {
+                update(run, t, o).await?;
+                out.updated = true;
+            }
+            (Step::Update, None) => {}
+        }
+        Ok(())
+    }
+
+    fn id(_: &Target, out: &Deployed) -> Option<String> {
+        crate::resources::kind::arn_id(&out.arn)
+    }
+}
+
+/// After the driver: report what the service's rollout is doing, and hand back when to look
+/// again (never waits). Progressing while a rollout is under way (first [`FIRST_LOOK`] after
+/// a create or update), Degraded `RolledBack` when ECS rolled the revision back (looked at
+/// again while ECS is still at it), Paused while a hook holds a deployment the spec would
+/// change.
+pub fn report(run: &mut SpecRun<'_>, t: &Target, out: &Deployed) -> Pending {
+    let first_look = run.aws.rollout_poll.first_look();
+    let Some(o) = &out.found else {
+        return match out.created {
+            true => Pending::wait("service created; rollout starting", first_look),
+            false => Pending::settled(),
+        };
+    };
+    if let Some(why) = &o.rolled_back {
+        rolled_back_report(
+            run,
+            format!(
+                "ECS rolled back {} ({why}); not deploying it again: change the spec to deploy a new revision",
+                short_arn(&t.want.task_definition)
+            ),
+        );
+    }
+    let poll = run.aws.rollout_poll.interval();
+    if let Some(v) = paused_over(t, o) {
+        let diffs = differences(&o.service.settings, &effective(t, o));
         let why = format!(
             "not applying ({}) while the deployment is paused by a hook at {}: run `ecs-operator rollout continue` or `rollout stop`",
             diffs.join("; "),
@@ -1112,60 +1282,26 @@ pub async fn reconcile(
             "Paused",
             why.clone(),
         ));
-        let poll = run.aws.rollout_poll.interval();
-        return Ok(Pending::wait(why, poll));
+        return Pending::wait(why, poll);
     }
-    let mut updated = false;
-    if !diffs.is_empty() && run.plan(Change::update(&resource, diffs.join("; "))) {
-        let (strategy, constraints) = placement(want);
-        let mut req = run
-            .aws
-            .ecs
-            .update_service()
-            .cluster(cluster)
-            .service(name)
-            .deployment_configuration(deployment_config(
-                want,
-                o.settings.strategy.alarms.is_some(),
-            )?)
-            .set_placement_strategy(Some(strategy))
-            .set_placement_constraints(Some(constraints))
-            .network_configuration(network(want)?);
-        if let Some(n) = want.desired_count {
-            req = req.desired_count(n as i32);
-        }
-        if !want.task_definition.is_empty() {
-            req = req.task_definition(&want.task_definition);
-        }
-        if !want.capacity_strategy.is_empty() {
-            req = req.set_capacity_provider_strategy(Some(capacity(want)?));
-        }
-        if want.load_balancer.is_some() {
-            req = req.set_load_balancers(Some(load_balancers_for(Some(&o.settings), want)));
-        }
-        run.aws
-            .write(Service::Ecs, "UpdateService", name, req.send())
-            .await?;
-        updated = true;
-    }
-    Ok(if kept.is_some() {
+    if o.rolled_back.is_some() {
         // Reported above; a rollback still under way is looked at again.
-        let rolling_back = view
+        let rolling_back = o
+            .view
             .as_ref()
             .is_some_and(|v| v.status != "ROLLBACK_SUCCESSFUL")
-            || o.rollout != Rollout::Completed;
-        if updated || rolling_back {
-            Pending::requeue(run.aws.rollout_poll.interval())
+            || o.service.rollout != Rollout::Completed;
+        if out.updated || rolling_back {
+            Pending::requeue(poll)
         } else {
             Pending::settled()
         }
-    } else if updated {
-        let poll = run.aws.rollout_poll.first_look();
-        Pending::wait("service updated; rollout starting", poll)
+    } else if out.updated {
+        Pending::wait("service updated; rollout starting", first_look)
     } else {
-        let count = want.desired_count.unwrap_or(o.desired_count);
-        follow_rollout(run, o, count, view.as_ref())
-    })
+        let count = t.want.desired_count.unwrap_or(o.service.desired_count);
+        follow_rollout(run, &o.service, count, o.view.as_ref())
+    }
 }
 
 /// `arn:aws:ecs:region:acct:service/cluster/name` -> (cluster, name).
@@ -1266,11 +1402,6 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
     ))
 }
 
-crate::resources::kind::kind!(
-    /// An ECS service, as the generic driver sees it.
-    EcsServiceKind, TYPE, 2, delete, "ECS services", gc::list_owned
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1291,6 +1422,77 @@ mod tests {
             load_balancer: None,
             strategy: Strategy::default(),
         }
+    }
+
+    #[test]
+    fn the_driver_creates_updates_in_one_call_and_never_redeploys_a_rolled_back_revision() {
+        type K = EcsServiceKind;
+        let t = Target {
+            cluster: "prod".into(),
+            name: "web".into(),
+            want: settings(),
+            initial_count: 2,
+        };
+        let steps = |o: Option<&Found>, missing: std::collections::BTreeMap<String, String>| {
+            let plan = <K as Managed>::plan(&t, o, missing);
+            plan.steps.into_iter().map(|s| s.0).collect::<Vec<_>>()
+        };
+        let none = <K as Managed>::plan(&t, None, Default::default());
+        assert_eq!(none.steps[0].1.to_string(), "+ ecs service web (2 task(s))");
+        let found = |settings: Settings| Found {
+            service: Observed {
+                arn: "arn:aws:ecs:r:1:service/prod/web".into(),
+                settings,
+                desired_count: 2,
+                running_count: 2,
+                tags: Default::default(),
+                rollout: Rollout::Completed,
+                failed: Vec::new(),
+            },
+            view: None,
+            rolled_back: None,
+        };
+        assert!(steps(Some(&found(settings())), Default::default()).is_empty());
+        let missing = std::collections::BTreeMap::from([("k".to_string(), "v".to_string())]);
+        assert_eq!(
+            steps(Some(&found(settings())), missing.clone()),
+            vec![Step::Tag(missing)]
+        );
+        // The count and the revision differ: one UpdateService.
+        let mut old = settings();
+        old.desired_count = Some(1);
+        old.task_definition = "arn:aws:ecs:r:1:task-definition/web:2".into();
+        assert_eq!(
+            steps(Some(&found(old.clone())), Default::default()),
+            vec![Step::Update]
+        );
+        // ECS rolled web:3 back: the service keeps web:2, the count is still applied.
+        let rolled = Found {
+            rolled_back: Some("alarm web-5xx".into()),
+            ..found(old.clone())
+        };
+        assert_eq!(effective(&t, &rolled).task_definition, old.task_definition);
+        assert_eq!(effective(&t, &rolled).desired_count, Some(2));
+        assert_eq!(steps(Some(&rolled), Default::default()), vec![Step::Update]);
+        // Only the revision differed: nothing to do while it is the rolled-back one.
+        let mut only_revision = settings();
+        only_revision.task_definition = old.task_definition.clone();
+        let rolled = Found {
+            rolled_back: Some("alarm web-5xx".into()),
+            ..found(only_revision)
+        };
+        assert!(steps(Some(&rolled), Default::default()).is_empty());
+        // A deployment paused by a hook is not changed over.
+        let paused = Found {
+            view: Some(deployments::View {
+                status: "IN_PROGRESS".into(),
+                paused_hooks: vec!["hook-1".into()],
+                ..Default::default()
+            }),
+            ..found(old)
+        };
+        assert!(paused_over(&t, &paused).is_some());
+        assert!(steps(Some(&paused), Default::default()).is_empty());
     }
 
     #[test]

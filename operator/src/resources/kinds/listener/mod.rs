@@ -15,11 +15,13 @@ pub use gc::SEEN;
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::operation::describe_listener_certificates::DescribeListenerCertificatesOutput;
+use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput;
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum};
 
 use super::load_balancer::Info;
 use crate::aws::Service;
 use crate::resources::error::Absent;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, ManagedSet, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
@@ -187,48 +189,37 @@ async fn describe_listeners(
     if lb_arn.is_empty() {
         return Ok(Vec::new());
     }
+    let pages = all_pages(
+        |marker| {
+            let req = run.aws.elbv2.describe_listeners().load_balancer_arn(lb_arn);
+            let req = req.set_marker(marker).send();
+            run.aws
+                .read(Service::Elbv2, "DescribeListeners", lb_arn, req)
+        },
+        DescribeListenersOutput::next_marker,
+    )
+    .await?;
     let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .read(
-                Service::Elbv2,
-                "DescribeListeners",
-                lb_arn,
-                run.aws
-                    .elbv2
-                    .describe_listeners()
-                    .load_balancer_arn(lb_arn)
-                    .set_marker(marker.take())
-                    .send(),
-            )
-            .await?;
-        for l in page.listeners() {
-            out.push(Observed {
-                arn: l.listener_arn().unwrap_or_default().to_string(),
-                port: l.port().unwrap_or_default(),
-                protocol: l
-                    .protocol()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default(),
-                ssl_policy: l.ssl_policy().map(str::to_string),
-                // AWS lists only the default certificate here; moto also lists the SNI ones,
-                // after the default one and without `IsDefault`.
-                certificate: l
-                    .certificates()
-                    .iter()
-                    .find(|c| c.is_default() != Some(false))
-                    .and_then(|c| c.certificate_arn())
-                    .map(str::to_string),
-                actions: l.default_actions().iter().map(Act::from_sdk).collect(),
-                tags: Tags::new(),
-            });
-        }
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
-        }
+    for l in pages.iter().flat_map(|p| p.listeners()) {
+        out.push(Observed {
+            arn: l.listener_arn().unwrap_or_default().to_string(),
+            port: l.port().unwrap_or_default(),
+            protocol: l
+                .protocol()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            ssl_policy: l.ssl_policy().map(str::to_string),
+            // AWS lists only the default certificate here; moto also lists the SNI ones,
+            // after the default one and without `IsDefault`.
+            certificate: l
+                .certificates()
+                .iter()
+                .find(|c| c.is_default() != Some(false))
+                .and_then(|c| c.certificate_arn())
+                .map(str::to_string),
+            actions: l.default_actions().iter().map(Act::from_sdk).collect(),
+            tags: Tags::new(),
+        });
     }
     Ok(out)
 }
@@ -327,13 +318,8 @@ impl Managed for ListenerKind {
         Plan::steps(plan(&d.lb_name, d, o, missing))
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        arn: &mut String,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out: arn, .. } = at;
         match step {
             Step::Create => *arn = create(run, d).await?,
             Step::Tag(tags) => elb_tags::add(run, arn, &tags).await?,
@@ -608,15 +594,9 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         return Ok(Gone::not_yet(why, std::time::Duration::from_secs(60)));
     }
     if run.plan(Change::delete(&resource, "")) {
-        run.aws
-            .write(
-                Service::Elbv2,
-                "DeleteListener",
-                arn,
-                run.aws.elbv2.delete_listener().listener_arn(arn).send(),
-            )
-            .await
-            .absent_if("ListenerNotFound")?;
+        let req = run.aws.elbv2.delete_listener().listener_arn(arn).send();
+        let deleted = run.aws.write(Service::Elbv2, "DeleteListener", arn, req);
+        deleted.await.absent_if("ListenerNotFound")?;
     }
     Ok(Gone::Yes)
 }

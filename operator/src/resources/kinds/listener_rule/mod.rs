@@ -15,6 +15,8 @@ mod gc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_elasticloadbalancingv2::operation::describe_rules::DescribeRulesOutput;
+
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig,
     HttpHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, RulePriorityPair,
@@ -24,10 +26,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::elb_actions::Act;
 use crate::resources::shared::elb_tags::{self, Tags};
+use crate::resources::shared::pages::all_pages;
 use crate::resources::shared::tags::{ownership, Ownership};
 use crate::resources::snapshot::{Entry, Record};
 use crate::resources::ResourceError;
@@ -417,36 +421,21 @@ fn from_sdk(r: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Observed {
 
 /// Every rule of the listener but the default one (DescribeRules, paginated).
 pub async fn observe(run: &SpecRun<'_>, listener: &str) -> Result<Vec<Observed>, ResourceError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = run
-            .aws
-            .read(
-                Service::Elbv2,
-                "DescribeRules",
-                listener,
-                run.aws
-                    .elbv2
-                    .describe_rules()
-                    .listener_arn(listener)
-                    .page_size(super::load_balancer::PAGE_SIZE)
-                    .set_marker(marker.take())
-                    .send(),
-            )
-            .await?;
-        out.extend(
-            page.rules()
-                .iter()
-                .filter(|r| r.is_default() != Some(true) && r.priority() != Some("default"))
-                .map(from_sdk),
-        );
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    let pages = all_pages(
+        |marker| {
+            let req = run.aws.elbv2.describe_rules().listener_arn(listener);
+            let req = req
+                .page_size(super::load_balancer::PAGE_SIZE)
+                .set_marker(marker);
+            run.aws
+                .read(Service::Elbv2, "DescribeRules", listener, req.send())
+        },
+        DescribeRulesOutput::next_marker,
+    )
+    .await?;
+    let rules = pages.iter().flat_map(|p| p.rules());
+    let listed = rules.filter(|r| r.is_default() != Some(true) && r.priority() != Some("default"));
+    Ok(listed.map(from_sdk).collect())
 }
 
 fn conditions(d: &Desired) -> Vec<RuleCondition> {
@@ -759,10 +748,7 @@ crate::resources::kind::kind!(
 /// keeps one rule of ours, changed in place (ModifyRule, SetRulePriorities) and never
 /// recreated, and deletes our duplicates.
 impl Managed for ListenerRuleKind {
-    type Desired = Target;
-    type Observed = Found;
-    type Step = Step;
-    type Output = Placed;
+    crate::resources::kind::managed_types!(Target, Found, Step, Placed);
 
     fn label(t: &Target) -> String {
         format!("listener rule {} :443", t.lb)
@@ -813,13 +799,8 @@ impl Managed for ListenerRuleKind {
         Placed { arn, priority }
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        t: &Target,
-        _: Option<&Found>,
-        out: &mut Placed,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d: t, out, .. } = at;
         if let Some(arn) = apply(run, t, step).await? {
             out.arn = arn;
         }
@@ -984,15 +965,9 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         return Ok(Gone::Yes);
     }
     if run.plan(Change::delete(&resource, "")) {
-        run.aws
-            .write(
-                Service::Elbv2,
-                "DeleteRule",
-                arn,
-                run.aws.elbv2.delete_rule().rule_arn(arn).send(),
-            )
-            .await
-            .absent_if("RuleNotFound")?;
+        let req = run.aws.elbv2.delete_rule().rule_arn(arn).send();
+        let deleted = run.aws.write(Service::Elbv2, "DeleteRule", arn, req);
+        deleted.await.absent_if("RuleNotFound")?;
     }
     Ok(Gone::Yes)
 }

@@ -19,6 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
 use crate::resources::error::Absent;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
@@ -413,13 +414,8 @@ impl Managed for LoadBalancerKind {
         info
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        out: &mut Self::Output,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out, .. } = at;
         let elb = &run.aws.elbv2;
         match step {
             Step::Create => {

@@ -14,6 +14,7 @@ use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOut
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::tag_step;
 use crate::resources::run::{Change, SpecRun};
@@ -123,11 +124,6 @@ pub fn plan(
     steps
 }
 
-fn tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    tags.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
-}
-
 /// The group's ARN without the `:*` that DescribeLogGroups' `arn` ends with.
 fn bare_arn(g: &aws_sdk_cloudwatchlogs::types::LogGroup) -> String {
     g.log_group_arn()
@@ -137,20 +133,7 @@ fn bare_arn(g: &aws_sdk_cloudwatchlogs::types::LogGroup) -> String {
 }
 
 async fn tags(run: &SpecRun<'_>, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
-    let out = run
-        .aws
-        .read(
-            Service::Logs,
-            "ListTagsForResource",
-            arn,
-            run.aws
-                .logs
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send(),
-        )
-        .await?;
-    Ok(tag_map(out.tags()))
+    arn_tags::list(run, Tagged::new(Api::Logs, arn, arn)).await
 }
 
 /// Every log group whose name starts with `prefix` (empty: every group), DescribeLogGroups 50
@@ -366,13 +349,8 @@ impl Managed for LogGroupKind {
         o.is_some()
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        o: Option<&Observed>,
-        out: &mut Self::Output,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, o, out } = at;
         let arn = o.map(|o| o.arn.as_str());
         let logs = &run.aws.logs;
         match step {

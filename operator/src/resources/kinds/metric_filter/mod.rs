@@ -13,6 +13,7 @@ use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use crate::aws::Service;
 use crate::resources::error::Absent;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::kinds::log_group;
 use crate::resources::run::{Change, SpecRun};
@@ -277,10 +278,7 @@ crate::resources::kind::kind!(
 /// (false only while planning its create). A filter takes no tags: it is ours through the log
 /// group it lives on, which the spec claimed before it.
 impl Managed for MetricFilterKind {
-    type Desired = Desired;
-    type Observed = Filter;
-    type Step = Step;
-    type Output = bool;
+    crate::resources::kind::managed_types!(Desired, Filter, Step, bool);
 
     fn label(d: &Desired) -> String {
         format!("metric filter {} on {}", d.filter.name, d.filter.log_group)
@@ -308,13 +306,8 @@ impl Managed for MetricFilterKind {
         o.is_some()
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Filter>,
-        exists: &mut bool,
-        Step::Put: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, Step::Put: Step) -> Applied {
+        let At { d, out: exists, .. } = at;
         put(run, &d.filter).await?;
         *exists = true;
         Ok(())

@@ -14,6 +14,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 
 use crate::aws::Service;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::snapshot::{service_specs, Entry};
@@ -573,10 +574,7 @@ crate::resources::kind::kind!(
 /// through the ECS service it scales, which the spec claimed before it. It is in the ledger
 /// whenever the spec asks for autoscaling.
 impl Managed for ScalableTargetKind {
-    type Desired = Target;
-    type Observed = Observed;
-    type Step = Step;
-    type Output = ();
+    crate::resources::kind::managed_types!(Target, Observed, Step, ());
 
     fn label(t: &Target) -> String {
         format!("autoscaling of {}", t.service)
@@ -595,13 +593,8 @@ impl Managed for ScalableTargetKind {
 
     fn output(_: &Target, _: Option<&Observed>) {}
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        t: &Target,
-        _: Option<&Observed>,
-        _: &mut (),
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d: t, .. } = at;
         apply_step(run, t, step).await
     }
 

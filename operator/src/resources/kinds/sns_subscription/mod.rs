@@ -17,6 +17,7 @@ use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopi
 
 use crate::aws::Service;
 use crate::reconcile::ConditionReport;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{GcScan, Gone, Managed, Plan};
 use crate::resources::kinds::sns_topic;
 use crate::resources::run::{Change, SpecRun};
@@ -202,10 +203,7 @@ pub struct Desired {
 /// pending), for [`condition`]. Subscriptions take no tags: they are ours through the topic,
 /// which the pipeline claimed just before.
 impl Managed for SubscriptionKind {
-    type Desired = Desired;
-    type Observed = Vec<Observed>;
-    type Step = Step;
-    type Output = Vec<Observed>;
+    crate::resources::kind::managed_types!(Desired, Vec<Observed>, Step, Vec<Observed>);
 
     fn label(d: &Desired) -> String {
         format!("sns email subscriptions of {}", d.topic)
@@ -232,13 +230,8 @@ impl Managed for SubscriptionKind {
         o.cloned().unwrap_or_default()
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Vec<Observed>>,
-        now: &mut Vec<Observed>,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out: now, .. } = at;
         match step {
             Step::Subscribe(email) => {
                 subscribe(run, &d.topic, &email).await?;

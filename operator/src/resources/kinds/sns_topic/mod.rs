@@ -14,6 +14,7 @@ use aws_sdk_sns::operation::list_topics::ListTopicsOutput;
 
 use crate::aws::Service;
 use crate::resources::kind::GcScan;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::{tag_step, Change, SpecRun};
 use crate::resources::shared::arn_tags::{self, Api, Tagged};
@@ -103,28 +104,9 @@ pub async fn tags_of(
     run: &SpecRun<'_>,
     arn: &str,
 ) -> Result<Option<BTreeMap<String, String>>, ResourceError> {
-    match run
-        .aws
-        .read(
-            Service::Sns,
-            "ListTagsForResource",
-            arn,
-            run.aws
-                .sns
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send(),
-        )
-        .await
-    {
+    match arn_tags::list(run, Tagged::new(Api::Sns, arn, arn)).await {
         Err(e) if matches!(e.code(), Some("NotFound" | "ResourceNotFound")) => Ok(None),
-        other => Ok(Some(
-            other?
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
-        )),
+        other => other.map(Some),
     }
 }
 
@@ -235,13 +217,8 @@ impl Managed for TopicKind {
         Plan::steps(plan(d, o, missing))
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        arn: &mut String,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out: arn, .. } = at;
         match step {
             Step::Create => {
                 let req = run.aws.sns.create_topic().name(&d.name);

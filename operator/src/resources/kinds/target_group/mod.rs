@@ -16,6 +16,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use crate::aws::Service;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Managed, Plan};
 use crate::resources::run::SpecRun;
 use crate::resources::shared::elb_tags::{self, Tags};
@@ -47,13 +48,8 @@ impl Managed for TargetGroupKind {
         plan(d, o, missing).into()
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        arn: &mut String,
-        step: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, step: Step) -> Applied {
+        let At { d, out: arn, .. } = at;
         let elb = &run.aws.elbv2;
         let h = &d.health;
         match step {

@@ -16,6 +16,7 @@ use aws_sdk_ecs::types::{
 
 use crate::aws::{CallClass, Service};
 use crate::resources::error::Absent;
+use crate::resources::kind::{Applied, At};
 use crate::resources::kind::{Gone, Managed, Plan};
 use crate::resources::run::{Change, SpecRun};
 use crate::resources::shared::ecs_tags;
@@ -470,10 +471,7 @@ crate::resources::kind::kind!(
 /// latest revision only when the current one differs. A revision is ours through the service
 /// that runs it, or (one to reuse) by the tags `observe` checked, so the claim takes nothing.
 impl Managed for TaskDefinitionKind {
-    type Desired = Desired;
-    type Observed = Observed;
-    type Step = Step;
-    type Output = Revision;
+    crate::resources::kind::managed_types!(Desired, Observed, Step, Revision);
 
     fn label(d: &Desired) -> String {
         format!("task definition {}", d.want.family)
@@ -513,13 +511,8 @@ impl Managed for TaskDefinitionKind {
         }
     }
 
-    async fn apply(
-        run: &mut SpecRun<'_>,
-        d: &Desired,
-        _: Option<&Observed>,
-        out: &mut Revision,
-        Step::Register: Step,
-    ) -> Result<(), ResourceError> {
+    async fn apply(run: &mut SpecRun<'_>, at: At<'_, Self>, Step::Register: Step) -> Applied {
+        let At { d, out, .. } = at;
         let arn = register(run, &d.want).await?;
         d.cache.put(&arn, &d.want);
         *out = Revision { arn, settled: true };
