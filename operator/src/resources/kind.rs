@@ -154,7 +154,9 @@ impl<S> From<(Vec<(S, Change)>, Vec<ResourceError>)> for Plan<S> {
 /// ([`super::driver::reconcile::drive`]) reconciles: observe, claim, pure plan, apply.
 ///
 /// Invariants every implementation keeps:
-/// - `observe` and `plan` never write; `plan` is pure (unit-tested on its own);
+/// - `observe` and `plan` never write to AWS; `plan` is pure (unit-tested on its own). The one
+///   thing an `observe` may change is the resync wave's memory: a listener rule that will take
+///   a free priority reserves it there, so the reconciles of one wave do not all choose it;
 /// - `apply` carries out exactly the one step it is given and nothing else; the driver calls it
 ///   only for steps the run hands back (none when only planning);
 /// - `apply` updates `out` from what a create answers, so later steps and the ledger see the
