@@ -215,7 +215,8 @@ pub trait Managed: Kind + Sized {
     fn id(d: &Self::Desired, out: &Self::Output) -> Option<String>;
     /// The ledger ids the reconcile records: by default [`Managed::id`]'s one. Overridden by a
     /// kind whose one desired value stands for several resources that are deleted one by one
-    /// (the email subscriptions of a topic, one per address).
+    /// (the email subscriptions of a topic, one per address; a spec's alias records, one per
+    /// host).
     fn ids(d: &Self::Desired, out: &Self::Output) -> Vec<String> {
         Self::id(d, out).into_iter().collect()
     }
