@@ -232,21 +232,26 @@ async fn describe_cached(run: &SpecRun<'_>, arn: &str) -> Result<Observed, Resou
     }
 }
 
+/// DescribeCertificate of `arn`, as AWS answers it.
+async fn describe_certificate(
+    run: &SpecRun<'_>,
+    arn: &str,
+) -> Result<aws_sdk_acm::operation::describe_certificate::DescribeCertificateOutput, ResourceError>
+{
+    let req = run
+        .aws
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send();
+    run.aws
+        .read(Service::Acm, "DescribeCertificate", arn, req)
+        .await
+}
+
 /// DescribeCertificate, normalised.
 async fn describe(run: &SpecRun<'_>, arn: &str) -> Result<Observed, ResourceError> {
-    let out = run
-        .aws
-        .read(
-            Service::Acm,
-            "DescribeCertificate",
-            arn,
-            run.aws
-                .acm
-                .describe_certificate()
-                .certificate_arn(arn)
-                .send(),
-        )
-        .await?;
+    let out = describe_certificate(run, arn).await?;
     let c = out.certificate();
     let mut domains: BTreeSet<String> = c
         .map(|c| {
@@ -576,19 +581,7 @@ pub async fn delete(run: &mut SpecRun<'_>, arn: &str, retain: bool) -> Result<Go
         }
         return Ok(Gone::Yes);
     }
-    let described = run
-        .aws
-        .read(
-            Service::Acm,
-            "DescribeCertificate",
-            arn,
-            run.aws
-                .acm
-                .describe_certificate()
-                .certificate_arn(arn)
-                .send(),
-        )
-        .await;
+    let described = describe_certificate(run, arn).await;
     let Some(described) = described.absent_if("ResourceNotFoundException")? else {
         return Ok(Gone::Yes);
     };

@@ -215,20 +215,21 @@ pub fn changes(d: &Desired, existing: &[Record]) -> Vec<(RecordChange, Change)> 
             continue;
         }
         if let Some(a) = find(existing, &txt.name, "A") {
-            out.push((
-                RecordChange {
-                    action: Action::Delete,
-                    record: a.clone(),
-                },
-                Change::delete(
-                    format!("dns record {} A", txt.name),
-                    "host no longer listed",
-                ),
-            ));
+            out.push(delete_alias(a, "host no longer listed"));
         }
         out.push(without_owner(txt, &d.owner));
     }
     out
+}
+
+/// The change that deletes the alias record `a` (pure); `why` is the plan's detail.
+fn delete_alias(a: &Record, why: impl Into<String>) -> (RecordChange, Change) {
+    let what = Change::delete(format!("dns record {} A", a.name), why);
+    let change = RecordChange {
+        action: Action::Delete,
+        record: a.clone(),
+    };
+    (change, what)
 }
 
 /// The change that takes the ownership value `owner` out of the TXT record `txt` (pure): the
@@ -459,13 +460,7 @@ pub fn plan_delete(
             continue;
         }
         if let Some(a) = find(existing, &txt.name, "A") {
-            out.push((
-                RecordChange {
-                    action: Action::Delete,
-                    record: a.clone(),
-                },
-                Change::delete(format!("dns record {} A", txt.name), target_text(a)),
-            ));
+            out.push(delete_alias(a, target_text(a)));
         }
         out.push(without_owner(txt, owner));
     }
