@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::Tag;
 
 use super::tags::{ownership, Ownership};
 use crate::aws::Service;
-use crate::resources::run::{Change, SpecRun};
+use crate::resources::run::SpecRun;
 use crate::resources::ResourceError;
 
 /// ECS tags as a map (tags without a key or value are skipped).
@@ -46,20 +46,6 @@ pub async fn put(
         .write(Service::Ecs, "TagResource", resource, req.send())
         .await?;
     Ok(())
-}
-
-/// Add the ownership tags an existing ECS resource lacks (a no-op when none are missing).
-/// `resource` names it in the plan (`ecs service web`).
-pub async fn add_missing(
-    run: &mut SpecRun<'_>,
-    resource: &str,
-    arn: &str,
-    missing: BTreeMap<String, String>,
-) -> Result<(), ResourceError> {
-    if missing.is_empty() || !run.plan(Change::update(resource, "tags: + ownership")) {
-        return Ok(());
-    }
-    put(run, resource, arn, missing).await
 }
 
 /// `deletionPolicy: Retain`: replace the ownership tags of `arn` by the released tag

@@ -357,7 +357,19 @@ impl Managed for CertificateKind {
         observe(run, d).await
     }
 
-    crate::resources::kind::owned_through_parent!();
+    fn tags(_: &Observed) -> &BTreeMap<String, String> {
+        &crate::resources::kind::NO_TAGS
+    }
+
+    /// Nothing to claim: `observe` answers only a certificate whose ownership tags name this
+    /// spec.
+    fn claim(
+        _: &SpecRun<'_>,
+        _: &Desired,
+        _: &Observed,
+    ) -> Result<BTreeMap<String, String>, ResourceError> {
+        Ok(BTreeMap::new())
+    }
 
     fn plan(d: &Desired, o: Option<&Observed>, _: BTreeMap<String, String>) -> Plan<Step> {
         let detail = format!("DNS validation in {}", d.hosted_zone);

@@ -1068,11 +1068,16 @@ pub fn effective(t: &Target, o: &Found) -> Settings {
     }
 }
 
-/// The deployment a hook has paused, when the spec differs from the service (pure): such a
-/// change is left to `rollout continue`, since it would start another deployment over it.
-fn paused_over<'a>(t: &Target, o: &'a Found) -> Option<&'a deployments::View> {
-    let differs = !differences(&o.service.settings, &effective(t, o)).is_empty();
-    o.view.as_ref().filter(|v| differs && v.paused())
+/// What differs between the service and the [`effective`] settings (pure).
+fn changes_to_apply(t: &Target, o: &Found) -> Vec<String> {
+    differences(&o.service.settings, &effective(t, o))
+}
+
+/// The deployment a hook has paused, when the spec differs from the service (`diffs`, pure):
+/// such a change is left to `rollout continue`, since it would start another deployment over
+/// it.
+fn paused_over<'a>(o: &'a Found, diffs: &[String]) -> Option<&'a deployments::View> {
+    o.view.as_ref().filter(|v| !diffs.is_empty() && v.paused())
 }
 
 /// Read what the driver needs of `t` beyond the service itself (`service`, read once by the
@@ -1208,8 +1213,8 @@ impl Managed for EcsServiceKind {
             let change = Change::update(&resource, "tags: + ownership");
             steps.push((Step::Tag(missing), change));
         }
-        let diffs = differences(&o.service.settings, &effective(t, o));
-        if !diffs.is_empty() && paused_over(t, o).is_none() {
+        let diffs = changes_to_apply(t, o);
+        if !diffs.is_empty() && paused_over(o, &diffs).is_none() {
             steps.push((Step::Update, Change::update(&resource, diffs.join("; "))));
         }
         Plan::steps(steps)
@@ -1269,8 +1274,8 @@ pub fn report(run: &mut SpecRun<'_>, t: &Target, out: &Deployed) -> Pending {
         );
     }
     let poll = run.aws.rollout_poll.interval();
-    if let Some(v) = paused_over(t, o) {
-        let diffs = differences(&o.service.settings, &effective(t, o));
+    let diffs = changes_to_apply(t, o);
+    if let Some(v) = paused_over(o, &diffs) {
         let why = format!(
             "not applying ({}) while the deployment is paused by a hook at {}: run `ecs-operator rollout continue` or `rollout stop`",
             diffs.join("; "),
@@ -1491,7 +1496,7 @@ mod tests {
             }),
             ..found(old)
         };
-        assert!(paused_over(&t, &paused).is_some());
+        assert!(paused_over(&paused, &changes_to_apply(&t, &paused)).is_some());
         assert!(steps(Some(&paused), Default::default()).is_empty());
     }
 

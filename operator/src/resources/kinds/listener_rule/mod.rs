@@ -774,7 +774,7 @@ impl Managed for ListenerRuleKind {
             return crate::resources::kind::Plan::steps(Vec::new());
         };
         let adopt = o.adopt.iter().map(|(arn, tags)| {
-            let change = Change::tags_added(format!("listener rule {} :443", t.lb), tags);
+            let change = Change::tags_added(Self::label(t), tags);
             let (arn, tags) = (arn.clone(), tags.clone());
             (Step::Tag { arn, tags }, change)
         });
